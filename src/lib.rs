@@ -4,5 +4,12 @@
 //! source → syntax → resolve → check → lower → graph → live → diff → plan → render → apply.
 
 pub mod ast;
+pub mod check;
 pub mod diagnostics;
+pub mod eval;
+pub mod graph;
+pub mod model;
+pub mod resolve;
+pub mod roles;
 pub mod source;
+pub mod suggest;

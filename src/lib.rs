@@ -5,6 +5,7 @@
 
 pub mod ast;
 pub mod check;
+pub mod cli;
 pub mod diagnostics;
 pub mod eval;
 pub mod graph;
@@ -13,3 +14,73 @@ pub mod resolve;
 pub mod roles;
 pub mod source;
 pub mod suggest;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use diagnostics::Diagnostics;
+use graph::DepGraph;
+use model::{Model, Value};
+use settings::{Overrides, Settings};
+use source::Sources;
+
+/// Everything the compile stages produce for one configuration directory.
+#[derive(Debug)]
+pub struct Compiled {
+    pub sources: Sources,
+    pub settings: Settings,
+    pub files: Vec<ast::File>,
+    pub model: Model,
+    pub policies: Vec<ast::Policy>,
+    /// `None` when the configuration had errors before the graph stage, or a cycle.
+    pub graph: Option<DepGraph>,
+    /// Every diagnostic of every stage, sorted by position.
+    pub diagnostics: Diagnostics,
+}
+
+impl Compiled {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.has_errors()
+    }
+}
+
+/// source → syntax → resolve → check → graph, collecting diagnostics from every stage that
+/// can run. Stages after one with errors still run where their input is meaningful, so one run
+/// reports as much as possible.
+pub fn compile(dir: &Path, overrides: &Overrides) -> Compiled {
+    let mut sources = Sources::default();
+    let mut diagnostics = source::load_dir(dir, &mut sources);
+    let (settings, settings_diags) = settings::load(dir, overrides, &mut sources);
+    diagnostics.extend(settings_diags);
+    let files: Vec<ast::File> = sources
+        .mlp_files()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|id| {
+            let (file, diags) = syntax::parse(id, &sources.get(id).text);
+            diagnostics.extend(diags);
+            file
+        })
+        .collect();
+    let vars: BTreeMap<String, Value> = settings.vars.iter().map(|(k, v)| (k.clone(), v.to_value())).collect();
+    let (resolved, resolve_diags) = resolve::resolve(&files, &vars, &settings.subscriptions);
+    diagnostics.extend(resolve_diags);
+    let lets: HashSet<String> = files
+        .iter()
+        .flat_map(|f| &f.items)
+        .filter_map(|i| if let ast::Item::Let(l) = i { Some(l.name.node.clone()) } else { None })
+        .collect();
+    diagnostics.extend(check::check_policies(&resolved.policies, &vars, &lets));
+    let known: HashSet<String> = resolved.policies.iter().map(|p| p.name.node.clone()).collect();
+    let (model, check_diags) = check::check(&resolved.decls, &known);
+    diagnostics.extend(check_diags);
+    let graph = match DepGraph::build(&model) {
+        Ok(g) => Some(g),
+        Err(d) => {
+            diagnostics.push(d);
+            None
+        }
+    };
+    diagnostics.sort();
+    Compiled { sources, settings, files, model, policies: resolved.policies, graph, diagnostics }
+}

@@ -1,1 +1,8 @@
+//! One integration-test binary: `cargo test` builds it once.
 
+mod cli;
+mod codes;
+mod examples;
+mod golden;
+mod robustness;
+mod support;

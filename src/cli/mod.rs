@@ -1,0 +1,55 @@
+//! The command line: clap argument types and a dispatcher. Each command lives in its own file
+//! and only calls the library, picks a renderer and writes to stdout/stderr.
+
+mod args;
+mod fmt;
+mod graph;
+mod validate;
+
+use std::io::IsTerminal;
+
+pub use args::{Cli, Command, CommonArgs};
+
+use crate::diagnostics::{self, Diagnostics, RenderOptions};
+use crate::source::Sources;
+
+/// Process exit codes (cli.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitStatus {
+    /// Success (with `--detailed-exitcode`: and no changes).
+    Success = 0,
+    /// An error in the input, the tenant or mlpolicy.
+    Error = 1,
+    /// With `--detailed-exitcode`: success, and changes are present.
+    Changes = 2,
+    /// A policy `deny` (the plan is still printed).
+    PolicyDeny = 3,
+}
+
+/// Runs one command line.
+pub fn run(cli: Cli) -> ExitStatus {
+    match cli.command {
+        Command::Validate(a) => validate::run(&a),
+        Command::Fmt(a) => fmt::run(&a),
+        Command::Graph(a) => graph::run(&a),
+    }
+}
+
+/// Whether stderr gets colour: a terminal, and `NO_COLOR` unset.
+pub(crate) fn stderr_color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// Prints diagnostics to stderr as miette renders them.
+pub(crate) fn print_diagnostics(diags: &Diagnostics, sources: &Sources) {
+    if diags.is_empty() {
+        return;
+    }
+    let width = terminal_width();
+    eprint!("{}", diagnostics::render_all(diags, sources, RenderOptions { color: stderr_color(), width }));
+}
+
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).filter(|w| *w >= 40).unwrap_or(100)
+}

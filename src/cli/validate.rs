@@ -1,0 +1,22 @@
+//! `mlpolicy validate`
+
+use super::{ExitStatus, args::ConfigArgs, print_diagnostics};
+
+pub fn run(args: &ConfigArgs) -> ExitStatus {
+    let compiled = crate::compile(&args.dir, &args.common.overrides());
+    print_diagnostics(&compiled.diagnostics, &compiled.sources);
+    if compiled.has_errors() {
+        return ExitStatus::Error;
+    }
+    let m = &compiled.model;
+    println!(
+        "The configuration is valid: {} resource groups, {} workspaces, {} identities ({} federated credentials), {} groups, {} grants.",
+        m.resource_groups.len(),
+        m.workspaces.len(),
+        m.identities.len(),
+        m.federated.len(),
+        m.groups.len(),
+        m.grants.len()
+    );
+    ExitStatus::Success
+}

@@ -1,0 +1,157 @@
+//! Command behaviour: exit codes, `fmt`, help texts, and the file-system diagnostics that need a
+//! real directory ("E0001" … "E0006"), snapshotted with temporary paths filtered.
+
+use std::path::Path;
+
+use crate::support::{Run, copy_to_temp, mlpolicy, root};
+
+fn snapshot(name: &str, run: &Run, tmp: &Path) {
+    let text = run.transcript().replace(&tmp.display().to_string(), "[TMP]");
+    insta::with_settings!({ snapshot_path => root().join("tests/snapshots/cli"), prepend_module_to_snapshot => false, omit_expression => true }, {
+        insta::assert_snapshot!(name, text);
+    });
+}
+
+const VALID: &str = "group ds {\n  name = \"ml-ds\"\n}\n";
+
+#[test]
+fn missing_directory_is_e0001() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = mlpolicy(tmp.path(), &["validate", "does-not-exist"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("E0001"), "{}", run.transcript());
+    snapshot("E0001-missing-directory", &run, tmp.path());
+}
+
+#[test]
+fn directory_without_mlp_is_e0002() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("sub")).unwrap();
+    std::fs::write(tmp.path().join("sub/a.mlp"), VALID).unwrap();
+    let run = mlpolicy(tmp.path(), &["validate", "."]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("E0002"), "{}", run.transcript());
+    snapshot("E0002-no-mlp-files", &run, tmp.path());
+}
+
+#[test]
+fn invalid_utf8_and_non_files_are_e0003() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("a.mlp"), b"group ds {\n  name = \"\xff\xfe\"\n}\n").unwrap();
+    std::fs::create_dir(tmp.path().join("b.mlp")).unwrap();
+    std::fs::write(tmp.path().join("c.mlp"), VALID).unwrap();
+    let run = mlpolicy(tmp.path(), &["validate", "."]);
+    assert_eq!(run.code, 1);
+    assert_eq!(run.stderr.matches("E0003").count(), 2, "{}", run.transcript());
+    snapshot("E0003-unreadable", &run, tmp.path());
+}
+
+#[cfg(unix)]
+#[test]
+fn symlink_out_of_the_directory_is_e0004() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.mlp"), VALID).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret.mlp"), tmp.path().join("a.mlp")).unwrap();
+    let run = mlpolicy(tmp.path(), &["validate", "."]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("E0004"), "{}", run.transcript());
+    snapshot("E0004-symlink-outside", &run, tmp.path());
+}
+
+#[test]
+fn huge_file_is_e0005() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = std::fs::File::create(tmp.path().join("big.mlp")).unwrap();
+    f.set_len(mlpolicy::source::MAX_FILE_BYTES + 1).unwrap();
+    let run = mlpolicy(tmp.path(), &["validate", "."]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("E0005"), "{}", run.transcript());
+    snapshot("E0005-huge-file", &run, tmp.path());
+}
+
+#[test]
+fn fmt_write_failure_is_e0006() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("a.mlp"), "group   ds {\nname=\"x\"\n}\n").unwrap();
+    // The temporary file fmt writes through is taken by a directory: the write fails.
+    std::fs::create_dir(tmp.path().join("a.mlp.fmt-tmp")).unwrap();
+    let run = mlpolicy(tmp.path(), &["fmt", "."]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("E0006"), "{}", run.transcript());
+}
+
+#[test]
+fn fmt_check_lists_files_and_fmt_rewrites_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("a.mlp"), "group   ds {\nname=\"x\" # keep me\n}\n").unwrap();
+    std::fs::write(tmp.path().join("b.mlp"), VALID).unwrap();
+    let check = mlpolicy(tmp.path(), &["fmt", ".", "--check"]);
+    assert_eq!(check.code, 1, "{}", check.transcript());
+    assert_eq!(check.stdout, "a.mlp\n");
+    let before = std::fs::read_to_string(tmp.path().join("a.mlp")).unwrap();
+    assert!(before.contains("group   ds"), "--check changed nothing");
+    let write = mlpolicy(tmp.path(), &["fmt", "."]);
+    assert_eq!(write.code, 0, "{}", write.transcript());
+    let after = std::fs::read_to_string(tmp.path().join("a.mlp")).unwrap();
+    assert!(after.contains("# keep me"), "{after}");
+    assert_eq!(mlpolicy(tmp.path(), &["fmt", ".", "--check"]).code, 0);
+}
+
+#[test]
+fn fmt_is_idempotent_on_every_mlp_in_the_repository() {
+    let mut files = Vec::new();
+    collect_mlp(&root(), &mut files);
+    assert!(files.len() > 5, "found {} .mlp files", files.len());
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let (ast, diags) = mlpolicy::syntax::parse(mlpolicy::source::FileId(0), &text);
+        if diags.has_errors() {
+            continue;
+        }
+        let once = mlpolicy::fmt::format(&ast, &text);
+        let (ast2, diags2) = mlpolicy::syntax::parse(mlpolicy::source::FileId(0), &once);
+        assert!(!diags2.has_errors(), "fmt output of {} does not parse:\n{once}", f.display());
+        let twice = mlpolicy::fmt::format(&ast2, &once);
+        assert_eq!(once, twice, "fmt is not idempotent on {}", f.display());
+    }
+}
+
+fn collect_mlp(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy();
+        if p.is_dir() && !name.starts_with('.') && name != "target" {
+            collect_mlp(&p, out);
+        } else if p.extension().is_some_and(|x| x == "mlp") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn graph_of_a_cycle_is_an_error() {
+    let tmp = copy_to_temp(&root().join("tests/cases/diagnostics/E0301-group-cycle"));
+    let run = mlpolicy(tmp.path(), &["graph", "."]);
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.is_empty());
+    assert!(run.stderr.contains("E0301"));
+}
+
+#[test]
+fn every_command_help_has_an_example() {
+    let tmp = tempfile::tempdir().unwrap();
+    for cmd in ["validate", "fmt", "graph"] {
+        let run = mlpolicy(tmp.path(), &[cmd, "--help"]);
+        assert_eq!(run.code, 0, "{cmd}");
+        assert!(run.stdout.contains("Example"), "{cmd} --help:\n{}", run.stdout);
+    }
+}
+
+#[test]
+fn bad_flags_exit_1_with_usage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = mlpolicy(tmp.path(), &["validate", "--no-such-flag"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("--no-such-flag"));
+}

@@ -1,0 +1,55 @@
+//! Every diagnostic code used in `src/` is documented in `docs/diagnostics.md` and has a golden
+//! case (a directory under `tests/cases/diagnostics/` or a test named in `tests/cli.rs`).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::support::root;
+
+fn codes_in(dir: &Path, out: &mut BTreeSet<String>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            codes_in(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            let bytes = text.as_bytes();
+            for (i, w) in bytes.windows(7).enumerate() {
+                let is_code = w[0] == b'"'
+                    && (w[1] == b'E' || w[1] == b'W')
+                    && w[2..6].iter().all(u8::is_ascii_digit)
+                    && w[6] == b'"';
+                if is_code {
+                    out.insert(text[i + 1..i + 6].to_owned());
+                }
+            }
+        }
+    }
+}
+
+fn used_codes() -> BTreeSet<String> {
+    let mut codes = BTreeSet::new();
+    codes_in(&root().join("src"), &mut codes);
+    codes
+}
+
+#[test]
+fn every_code_is_documented() {
+    let docs = std::fs::read_to_string(root().join("docs/diagnostics.md")).unwrap();
+    let missing: Vec<String> = used_codes().into_iter().filter(|c| !docs.contains(&format!("## {c}"))).collect();
+    assert!(missing.is_empty(), "codes used in src/ but not documented in docs/diagnostics.md: {missing:?}");
+}
+
+#[test]
+fn every_code_has_a_golden_case() {
+    let cases: Vec<String> = std::fs::read_dir(root().join("tests/cases/diagnostics"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let cli = std::fs::read_to_string(root().join("tests/cli.rs")).unwrap();
+    let missing: Vec<String> = used_codes()
+        .into_iter()
+        .filter(|c| !cases.iter().any(|d| d.starts_with(c.as_str())) && !cli.contains(&format!("\"{c}\"")))
+        .collect();
+    assert!(missing.is_empty(), "codes without a golden case: {missing:?}");
+}

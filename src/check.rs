@@ -817,7 +817,7 @@ pub fn subject_attributes(subject: &str) -> Option<&'static [&'static str]> {
     Some(match subject {
         "grant" => &["role", "principal", "scope", "description", "condition"],
         "group" => &["name", "description", "members", "owners", "members_additive"],
-        "identity" => &["name", "location", "resource_group", "tags", "federated"],
+        "identity" => &["name", "location", "resource_group", "tags", "federated", "roles"],
         "federated" => &["name", "issuer", "subject", "audiences", "identity"],
         "workspace" => &["name", "location", "identity", "public_network_access", "tags", "description", "resource_group"],
         _ => return None,

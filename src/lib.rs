@@ -10,6 +10,7 @@ pub mod diagnostics;
 pub mod eval;
 pub mod graph;
 pub mod model;
+pub mod policy;
 pub mod resolve;
 pub mod roles;
 pub mod source;
@@ -34,6 +35,8 @@ pub struct Compiled {
     pub policies: Vec<ast::Policy>,
     /// `None` when the configuration had errors before the graph stage, or a cycle.
     pub graph: Option<DepGraph>,
+    /// Policy results over the model (violations are also in `diagnostics`).
+    pub evaluation: policy::Evaluation,
     /// Every diagnostic of every stage, sorted by position.
     pub diagnostics: Diagnostics,
 }
@@ -74,6 +77,13 @@ pub fn compile(dir: &Path, overrides: &Overrides) -> Compiled {
     let known: HashSet<String> = resolved.policies.iter().map(|p| p.name.node.clone()).collect();
     let (model, check_diags) = check::check(&resolved.decls, &known);
     diagnostics.extend(check_diags);
+    let let_map: std::collections::HashMap<String, &ast::Let> = files
+        .iter()
+        .flat_map(|f| &f.items)
+        .filter_map(|i| if let ast::Item::Let(l) = i { Some((l.name.node.clone(), l)) } else { None })
+        .collect();
+    let evaluation = policy::evaluate(&resolved.policies, &model, &vars, &settings.subscriptions, &let_map);
+    diagnostics.extend(evaluation.diagnostics.clone());
     let graph = match DepGraph::build(&model) {
         Ok(g) => Some(g),
         Err(d) => {
@@ -82,5 +92,5 @@ pub fn compile(dir: &Path, overrides: &Overrides) -> Compiled {
         }
     };
     diagnostics.sort();
-    Compiled { sources, settings, files, model, policies: resolved.policies, graph, diagnostics }
+    Compiled { sources, settings, files, model, policies: resolved.policies, graph, evaluation, diagnostics }
 }

@@ -1,0 +1,208 @@
+//! Policy evaluation: every `deny` / `warn` rule over every object of its subject in the
+//! desired state. A violation points at the declaration (primary label) and at the rule
+//! (related), shows the policy's message, and names the object's full address (with its
+//! `for` key). `allow POLICY because "..."` on a declaration waives that one policy for it.
+//!
+//! Subjects see their attributes as plain values: see [`subject_values`]. Codes: E0401 (a
+//! `deny` rule matched), W0401 (a `warn` rule matched), W0402 (a condition could not be
+//! evaluated for an object).
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::ast::{self, Effect};
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::eval::{Env, Evaluator};
+use crate::model::{Address, Meta, Model, Principal, Scope, Value, Waiver, WorkspaceIdentity};
+
+/// Roles that only read: an identity holding only these needs no federated credential rule.
+pub const READ_ONLY_ROLES: &[&str] = &["Reader", "Storage Blob Data Reader", "AzureML Registry User", "Key Vault Secrets User", "AcrPull"];
+
+/// The outcome of evaluating policies.
+#[derive(Debug, Clone, Default)]
+pub struct Evaluation {
+    pub diagnostics: Diagnostics,
+    /// Waivers that were used, for the plan's list of exceptions.
+    pub waivers: Vec<(Address, Waiver)>,
+    pub denied: usize,
+    pub warned: usize,
+}
+
+/// Evaluates every rule of `policies` over the model.
+pub fn evaluate(
+    policies: &[ast::Policy],
+    model: &Model,
+    vars: &BTreeMap<String, Value>,
+    subscriptions: &BTreeMap<String, String>,
+    lets: &HashMap<String, &ast::Let>,
+) -> Evaluation {
+    let evaluator = Evaluator::new(vars, subscriptions, lets, None);
+    let mut out = Evaluation::default();
+    let subjects = subject_values(model);
+    for p in policies {
+        let message = p.attrs.iter().find(|a| a.name.node == "message").and_then(|a| match &a.value.kind {
+            ast::ExprKind::Str(s) => s.as_plain(),
+            _ => None,
+        });
+        for rule in &p.rules {
+            let Some(objects) = subjects.get(rule.subject.node.as_str()) else { continue };
+            for (meta, env) in objects {
+                let matched = match evaluator.eval(&rule.condition, env) {
+                    Some(Value::Bool(b)) => b,
+                    Some(other) => {
+                        out.diagnostics.push(
+                            Diagnostic::warning("W0402", format!("policy `{}` yields a {} for `{}`, not a bool", p.name.node, other.type_name(), meta.address))
+                                .with_label(rule.condition.span, "expected a condition"),
+                        );
+                        continue;
+                    }
+                    None => continue,
+                };
+                if !matched {
+                    continue;
+                }
+                if let Some(w) = meta.waivers.iter().find(|w| w.policy == p.name.node) {
+                    out.waivers.push((meta.address.clone(), w.clone()));
+                    continue;
+                }
+                let (code, verb) = match rule.effect.node {
+                    Effect::Deny => {
+                        out.denied += 1;
+                        ("E0401", "denies")
+                    }
+                    Effect::Warn => {
+                        out.warned += 1;
+                        ("W0401", "warns about")
+                    }
+                };
+                let text = format!("policy `{}` {verb} `{}`", p.name.node, meta.address);
+                let base = if rule.effect.node == Effect::Deny { Diagnostic::error(code, text) } else { Diagnostic::warning(code, text) };
+                let label = message.clone().unwrap_or_else(|| format!("matches `{} {} when ...`", if rule.effect.node == Effect::Deny { "deny" } else { "warn" }, rule.subject.node));
+                out.diagnostics.push(
+                    base.with_label(meta.name_span, label)
+                        .with_help(format!("change the declaration, or waive it with `allow {} because \"...\"` in its body", p.name.node))
+                        .with_related(Diagnostic::warning(code, format!("rule of policy `{}`", p.name.node)).with_label(rule.span, "this rule matched")),
+                );
+            }
+        }
+    }
+    // Evaluation errors in conditions (a missing variable, a type error) are reported once each.
+    let mut errors = evaluator.take_diagnostics();
+    errors.sort();
+    out.diagnostics.extend(errors);
+    out
+}
+
+fn s(v: &str) -> Value {
+    Value::Str(v.to_owned())
+}
+
+fn opt(v: Option<&String>) -> Value {
+    Value::Str(v.cloned().unwrap_or_default())
+}
+
+fn map(entries: &[(&str, Value)]) -> Value {
+    Value::Map(entries.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect())
+}
+
+fn tags(t: &BTreeMap<String, String>) -> Value {
+    Value::Map(t.iter().map(|(k, v)| (k.clone(), s(v))).collect())
+}
+
+/// The name a principal shows to policies: a UPN, a group's or identity's Azure name.
+pub fn principal_name(model: &Model, p: &Principal) -> String {
+    match p {
+        Principal::User(n) | Principal::ServicePrincipal(n) | Principal::ExistingGroup(n) => n.clone(),
+        Principal::Group(a) => model.groups.get(a).map_or_else(|| a.to_string(), |g| g.name.clone()),
+        Principal::Identity(a) => model.identities.get(a).map_or_else(|| a.to_string(), |i| i.name.clone()),
+        Principal::WorkspaceSystem(a) => model.workspaces.get(a).map_or_else(|| a.to_string(), |w| w.name.clone()),
+    }
+}
+
+/// The name a scope shows to policies.
+pub fn scope_name(model: &Model, sc: &Scope) -> String {
+    match sc {
+        Scope::Subscription { alias, .. } => alias.clone(),
+        Scope::ResourceGroup(a) => model.resource_groups.get(a).map_or_else(|| a.to_string(), |r| r.name.clone()),
+        Scope::Workspace(a) => model.workspaces.get(a).map_or_else(|| a.to_string(), |w| w.name.clone()),
+        Scope::WorkspaceDependency(a, d) => model
+            .workspaces
+            .get(a)
+            .and_then(|w| w.dependency(*d))
+            .and_then(|id| id.rsplit('/').next())
+            .map_or_else(|| a.to_string(), str::to_owned),
+        Scope::Arm(id) => id.clone(),
+    }
+}
+
+/// For each subject, every object with the environment its conditions see.
+pub fn subject_values(model: &Model) -> HashMap<&'static str, Vec<(&Meta, Env)>> {
+    let mut out: HashMap<&'static str, Vec<(&Meta, Env)>> = HashMap::new();
+    let bind = |pairs: Vec<(&str, Value)>| pairs.into_iter().fold(Env::default(), |env, (k, v)| env.with(k, v));
+    let mut roles_of: HashMap<&Address, Vec<Value>> = HashMap::new();
+    for g in model.grants.values() {
+        if let Principal::Identity(a) = &g.principal {
+            roles_of.entry(a).or_default().push(s(&g.role));
+        }
+        let env = bind(vec![
+            ("role", s(&g.role)),
+            ("principal", map(&[("kind", s(g.principal.kind())), ("name", s(&principal_name(model, &g.principal)))])),
+            ("scope", map(&[("kind", s(g.scope.kind())), ("name", s(&scope_name(model, &g.scope)))])),
+            ("description", opt(g.description.as_ref())),
+            ("condition", opt(g.condition.as_ref())),
+        ]);
+        out.entry("grant").or_default().push((&g.meta, env));
+    }
+    for g in model.groups.values() {
+        let names = |ps: &[Principal]| Value::List(ps.iter().map(|p| s(&principal_name(model, p))).collect());
+        let env = bind(vec![
+            ("name", s(&g.name)),
+            ("description", opt(g.description.as_ref())),
+            ("members", names(&g.members)),
+            ("owners", names(&g.owners)),
+            ("members_additive", Value::Bool(g.members_additive)),
+        ]);
+        out.entry("group").or_default().push((&g.meta, env));
+    }
+    for (a, i) in &model.identities {
+        let federated: Vec<Value> = model.federated.values().filter(|f| &f.identity == a).map(|f| s(&f.subject)).collect();
+        let rg = model.resource_groups.get(&i.resource_group).map_or_else(String::new, |r| r.name.clone());
+        let env = bind(vec![
+            ("name", s(&i.name)),
+            ("location", s(&i.location)),
+            ("resource_group", s(&rg)),
+            ("tags", tags(&i.tags)),
+            ("federated", Value::List(federated)),
+            ("roles", Value::List(roles_of.remove(a).unwrap_or_default())),
+        ]);
+        out.entry("identity").or_default().push((&i.meta, env));
+    }
+    for f in model.federated.values() {
+        let identity = model.identities.get(&f.identity).map_or_else(String::new, |i| i.name.clone());
+        let env = bind(vec![
+            ("name", s(&f.name)),
+            ("issuer", s(&f.issuer)),
+            ("subject", s(&f.subject)),
+            ("audiences", Value::List(f.audiences.iter().map(|a| s(a)).collect())),
+            ("identity", map(&[("name", s(&identity))])),
+        ]);
+        out.entry("federated").or_default().push((&f.meta, env));
+    }
+    for w in model.workspaces.values() {
+        let (kind, name) = match &w.identity {
+            WorkspaceIdentity::System => ("system", w.name.clone()),
+            WorkspaceIdentity::User(a) => ("user", model.identities.get(a).map_or_else(String::new, |i| i.name.clone())),
+        };
+        let rg = model.resource_groups.get(&w.resource_group).map_or_else(String::new, |r| r.name.clone());
+        let env = bind(vec![
+            ("name", s(&w.name)),
+            ("location", s(&w.location)),
+            ("identity", map(&[("kind", s(kind)), ("name", s(&name))])),
+            ("public_network_access", Value::Bool(w.public_network_access)),
+            ("tags", tags(&w.tags)),
+            ("description", opt(w.description.as_ref())),
+            ("resource_group", s(&rg)),
+        ]);
+        out.entry("workspace").or_default().push((&w.meta, env));
+    }
+    out
+}

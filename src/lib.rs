@@ -5,4 +5,5 @@
 
 pub mod ast;
 pub mod diagnostics;
+pub mod settings;
 pub mod source;

@@ -13,6 +13,7 @@ pub mod model;
 pub mod policy;
 pub mod resolve;
 pub mod roles;
+pub mod settings;
 pub mod source;
 pub mod suggest;
 

@@ -7,6 +7,7 @@ pub mod ast;
 pub mod check;
 pub mod cli;
 pub mod diagnostics;
+pub mod emulator;
 pub mod eval;
 pub mod graph;
 pub mod model;

@@ -2,3 +2,5 @@
 //!
 //! The pipeline reads top to bottom, one module per stage:
 //! source → syntax → resolve → check → lower → graph → live → diff → plan → render → apply.
+
+pub mod azure;

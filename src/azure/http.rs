@@ -1,0 +1,540 @@
+//! The HTTP core every ARM and Graph call goes through.
+//!
+//! One `reqwest` client (rustls, optional extra root CA), a semaphore bounding requests in
+//! flight, a bearer token per audience, an `x-ms-client-request-id` per logical request, and the
+//! retry policy: 429 waits for `Retry-After-Ms`/`Retry-After`; 5xx, timeouts and dropped
+//! connections get jittered exponential backoff, but only when the caller marked the request
+//! idempotent; a connection that never opened is retried for any method because nothing was
+//! sent. A 401 for an expired or invalid token drops the cached token and retries once.
+//! ARM requests are paced from `x-ms-ratelimit-remaining-subscription-*` so a busy run spends
+//! no faster than the bucket refills once the budget runs low. Retries are reported to the
+//! verbose sink; tokens never are.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use reqwest::{Method, header::HeaderMap};
+use tokio::{sync::Semaphore, time::Instant};
+use url::Url;
+use uuid::Uuid;
+
+use super::{
+    auth::TokenProvider,
+    cloud::{Audience, Cloud, same_origin},
+    error::{AzureError, parse_error_body},
+};
+
+/// Callback receiving verbose log lines.
+pub type LogFn = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Optional verbose sink.
+#[derive(Clone, Default)]
+pub(crate) struct Sink(pub(crate) Option<LogFn>);
+
+impl Sink {
+    pub(crate) fn log(&self, line: &str) {
+        if let Some(f) = &self.0 {
+            f(line);
+        }
+    }
+}
+
+impl fmt::Debug for Sink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "Sink(on)" } else { "Sink(off)" })
+    }
+}
+
+/// Retry limits for throttling, server errors and transport failures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in total, the first included.
+    pub max_attempts: u32,
+    /// First backoff step; doubles per attempt.
+    pub base_delay: Duration,
+    /// Largest backoff step.
+    pub max_delay: Duration,
+    /// Largest `Retry-After` honoured; longer waits are cut to this.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(800),
+            max_delay: Duration::from_secs(30),
+            max_retry_after: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Whether a request may be sent again after it may have reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replay {
+    /// GET, PUT, DELETE, upsert PATCH, and POSTs whose repeat is harmless.
+    Safe,
+    /// Only retried when the connection never opened or the service answered 429.
+    Unsafe,
+}
+
+/// Request ids of one HTTP exchange, for logs and support tickets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestIds {
+    /// The `x-ms-client-request-id` mlpolicy sent.
+    pub client_request_id: String,
+    /// `x-ms-request-id` (ARM) or `request-id` (Graph).
+    pub request_id: Option<String>,
+    /// `x-ms-correlation-request-id` (ARM).
+    pub correlation_id: Option<String>,
+}
+
+/// A response after the retry policy ran.
+#[derive(Debug, Clone)]
+pub(crate) struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    pub ids: RequestIds,
+}
+
+impl Resp {
+    pub(crate) fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub(crate) fn error(&self, op: &str) -> AzureError {
+        AzureError::from_response(
+            op,
+            self.status,
+            &self.body,
+            self.ids.request_id.clone(),
+            self.ids.correlation_id.clone(),
+        )
+    }
+
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(&self, op: &str) -> Result<T, AzureError> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            let mut err = AzureError::local(op, "MalformedResponse", format!("unexpected response body: {e}"));
+            err.status = self.status;
+            err.request_id.clone_from(&self.ids.request_id);
+            err.correlation_id.clone_from(&self.ids.correlation_id);
+            err
+        })
+    }
+}
+
+/// One logical request.
+pub(crate) struct Call<'a> {
+    pub audience: Audience,
+    pub method: Method,
+    pub url: Url,
+    pub body: Option<&'a serde_json::Value>,
+    pub headers: Vec<(&'static str, String)>,
+    pub replay: Replay,
+    pub op: &'a str,
+}
+
+impl<'a> Call<'a> {
+    pub(crate) fn new(audience: Audience, method: Method, url: Url, op: &'a str) -> Self {
+        let replay = if method == Method::POST { Replay::Unsafe } else { Replay::Safe };
+        Self { audience, method, url, body: None, headers: Vec::new(), replay, op }
+    }
+
+    pub(crate) fn body(mut self, body: &'a serde_json::Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    pub(crate) fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub(crate) fn replay(mut self, replay: Replay) -> Self {
+        self.replay = replay;
+        self
+    }
+}
+
+/// Shared state behind every `AzureClient` clone.
+pub(crate) struct Core {
+    pub http: reqwest::Client,
+    pub cloud: Cloud,
+    pub tokens: TokenProvider,
+    pub sink: Sink,
+    pub retry: RetryPolicy,
+    semaphore: Semaphore,
+    pacer: Option<Pacer>,
+}
+
+/// Builds the `reqwest` client, trusting `extra_ca_pem` in addition to the system roots.
+pub(crate) fn build_http(extra_ca_pem: Option<&[u8]>, timeout: Duration) -> Result<reqwest::Client, AzureError> {
+    let fail = |m: String| AzureError::local("build HTTP client", "HttpClient", m);
+    let base = || {
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(20))
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("mlpolicy/", env!("CARGO_PKG_VERSION")))
+    };
+    let Some(pem) = extra_ca_pem else {
+        return base().build().map_err(|e| fail(e.to_string()));
+    };
+    let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| fail(format!("invalid CA PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(fail("the CA PEM holds no certificate".to_string()));
+    }
+    match base().tls_certs_merge(certs.clone()).build() {
+        Ok(client) => Ok(client),
+        // Some verifiers cannot merge roots; trusting only the given CA still reaches the emulator.
+        Err(_) => base().tls_certs_only(certs).build().map_err(|e| fail(e.to_string())),
+    }
+}
+
+impl Core {
+    pub(crate) fn new(
+        http: reqwest::Client,
+        cloud: Cloud,
+        tokens: TokenProvider,
+        sink: Sink,
+        retry: RetryPolicy,
+        concurrency: usize,
+        pacing: bool,
+    ) -> Self {
+        Self {
+            http,
+            cloud,
+            tokens,
+            sink,
+            retry,
+            semaphore: Semaphore::new(concurrency.max(1)),
+            pacer: pacing.then(Pacer::default),
+        }
+    }
+
+    /// Sends `call` and returns an error for any non-2xx outcome.
+    pub(crate) async fn send_ok(&self, call: Call<'_>) -> Result<Resp, AzureError> {
+        let op = call.op.to_string();
+        let resp = self.send(call).await?;
+        if resp.ok() { Ok(resp) } else { Err(resp.error(&op)) }
+    }
+
+    /// Sends `call` under the retry policy; returns the final response whatever its status.
+    pub(crate) async fn send(&self, call: Call<'_>) -> Result<Resp, AzureError> {
+        let base = self.cloud.base(call.audience);
+        if !same_origin(&call.url, &base) {
+            return Err(AzureError::local(
+                call.op,
+                "UnexpectedHost",
+                format!("refusing to send a {} token to {} (expected {base})", call.audience.name(), call.url),
+            ));
+        }
+        let client_request_id = Uuid::new_v4().to_string();
+        let pace_key = pace_key(call.audience, &call.method, &call.url);
+        let mut refreshed = false;
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            if let (Some(pacer), Some(key)) = (&self.pacer, &pace_key) {
+                pacer.wait(key).await;
+            }
+            let token = self.tokens.token(call.audience).await.map_err(|e| e.with_op(call.op))?;
+            let outcome = {
+                let _permit = self
+                    .semaphore
+                    .acquire()
+                    .await
+                    .map_err(|_| AzureError::local(call.op, "Closed", "client is shutting down"))?;
+                self.exchange(&call, &token, &client_request_id).await
+            };
+            let resp = match outcome {
+                Ok(resp) => resp,
+                Err(failure) => {
+                    let retry = match failure.kind {
+                        FailureKind::NotSent => true,
+                        FailureKind::MaybeSent => call.replay == Replay::Safe,
+                    };
+                    if retry && attempt < self.retry.max_attempts {
+                        let delay = backoff_delay(attempt, &self.retry, jitter());
+                        self.sink.log(&format!(
+                            "retry {attempt}/{} {} {} in {delay:?}: {}",
+                            self.retry.max_attempts - 1,
+                            call.method,
+                            call.url,
+                            failure.message
+                        ));
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    let mut err = AzureError::local(call.op, "ConnectionFailed", failure.message);
+                    err.correlation_id = Some(client_request_id.clone());
+                    return Err(err);
+                }
+            };
+            if let (Some(pacer), Some(key)) = (&self.pacer, &pace_key) {
+                pacer.observe(key, &resp.headers);
+            }
+            if resp.status == 401 && !refreshed && is_stale_token(&resp) {
+                refreshed = true;
+                if self.tokens.invalidate(call.audience, &token).await {
+                    self.sink.log(&format!(
+                        "{} token rejected ({}); acquiring a new one and retrying {} {}",
+                        call.audience.name(),
+                        parse_error_body(&resp.body).code,
+                        call.method,
+                        call.url
+                    ));
+                    attempt -= 1;
+                    continue;
+                }
+            }
+            match decide(resp.status, call.replay) {
+                Decision::Done => return Ok(resp),
+                Decision::Retry if attempt < self.retry.max_attempts => {
+                    let delay = retry_after(&resp.headers)
+                        .map_or_else(|| backoff_delay(attempt, &self.retry, jitter()), |d| d.min(self.retry.max_retry_after));
+                    self.sink.log(&format!(
+                        "retry {attempt}/{} {} {} in {delay:?}: HTTP {} {}",
+                        self.retry.max_attempts - 1,
+                        call.method,
+                        call.url,
+                        resp.status,
+                        parse_error_body(&resp.body).code
+                    ));
+                    tokio::time::sleep(delay).await;
+                }
+                Decision::Retry => return Ok(resp),
+            }
+        }
+    }
+
+    async fn exchange(&self, call: &Call<'_>, token: &super::auth::SecretString, client_request_id: &str) -> Result<Resp, Failure> {
+        let mut builder = self
+            .http
+            .request(call.method.clone(), call.url.clone())
+            .bearer_auth(token.expose())
+            .header("x-ms-client-request-id", client_request_id)
+            .header("client-request-id", client_request_id)
+            .header("Accept", "application/json");
+        for (name, value) in &call.headers {
+            builder = builder.header(*name, value);
+        }
+        if let Some(body) = call.body {
+            builder = builder.header("Content-Type", "application/json").body(body.to_string());
+        } else if matches!(call.method, Method::POST | Method::PUT | Method::PATCH) {
+            builder = builder.header("Content-Length", "0");
+        }
+        let response = builder.send().await.map_err(|e| Failure {
+            kind: if e.is_connect() { FailureKind::NotSent } else { FailureKind::MaybeSent },
+            message: describe_reqwest(&e),
+        })?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|e| Failure {
+            kind: FailureKind::MaybeSent,
+            message: format!("response body lost: {}", describe_reqwest(&e)),
+        })?;
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let ids = RequestIds {
+            client_request_id: client_request_id.to_string(),
+            request_id: text("x-ms-request-id").or_else(|| text("request-id")),
+            correlation_id: text("x-ms-correlation-request-id").or_else(|| text("client-request-id")),
+        };
+        Ok(Resp { status, headers, body: body.to_vec(), ids })
+    }
+}
+
+fn describe_reqwest(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FailureKind {
+    NotSent,
+    MaybeSent,
+}
+
+#[derive(Debug)]
+struct Failure {
+    kind: FailureKind,
+    message: String,
+}
+
+/// What to do with a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    Done,
+    Retry,
+}
+
+/// 429 is always retried (the service did not act on it); 5xx only when replay is safe.
+pub(crate) fn decide(status: u16, replay: Replay) -> Decision {
+    match status {
+        429 => Decision::Retry,
+        500 | 502 | 503 | 504 if replay == Replay::Safe => Decision::Retry,
+        _ => Decision::Done,
+    }
+}
+
+fn is_stale_token(resp: &Resp) -> bool {
+    let parsed = parse_error_body(&resp.body);
+    match parsed.code.as_str() {
+        "ExpiredAuthenticationToken" | "InvalidAuthenticationToken" => true,
+        "" => resp
+            .header("www-authenticate")
+            .is_some_and(|h| h.contains("invalid_token") && !h.contains("insufficient_claims")),
+        _ => false,
+    }
+}
+
+/// The wait a 429/503 asks for: `Retry-After-Ms`, `x-ms-retry-after-ms`, or `Retry-After` seconds.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
+        if let Some(ms) = text(name).and_then(|v| v.parse::<f64>().ok()) {
+            if ms.is_finite() && ms >= 0.0 {
+                return Some(Duration::from_secs_f64(ms / 1000.0));
+            }
+        }
+    }
+    let secs = text("retry-after")?.parse::<f64>().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// Jittered exponential backoff for `attempt` (1-based): uniformly within `[d/2, d]` where
+/// `d = min(base · 2^(attempt-1), max)`; `jitter` is in `[0, 1)`.
+pub(crate) fn backoff_delay(attempt: u32, policy: &RetryPolicy, jitter: f64) -> Duration {
+    let exp = policy
+        .base_delay
+        .checked_mul(1u32 << attempt.saturating_sub(1).min(20))
+        .unwrap_or(policy.max_delay)
+        .min(policy.max_delay);
+    let half = exp / 2;
+    half + half.mul_f64(jitter.clamp(0.0, 1.0))
+}
+
+/// A number in `[0, 1)` from the random part of a v4 UUID.
+pub(crate) fn jitter() -> f64 {
+    let bits = Uuid::new_v4().as_u128() >> 75;
+    #[expect(clippy::cast_precision_loss, reason = "53 random bits fit an f64 mantissa")]
+    let value = bits as f64 / (1u64 << 53) as f64;
+    value
+}
+
+/// Which ARM token bucket a request draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Bucket {
+    Reads,
+    Writes,
+}
+
+impl Bucket {
+    /// Size and refill rate per second (ARM token bucket, per subscription and principal).
+    pub(crate) fn limits(self) -> (u32, f64) {
+        match self {
+            Bucket::Reads => (250, 25.0),
+            Bucket::Writes => (200, 10.0),
+        }
+    }
+}
+
+type PaceKey = (String, Bucket);
+
+fn pace_key(audience: Audience, method: &Method, url: &Url) -> Option<PaceKey> {
+    if audience != Audience::Arm {
+        return None;
+    }
+    let mut segments = url.path_segments()?;
+    let sub = loop {
+        let s = segments.next()?;
+        if s.eq_ignore_ascii_case("subscriptions") {
+            break segments.next()?.to_ascii_lowercase();
+        }
+    };
+    let bucket = if *method == Method::GET { Bucket::Reads } else { Bucket::Writes };
+    Some((sub, bucket))
+}
+
+/// Minimum spacing between requests given the remaining budget: none while at least 10% of
+/// the bucket is left, the refill interval below that (spend = refill, so the budget holds),
+/// and twice the refill interval under 2% (the budget recovers).
+pub(crate) fn pacing_interval(remaining: u32, bucket: Bucket) -> Duration {
+    let (size, refill) = bucket.limits();
+    let per_token = Duration::from_secs_f64(1.0 / refill);
+    if remaining >= size / 10 {
+        Duration::ZERO
+    } else if remaining > size / 50 {
+        per_token
+    } else {
+        per_token * 2
+    }
+}
+
+#[derive(Debug)]
+struct PaceState {
+    remaining: Option<u32>,
+    next_slot: Instant,
+}
+
+/// Per-subscription pacing from the remaining-budget headers.
+#[derive(Debug, Default)]
+pub(crate) struct Pacer {
+    state: Mutex<HashMap<PaceKey, PaceState>>,
+}
+
+impl Pacer {
+    async fn wait(&self, key: &PaceKey) {
+        let slot = {
+            let Ok(mut state) = self.state.lock() else { return };
+            let now = Instant::now();
+            let Some(entry) = state.get_mut(key) else { return };
+            let Some(remaining) = entry.remaining else { return };
+            let interval = pacing_interval(remaining, key.1);
+            if interval.is_zero() {
+                return;
+            }
+            let slot = entry.next_slot.max(now);
+            entry.next_slot = slot + interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+
+    fn observe(&self, key: &PaceKey, headers: &HeaderMap) {
+        let names: &[&str] = match key.1 {
+            Bucket::Reads => &["x-ms-ratelimit-remaining-subscription-reads"],
+            Bucket::Writes => &[
+                "x-ms-ratelimit-remaining-subscription-writes",
+                "x-ms-ratelimit-remaining-subscription-deletes",
+            ],
+        };
+        let remaining = names
+            .iter()
+            .filter_map(|n| headers.get(*n).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u32>().ok()))
+            .min();
+        let Some(remaining) = remaining else { return };
+        if let Ok(mut state) = self.state.lock() {
+            let entry = state
+                .entry(key.clone())
+                .or_insert_with(|| PaceState { remaining: None, next_slot: Instant::now() });
+            entry.remaining = Some(remaining);
+        }
+    }
+}

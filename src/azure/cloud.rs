@@ -13,6 +13,7 @@ const PUBLIC_ARM_SCOPE: &str = "https://management.azure.com/.default";
 const PUBLIC_GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
 
 /// A national cloud or a custom set of endpoints.
+#[expect(clippy::large_enum_variant, reason = "built once per client")]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cloud {
     /// Azure public cloud.
@@ -64,7 +65,11 @@ impl Cloud {
     /// A custom cloud whose ARM, Graph and authority endpoints all share one base URL.
     pub fn single_endpoint(base: &str) -> Result<Self, AzureError> {
         let url = Url::parse(base).map_err(|e| {
-            AzureError::local("configure cloud", "InvalidEndpoint", format!("invalid base URL `{base}`: {e}"))
+            AzureError::local(
+                "configure cloud",
+                "InvalidEndpoint",
+                format!("invalid base URL `{base}`: {e}"),
+            )
         })?;
         Ok(Cloud::Custom {
             arm: url.clone(),
@@ -120,16 +125,24 @@ impl Cloud {
         match (self, audience) {
             (Cloud::Public, Audience::Arm) => PUBLIC_ARM_SCOPE.to_string(),
             (Cloud::Public, Audience::Graph) => PUBLIC_GRAPH_SCOPE.to_string(),
-            (Cloud::UsGovernment, Audience::Arm) => "https://management.usgovcloudapi.net/.default".to_string(),
-            (Cloud::UsGovernment, Audience::Graph) => "https://graph.microsoft.us/.default".to_string(),
-            (Cloud::China, Audience::Arm) => "https://management.chinacloudapi.cn/.default".to_string(),
-            (Cloud::China, Audience::Graph) => "https://microsoftgraph.chinacloudapi.cn/.default".to_string(),
-            (Cloud::Custom { arm_scope, .. }, Audience::Arm) => {
-                arm_scope.clone().unwrap_or_else(|| PUBLIC_ARM_SCOPE.to_string())
+            (Cloud::UsGovernment, Audience::Arm) => {
+                "https://management.usgovcloudapi.net/.default".to_string()
             }
-            (Cloud::Custom { graph_scope, .. }, Audience::Graph) => {
-                graph_scope.clone().unwrap_or_else(|| PUBLIC_GRAPH_SCOPE.to_string())
+            (Cloud::UsGovernment, Audience::Graph) => {
+                "https://graph.microsoft.us/.default".to_string()
             }
+            (Cloud::China, Audience::Arm) => {
+                "https://management.chinacloudapi.cn/.default".to_string()
+            }
+            (Cloud::China, Audience::Graph) => {
+                "https://microsoftgraph.chinacloudapi.cn/.default".to_string()
+            }
+            (Cloud::Custom { arm_scope, .. }, Audience::Arm) => arm_scope
+                .clone()
+                .unwrap_or_else(|| PUBLIC_ARM_SCOPE.to_string()),
+            (Cloud::Custom { graph_scope, .. }, Audience::Graph) => graph_scope
+                .clone()
+                .unwrap_or_else(|| PUBLIC_GRAPH_SCOPE.to_string()),
         }
     }
 

@@ -97,7 +97,10 @@ impl AzureError {
     /// True when `code` is the top-level code or one of the detail codes (ASCII case-insensitive).
     pub fn has_code(&self, code: &str) -> bool {
         self.code.eq_ignore_ascii_case(code)
-            || self.detail_codes.iter().any(|c| c.eq_ignore_ascii_case(code))
+            || self
+                .detail_codes
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(code))
     }
 
     /// True for HTTP 404.
@@ -226,7 +229,8 @@ pub fn parse_existing_assignment_id(message: &str) -> Option<Uuid> {
 }
 
 fn hint_for(err: &AzureError) -> Option<String> {
-    let codes = std::iter::once(err.code.as_str()).chain(err.detail_codes.iter().map(String::as_str));
+    let codes =
+        std::iter::once(err.code.as_str()).chain(err.detail_codes.iter().map(String::as_str));
     for code in codes {
         let hint = match code {
             "AuthorizationFailed" => {
@@ -257,7 +261,9 @@ fn hint_for(err: &AzureError) -> Option<String> {
             "SubscriptionRequestsThrottled" | "TenantRequestsThrottled" | "TooManyRequests" => {
                 "Azure Resource Manager is throttling this principal; lower --parallelism or retry later"
             }
-            "Request_ThrottledTemporarily" => "Microsoft Graph is throttling this application; retry later",
+            "Request_ThrottledTemporarily" => {
+                "Microsoft Graph is throttling this application; retry later"
+            }
             "ExpiredAuthenticationToken" | "InvalidAuthenticationToken" => {
                 "the access token was rejected even after a refresh; check the credential and the clock"
             }

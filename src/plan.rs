@@ -1,0 +1,205 @@
+//! The plan: plain data that says what apply will do, what drifted, who gains or loses access,
+//! and which policy exceptions apply. Diffing builds it (`diff`), renderers print it
+//! (`render`), apply carries it out (`apply`). A plan saved with `plan --out` carries
+//! fingerprints of the configuration and of every live object it was computed from, and an
+//! integrity hash over its own content.
+//!
+//! The JSON form of this data is the documented schema of `docs/plan-json.md`
+//! (`format_version`).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::lower::Desired;
+
+/// Version of the saved and `--format json` plan schema.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What happens to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Replace,
+    Delete,
+    /// Read only (data the configuration refers to but does not manage).
+    Read,
+    NoOp,
+}
+
+impl Action {
+    /// The plan's symbol for the action.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+            Action::Read => "<=",
+            Action::NoOp => " ",
+        }
+    }
+
+    /// "will be created", ... as the text plan writes it.
+    pub fn phrase(self) -> &'static str {
+        match self {
+            Action::Create => "will be created",
+            Action::Update => "will be updated in place",
+            Action::Replace => "must be replaced",
+            Action::Delete => "will be destroyed",
+            Action::Read => "will be read",
+            Action::NoOp => "is up to date",
+        }
+    }
+}
+
+/// An attribute value as plans show it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AttrValue {
+    Bool(bool),
+    Str(String),
+    List(Vec<String>),
+    Map(BTreeMap<String, String>),
+}
+
+/// Attribute name to value, ordered.
+pub type Attrs = BTreeMap<String, AttrValue>;
+
+/// One attribute that differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttrChange {
+    pub name: String,
+    pub before: Option<AttrValue>,
+    pub after: Option<AttrValue>,
+    /// Azure cannot change this attribute in place: the object is replaced.
+    pub forces_replacement: bool,
+}
+
+/// What the plan will do to one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// Configuration address; for an object only found live, a description of it.
+    pub address: String,
+    /// `resource_group`, `identity`, `federated`, `workspace`, `group`, `role_assignment`.
+    pub kind: String,
+    /// The object in Azure: ARM id, `uniqueName` of a group, or the assignment's ARM id.
+    pub azure_id: String,
+    /// How the object is shown: `group "ml-fraud-data-scientists"`.
+    pub display: String,
+    pub action: Action,
+    /// Why: the attribute that forces replacement, "adopt existing", "no longer in configuration".
+    pub reason: Option<String>,
+    pub before: Option<Attrs>,
+    pub after: Option<Attrs>,
+    /// The attributes that differ (empty for create and delete).
+    pub changes: Vec<AttrChange>,
+    /// For a replacement or deletion: the objects that go with it.
+    pub blast_radius: Vec<String>,
+    /// What apply sends (absent for deletes).
+    pub desired: Option<Desired>,
+    /// Live facts apply needs: object id of a group, assignment id, principal ids.
+    pub live_ref: BTreeMap<String, String>,
+}
+
+/// Access that exists at a managed scope without the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    /// Widens access beyond the configuration (listed first, marked).
+    pub widens_access: bool,
+    /// What kind of object drifted: `role_assignment`, `group_member`, `group_owner`, `attribute`.
+    pub kind: String,
+    /// One line: `role assignment Owner → mallory@contoso.com @ mlw-fraud-prod (not in configuration)`.
+    pub summary: String,
+    pub azure_id: String,
+}
+
+/// Someone gains or loses a role on a scope.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AccessChange {
+    pub gain: bool,
+    /// Users, service principals and identities, by display name, sorted.
+    pub principals: Vec<String>,
+    pub role: String,
+    pub scope: String,
+    /// The group path that grants it (`ml-fraud-ds`, or `outer → inner`); `None` when direct.
+    pub via: Option<String>,
+}
+
+/// An `allow POLICY because` that applies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanWaiver {
+    pub address: String,
+    pub policy: String,
+    pub reason: String,
+}
+
+/// Counts for the summary line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+/// What the plan was computed from, to refuse stale or altered saved plans.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprints {
+    /// SHA-256 of the configuration's files and settings.
+    pub config: String,
+    /// Azure id → SHA-256 of the live object as read (absent objects are not listed).
+    pub live: BTreeMap<String, String>,
+}
+
+/// A plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    /// Changes in apply order (creations in dependency order, deletions last, reversed).
+    pub changes: Vec<Change>,
+    pub drift: Vec<Drift>,
+    pub access_changes: Vec<AccessChange>,
+    pub waivers: Vec<PlanWaiver>,
+    /// Policy warnings and denies, one line each.
+    pub policy_findings: Vec<String>,
+    /// Whether a policy `deny` matched (apply refuses; exit code 3).
+    pub denied: bool,
+    pub summary: Summary,
+    pub fingerprints: Fingerprints,
+}
+
+impl Plan {
+    /// Changes that do something (no-ops left out).
+    pub fn actions(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(|c| c.action != Action::NoOp && c.action != Action::Read)
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.actions().next().is_some()
+    }
+
+    /// Counts of the actions.
+    pub fn summarize(changes: &[Change]) -> Summary {
+        let mut s = Summary::default();
+        for c in changes {
+            match c.action {
+                Action::Create => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Replace => {
+                    s.add += 1;
+                    s.destroy += 1;
+                }
+                Action::Delete => s.destroy += 1,
+                Action::Read | Action::NoOp => {}
+            }
+        }
+        s
+    }
+
+    /// `Plan: 3 to add, 1 to change, 0 to destroy.`
+    pub fn summary_line(&self) -> String {
+        format!("Plan: {} to add, {} to change, {} to destroy.", self.summary.add, self.summary.change, self.summary.destroy)
+    }
+}

@@ -5,4 +5,6 @@
 
 pub mod ast;
 pub mod diagnostics;
+pub mod fmt;
 pub mod source;
+pub mod syntax;

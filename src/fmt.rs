@@ -12,9 +12,7 @@
 //! inside an expression that is printed on one line moves to its own line just above it. No
 //! comment is ever dropped, and the output is a fixed point: formatting it again changes nothing.
 
-use crate::ast::{
-    Attr, BodyItem, Decl, Expr, ExprKind, File, Item, Path, Segment, Spanned, StrLit, StrPart,
-};
+use crate::ast::{Attr, BodyItem, Decl, Expr, ExprKind, File, Item, Path, Segment, Spanned, StrLit, StrPart};
 use crate::source::Span;
 use crate::syntax::{KEYWORDS, is_identifier};
 
@@ -40,6 +38,14 @@ pub fn format(file: &File, text: &str) -> String {
         out.pop();
     }
     out
+}
+
+/// Where a block is and where its header ends (its `{` follows).
+#[derive(Clone, Copy)]
+struct Block {
+    span: Span,
+    header_end: usize,
+    empty: bool,
 }
 
 struct Printer<'a> {
@@ -209,12 +215,11 @@ impl Printer<'_> {
         &mut self,
         out: &mut String,
         indent: usize,
-        span: Span,
-        header_end: usize,
+        shape: Block,
         header: impl FnOnce(&mut Self, &mut String, usize),
-        empty: bool,
         body: impl FnOnce(&mut Self, &mut String, usize),
     ) {
+        let Block { span, header_end, empty } = shape;
         self.leading(out, start(span), indent);
         let mut buf = String::new();
         header(self, &mut buf, indent * 2);
@@ -223,7 +228,7 @@ impl Printer<'_> {
         out.push_str(&pad(indent));
         out.push_str(&buf);
         let close = end(span).saturating_sub(1);
-        if empty && !self.has_comment_in(Span { start: brace as u32, end: close as u32, ..span }) {
+        if empty && !self.has_comment_in(Span::new(span.file, brace, close)) {
             out.push_str(" {}");
             self.end_line(out, end(span));
             return;
@@ -268,19 +273,21 @@ impl Printer<'_> {
                 };
                 match &g.body {
                     None => self.line(out, indent, g.span, "", header),
-                    Some(body) => self.block(out, indent, g.span, end(g.scope.span), header, body.is_empty(), |p, o, i| {
-                        p.body(o, body, i);
-                    }),
+                    Some(body) => {
+                        let shape = Block { span: g.span, header_end: end(g.scope.span), empty: body.is_empty() };
+                        self.block(out, indent, shape, header, |p, o, i| {
+                            p.body(o, body, i);
+                        });
+                    }
                 }
             }
             Item::Decl(d) => self.decl(out, d, indent),
             Item::For(f) => {
-                let header_end = end(f.iterable.span);
+                let shape = Block { span: f.span, header_end: end(f.iterable.span), empty: f.items.is_empty() };
                 self.block(
                     out,
                     indent,
-                    f.span,
-                    header_end,
+                    shape,
                     |p, buf, col| {
                         buf.push_str("for ");
                         buf.push_str(&f.key.node);
@@ -292,53 +299,67 @@ impl Printer<'_> {
                         let c = col_after(col, buf);
                         p.expr(buf, &f.iterable, indent, c);
                     },
-                    f.items.is_empty(),
                     |p, o, i| p.items(o, &f.items, i),
                 );
             }
             Item::Policy(pol) => {
                 let header = format!("policy {}", pol.name.node);
                 let empty = pol.rules.is_empty() && pol.attrs.is_empty();
-                self.block(out, indent, pol.span, end(pol.name.span), |_, b, _| b.push_str(&header), empty, |p, o, i| {
-                    enum Line<'x> {
-                        Rule(&'x crate::ast::Rule),
-                        Attr(&'x Attr),
-                    }
-                    let mut lines: Vec<(usize, Line<'_>)> = pol.rules.iter().map(|r| (start(r.span), Line::Rule(r))).collect();
-                    lines.extend(pol.attrs.iter().map(|a| (start(a.span), Line::Attr(a))));
-                    lines.sort_by_key(|l| l.0);
-                    let attrs: Vec<Option<&Attr>> = lines
-                        .iter()
-                        .map(|l| match l.1 {
-                            Line::Attr(a) => Some(a),
-                            Line::Rule(_) => None,
-                        })
-                        .collect();
-                    let widths = p.align(&attrs);
-                    for (k, (_, line)) in lines.iter().enumerate() {
-                        match line {
-                            Line::Attr(a) => p.attr(o, a, i, widths[k]),
-                            Line::Rule(r) => p.line(o, i, r.span, "", |p, buf, col| {
-                                let effect = match r.effect.node {
-                                    crate::ast::Effect::Deny => "deny",
-                                    crate::ast::Effect::Warn => "warn",
-                                };
-                                let head = format!("{effect} {} when ", r.subject.node);
-                                buf.push_str(&head);
-                                p.expr(buf, &r.condition, i, col + width(&head));
-                            }),
+                let shape = Block { span: pol.span, header_end: end(pol.name.span), empty };
+                self.block(
+                    out,
+                    indent,
+                    shape,
+                    |_, b, _| b.push_str(&header),
+                    |p, o, i| {
+                        enum Line<'x> {
+                            Rule(&'x crate::ast::Rule),
+                            Attr(&'x Attr),
                         }
-                    }
-                });
+                        let mut lines: Vec<(usize, Line<'_>)> =
+                            pol.rules.iter().map(|r| (start(r.span), Line::Rule(r))).collect();
+                        lines.extend(pol.attrs.iter().map(|a| (start(a.span), Line::Attr(a))));
+                        lines.sort_by_key(|l| l.0);
+                        let attrs: Vec<Option<&Attr>> = lines
+                            .iter()
+                            .map(|l| match l.1 {
+                                Line::Attr(a) => Some(a),
+                                Line::Rule(_) => None,
+                            })
+                            .collect();
+                        let widths = p.align(&attrs);
+                        for (k, (_, line)) in lines.iter().enumerate() {
+                            match line {
+                                Line::Attr(a) => p.attr(o, a, i, widths[k]),
+                                Line::Rule(r) => p.line(o, i, r.span, "", |p, buf, col| {
+                                    let effect = match r.effect.node {
+                                        crate::ast::Effect::Deny => "deny",
+                                        crate::ast::Effect::Warn => "warn",
+                                    };
+                                    let head = format!("{effect} {} when ", r.subject.node);
+                                    buf.push_str(&head);
+                                    p.expr(buf, &r.condition, i, col + width(&head));
+                                }),
+                            }
+                        }
+                    },
+                );
             }
         }
     }
 
     fn decl(&mut self, out: &mut String, d: &Decl, indent: usize) {
         let header = format!("{} {}", d.kind.node, d.name.node);
-        self.block(out, indent, d.span, end(d.name.span), |_, b, _| b.push_str(&header), d.body.is_empty(), |p, o, i| {
-            p.body(o, &d.body, i);
-        });
+        let shape = Block { span: d.span, header_end: end(d.name.span), empty: d.body.is_empty() };
+        self.block(
+            out,
+            indent,
+            shape,
+            |_, b, _| b.push_str(&header),
+            |p, o, i| {
+                p.body(o, &d.body, i);
+            },
+        );
     }
 
     /// The padded name width of each attribute: consecutive attributes not separated by a
@@ -683,9 +704,19 @@ mod tests {
     #[test]
     fn spec_declarations_layout() {
         let out = fmt(crate::syntax::tests::SPEC_DECLS);
-        assert!(out.contains("  public_network_access = false\n  tags                  = { team = \"fraud\", env = var.env }\n"), "{out}");
+        assert!(
+            out.contains(
+                "  public_network_access = false\n  tags                  = { team = \"fraud\", env = var.env }\n"
+            ),
+            "{out}"
+        );
         assert!(out.contains("identity trainer {  # user-assigned managed identity\n"), "{out}");
-        assert!(out.contains("grant \"AzureML Data Scientist\" to group.fraud_ds on workspace.fraud\ngrant \"AzureML Compute"), "{out}");
+        assert!(
+            out.contains(
+                "grant \"AzureML Data Scientist\" to group.fraud_ds on workspace.fraud\ngrant \"AzureML Compute"
+            ),
+            "{out}"
+        );
     }
 
     #[test]

@@ -18,8 +18,8 @@ use pest::error::InputLocation;
 use pest::iterators::Pair;
 
 use crate::ast::{
-    Allow, Attr, BinaryOp, BodyItem, Decl, Effect, Expr, ExprKind, File, For, Grant, Ident, Item,
-    Let, Path, Policy, Rule as PolicyRule, Segment, Spanned, StrLit, StrPart, UnaryOp,
+    Allow, Attr, BinaryOp, BodyItem, Decl, Effect, Expr, ExprKind, File, For, Grant, Ident, Item, Let, Path, Policy,
+    Rule as PolicyRule, Segment, Spanned, StrLit, StrPart, UnaryOp,
 };
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::source::{FileId, Span};
@@ -32,8 +32,8 @@ pub const MAX_EXPR_DEPTH: usize = 200;
 
 /// The words that cannot be used as names.
 pub const KEYWORDS: &[&str] = &[
-    "let", "for", "in", "grant", "to", "on", "policy", "deny", "warn", "when", "allow", "because",
-    "true", "false", "and", "or", "not", "matches",
+    "let", "for", "in", "grant", "to", "on", "policy", "deny", "warn", "when", "allow", "because", "true", "false",
+    "and", "or", "not", "matches",
 ];
 
 #[derive(pest_derive::Parser)]
@@ -387,7 +387,9 @@ impl Converter<'_> {
 
     fn end_of(p: &Pair<'_, Rule>) -> usize {
         let last = p.clone().into_inner().filter(|k| k.as_rule() != Rule::COMMENT).last();
-        let Some(last) = last else { return p.as_span().end() };
+        let Some(last) = last else {
+            return p.as_span().end();
+        };
         let e = Self::end_of(&last);
         let tail = &p.get_input()[e..p.as_span().end()];
         e + tail.find(|c: char| c.is_whitespace() || c == '#').unwrap_or(tail.len())
@@ -462,7 +464,7 @@ impl Converter<'_> {
         match p.as_rule() {
             Rule::let_item => {
                 let mut k = self.kids(p).into_iter();
-                let name = self.local_name(k.next()?, "binding");
+                let name = self.local_name(&k.next()?, "binding");
                 let value = self.expr(k.next()?, 0);
                 Some(Item::Let(Let { name, value, span }))
             }
@@ -478,8 +480,8 @@ impl Converter<'_> {
                     }
                 }
                 let mut names = names.into_iter();
-                let key = self.local_name(names.next()?, "loop variable");
-                let value = names.next().map(|n| self.local_name(n, "loop variable"));
+                let key = self.local_name(&names.next()?, "loop variable");
+                let value = names.next().map(|n| self.local_name(&n, "loop variable"));
                 let mut rest = rest.into_iter();
                 let iterable = self.expr(rest.next()?, 0);
                 let mut items = Vec::new();
@@ -503,7 +505,7 @@ impl Converter<'_> {
             }
             Rule::policy_item => {
                 let mut k = self.kids(p).into_iter();
-                let name = self.local_name(k.next()?, "policy");
+                let name = self.local_name(&k.next()?, "policy");
                 let mut rules = Vec::new();
                 let mut attrs = Vec::new();
                 let mut spans = Vec::new();
@@ -539,8 +541,8 @@ impl Converter<'_> {
     fn decl(&mut self, p: Pair<'_, Rule>) -> Option<Decl> {
         let span = self.span(&p);
         let mut k = self.kids(p).into_iter();
-        let kind = self.checked_name(k.next()?);
-        let name = self.local_name(k.next()?, "declaration");
+        let kind = self.checked_name(&k.next()?);
+        let name = self.local_name(&k.next()?, "declaration");
         let body = self.body_items(k);
         Some(Decl { kind, name, body, span })
     }
@@ -559,7 +561,7 @@ impl Converter<'_> {
                 Rule::allow => {
                     let span = self.span(&k);
                     let mut kk = self.kids(k).into_iter();
-                    let policy = kk.next().map(|n| self.local_name(n, "policy"));
+                    let policy = kk.next().map(|n| self.local_name(&n, "policy"));
                     let reason = kk.next().map(|s| {
                         let sp = self.span(&s);
                         Spanned::new(self.string(s, 0), sp)
@@ -577,7 +579,7 @@ impl Converter<'_> {
     fn attr(&mut self, p: Pair<'_, Rule>) -> Option<Attr> {
         let span = self.span(&p);
         let mut k = self.kids(p).into_iter();
-        let name = self.local_name(k.next()?, "attribute");
+        let name = self.local_name(&k.next()?, "attribute");
         let value = self.expr(k.next()?, 0);
         Some(Attr { name, value, span })
     }
@@ -588,8 +590,8 @@ impl Converter<'_> {
 
     /// A name that must be a valid identifier (E0015) but may be a keyword (path fields,
     /// declaration kinds).
-    fn checked_name(&mut self, p: Pair<'_, Rule>) -> Ident {
-        let id = self.ident(&p);
+    fn checked_name(&mut self, p: &Pair<'_, Rule>) -> Ident {
+        let id = self.ident(p);
         if !is_identifier(&id.node) {
             let fixed = id.node.to_ascii_lowercase().replace('-', "_");
             self.diags.push(
@@ -604,8 +606,8 @@ impl Converter<'_> {
     }
 
     /// A name being declared: a valid identifier (E0015) that is not a keyword (E0014).
-    fn local_name(&mut self, p: Pair<'_, Rule>, what: &str) -> Ident {
-        let id = self.ident(&p);
+    fn local_name(&mut self, p: &Pair<'_, Rule>, what: &str) -> Ident {
+        let id = self.ident(p);
         if KEYWORDS.contains(&id.node.as_str()) {
             self.diags.push(
                 Diagnostic::error("E0014", format!("`{}` is a keyword and cannot be used as a {what} name", id.node))
@@ -632,27 +634,7 @@ impl Converter<'_> {
             return self.too_deep(span);
         }
         match p.as_rule() {
-            Rule::expr | Rule::conj => {
-                let kids = self.kids(p);
-                if kids.len() / 2 + depth > MAX_EXPR_DEPTH {
-                    return self.too_deep(span);
-                }
-                let step = usize::from(kids.len() > 1);
-                let mut it = kids.into_iter();
-                let Some(first) = it.next() else { return error_expr(span) };
-                let mut lhs = self.expr(first, depth + step);
-                while let (Some(op), Some(rhs)) = (it.next(), it.next()) {
-                    let op_span = self.span(&op);
-                    let op = if op.as_rule() == Rule::op_or { BinaryOp::Or } else { BinaryOp::And };
-                    let rhs = self.expr(rhs, depth + 1);
-                    let span = lhs.span.to(rhs.span);
-                    lhs = Expr {
-                        kind: ExprKind::Binary { op: Spanned::new(op, op_span), lhs: Box::new(lhs), rhs: Box::new(rhs) },
-                        span,
-                    };
-                }
-                lhs
-            }
+            Rule::expr | Rule::conj => self.chain(p, depth),
             Rule::neg => {
                 let kids = self.kids(p);
                 let nots = kids.len().saturating_sub(1);
@@ -660,7 +642,9 @@ impl Converter<'_> {
                     return self.too_deep(span);
                 }
                 let mut kids = kids;
-                let Some(last) = kids.pop() else { return error_expr(span) };
+                let Some(last) = kids.pop() else {
+                    return error_expr(span);
+                };
                 let mut e = self.expr(last, depth + nots);
                 for op in kids.into_iter().rev() {
                     let op_span = self.span(&op);
@@ -672,34 +656,7 @@ impl Converter<'_> {
                 }
                 e
             }
-            Rule::cmp => {
-                let mut it = self.kids(p).into_iter();
-                let Some(first) = it.next() else { return error_expr(span) };
-                let (op, rhs) = (it.next(), it.next());
-                let lhs = self.expr(first, depth + usize::from(rhs.is_some()));
-                match (op, rhs) {
-                    (Some(op), Some(rhs)) => {
-                        let op_span = self.span(&op);
-                        let op = match op.as_str() {
-                            "==" => BinaryOp::Eq,
-                            "!=" => BinaryOp::Ne,
-                            "<" => BinaryOp::Lt,
-                            "<=" => BinaryOp::Le,
-                            ">" => BinaryOp::Gt,
-                            ">=" => BinaryOp::Ge,
-                            "in" => BinaryOp::In,
-                            "!in" => BinaryOp::NotIn,
-                            _ => BinaryOp::Matches,
-                        };
-                        let rhs = self.expr(rhs, depth + 1);
-                        Expr {
-                            kind: ExprKind::Binary { op: Spanned::new(op, op_span), lhs: Box::new(lhs), rhs: Box::new(rhs) },
-                            span,
-                        }
-                    }
-                    _ => lhs,
-                }
-            }
+            Rule::cmp => self.comparison(p, depth),
             Rule::paren => {
                 let inner = self.kids(p).into_iter().next();
                 let e = inner.map_or_else(|| error_expr(span), |i| self.expr(i, depth + 1));
@@ -728,8 +685,10 @@ impl Converter<'_> {
             Rule::bool => Expr { kind: ExprKind::Bool(p.as_str() == "true"), span },
             Rule::call => {
                 let mut k = self.kids(p).into_iter();
-                let Some(name) = k.next() else { return error_expr(span) };
-                let name = self.checked_name(name);
+                let Some(name) = k.next() else {
+                    return error_expr(span);
+                };
+                let name = self.checked_name(&name);
                 let args = k
                     .next()
                     .map(|a| self.kids(a).into_iter().map(|e| self.expr(e, depth + 1)).collect())
@@ -738,13 +697,15 @@ impl Converter<'_> {
             }
             Rule::path => {
                 let mut k = self.kids(p).into_iter();
-                let Some(root) = k.next() else { return error_expr(span) };
-                let root = self.checked_name(root);
+                let Some(root) = k.next() else {
+                    return error_expr(span);
+                };
+                let root = self.checked_name(&root);
                 let mut segments = Vec::new();
                 for s in k {
                     if s.as_rule() == Rule::field {
                         if let Some(n) = self.kids(s).into_iter().next() {
-                            segments.push(Segment::Field(self.checked_name(n)));
+                            segments.push(Segment::Field(self.checked_name(&n)));
                         }
                     } else if let Some(e) = self.kids(s).into_iter().next() {
                         segments.push(Segment::Index(self.expr(e, depth + 1)));
@@ -753,6 +714,65 @@ impl Converter<'_> {
                 Expr { kind: ExprKind::Path(Path { root, segments }), span }
             }
             _ => error_expr(span),
+        }
+    }
+
+    /// `a or b or c` / `a and b`: a left-leaning chain, refused beyond [`MAX_EXPR_DEPTH`].
+    fn chain(&mut self, p: Pair<'_, Rule>, depth: usize) -> Expr {
+        let span = self.span(&p);
+        let kids = self.kids(p);
+        if kids.len() / 2 + depth > MAX_EXPR_DEPTH {
+            return self.too_deep(span);
+        }
+        let step = usize::from(kids.len() > 1);
+        let mut it = kids.into_iter();
+        let Some(first) = it.next() else {
+            return error_expr(span);
+        };
+        let mut lhs = self.expr(first, depth + step);
+        while let (Some(op), Some(rhs)) = (it.next(), it.next()) {
+            let op_span = self.span(&op);
+            let op = if op.as_rule() == Rule::op_or { BinaryOp::Or } else { BinaryOp::And };
+            let rhs = self.expr(rhs, depth + 1);
+            let span = lhs.span.to(rhs.span);
+            lhs = Expr {
+                kind: ExprKind::Binary { op: Spanned::new(op, op_span), lhs: Box::new(lhs), rhs: Box::new(rhs) },
+                span,
+            };
+        }
+        lhs
+    }
+
+    /// `a OP b` with one comparison operator at most (they do not associate).
+    fn comparison(&mut self, p: Pair<'_, Rule>, depth: usize) -> Expr {
+        let span = self.span(&p);
+        let mut it = self.kids(p).into_iter();
+        let Some(first) = it.next() else {
+            return error_expr(span);
+        };
+        let (op, rhs) = (it.next(), it.next());
+        let lhs = self.expr(first, depth + usize::from(rhs.is_some()));
+        match (op, rhs) {
+            (Some(op), Some(rhs)) => {
+                let op_span = self.span(&op);
+                let op = match op.as_str() {
+                    "==" => BinaryOp::Eq,
+                    "!=" => BinaryOp::Ne,
+                    "<" => BinaryOp::Lt,
+                    "<=" => BinaryOp::Le,
+                    ">" => BinaryOp::Gt,
+                    ">=" => BinaryOp::Ge,
+                    "in" => BinaryOp::In,
+                    "!in" => BinaryOp::NotIn,
+                    _ => BinaryOp::Matches,
+                };
+                let rhs = self.expr(rhs, depth + 1);
+                Expr {
+                    kind: ExprKind::Binary { op: Spanned::new(op, op_span), lhs: Box::new(lhs), rhs: Box::new(rhs) },
+                    span,
+                }
+            }
+            _ => lhs,
         }
     }
 
@@ -783,7 +803,9 @@ impl Converter<'_> {
                     prev_end = Some(entry_span.end as usize);
                     comma_seen = false;
                     let mut kk = self.kids(k).into_iter();
-                    let (Some(key), Some(value)) = (kk.next(), kk.next()) else { continue };
+                    let (Some(key), Some(value)) = (kk.next(), kk.next()) else {
+                        continue;
+                    };
                     let key = if key.as_rule() == Rule::string {
                         let key_span = self.span(&key);
                         let lit = self.string(key, depth + 1);
@@ -798,7 +820,7 @@ impl Converter<'_> {
                             Spanned::new(String::new(), key_span)
                         }
                     } else {
-                        self.local_name(key, "map key")
+                        self.local_name(&key, "map key")
                     };
                     let value = self.expr(value, depth + 1);
                     entries.push((key, value));
@@ -816,13 +838,14 @@ impl Converter<'_> {
             match k.as_rule() {
                 Rule::str_text | Rule::dollar => lit.push_str(k.as_str()),
                 Rule::dollar_esc => lit.push_str("${"),
-                Rule::escape => match decode_escape(k.as_str()) {
-                    Some(c) => lit.push(c),
-                    None => {
+                Rule::escape => {
+                    if let Some(c) = decode_escape(k.as_str()) {
+                        lit.push(c);
+                    } else {
                         let span = self.span(&k);
                         self.bad_escape(span, k.as_str());
                     }
-                },
+                }
                 Rule::bad_escape => {
                     let span = self.span(&k);
                     self.bad_escape(span, k.as_str());
@@ -1094,23 +1117,23 @@ policy p {
 
     #[test]
     fn kitchen_sink_parses() {
-        let f = ok(KITCHEN_SINK);
-        let Item::Let(m) = &f.items[1] else { panic!() };
-        let ExprKind::Map(entries) = &m.value.kind else { panic!() };
+        let file = ok(KITCHEN_SINK);
+        let Item::Let(map) = &file.items[1] else { panic!() };
+        let ExprKind::Map(entries) = &map.value.kind else { panic!() };
         assert_eq!(entries[0].0.node, "quoted key");
         let ExprKind::Str(s) = &entries[0].1.kind else { panic!() };
         assert_eq!(s.as_plain().unwrap(), "a\"b\\c\n\t\u{e9}");
-        let Item::For(fo) = &f.items[2] else { panic!() };
+        let Item::For(fo) = &file.items[2] else { panic!() };
         assert_eq!(fo.value.as_ref().unwrap().node, "v");
         let Item::For(inner) = &fo.items[0] else { panic!() };
         let id = decl(&inner.items[0]);
         let ExprKind::Str(s) = &attr(id, "name").kind else { panic!() };
         assert_eq!(s.parts.last(), Some(&StrPart::Lit("-${literal}".to_owned())));
         assert!(matches!(&id.body[1], BodyItem::Allow(a) if a.policy.node == "no_pr_tokens_in_prod"));
-        let Item::Grant(g) = &f.items[4] else { panic!() };
+        let Item::Grant(g) = &file.items[4] else { panic!() };
         assert_eq!(g.body, Some(vec![]));
-        let Item::Policy(p) = &f.items[5] else { panic!() };
-        let ExprKind::Binary { op, lhs, rhs } = &p.rules[0].condition.kind else { panic!() };
+        let Item::Policy(policy) = &file.items[5] else { panic!() };
+        let ExprKind::Binary { op, lhs, rhs } = &policy.rules[0].condition.kind else { panic!() };
         assert_eq!(op.node, BinaryOp::And);
         assert!(matches!(&lhs.kind, ExprKind::Unary { operand, .. } if matches!(operand.kind, ExprKind::Paren(_))));
         assert!(matches!(&rhs.kind, ExprKind::Unary { operand, .. } if matches!(operand.kind, ExprKind::Unary { .. })));
@@ -1237,17 +1260,28 @@ policy p {
     pub(crate) fn mutations() -> impl proptest::strategy::Strategy<Value = String> {
         use proptest::prelude::*;
         let sources = prop::sample::select(all_examples());
-        (sources, prop::collection::vec((any::<prop::sample::Index>(), any::<bool>(), prop::sample::select(vec![
-            '{', '}', '[', ']', '(', ')', '"', '\\', '$', '#', '\n', ' ', '=', ',', '.', 'a', 'Z', '-', '1', 'é',
-        ])), 1..4))
+        (
+            sources,
+            prop::collection::vec(
+                (
+                    any::<prop::sample::Index>(),
+                    any::<bool>(),
+                    prop::sample::select(vec![
+                        '{', '}', '[', ']', '(', ')', '"', '\\', '$', '#', '\n', ' ', '=', ',', '.', 'a', 'Z', '-',
+                        '1', 'é',
+                    ]),
+                ),
+                1..4,
+            ),
+        )
             .prop_map(|(src, edits)| {
                 let mut chars: Vec<char> = src.chars().collect();
-                for (at, insert, c) in edits {
-                    let i = at.index(chars.len() + 1);
+                for (at, insert, ch) in edits {
+                    let pos = at.index(chars.len() + 1);
                     if insert {
-                        chars.insert(i, c);
-                    } else if i < chars.len() {
-                        chars.remove(i);
+                        chars.insert(pos, ch);
+                    } else if pos < chars.len() {
+                        chars.remove(pos);
                     }
                 }
                 chars.into_iter().collect()

@@ -7,3 +7,4 @@ pub mod ast;
 pub mod diagnostics;
 pub mod settings;
 pub mod source;
+pub mod synth;

@@ -22,6 +22,7 @@ pub mod roles;
 pub mod settings;
 pub mod source;
 pub mod suggest;
+pub mod synth;
 pub mod syntax;
 
 use std::collections::{BTreeMap, HashSet};

@@ -1733,6 +1733,22 @@ owner: contoso-ml-prod
     }
 
     #[test]
+    fn shipped_examples_load_cleanly() {
+        for example in ["contoso-ml", "quickstart"] {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("examples")
+                .join(example);
+            let mut sources = Sources::default();
+            let (settings, diags) = load(&dir, &Overrides::default(), &mut sources);
+            assert!(diags.is_empty(), "{example}: {diags:#?}");
+            assert!(
+                settings.tenant.is_some() && settings.owner.is_some(),
+                "{example}"
+            );
+        }
+    }
+
+    #[test]
     fn span_of_without_settings_file_is_none() {
         assert_eq!(
             Settings::default().span_of(&Sources::default(), &["owner"]),

@@ -696,6 +696,17 @@ mod tests {
     }
 
     #[test]
+    fn examples_in_the_language_doc_are_formatted() {
+        let doc = include_str!("../docs/language.md");
+        let blocks: Vec<&str> = doc.split("```").skip(1).step_by(2).collect();
+        assert!(blocks.len() >= 3);
+        for b in blocks {
+            let b = b.strip_prefix('\n').unwrap_or(b);
+            assert_eq!(fmt(b), b);
+        }
+    }
+
+    #[test]
     fn aligns_attributes_and_keeps_trailing_comments() {
         let out = fmt("group g {\n  name = \"n\"  # the name\n  description=\"d\"\n\n  owners = []\n}\n");
         assert_eq!(out, "group g {\n  name        = \"n\"  # the name\n  description = \"d\"\n\n  owners = []\n}\n");

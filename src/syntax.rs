@@ -229,7 +229,9 @@ fn prescan(text: &str) -> Result<Scan, usize> {
 fn unterminated(open: usize, end: usize) -> Diagnostic {
     Diagnostic::error("E0011", "unterminated string")
         .with_label(Span::new(FileId(0), open, end), "this string is not closed on its line")
-        .with_help("add the closing `\"`; strings cannot span lines (write `\\n` for a line break)")
+        .with_help(
+            "add the closing `\"` (and the `}` of any `${`); strings cannot span lines (write `\\n` for a line break)",
+        )
 }
 
 /// Whether a line (at column 0) starts like a top-level item: a keyword that starts one, or
@@ -277,7 +279,7 @@ fn unexpected(file: FileId, text: &str, at: usize, err: &pest::error::Error<Rule
     }
     let (found, len) = found_at(text, at);
     let what = match expected.len() {
-        0 => "something else".to_owned(),
+        0 => String::new(),
         1 => expected[0].to_owned(),
         n => format!("{} or {}", expected[..n - 1].join(", "), expected[n - 1]),
     };
@@ -290,7 +292,9 @@ fn unexpected(file: FileId, text: &str, at: usize, err: &pest::error::Error<Rule
     } else {
         "see docs/language.md for the syntax of `.mlp` files"
     };
-    Diagnostic::error("E0010", format!("expected {what}, found {found}"))
+    let message =
+        if expected.is_empty() { format!("unexpected {found}") } else { format!("expected {what}, found {found}") };
+    Diagnostic::error("E0010", message)
         .with_label(Span::new(file, at, at + len), format!("unexpected {found}"))
         .with_help(help)
 }
@@ -1190,6 +1194,14 @@ policy p {
         assert_eq!((code, msg.as_str(), under.as_str()), ("E0011", "unterminated string", "\"abc"));
         let (f, _) = parse(FileId(0), "let x = \"abc\nlet y = 1\n");
         assert_eq!(f.items.len(), 1);
+    }
+
+    #[test]
+    fn unclosed_interpolation() {
+        let e = errs("let x = \"${a\"\nlet y = 1\n");
+        assert_eq!(e.len(), 1, "{e:#?}");
+        assert_eq!(e[0].0, "E0011");
+        ok("let x = \"$ and $$ and $${\"\n");
     }
 
     #[test]

@@ -137,8 +137,8 @@ impl<'d> Fields<'d> {
 
     fn wrong_type(&mut self, name: &str, expected: &str, got: &Value, span: Span) {
         self.error(
-            Diagnostic::error("E0203", format!("`{name}` must be {expected}, found a {}", got.type_name()))
-                .with_label(span, format!("this is a {}", got.type_name())),
+            Diagnostic::error("E0203", format!("`{name}` must be {expected}, found {}", got.a_type_name()))
+                .with_label(span, format!("this is {}", got.a_type_name())),
         );
     }
 
@@ -220,7 +220,7 @@ fn meta_of(decl: &ResolvedDecl, known: &HashSet<String>, diags: &mut Diagnostics
             match &a.value {
                 Some(Value::Bool(b)) => prevent_destroy = *b,
                 Some(other) => diags.push(
-                    Diagnostic::error("E0203", format!("`prevent_destroy` must be `true` or `false`, found a {}", other.type_name()))
+                    Diagnostic::error("E0203", format!("`prevent_destroy` must be `true` or `false`, found {}", other.a_type_name()))
                         .with_label(a.value_span, "expected a bool"),
                 ),
                 None => {}
@@ -295,11 +295,6 @@ impl Checker<'_> {
             ok &= self.location(l, meta.attr_span("location"));
         }
         if let (true, Some((alias, id)), Some(name), Some(location)) = (ok, sub, name, location) {
-            if !is_guid(&id) {
-                self.invalid("E0205", format!("subscription `{alias}` has id `{id}`, which is not a GUID"), meta.attr_span("subscription"),
-                    "subscription ids look like 00000000-0000-0000-0000-000000000000");
-                return;
-            }
             self.model.resource_groups.insert(
                 meta.address.clone(),
                 ResourceGroup { meta, subscription_alias: alias, subscription_id: id.to_lowercase(), name, location, tags },
@@ -530,7 +525,7 @@ impl Checker<'_> {
             },
             other => {
                 self.diags.push(
-                    Diagnostic::error("E0213", format!("{what} must be a principal, found a {}", other.type_name()))
+                    Diagnostic::error("E0213", format!("{what} must be a principal, found {}", other.a_type_name()))
                         .with_label(span, "not a principal")
                         .with_help("principals are group.X, identity.X, workspace.X.identity, user(\"upn\"), service_principal(\"...\"), existing_group(\"...\")"),
                 );
@@ -656,7 +651,7 @@ impl Checker<'_> {
             }
             other => {
                 self.diags.push(
-                    Diagnostic::error("E0214", format!("a grant's scope must be a scope, found a {}", other.type_name()))
+                    Diagnostic::error("E0214", format!("a grant's scope must be a scope, found {}", other.a_type_name()))
                         .with_label(span, "not a scope")
                         .with_help("scopes are workspace.X, workspace.X.storage_account (or .key_vault, .container_registry, .application_insights), resource_group.X, sub.ALIAS, scope(\"/subscriptions/...\")"),
                 );
@@ -670,6 +665,7 @@ impl Checker<'_> {
     fn duplicate_names(&mut self) {
         let mut seen: HashMap<String, (&Address, Span)> = HashMap::new();
         let mut found = Vec::new();
+        let mut reported: HashSet<Address> = HashSet::new();
         let entries = self
             .model
             .resource_groups
@@ -683,6 +679,11 @@ impl Checker<'_> {
         for (key, meta, what) in entries {
             let span = if what == "group mail nickname" { meta.attr_span("mail_nickname") } else { meta.attr_span("name") };
             if let Some((prev, prev_span)) = seen.get(&key) {
+                // A nickname derived from a duplicate name is the same mistake: report it once.
+                if what == "group mail nickname" && reported.contains(&meta.address) {
+                    continue;
+                }
+                reported.insert(meta.address.clone());
                 found.push(
                     Diagnostic::error("E0211", format!("`{}` and `{prev}` would be the same {what} in Azure", meta.address))
                         .with_label(span, "same name")

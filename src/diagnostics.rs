@@ -187,6 +187,8 @@ fn severity_word(s: Severity) -> &'static str {
 /// A borrowed view of a [`Diagnostic`] that miette can render.
 struct Report<'a> {
     diag: &'a Diagnostic,
+    /// Shown under another diagnostic: no code or severity of its own.
+    related_only: bool,
     source: Option<NamedSource<String>>,
     related: Vec<Report<'a>>,
 }
@@ -197,8 +199,8 @@ impl<'a> Report<'a> {
             let f = sources.get(s.file);
             NamedSource::new(f.name.clone(), f.text.to_string()).with_language("mlpolicy")
         });
-        let related = diag.related.iter().map(|r| Report::new(r, sources)).collect();
-        Report { diag, source, related }
+        let related = diag.related.iter().map(|r| Report { related_only: true, ..Report::new(r, sources) }).collect();
+        Report { diag, related_only: false, source, related }
     }
 }
 
@@ -218,10 +220,13 @@ impl std::error::Error for Report<'_> {}
 
 impl miette::Diagnostic for Report<'_> {
     fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        Some(Box::new(self.diag.code))
+        (!self.related_only).then(|| Box::new(self.diag.code) as Box<dyn fmt::Display>)
     }
 
     fn severity(&self) -> Option<miette::Severity> {
+        if self.related_only {
+            return Some(miette::Severity::Advice);
+        }
         Some(match self.diag.severity {
             Severity::Error => miette::Severity::Error,
             Severity::Warning => miette::Severity::Warning,

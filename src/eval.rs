@@ -199,8 +199,8 @@ impl<'a> Evaluator<'a> {
                     Some(Value::Int(i)) => out.push_str(&i.to_string()),
                     Some(other) => {
                         self.report(
-                            Diagnostic::error("E0110", format!("interpolation yields a {}, not a string", other.type_name()))
-                                .with_label(e.span, format!("this is a {}", other.type_name()))
+                            Diagnostic::error("E0110", format!("interpolation yields {}, not a string", other.a_type_name()))
+                                .with_label(e.span, format!("this is {}", other.a_type_name()))
                                 .with_help("only strings and integers can be interpolated into a string"),
                         );
                         ok = false;
@@ -214,8 +214,8 @@ impl<'a> Evaluator<'a> {
 
     fn type_error(&self, span: Span, what: &str, got: &Value) {
         self.report(
-            Diagnostic::error("E0111", format!("{what}, found a {}", got.type_name()))
-                .with_label(span, format!("this is a {}", got.type_name())),
+            Diagnostic::error("E0111", format!("{what}, found {}", got.a_type_name()))
+                .with_label(span, format!("this is {}", got.a_type_name())),
         );
     }
 
@@ -228,7 +228,7 @@ impl<'a> Evaluator<'a> {
             self.report(
                 Diagnostic::error(
                     "E0111",
-                    format!("`{}` cannot compare a {} with a {}", op.symbol(), l.type_name(), r.type_name()),
+                    format!("`{}` cannot compare {} with {}", op.symbol(), l.a_type_name(), r.a_type_name()),
                 )
                 .with_label(op_span, "here")
                 .with_secondary(lhs.span, l.type_name())
@@ -520,7 +520,7 @@ impl<'a> Evaluator<'a> {
                 }
                 (v, k) => {
                     self.report(
-                        Diagnostic::error("E0108", format!("cannot index a {} with a {}", v.type_name(), k.type_name()))
+                        Diagnostic::error("E0108", format!("cannot index {} with {}", v.a_type_name(), k.a_type_name()))
                             .with_label(span, "invalid index")
                             .with_help("maps take string keys (`m.key` or `m[\"key\"]`), lists take integer indexes"),
                     );

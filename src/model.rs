@@ -207,6 +207,13 @@ pub enum Value {
 }
 
 impl Value {
+    /// The type's name with its article: "a string", "an integer".
+    pub fn a_type_name(&self) -> String {
+        let n = self.type_name();
+        let article = if n.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+        format!("{article} {n}")
+    }
+
     /// The type's name as used in diagnostics.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -50,7 +50,7 @@ pub fn evaluate(
                     Some(Value::Bool(b)) => b,
                     Some(other) => {
                         out.diagnostics.push(
-                            Diagnostic::warning("W0402", format!("policy `{}` yields a {} for `{}`, not a bool", p.name.node, other.type_name(), meta.address))
+                            Diagnostic::warning("W0402", format!("policy `{}` yields {} for `{}`, not a bool", p.name.node, other.a_type_name(), meta.address))
                                 .with_label(rule.condition.span, "expected a condition"),
                         );
                         continue;

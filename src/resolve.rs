@@ -224,7 +224,7 @@ impl<'a> Walker<'_, 'a> {
                             Value::Int(i) => Key::Int(*i),
                             other => {
                                 self.diags.push(
-                                    Diagnostic::error("E0112", format!("loop keys must be strings or integers, found a {}", other.type_name()))
+                                    Diagnostic::error("E0112", format!("loop keys must be strings or integers, found {}", other.a_type_name()))
                                         .with_label(f.iterable.span, "iterated here")
                                         .with_help(format!("iterate a map, or use `for i, {} in ...` to key by position", f.key.node)),
                                 );
@@ -239,7 +239,7 @@ impl<'a> Walker<'_, 'a> {
             Value::Map(m) => m.into_iter().map(|(k, v)| (Key::Str(k), v)).collect(),
             other => {
                 self.diags.push(
-                    Diagnostic::error("E0112", format!("`for` needs a list or a map, found a {}", other.type_name()))
+                    Diagnostic::error("E0112", format!("`for` needs a list or a map, found {}", other.a_type_name()))
                         .with_label(f.iterable.span, "not iterable"),
                 );
                 return;
@@ -387,7 +387,7 @@ fn resolve_grant(grant: &ast::Grant, env: &Env, eval: &Evaluator<'_>, diags: &mu
         Value::Str(s) => s,
         other => {
             diags.push(
-                Diagnostic::error("E0203", format!("a grant's role must be a string, found a {}", other.type_name()))
+                Diagnostic::error("E0203", format!("a grant's role must be a string, found {}", other.a_type_name()))
                     .with_label(grant.role.span, "expected a role name such as \"AzureML Data Scientist\""),
             );
             return None;

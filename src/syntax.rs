@@ -295,7 +295,7 @@ fn unexpected(file: FileId, text: &str, at: usize, err: &pest::error::Error<Rule
     let message =
         if expected.is_empty() { format!("unexpected {found}") } else { format!("expected {what}, found {found}") };
     Diagnostic::error("E0010", message)
-        .with_label(Span::new(file, at, at + len), format!("unexpected {found}"))
+        .with_label(Span::new(file, at, at + len), format!("{found} is not allowed here"))
         .with_help(help)
 }
 

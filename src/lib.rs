@@ -3,6 +3,7 @@
 //! The pipeline reads top to bottom, one module per stage:
 //! source → syntax → resolve → check → lower → graph → live → diff → plan → render → apply.
 
+pub mod access;
 pub mod ast;
 pub mod azure;
 pub mod check;

@@ -1,0 +1,189 @@
+//! Effective access: who holds which role on which scope, directly or through (nested) groups.
+//! One implementation serves the plan's "Access changes" section, `mlpolicy access` and audit.
+//!
+//! The input is an [`AccessGraph`]: principals with display names and kinds, direct group
+//! memberships, and role assignments. Group nesting is expanded transitively with a visited set,
+//! so a cycle in a corrupted tenant cannot hang it. A leaf is any principal that is not a group
+//! (user, service principal, managed identity).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::plan::AccessChange;
+
+/// A principal in an access graph, keyed by object id (or `new:ADDRESS` before creation).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Node {
+    pub display: String,
+    pub is_group: bool,
+}
+
+/// One role held on one scope.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Assignment {
+    pub principal: String,
+    pub role: String,
+    /// Scope as reviewers know it.
+    pub scope: String,
+}
+
+/// Principals, memberships and assignments.
+#[derive(Debug, Clone, Default)]
+pub struct AccessGraph {
+    pub nodes: BTreeMap<String, Node>,
+    /// Group key → direct member keys.
+    pub members: BTreeMap<String, BTreeSet<String>>,
+    pub assignments: BTreeSet<Assignment>,
+}
+
+/// A leaf's role on a scope with the group path that grants it (empty when direct).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Effective {
+    pub leaf: String,
+    pub role: String,
+    pub scope: String,
+    /// Group keys from the assigned group down to the one holding the leaf.
+    pub via: Vec<String>,
+}
+
+impl AccessGraph {
+    pub fn display(&self, key: &str) -> String {
+        self.nodes.get(key).map_or_else(|| key.to_owned(), |n| n.display.clone())
+    }
+
+    fn is_group(&self, key: &str) -> bool {
+        self.nodes.get(key).is_some_and(|n| n.is_group) || self.members.contains_key(key)
+    }
+
+    /// Every leaf reachable from `group` with the shortest path to it (ties: smallest path).
+    pub fn leaves_of(&self, group: &str) -> BTreeMap<String, Vec<String>> {
+        let mut best: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut visited: BTreeSet<String> = BTreeSet::new();
+        // Breadth-first, so the first path that reaches a leaf is a shortest one.
+        let mut frontier: Vec<(String, Vec<String>)> = vec![(group.to_owned(), vec![group.to_owned()])];
+        visited.insert(group.to_owned());
+        while !frontier.is_empty() {
+            let mut next = Vec::new();
+            for (g, path) in frontier {
+                for m in self.members.get(&g).into_iter().flatten() {
+                    if self.is_group(m) {
+                        if visited.insert(m.clone()) {
+                            let mut p = path.clone();
+                            p.push(m.clone());
+                            next.push((m.clone(), p));
+                        }
+                    } else {
+                        let candidate = path.clone();
+                        match best.get(m) {
+                            Some(existing) if existing.len() < candidate.len() || (existing.len() == candidate.len() && *existing <= candidate) => {}
+                            _ => {
+                                best.insert(m.clone(), candidate);
+                            }
+                        }
+                    }
+                }
+            }
+            next.sort();
+            frontier = next;
+        }
+        best
+    }
+
+    /// Every (leaf, role, scope) with one path, the shortest.
+    pub fn effective(&self) -> BTreeMap<(String, String, String), Vec<String>> {
+        let mut out: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
+        let mut put = |leaf: String, role: &str, scope: &str, via: Vec<String>| {
+            let key = (leaf, role.to_owned(), scope.to_owned());
+            match out.get(&key) {
+                Some(existing) if existing.len() < via.len() || (existing.len() == via.len() && *existing <= via) => {}
+                _ => {
+                    out.insert(key, via);
+                }
+            }
+        };
+        for a in &self.assignments {
+            if self.is_group(&a.principal) {
+                for (leaf, via) in self.leaves_of(&a.principal) {
+                    put(leaf, &a.role, &a.scope, via);
+                }
+            } else {
+                put(a.principal.clone(), &a.role, &a.scope, Vec::new());
+            }
+        }
+        out
+    }
+}
+
+/// Who gains and who loses access between two graphs, grouped into reviewer-sized lines:
+/// gains first, then losses, each ordered by scope, role and path.
+pub fn changes(before: &AccessGraph, after: &AccessGraph) -> Vec<AccessChange> {
+    let b = before.effective();
+    let a = after.effective();
+    let mut grouped: BTreeMap<(bool, String, String, Option<String>), BTreeSet<String>> = BTreeMap::new();
+    let path = |g: &AccessGraph, via: &[String]| -> Option<String> {
+        (!via.is_empty()).then(|| via.iter().map(|k| g.display(k)).collect::<Vec<_>>().join(" → "))
+    };
+    for (key, via) in &a {
+        if !b.contains_key(key) {
+            grouped.entry((true, key.2.clone(), key.1.clone(), path(after, via))).or_default().insert(after.display(&key.0));
+        }
+    }
+    for (key, via) in &b {
+        if !a.contains_key(key) {
+            grouped.entry((false, key.2.clone(), key.1.clone(), path(before, via))).or_default().insert(before.display(&key.0));
+        }
+    }
+    let mut out: Vec<AccessChange> = grouped
+        .into_iter()
+        .map(|((gain, scope, role, via), principals)| AccessChange { gain, principals: principals.into_iter().collect(), role, scope, via })
+        .collect();
+    out.sort_by(|x, y| y.gain.cmp(&x.gain).then_with(|| (&x.scope, &x.role, &x.via).cmp(&(&y.scope, &y.role, &y.via))));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph(members: &[(&str, &[&str])], assignments: &[(&str, &str, &str)]) -> AccessGraph {
+        let mut g = AccessGraph::default();
+        for (group, ms) in members {
+            g.nodes.insert((*group).to_owned(), Node { display: format!("G-{group}"), is_group: true });
+            g.members.insert((*group).to_owned(), ms.iter().map(|m| (*m).to_owned()).collect());
+            for m in *ms {
+                g.nodes.entry((*m).to_owned()).or_insert(Node { display: (*m).to_owned(), is_group: false });
+            }
+        }
+        for (p, r, s) in assignments {
+            g.assignments.insert(Assignment { principal: (*p).to_owned(), role: (*r).to_owned(), scope: (*s).to_owned() });
+        }
+        g
+    }
+
+    #[test]
+    fn nested_groups_give_paths() {
+        let g = graph(&[("outer", &["inner", "carol"]), ("inner", &["alice"])], &[("outer", "Reader", "ws")]);
+        let e = g.effective();
+        assert_eq!(e[&("alice".into(), "Reader".into(), "ws".into())], vec!["outer".to_string(), "inner".to_string()]);
+        assert_eq!(e[&("carol".into(), "Reader".into(), "ws".into())], vec!["outer".to_string()]);
+    }
+
+    #[test]
+    fn cycles_terminate() {
+        let g = graph(&[("a", &["b", "x"]), ("b", &["a", "y"])], &[("a", "Reader", "ws")]);
+        let e = g.effective();
+        assert_eq!(e.len(), 2);
+    }
+
+    #[test]
+    fn changes_group_principals() {
+        let before = graph(&[("g", &["mallory"])], &[("g", "AzureML Data Scientist", "ws")]);
+        let after = graph(&[("g", &["alice", "bob"])], &[("g", "AzureML Data Scientist", "ws")]);
+        let c = changes(&before, &after);
+        assert_eq!(c.len(), 2);
+        assert!(c[0].gain);
+        assert_eq!(c[0].principals, vec!["alice", "bob"]);
+        assert_eq!(c[0].via.as_deref(), Some("G-g"));
+        assert!(!c[1].gain);
+        assert_eq!(c[1].principals, vec!["mallory"]);
+    }
+}

@@ -448,7 +448,7 @@ async fn serve(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) -
     let fic_guard = if surface == Surface::Arm {
         match arm::FicLock::acquire(&shared, &ctx) {
             Ok(g) => g,
-            Err(reply) => return finish(&shared, &ctx, surface, reply, None).into_response(),
+            Err(reply) => return finish(&ctx, surface, reply, None).into_response(),
         }
     } else {
         None
@@ -460,7 +460,7 @@ async fn serve(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) -
         Fault::DropBefore => return drop_connection(&shared, &kill).await,
         Fault::FailBefore(status) => {
             shared.stats.bump(Counter::Faults);
-            return finish(&shared, &ctx, surface, fault_reply(&shared, &ctx, surface, status), None).into_response();
+            return finish(&ctx, surface, fault_reply(&ctx, surface, status), None).into_response();
         }
         _ => {}
     }
@@ -502,13 +502,13 @@ async fn serve(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) -
         Fault::DropAfter => drop_connection(&shared, &kill).await,
         Fault::FailAfter(status) => {
             shared.stats.bump(Counter::Faults);
-            finish(&shared, &ctx, surface, fault_reply(&shared, &ctx, surface, status), None).into_response()
+            finish(&ctx, surface, fault_reply(&ctx, surface, status), None).into_response()
         }
         _ => {
             if reply.status == 429 {
                 shared.stats.bump(Counter::Throttled);
             }
-            finish(&shared, &ctx, surface, reply, draw).into_response()
+            finish(&ctx, surface, reply, draw).into_response()
         }
     }
 }
@@ -536,7 +536,7 @@ pub(crate) fn throttle(shared: &Shared, realism: &Realism, kind: BucketKind, key
     (None, draw.remaining)
 }
 
-fn fault_reply(shared: &Shared, ctx: &Ctx, surface: Surface, status: u16) -> Reply {
+fn fault_reply(ctx: &Ctx, surface: Surface, status: u16) -> Reply {
     match surface {
         Surface::Token => token::fault(ctx, status),
         Surface::Graph => {
@@ -569,8 +569,7 @@ fn fault_reply(shared: &Shared, ctx: &Ctx, surface: Surface, status: u16) -> Rep
 }
 
 /// Adds the headers every answer of a surface carries.
-fn finish(shared: &Shared, ctx: &Ctx, surface: Surface, mut reply: Reply, draw: Option<(BucketKind, u32)>) -> Reply {
-    let _ = shared;
+fn finish(ctx: &Ctx, surface: Surface, mut reply: Reply, draw: Option<(BucketKind, u32)>) -> Reply {
     match surface {
         Surface::Graph => {
             reply.headers.push(("request-id".into(), ctx.request_id.clone()));

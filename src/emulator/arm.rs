@@ -397,7 +397,8 @@ pub async fn handle(shared: &Shared, ctx: &Ctx) -> Reply {
     let mut t = shared.state.lock().await;
     let settled = settle_ops(shared, &mut t, ctx.now_ms);
     let route = route(&ctx.segs);
-    let before = if ctx.is_read() { None } else { Some(t.clone()) };
+    let mutates = !ctx.is_read() || matches!(route, Route::Operation(..));
+    let before = if mutates { Some(t.clone()) } else { None };
     let reply = dispatch(shared, ctx, &mut t, route);
     let changed = settled || before.is_some_and(|b| b != *t);
     if changed {

@@ -12,6 +12,7 @@ mod graph;
 pub mod realism;
 pub mod roles;
 pub mod state;
+mod tls;
 mod token;
 mod util;
 
@@ -53,7 +54,9 @@ pub struct EmulatorConfig {
     pub tenant: String,
     /// Accept only applications and subscriptions present in the state.
     pub strict_auth: bool,
-    /// Serve HTTPS with a self-signed certificate (not implemented yet: start fails).
+    /// Serve HTTPS with a certificate from a throwaway CA; the CA PEM is written next to the
+    /// state file (`STATE.ca.pem`) or to the temp directory, and returned by
+    /// [`Emulator::ca_cert_pem`].
     pub tls: bool,
     /// Realism switches.
     pub realism: Realism,
@@ -87,9 +90,9 @@ pub enum EmulatorError {
     /// The state or seed file could not be loaded or saved.
     #[error(transparent)]
     State(#[from] state::StateError),
-    /// TLS was requested but is not available.
-    #[error("tls is not supported by this emulator build")]
-    TlsUnsupported,
+    /// The TLS certificate could not be made or written.
+    #[error("cannot set up tls: {0}")]
+    Tls(String),
 }
 
 /// The default tenant id when neither the flag nor the state names one.
@@ -98,6 +101,7 @@ pub const DEFAULT_TENANT: &str = "72f988bf-0000-4000-8000-00000000e1a7";
 /// A running emulator.
 pub struct Emulator {
     base_url: String,
+    ca_pem: Option<String>,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -106,9 +110,6 @@ pub struct Emulator {
 impl Emulator {
     /// Loads state, binds the port and starts serving.
     pub async fn start(cfg: EmulatorConfig) -> Result<Emulator, EmulatorError> {
-        if cfg.tls {
-            return Err(EmulatorError::TlsUnsupported);
-        }
         let mut tenant = match (&cfg.state_file, &cfg.seed_file) {
             (Some(state), _) if state.exists() => Tenant::load(state)?,
             (_, Some(seed)) => Tenant::load(seed)?,
@@ -133,7 +134,13 @@ impl Emulator {
                 addr: cfg.listen,
                 source,
             })?;
-        let base_url = format!("http://{addr}");
+        let tls = if cfg.tls {
+            Some(tls::self_signed(cfg.state_file.as_deref(), addr.port())?)
+        } else {
+            None
+        };
+        let base_url = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
+        let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
         let mut rng = Rng::new(cfg.realism.seed);
         let secret: Vec<u8> = (0..4).flat_map(|_| rng.next_u64().to_le_bytes()).collect();
         if let Some(path) = &cfg.state_file {
@@ -154,9 +161,11 @@ impl Emulator {
             ops: Mutex::new(HashMap::new()),
         });
         let (shutdown, rx) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), rx));
+        let acceptor = tls.map(|t| t.acceptor);
+        let task = tokio::spawn(accept_loop(listener, acceptor, Arc::clone(&shared), rx));
         Ok(Emulator {
             base_url,
+            ca_pem,
             shared,
             shutdown,
             task,
@@ -168,9 +177,9 @@ impl Emulator {
         self.base_url.clone()
     }
 
-    /// The PEM of the self-signed certificate when serving TLS.
+    /// The PEM of the CA that signed the server certificate, when serving TLS.
     pub fn ca_cert_pem(&self) -> Option<String> {
-        None
+        self.ca_pem.clone()
     }
 
     /// A snapshot of the current tenant state.
@@ -196,6 +205,7 @@ pub async fn run_cli(cfg: EmulatorConfig) -> Result<(), EmulatorError> {
 
 async fn accept_loop(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -206,23 +216,41 @@ async fn accept_loop(
         };
         let Ok((stream, _)) = accepted else { continue };
         let shared = Arc::clone(&shared);
-        let mut stop = shutdown.clone();
+        let stop = shutdown.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let kill = Arc::new(Notify::new());
-            let conn_kill = Arc::clone(&kill);
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let shared = Arc::clone(&shared);
-                let kill = Arc::clone(&conn_kill);
-                async move { Ok::<_, Infallible>(serve(shared, kill, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = conn => {}
-                () = kill.notified() => {}
-                _ = stop.changed() => {}
+            match tls {
+                None => serve_connection(stream, shared, stop).await,
+                Some(acceptor) => {
+                    if let Ok(Ok(stream)) =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
+                    {
+                        serve_connection(stream, shared, stop).await;
+                    }
+                }
             }
         });
+    }
+}
+
+/// Serves HTTP/1.1 on one connection until it closes, a fault drops it, or shutdown.
+async fn serve_connection<S>(stream: S, shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let kill = Arc::new(Notify::new());
+    let conn_kill = Arc::clone(&kill);
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let shared = Arc::clone(&shared);
+        let kill = Arc::clone(&conn_kill);
+        async move { Ok::<_, Infallible>(serve(shared, kill, req).await) }
+    });
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        _ = conn => {}
+        () = kill.notified() => {}
+        _ = stop.changed() => {}
     }
 }
 

@@ -1257,3 +1257,30 @@ async fn strict_auth_accepts_only_known_apps_and_subscriptions() {
     assert_eq!(other_sub.status(), 404);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn tls_serves_with_a_ca_clients_can_trust() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.yaml");
+    let emu = Emulator::start(EmulatorConfig {
+        tls: true,
+        state_file: Some(state.clone()),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let base = emu.base_url();
+    assert!(base.starts_with("https://127.0.0.1:"));
+    let pem = emu.ca_cert_pem().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("state.yaml.ca.pem")).unwrap(),
+        pem
+    );
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(pem.as_bytes()).unwrap()])
+        .build()
+        .unwrap();
+    let tok = token(&http, &base, ARM).await;
+    assert_eq!(tok.status(), 200);
+    emu.shutdown().await;
+}

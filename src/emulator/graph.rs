@@ -201,8 +201,10 @@ fn parse_filter(filter: &str) -> Option<Vec<Clause>> {
     let mut out = Vec::new();
     for raw in split_and(filter) {
         let c = raw.trim();
-        if c.len() > 11 && c[..11].eq_ignore_ascii_case("startswith(") {
-            let inner = c[11..].strip_suffix(')')?;
+        if c.get(..11)
+            .is_some_and(|p| p.eq_ignore_ascii_case("startswith("))
+        {
+            let inner = c.get(11..)?.strip_suffix(')')?;
             let (prop, lit) = inner.split_once(',')?;
             let Value::String(v) = parse_literal(lit)? else {
                 return None;

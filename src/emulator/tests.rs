@@ -1284,3 +1284,108 @@ async fn tls_serves_with_a_ca_clients_can_trust() {
     assert_eq!(tok.status(), 200);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn malformed_input_gets_azure_shaped_4xx() {
+    let h = start(Realism::default()).await;
+    h.rg().await;
+    let raw = |method: Method, path: &str, body: &'static str, token: &str| {
+        h.http
+            .request(method, format!("{}{path}", h.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let cases: Vec<(Method, String, &'static str, &str)> = vec![
+        (
+            Method::PUT,
+            format!("{RG_PATH}?api-version=2025-04-01"),
+            "{not json",
+            &h.arm,
+        ),
+        (
+            Method::PUT,
+            format!("{RG_PATH}?api-version=2025-04-01"),
+            "[]",
+            &h.arm,
+        ),
+        (
+            Method::PUT,
+            format!(
+                "{RG_PATH}/providers/Microsoft.Authorization/roleAssignments/not-a-guid?api-version=2022-04-01"
+            ),
+            "{}",
+            &h.arm,
+        ),
+        (
+            Method::PUT,
+            format!(
+                "{RG_PATH}/providers/Microsoft.MachineLearningServices/workspaces/ws1?api-version=2025-06-01"
+            ),
+            "{\"location\":\"eastus\"}",
+            &h.arm,
+        ),
+        (
+            Method::GET,
+            format!(
+                "{RG_PATH}/providers/Microsoft.Authorization/roleAssignments?api-version=2022-04-01&$filter=%E2%82%AC%E2%82%AC%E2%82%AC%E2%82%AC"
+            ),
+            "",
+            &h.arm,
+        ),
+        (
+            Method::GET,
+            format!("/subscriptions/{SUB}/resourcegroups?api-version=2025-04-01&$skipToken=%%%"),
+            "",
+            &h.arm,
+        ),
+        (
+            Method::GET,
+            "/v1.0/groups?$filter=%E2%82%AC%E2%82%AC%E2%82%AC%E2%82%AC(".to_owned(),
+            "",
+            &h.graph,
+        ),
+        (
+            Method::GET,
+            "/v1.0/groups?$filter=nope%20eq%20'x'".to_owned(),
+            "",
+            &h.graph,
+        ),
+        (
+            Method::POST,
+            "/v1.0/groups".to_owned(),
+            "{\"displayName\": 3}",
+            &h.graph,
+        ),
+        (
+            Method::POST,
+            "/v1.0/$batch".to_owned(),
+            "{\"requests\": 5}",
+            &h.graph,
+        ),
+        (
+            Method::PATCH,
+            "/v1.0/groups(uniqueName='x".to_owned(),
+            "{}",
+            &h.graph,
+        ),
+        (Method::GET, "/v1.0/nothing/here".to_owned(), "", &h.graph),
+    ];
+    for (method, path, body, token) in cases {
+        let resp = raw(method, &path, body, token).await.unwrap();
+        let status = resp.status().as_u16();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        assert!((400..500).contains(&status), "{path}: {status}");
+        assert!(v["error"]["code"].is_string(), "{path}: {v}");
+    }
+    let form = h
+        .http
+        .post(format!("{}/t/oauth2/v2.0/token", h.base))
+        .body("%%%&&==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 400);
+    h.emu.shutdown().await;
+}

@@ -12,6 +12,7 @@ mod graph;
 pub mod realism;
 pub mod roles;
 pub mod state;
+mod tls;
 mod token;
 mod util;
 
@@ -53,7 +54,9 @@ pub struct EmulatorConfig {
     pub tenant: String,
     /// Accept only applications and subscriptions present in the state.
     pub strict_auth: bool,
-    /// Serve HTTPS with a self-signed certificate (not implemented yet: start fails).
+    /// Serve HTTPS with a certificate from a throwaway CA; the CA PEM is written next to the
+    /// state file (`STATE.ca.pem`) or to the temp directory, and returned by
+    /// [`Emulator::ca_cert_pem`].
     pub tls: bool,
     /// Realism switches.
     pub realism: Realism,
@@ -87,9 +90,9 @@ pub enum EmulatorError {
     /// The state or seed file could not be loaded or saved.
     #[error(transparent)]
     State(#[from] state::StateError),
-    /// TLS was requested but is not available.
-    #[error("tls is not supported by this emulator build")]
-    TlsUnsupported,
+    /// The TLS certificate could not be made or written.
+    #[error("cannot set up tls: {0}")]
+    Tls(String),
 }
 
 /// The default tenant id when neither the flag nor the state names one.
@@ -98,6 +101,7 @@ pub const DEFAULT_TENANT: &str = "72f988bf-0000-4000-8000-00000000e1a7";
 /// A running emulator.
 pub struct Emulator {
     base_url: String,
+    ca_pem: Option<String>,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -106,9 +110,6 @@ pub struct Emulator {
 impl Emulator {
     /// Loads state, binds the port and starts serving.
     pub async fn start(cfg: EmulatorConfig) -> Result<Emulator, EmulatorError> {
-        if cfg.tls {
-            return Err(EmulatorError::TlsUnsupported);
-        }
         let mut tenant = match (&cfg.state_file, &cfg.seed_file) {
             (Some(state), _) if state.exists() => Tenant::load(state)?,
             (_, Some(seed)) => Tenant::load(seed)?,
@@ -121,9 +122,25 @@ impl Emulator {
         }
         tenant.normalize();
         let listener =
-            TcpListener::bind(cfg.listen).await.map_err(|source| EmulatorError::Bind { addr: cfg.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| EmulatorError::Bind { addr: cfg.listen, source })?;
-        let base_url = format!("http://{addr}");
+            TcpListener::bind(cfg.listen)
+                .await
+                .map_err(|source| EmulatorError::Bind {
+                    addr: cfg.listen,
+                    source,
+                })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| EmulatorError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
+        let tls = if cfg.tls {
+            Some(tls::self_signed(cfg.state_file.as_deref(), addr.port())?)
+        } else {
+            None
+        };
+        let base_url = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
+        let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
         let mut rng = Rng::new(cfg.realism.seed);
         let secret: Vec<u8> = (0..4).flat_map(|_| rng.next_u64().to_le_bytes()).collect();
         if let Some(path) = &cfg.state_file {
@@ -144,8 +161,15 @@ impl Emulator {
             ops: Mutex::new(HashMap::new()),
         });
         let (shutdown, rx) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), rx));
-        Ok(Emulator { base_url, shared, shutdown, task })
+        let acceptor = tls.map(|t| t.acceptor);
+        let task = tokio::spawn(accept_loop(listener, acceptor, Arc::clone(&shared), rx));
+        Ok(Emulator {
+            base_url,
+            ca_pem,
+            shared,
+            shutdown,
+            task,
+        })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -153,9 +177,9 @@ impl Emulator {
         self.base_url.clone()
     }
 
-    /// The PEM of the self-signed certificate when serving TLS.
+    /// The PEM of the CA that signed the server certificate, when serving TLS.
     pub fn ca_cert_pem(&self) -> Option<String> {
-        None
+        self.ca_pem.clone()
     }
 
     /// A snapshot of the current tenant state.
@@ -179,7 +203,12 @@ pub async fn run_cli(cfg: EmulatorConfig) -> Result<(), EmulatorError> {
     Ok(())
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -187,22 +216,41 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut shutdown: w
         };
         let Ok((stream, _)) = accepted else { continue };
         let shared = Arc::clone(&shared);
-        let mut stop = shutdown.clone();
+        let stop = shutdown.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let kill = Arc::new(Notify::new());
-            let conn_kill = Arc::clone(&kill);
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let shared = Arc::clone(&shared);
-                let kill = Arc::clone(&conn_kill);
-                async move { Ok::<_, Infallible>(serve(shared, kill, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                _ = conn => {}
-                () = kill.notified() => {}
-                _ = stop.changed() => {}
+            match tls {
+                None => serve_connection(stream, shared, stop).await,
+                Some(acceptor) => {
+                    if let Ok(Ok(stream)) =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
+                    {
+                        serve_connection(stream, shared, stop).await;
+                    }
+                }
             }
         });
+    }
+}
+
+/// Serves HTTP/1.1 on one connection until it closes, a fault drops it, or shutdown.
+async fn serve_connection<S>(stream: S, shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let kill = Arc::new(Notify::new());
+    let conn_kill = Arc::clone(&kill);
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let shared = Arc::clone(&shared);
+        let kill = Arc::clone(&conn_kill);
+        async move { Ok::<_, Infallible>(serve(shared, kill, req).await) }
+    });
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        _ = conn => {}
+        () = kill.notified() => {}
+        _ = stop.changed() => {}
     }
 }
 
@@ -244,10 +292,10 @@ impl Shared {
     /// Saves the state when a state file is configured. Errors are reported on stderr: the
     /// in-memory state stays authoritative.
     pub async fn persist(&self, tenant: &Tenant) {
-        if let Some(path) = &self.state_file {
-            if let Err(e) = tenant.save(path).await {
-                eprintln!("mlpolicy emulator: {e}");
-            }
+        if let Some(path) = &self.state_file
+            && let Err(e) = tenant.save(path).await
+        {
+            eprintln!("mlpolicy emulator: {e}");
         }
     }
 }
@@ -268,12 +316,32 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(method: Method, path_and_query: &str, headers: HeaderMap, body: Bytes, request_id: String) -> Ctx {
-        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
-        let segs = path.split('/').filter(|s| !s.is_empty()).map(util::percent_decode).collect();
-        let query = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-        let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let client_request_id = header("x-ms-client-request-id").or_else(|| header("client-request-id"));
+    pub fn new(
+        method: Method,
+        path_and_query: &str,
+        headers: HeaderMap,
+        body: Bytes,
+        request_id: String,
+    ) -> Ctx {
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
+        let segs = path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(util::percent_decode)
+            .collect();
+        let query = url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let header = |k: &str| {
+            headers
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let client_request_id =
+            header("x-ms-client-request-id").or_else(|| header("client-request-id"));
         let correlation_id = header("x-ms-correlation-request-id")
             .or_else(|| client_request_id.clone())
             .unwrap_or_else(|| request_id.clone());
@@ -294,7 +362,10 @@ impl Ctx {
 
     /// A query parameter, matched case-insensitively.
     pub fn q(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| eq_ci(k, name)).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| eq_ci(k, name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// A header value.
@@ -342,11 +413,19 @@ pub(crate) enum ReplyBody {
 
 impl Reply {
     pub fn json(status: u16, body: Value) -> Reply {
-        Reply { status, headers: Vec::new(), body: ReplyBody::Json(body) }
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: ReplyBody::Json(body),
+        }
     }
 
     pub fn empty(status: u16) -> Reply {
-        Reply { status, headers: Vec::new(), body: ReplyBody::Empty }
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: ReplyBody::Empty,
+        }
     }
 
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Reply {
@@ -356,7 +435,10 @@ impl Reply {
 
     /// ARM error envelope.
     pub fn arm_error(status: u16, code: &str, message: impl Into<String>) -> Reply {
-        Reply::json(status, json!({"error": {"code": code, "message": message.into()}}))
+        Reply::json(
+            status,
+            json!({"error": {"code": code, "message": message.into()}}),
+        )
     }
 
     /// Graph error envelope with `innerError`.
@@ -375,15 +457,9 @@ impl Reply {
         )
     }
 
-    pub fn body_json(&self) -> Option<&Value> {
-        match &self.body {
-            ReplyBody::Json(v) => Some(v),
-            _ => None,
-        }
-    }
-
     fn into_response(self) -> Response<Body> {
-        let mut builder = Response::builder().status(StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK));
+        let mut builder =
+            Response::builder().status(StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK));
         for (k, v) in &self.headers {
             if let Ok(v) = HeaderValue::from_str(v) {
                 builder = builder.header(k.as_str(), v);
@@ -400,7 +476,9 @@ impl Reply {
                 Body::from(t)
             }
         };
-        builder.body(body).unwrap_or_else(|_| Response::new(Body::empty()))
+        builder
+            .body(body)
+            .unwrap_or_else(|_| Response::new(Body::empty()))
     }
 }
 
@@ -421,14 +499,28 @@ fn classify(segs: &[String]) -> Surface {
     }
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "the request pipeline reads best in one place"
+)]
 async fn serve(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let request_id = shared.uuid();
-    let bytes = match axum::body::to_bytes(Body::new(body), 16 * 1024 * 1024).await {
-        Ok(b) => b,
-        Err(_) => return Reply::arm_error(413, "RequestEntityTooLarge", "The request body is too large.").into_response(),
+    let Ok(bytes) = axum::body::to_bytes(Body::new(body), 16 * 1024 * 1024).await else {
+        {
+            return Reply::arm_error(
+                413,
+                "RequestEntityTooLarge",
+                "The request body is too large.",
+            )
+            .into_response();
+        }
     };
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
     let mut ctx = Ctx::new(parts.method, &path, parts.headers, bytes, request_id);
     let surface = classify(&ctx.segs);
     if surface == Surface::Control {
@@ -438,7 +530,9 @@ async fn serve(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) -
     let is_write = !ctx.is_read();
     shared.stats.bump(match (surface, is_write) {
         (Surface::Token, _) => Counter::Token,
-        (Surface::Graph, _) if ctx.segs.get(1).is_some_and(|s| s == "$batch") => Counter::GraphBatch,
+        (Surface::Graph, _) if ctx.segs.get(1).is_some_and(|s| s == "$batch") => {
+            Counter::GraphBatch
+        }
         (Surface::Graph, false) => Counter::GraphRead,
         (Surface::Graph, true) => Counter::GraphWrite,
         (_, false) => Counter::ArmRead,
@@ -448,7 +542,7 @@ async fn serve(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) -
     let fic_guard = if surface == Surface::Arm {
         match arm::FicLock::acquire(&shared, &ctx) {
             Ok(g) => g,
-            Err(reply) => return finish(&shared, &ctx, surface, reply, None).into_response(),
+            Err(reply) => return finish(&ctx, surface, reply, None).into_response(),
         }
     } else {
         None
@@ -460,7 +554,7 @@ async fn serve(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) -
         Fault::DropBefore => return drop_connection(&shared, &kill).await,
         Fault::FailBefore(status) => {
             shared.stats.bump(Counter::Faults);
-            return finish(&shared, &ctx, surface, fault_reply(&shared, &ctx, surface, status), None).into_response();
+            return finish(&ctx, surface, fault_reply(&ctx, surface, status), None).into_response();
         }
         _ => {}
     }
@@ -473,7 +567,11 @@ async fn serve(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) -
             Err(r) => (r, None),
             Ok(caller) => {
                 ctx.caller = Some(caller);
-                let kind = if is_write { BucketKind::Write } else { BucketKind::Read };
+                let kind = if is_write {
+                    BucketKind::Write
+                } else {
+                    BucketKind::Read
+                };
                 let key = arm::throttle_key(&ctx);
                 match throttle(&shared, &realism, kind, &key) {
                     (Some(r), d) => (arm::throttled(&ctx, kind, &key, r), Some((kind, d))),
@@ -502,13 +600,13 @@ async fn serve(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) -
         Fault::DropAfter => drop_connection(&shared, &kill).await,
         Fault::FailAfter(status) => {
             shared.stats.bump(Counter::Faults);
-            finish(&shared, &ctx, surface, fault_reply(&shared, &ctx, surface, status), None).into_response()
+            finish(&ctx, surface, fault_reply(&ctx, surface, status), None).into_response()
         }
         _ => {
             if reply.status == 429 {
                 shared.stats.bump(Counter::Throttled);
             }
-            finish(&shared, &ctx, surface, reply, draw).into_response()
+            finish(&ctx, surface, reply, draw).into_response()
         }
     }
 }
@@ -524,7 +622,12 @@ async fn drop_connection(shared: &Shared, kill: &Notify) -> Response<Body> {
 }
 
 /// Draws a token; returns `Some(retry_after)` when throttled, and the remaining count.
-pub(crate) fn throttle(shared: &Shared, realism: &Realism, kind: BucketKind, key: &str) -> (Option<u64>, u32) {
+pub(crate) fn throttle(
+    shared: &Shared,
+    realism: &Realism,
+    kind: BucketKind,
+    key: &str,
+) -> (Option<u64>, u32) {
     let params = realism.throttle.clone().unwrap_or_default();
     let draw = lock(&shared.buckets).draw(kind, key, &params, realism.throttle.is_some());
     if draw.throttled.is_some() {
@@ -536,12 +639,15 @@ pub(crate) fn throttle(shared: &Shared, realism: &Realism, kind: BucketKind, key
     (None, draw.remaining)
 }
 
-fn fault_reply(shared: &Shared, ctx: &Ctx, surface: Surface, status: u16) -> Reply {
+fn fault_reply(ctx: &Ctx, surface: Surface, status: u16) -> Reply {
     match surface {
         Surface::Token => token::fault(ctx, status),
         Surface::Graph => {
             let (code, msg) = if status == 503 {
-                ("serviceNotAvailable", "Service is unavailable. Please try again later.")
+                (
+                    "serviceNotAvailable",
+                    "Service is unavailable. Please try again later.",
+                )
             } else {
                 ("UnknownError", "An unexpected error occurred.")
             };
@@ -550,8 +656,12 @@ fn fault_reply(shared: &Shared, ctx: &Ctx, surface: Surface, status: u16) -> Rep
         _ => {
             let sub = arm::throttle_key(ctx);
             if status == 503 {
-                Reply::arm_error(503, "ServiceUnavailable", "The server is currently unable to handle the request. Please retry.")
-                    .header("Retry-After", "1")
+                Reply::arm_error(
+                    503,
+                    "ServiceUnavailable",
+                    "The server is currently unable to handle the request. Please retry.",
+                )
+                .header("Retry-After", "1")
             } else {
                 Reply::arm_error(
                     500,
@@ -569,14 +679,17 @@ fn fault_reply(shared: &Shared, ctx: &Ctx, surface: Surface, status: u16) -> Rep
 }
 
 /// Adds the headers every answer of a surface carries.
-fn finish(shared: &Shared, ctx: &Ctx, surface: Surface, mut reply: Reply, draw: Option<(BucketKind, u32)>) -> Reply {
-    let _ = shared;
+fn finish(ctx: &Ctx, surface: Surface, mut reply: Reply, draw: Option<(BucketKind, u32)>) -> Reply {
     match surface {
         Surface::Graph => {
-            reply.headers.push(("request-id".into(), ctx.request_id.clone()));
+            reply
+                .headers
+                .push(("request-id".into(), ctx.request_id.clone()));
             reply.headers.push((
                 "client-request-id".into(),
-                ctx.client_request_id.clone().unwrap_or_else(|| ctx.request_id.clone()),
+                ctx.client_request_id
+                    .clone()
+                    .unwrap_or_else(|| ctx.request_id.clone()),
             ));
             reply.headers.push((
                 "x-ms-ags-diagnostic".into(),
@@ -585,36 +698,70 @@ fn finish(shared: &Shared, ctx: &Ctx, surface: Surface, mut reply: Reply, draw: 
             ));
         }
         Surface::Token => {
-            reply.headers.push(("x-ms-request-id".into(), ctx.request_id.clone()));
+            reply
+                .headers
+                .push(("x-ms-request-id".into(), ctx.request_id.clone()));
             if let Some(c) = &ctx.client_request_id {
                 reply.headers.push(("client-request-id".into(), c.clone()));
             }
         }
         _ => {
-            reply.headers.push(("x-ms-request-id".into(), ctx.request_id.clone()));
-            reply.headers.push(("x-ms-correlation-request-id".into(), ctx.correlation_id.clone()));
+            reply
+                .headers
+                .push(("x-ms-request-id".into(), ctx.request_id.clone()));
+            reply.headers.push((
+                "x-ms-correlation-request-id".into(),
+                ctx.correlation_id.clone(),
+            ));
             reply.headers.push((
                 "x-ms-routing-request-id".into(),
-                format!("EASTUS:{}:{}", compact_timestamp(ctx.now_ms), ctx.request_id),
+                format!(
+                    "EASTUS:{}:{}",
+                    compact_timestamp(ctx.now_ms),
+                    ctx.request_id
+                ),
             ));
             if let Some(c) = &ctx.client_request_id {
-                reply.headers.push(("x-ms-client-request-id".into(), c.clone()));
+                reply
+                    .headers
+                    .push(("x-ms-client-request-id".into(), c.clone()));
             }
             if let Some((kind, remaining)) = draw {
-                let scope = if arm::throttle_key(ctx) == "tenant" { "tenant" } else { "subscription" };
-                let global = remaining.saturating_mul(15).saturating_add(if remaining > 0 { 14 } else { 0 });
-                match kind {
-                    BucketKind::Read => {
-                        reply.headers.push((format!("x-ms-ratelimit-remaining-{scope}-reads"), remaining.to_string()));
-                        reply.headers.push((format!("x-ms-ratelimit-remaining-{scope}-global-reads"), global.to_string()));
-                    }
-                    _ => {
-                        reply.headers.push((format!("x-ms-ratelimit-remaining-{scope}-writes"), remaining.to_string()));
-                        reply.headers.push((format!("x-ms-ratelimit-remaining-{scope}-global-writes"), global.to_string()));
-                        if ctx.method == Method::DELETE {
-                            reply.headers.push((format!("x-ms-ratelimit-remaining-{scope}-deletes"), remaining.to_string()));
-                            reply.headers.push((format!("x-ms-ratelimit-remaining-{scope}-global-deletes"), global.to_string()));
-                        }
+                let scope = if arm::throttle_key(ctx) == "tenant" {
+                    "tenant"
+                } else {
+                    "subscription"
+                };
+                let global = remaining
+                    .saturating_mul(15)
+                    .saturating_add(if remaining > 0 { 14 } else { 0 });
+                if kind == BucketKind::Read {
+                    reply.headers.push((
+                        format!("x-ms-ratelimit-remaining-{scope}-reads"),
+                        remaining.to_string(),
+                    ));
+                    reply.headers.push((
+                        format!("x-ms-ratelimit-remaining-{scope}-global-reads"),
+                        global.to_string(),
+                    ));
+                } else {
+                    reply.headers.push((
+                        format!("x-ms-ratelimit-remaining-{scope}-writes"),
+                        remaining.to_string(),
+                    ));
+                    reply.headers.push((
+                        format!("x-ms-ratelimit-remaining-{scope}-global-writes"),
+                        global.to_string(),
+                    ));
+                    if ctx.method == Method::DELETE {
+                        reply.headers.push((
+                            format!("x-ms-ratelimit-remaining-{scope}-deletes"),
+                            remaining.to_string(),
+                        ));
+                        reply.headers.push((
+                            format!("x-ms-ratelimit-remaining-{scope}-global-deletes"),
+                            global.to_string(),
+                        ));
                     }
                 }
             }
@@ -624,7 +771,13 @@ fn finish(shared: &Shared, ctx: &Ctx, surface: Surface, mut reply: Reply, draw: 
 }
 
 fn authenticate(shared: &Shared, ctx: &Ctx, aud: Audience) -> Result<Caller, Reply> {
-    let problem = match token::verify(&shared.secret, ctx.header("authorization"), aud, &shared.base_url, ctx.now_ms) {
+    let problem = match token::verify(
+        &shared.secret,
+        ctx.header("authorization"),
+        aud,
+        &shared.base_url,
+        ctx.now_ms,
+    ) {
         Ok(c) => return Ok(c),
         Err(p) => p,
     };
@@ -632,8 +785,12 @@ fn authenticate(shared: &Shared, ctx: &Ctx, aud: Audience) -> Result<Caller, Rep
         let msg = match &problem {
             TokenProblem::Missing => "Access token is empty.".to_owned(),
             TokenProblem::Invalid => "Access token validation failure.".to_owned(),
-            TokenProblem::WrongAudience(_) => "Access token validation failure. Invalid audience.".to_owned(),
-            TokenProblem::Expired { .. } => "Lifetime validation failed, the token is expired.".to_owned(),
+            TokenProblem::WrongAudience(_) => {
+                "Access token validation failure. Invalid audience.".to_owned()
+            }
+            TokenProblem::Expired { .. } => {
+                "Lifetime validation failed, the token is expired.".to_owned()
+            }
         };
         return Err(Reply::graph_error(ctx, 401, "InvalidAuthenticationToken", msg).header(
             "WWW-Authenticate",
@@ -655,7 +812,9 @@ fn authenticate(shared: &Shared, ctx: &Ctx, aud: Audience) -> Result<Caller, Rep
             "The access token is invalid.".to_owned(),
         ),
         TokenProblem::WrongAudience(aud) => {
-            let m = format!("The access token has been obtained for wrong audience or resource '{aud}'. It should exactly match with one of the allowed audiences 'https://management.core.windows.net/','https://management.core.windows.net','https://management.azure.com/','https://management.azure.com'.");
+            let m = format!(
+                "The access token has been obtained for wrong audience or resource '{aud}'. It should exactly match with one of the allowed audiences 'https://management.core.windows.net/','https://management.core.windows.net','https://management.azure.com/','https://management.azure.com'."
+            );
             ("InvalidAuthenticationTokenAudience", m.clone(), m)
         }
         TokenProblem::Expired { exp_ms, now_ms } => {
@@ -679,7 +838,10 @@ fn authenticate(shared: &Shared, ctx: &Ctx, aud: Audience) -> Result<Caller, Rep
 async fn control(shared: &Shared, ctx: &Ctx) -> Reply {
     let rest: Vec<&str> = ctx.segs.iter().skip(1).map(String::as_str).collect();
     match (ctx.method.as_str(), rest.as_slice()) {
-        ("GET", ["realism"]) => Reply::json(200, serde_json::to_value(shared.realism()).unwrap_or(Value::Null)),
+        ("GET", ["realism"]) => Reply::json(
+            200,
+            serde_json::to_value(shared.realism()).unwrap_or(Value::Null),
+        ),
         ("PUT", ["realism"]) => match serde_json::from_slice::<Realism>(&ctx.body) {
             Ok(r) => {
                 if let Some(seed) = r.seed {
@@ -688,7 +850,11 @@ async fn control(shared: &Shared, ctx: &Ctx) -> Reply {
                 *lock(&shared.realism) = r.clone();
                 Reply::json(200, serde_json::to_value(r).unwrap_or(Value::Null))
             }
-            Err(e) => Reply::arm_error(400, "InvalidRequestContent", format!("invalid realism: {e}")),
+            Err(e) => Reply::arm_error(
+                400,
+                "InvalidRequestContent",
+                format!("invalid realism: {e}"),
+            ),
         },
         ("GET", ["stats"]) => Reply::json(200, shared.stats.to_json()),
         ("POST", ["stats", "reset"]) => {
@@ -697,7 +863,11 @@ async fn control(shared: &Shared, ctx: &Ctx) -> Reply {
         }
         ("GET", ["state"]) => {
             let yaml = shared.state.lock().await.to_yaml();
-            Reply { status: 200, headers: Vec::new(), body: ReplyBody::Text("application/yaml", yaml) }
+            Reply {
+                status: 200,
+                headers: Vec::new(),
+                body: ReplyBody::Text("application/yaml", yaml),
+            }
         }
         ("PUT", ["state"]) => {
             let text = String::from_utf8_lossy(&ctx.body);
@@ -713,6 +883,10 @@ async fn control(shared: &Shared, ctx: &Ctx) -> Reply {
                 Err(e) => Reply::arm_error(400, "InvalidRequestContent", e.to_string()),
             }
         }
-        _ => Reply::arm_error(404, "NotFound", format!("unknown control endpoint `{}`", ctx.path)),
+        _ => Reply::arm_error(
+            404,
+            "NotFound",
+            format!("unknown control endpoint `{}`", ctx.path),
+        ),
     }
 }

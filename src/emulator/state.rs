@@ -20,8 +20,11 @@ const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6d6c_706f_6c69_6379_656d_756c_6174_
 
 /// A deterministic id for a natural key.
 pub fn stable_id(kind: &str, key: &str) -> String {
-    Uuid::new_v5(&ID_NAMESPACE, format!("{kind}:{}", key.to_ascii_lowercase()).as_bytes())
-        .to_string()
+    Uuid::new_v5(
+        &ID_NAMESPACE,
+        format!("{kind}:{}", key.to_ascii_lowercase()).as_bytes(),
+    )
+    .to_string()
 }
 
 /// The whole emulated tenant.
@@ -336,8 +339,10 @@ impl Tenant {
         if text.trim().is_empty() {
             return Ok(Tenant::default());
         }
-        serde_norway::from_str(text)
-            .map_err(|e| StateError::Yaml { path: path.to_owned(), message: e.to_string() })
+        serde_norway::from_str(text).map_err(|e| StateError::Yaml {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
     }
 
     /// Serializes to YAML.
@@ -348,8 +353,10 @@ impl Tenant {
     /// Loads a file.
     pub fn load(path: &Path) -> Result<Tenant, StateError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| StateError::Io { path: shown.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| StateError::Io {
+            path: shown.clone(),
+            source,
+        })?;
         Tenant::from_yaml(&text, &shown)
     }
 
@@ -363,12 +370,23 @@ impl Tenant {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(dir)
                 .await
-                .map_err(|source| StateError::Io { path: shown.clone(), source })?;
+                .map_err(|source| StateError::Io {
+                    path: shown.clone(),
+                    source,
+                })?;
         }
         tokio::fs::write(&tmp, text)
             .await
-            .map_err(|source| StateError::Io { path: shown.clone(), source })?;
-        tokio::fs::rename(&tmp, path).await.map_err(|source| StateError::Io { path: shown, source })
+            .map_err(|source| StateError::Io {
+                path: shown.clone(),
+                source,
+            })?;
+        tokio::fs::rename(&tmp, path)
+            .await
+            .map_err(|source| StateError::Io {
+                path: shown,
+                source,
+            })
     }
 
     /// Looks up any directory object by id; returns its kind and creation time.
@@ -416,11 +434,17 @@ impl Tenant {
         if self.directory_object(reference).is_some() {
             return Some(self.canonical_id(reference));
         }
-        if let Some(u) = self.users.iter().find(|u| eq_ci(&u.user_principal_name, reference)) {
+        if let Some(u) = self
+            .users
+            .iter()
+            .find(|u| eq_ci(&u.user_principal_name, reference))
+        {
             return Some(u.id.clone());
         }
         if let Some(g) = self.groups.iter().find(|g| {
-            g.unique_name.as_deref().is_some_and(|n| eq_ci(n, reference))
+            g.unique_name
+                .as_deref()
+                .is_some_and(|n| eq_ci(n, reference))
                 || eq_ci(&g.display_name, reference)
         }) {
             return Some(g.id.clone());
@@ -448,16 +472,21 @@ impl Tenant {
 
     /// Fills in missing ids and defaults, creates service principals for apps and identities,
     /// and resolves human references in memberships and role assignments. Idempotent.
+    #[expect(clippy::too_many_lines, reason = "one pass per object kind")]
     pub fn normalize(&mut self) {
         for s in &mut self.subscriptions {
             if s.id.is_empty() {
                 s.id = stable_id("subscription", &s.display_name);
             }
             if s.display_name.is_empty() {
-                s.display_name = "Emulated subscription".to_owned();
+                "Emulated subscription".clone_into(&mut s.display_name);
             }
         }
-        let default_sub = self.subscriptions.first().map(|s| s.id.clone()).unwrap_or_default();
+        let default_sub = self
+            .subscriptions
+            .first()
+            .map(|s| s.id.clone())
+            .unwrap_or_default();
         for g in &mut self.resource_groups {
             if g.subscription.is_empty() {
                 g.subscription.clone_from(&default_sub);
@@ -471,8 +500,12 @@ impl Tenant {
                 u.id = stable_id("user", &u.user_principal_name);
             }
             if u.display_name.is_empty() {
-                u.display_name =
-                    u.user_principal_name.split('@').next().unwrap_or_default().to_owned();
+                u.display_name = u
+                    .user_principal_name
+                    .split('@')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
             }
         }
         for g in &mut self.groups {
@@ -486,7 +519,7 @@ impl Tenant {
                     .filter(char::is_ascii_alphanumeric)
                     .collect::<String>();
                 if g.mail_nickname.is_empty() {
-                    g.mail_nickname = "group".to_owned();
+                    "group".clone_into(&mut g.mail_nickname);
                 }
             }
             if !g.mail_enabled {
@@ -512,10 +545,17 @@ impl Tenant {
                 }
             }
         }
-        let apps: Vec<(String, String)> =
-            self.applications.iter().map(|a| (a.app_id.clone(), a.display_name.clone())).collect();
+        let apps: Vec<(String, String)> = self
+            .applications
+            .iter()
+            .map(|a| (a.app_id.clone(), a.display_name.clone()))
+            .collect();
         for (app_id, name) in apps {
-            if !self.service_principals.iter().any(|s| eq_ci(&s.app_id, &app_id)) {
+            if !self
+                .service_principals
+                .iter()
+                .any(|s| eq_ci(&s.app_id, &app_id))
+            {
                 self.service_principals.push(ServicePrincipal {
                     id: stable_id("sp", &app_id),
                     app_id,
@@ -542,7 +582,14 @@ impl Tenant {
         let uais: Vec<(String, String, String, String)> = self
             .identities
             .iter()
-            .map(|i| (i.principal_id.clone(), i.client_id.clone(), i.name.clone(), i.id()))
+            .map(|i| {
+                (
+                    i.principal_id.clone(),
+                    i.client_id.clone(),
+                    i.name.clone(),
+                    i.id(),
+                )
+            })
             .collect();
         for (pid, cid, name, id) in uais {
             if !self.service_principals.iter().any(|s| eq_ci(&s.id, &pid)) {
@@ -569,12 +616,12 @@ impl Tenant {
         }
         let identity_ids: Vec<String> = self.identities.iter().map(Identity::id).collect();
         for f in &mut self.federated_credentials {
-            if !f.identity.starts_with('/') {
-                if let Some(full) = identity_ids.iter().find(|id| {
-                    id.rsplit('/').next().is_some_and(|n| eq_ci(n, &f.identity))
-                }) {
-                    f.identity.clone_from(full);
-                }
+            if !f.identity.starts_with('/')
+                && let Some(full) = identity_ids
+                    .iter()
+                    .find(|id| id.rsplit('/').next().is_some_and(|n| eq_ci(n, &f.identity)))
+            {
+                f.identity.clone_from(full);
             }
         }
         self.normalize_memberships();
@@ -608,7 +655,8 @@ impl Tenant {
                 ra.scope = format!("/{}", ra.scope);
             }
             if ra.scope.len() > 1 {
-                ra.scope = ra.scope.trim_end_matches('/').to_owned();
+                let trimmed = ra.scope.trim_end_matches('/').to_owned();
+                ra.scope = trimmed;
             }
             if !ra.role_definition_id.contains('/') {
                 let guid = if is_guid(&ra.role_definition_id) {
@@ -622,14 +670,14 @@ impl Tenant {
             }
             if let Some(pid) = self.resolve_principal(&ra.principal_id) {
                 if ra.principal_type.is_empty() {
-                    ra.principal_type = match self.directory_object(&pid).map(|o| o.0) {
+                    match self.directory_object(&pid).map(|o| o.0) {
                         Some(ObjectKind::Group) => "Group",
                         Some(ObjectKind::ServicePrincipal | ObjectKind::Application) => {
                             "ServicePrincipal"
                         }
                         _ => "User",
                     }
-                    .to_owned();
+                    .clone_into(&mut ra.principal_type);
                 }
                 ra.principal_id = pid;
             }
@@ -639,7 +687,12 @@ impl Tenant {
             if ra.name.is_empty() {
                 ra.name = stable_id(
                     "role-assignment",
-                    &format!("{}|{}|{}", ra.scope, ra.principal_id, roles::guid_of(&ra.role_definition_id)),
+                    &format!(
+                        "{}|{}|{}",
+                        ra.scope,
+                        ra.principal_id,
+                        roles::guid_of(&ra.role_definition_id)
+                    ),
                 );
             }
             if ra.created_on.is_empty() {
@@ -728,12 +781,23 @@ role_assignments:
         let alice = &a.users[0].id;
         assert!(is_guid(alice));
         assert_eq!(a.groups[0].members[0], *alice);
-        assert_eq!(a.groups[0].members[1], "11111111-1111-1111-1111-111111111111");
+        assert_eq!(
+            a.groups[0].members[1],
+            "11111111-1111-1111-1111-111111111111"
+        );
         assert_eq!(a.role_assignments[0].principal_id, a.groups[0].id);
         assert_eq!(a.role_assignments[0].principal_type, "Group");
-        assert!(a.role_assignments[0].role_definition_id.ends_with("acdd72a7-3385-48ef-bd42-f606fba81ae7"));
+        assert!(
+            a.role_assignments[0]
+                .role_definition_id
+                .ends_with("acdd72a7-3385-48ef-bd42-f606fba81ae7")
+        );
         assert_eq!(a.service_principals.len(), 2);
-        assert!(a.federated_credentials[0].identity.ends_with("/userAssignedIdentities/uai-train"));
+        assert!(
+            a.federated_credentials[0]
+                .identity
+                .ends_with("/userAssignedIdentities/uai-train")
+        );
         let mut c = a.clone();
         c.normalize();
         assert_eq!(a, c);

@@ -19,8 +19,6 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer
 pub struct Caller {
     /// Object id of the caller's service principal.
     pub oid: String,
-    /// Client (app) id.
-    pub appid: String,
 }
 
 /// Which API a token is presented to.
@@ -57,7 +55,10 @@ fn trim_resource(r: &str) -> String {
 /// Which API a token resource (scope without `/.default`) belongs to, if any.
 fn audience_of(resource: &str, base_url: &str) -> Option<Audience> {
     let r = trim_resource(resource);
-    let arm = ["https://management.azure.com", "https://management.core.windows.net"];
+    let arm = [
+        "https://management.azure.com",
+        "https://management.core.windows.net",
+    ];
     if arm.contains(&r.as_str()) || r == trim_resource(base_url) {
         return Some(Audience::Arm);
     }
@@ -70,8 +71,11 @@ fn audience_of(resource: &str, base_url: &str) -> Option<Audience> {
 /// Mints a signed access token.
 pub fn mint(secret: &[u8], claims: &Value) -> String {
     let header = json!({"typ": "JWT", "alg": "HS256", "kid": "mlpolicy-emulator"});
-    let signing_input =
-        format!("{}.{}", b64url_encode(header.to_string().as_bytes()), b64url_encode(claims.to_string().as_bytes()));
+    let signing_input = format!(
+        "{}.{}",
+        b64url_encode(header.to_string().as_bytes()),
+        b64url_encode(claims.to_string().as_bytes())
+    );
     let sig = hmac_sha256(secret, signing_input.as_bytes());
     format!("{signing_input}.{}", b64url_encode(&sig))
 }
@@ -105,16 +109,29 @@ pub fn verify(
         return Err(TokenProblem::Invalid);
     }
     let claims = payload_unverified(token).ok_or(TokenProblem::Invalid)?;
-    let token_aud = claims.get("aud").and_then(Value::as_str).unwrap_or_default();
+    let token_aud = claims
+        .get("aud")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if audience_of(token_aud, base_url) != Some(aud) {
         return Err(TokenProblem::WrongAudience(token_aud.to_owned()));
     }
-    let exp = claims.get("exp").and_then(Value::as_u64).ok_or(TokenProblem::Invalid)?;
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_u64)
+        .ok_or(TokenProblem::Invalid)?;
     if exp.saturating_mul(1000) <= now_ms {
-        return Err(TokenProblem::Expired { exp_ms: exp * 1000, now_ms });
+        return Err(TokenProblem::Expired {
+            exp_ms: exp * 1000,
+            now_ms,
+        });
     }
-    let field = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
-    Ok(Caller { oid: field("oid"), appid: field("appid") })
+    let oid = claims
+        .get("oid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Ok(Caller { oid })
 }
 
 /// An AADSTS-style error answer.
@@ -138,23 +155,43 @@ fn aad_error(ctx: &Ctx, status: u16, error: &str, code: u32, text: &str) -> Repl
 
 /// A 5xx from the token endpoint, for fault injection.
 pub fn fault(ctx: &Ctx, status: u16) -> Reply {
-    aad_error(ctx, status, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.")
+    aad_error(
+        ctx,
+        status,
+        "temporarily_unavailable",
+        90033,
+        "A transient error has occurred. Please try again.",
+    )
 }
 
 /// Whether `path` is the token endpoint; returns the tenant segment.
 pub fn token_path(segs: &[String]) -> Option<&str> {
     match segs {
-        [tenant, a, b, c] if eq_ci(a, "oauth2") && eq_ci(b, "v2.0") && eq_ci(c, "token") => Some(tenant),
+        [tenant, a, b, c] if eq_ci(a, "oauth2") && eq_ci(b, "v2.0") && eq_ci(c, "token") => {
+            Some(tenant)
+        }
         _ => None,
     }
 }
 
 /// Handles `POST /{tenant}/oauth2/v2.0/token`.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the grant's checks in the order Entra applies them"
+)]
 pub async fn handle(shared: &Shared, ctx: &Ctx, tenant_segment: &str) -> Reply {
     if ctx.method != "POST" {
-        return aad_error(ctx, 405, "invalid_request", 900_561, "The endpoint only accepts POST requests.");
+        return aad_error(
+            ctx,
+            405,
+            "invalid_request",
+            900_561,
+            "The endpoint only accepts POST requests.",
+        );
     }
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(&ctx.body).into_owned().collect();
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&ctx.body)
+        .into_owned()
+        .collect();
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let mut client_id = get("client_id");
     let mut client_secret = get("client_secret");
@@ -163,20 +200,52 @@ pub async fn handle(shared: &Shared, ctx: &Ctx, tenant_segment: &str) -> Reply {
         client_secret.get_or_insert(secret);
     }
     let Some(grant) = get("grant_type") else {
-        return aad_error(ctx, 400, "invalid_request", 900_144, "The request body must contain the following parameter: 'grant_type'.");
+        return aad_error(
+            ctx,
+            400,
+            "invalid_request",
+            900_144,
+            "The request body must contain the following parameter: 'grant_type'.",
+        );
     };
     if grant != "client_credentials" {
-        return aad_error(ctx, 400, "unsupported_grant_type", 70003, &format!("The app requested an unsupported grant type '{grant}'."));
+        return aad_error(
+            ctx,
+            400,
+            "unsupported_grant_type",
+            70003,
+            &format!("The app requested an unsupported grant type '{grant}'."),
+        );
     }
     let Some(client_id) = client_id.filter(|c| !c.is_empty()) else {
-        return aad_error(ctx, 400, "invalid_request", 900_144, "The request body must contain the following parameter: 'client_id'.");
+        return aad_error(
+            ctx,
+            400,
+            "invalid_request",
+            900_144,
+            "The request body must contain the following parameter: 'client_id'.",
+        );
     };
     let Some(scope) = get("scope") else {
-        return aad_error(ctx, 400, "invalid_request", 900_144, "The request body must contain the following parameter: 'scope'.");
+        return aad_error(
+            ctx,
+            400,
+            "invalid_request",
+            900_144,
+            "The request body must contain the following parameter: 'scope'.",
+        );
     };
     let scopes: Vec<&str> = scope.split_whitespace().collect();
     let bad_scope = |ctx: &Ctx| {
-        aad_error(ctx, 400, "invalid_scope", 70011, &format!("The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."))
+        aad_error(
+            ctx,
+            400,
+            "invalid_scope",
+            70011,
+            &format!(
+                "The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid."
+            ),
+        )
     };
     let [single] = scopes.as_slice() else {
         return bad_scope(ctx);
@@ -185,53 +254,146 @@ pub async fn handle(shared: &Shared, ctx: &Ctx, tenant_segment: &str) -> Reply {
         return bad_scope(ctx);
     };
     if audience_of(resource, &shared.base_url).is_none() {
-        return aad_error(ctx, 400, "invalid_resource", 500_011, &format!("The resource principal named {resource} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", shared.tenant_id));
+        return aad_error(
+            ctx,
+            400,
+            "invalid_resource",
+            500_011,
+            &format!(
+                "The resource principal named {resource} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.",
+                shared.tenant_id
+            ),
+        );
     }
     let assertion = get("client_assertion");
     if assertion.is_some() && get("client_assertion_type").as_deref() != Some(JWT_BEARER) {
-        return aad_error(ctx, 400, "invalid_request", 700_023, "Client assertion type must be 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'.");
+        return aad_error(
+            ctx,
+            400,
+            "invalid_request",
+            700_023,
+            "Client assertion type must be 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'.",
+        );
     }
     if assertion.is_none() && client_secret.is_none() {
-        return aad_error(ctx, 401, "invalid_client", 7_000_216, "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.");
+        return aad_error(
+            ctx,
+            401,
+            "invalid_client",
+            7_000_216,
+            "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
+        );
     }
     let assertion_claims = match &assertion {
         Some(a) => match payload_unverified(a) {
             Some(c) => Some(c),
-            None => return aad_error(ctx, 400, "invalid_client", 50027, "JWT token is invalid or malformed."),
+            None => {
+                return aad_error(
+                    ctx,
+                    400,
+                    "invalid_client",
+                    50027,
+                    "JWT token is invalid or malformed.",
+                );
+            }
         },
         None => None,
     };
     let mut tenant = shared.state.lock().await;
     if shared.strict_auth {
         if !eq_ci(tenant_segment, &shared.tenant_id) {
-            return aad_error(ctx, 400, "invalid_request", 90002, &format!("Tenant '{tenant_segment}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."));
+            return aad_error(
+                ctx,
+                400,
+                "invalid_request",
+                90002,
+                &format!(
+                    "Tenant '{tenant_segment}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+                ),
+            );
         }
-        let app = tenant.applications.iter().find(|a| eq_ci(&a.app_id, &client_id));
-        let uai = tenant.identities.iter().find(|i| eq_ci(&i.client_id, &client_id));
+        let app = tenant
+            .applications
+            .iter()
+            .find(|a| eq_ci(&a.app_id, &client_id));
+        let uai = tenant
+            .identities
+            .iter()
+            .find(|i| eq_ci(&i.client_id, &client_id));
         if app.is_none() && uai.is_none() {
-            return aad_error(ctx, 400, "unauthorized_client", 700_016, &format!("Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", shared.tenant_id));
+            return aad_error(
+                ctx,
+                400,
+                "unauthorized_client",
+                700_016,
+                &format!(
+                    "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+                    shared.tenant_id
+                ),
+            );
         }
         if let Some(claims) = &assertion_claims {
-            let iss = claims.get("iss").and_then(Value::as_str).unwrap_or_default();
-            let sub = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
-            let aud = claims.get("aud").and_then(Value::as_str).unwrap_or_default();
-            let mut creds = app.map(|a| a.federated_credentials.clone()).unwrap_or_default();
+            let iss = claims
+                .get("iss")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let sub = claims
+                .get("sub")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let aud = claims
+                .get("aud")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let mut creds = app
+                .map(|a| a.federated_credentials.clone())
+                .unwrap_or_default();
             if let Some(i) = uai {
                 let id = i.id();
-                creds.extend(tenant.federated_credentials.iter().filter(|f| eq_ci(&f.identity, &id)).cloned());
+                creds.extend(
+                    tenant
+                        .federated_credentials
+                        .iter()
+                        .filter(|f| eq_ci(&f.identity, &id))
+                        .cloned(),
+                );
             }
             if !creds.iter().any(|f| f.issuer == iss && f.subject == sub) {
-                return aad_error(ctx, 400, "invalid_client", 70021, &format!("No matching federated identity record found for presented assertion. Assertion Issuer: '{iss}'. Assertion Subject: '{sub}'. Assertion Audience: '{aud}'."));
+                return aad_error(
+                    ctx,
+                    400,
+                    "invalid_client",
+                    70021,
+                    &format!(
+                        "No matching federated identity record found for presented assertion. Assertion Issuer: '{iss}'. Assertion Subject: '{sub}'. Assertion Audience: '{aud}'."
+                    ),
+                );
             }
         } else {
             let secret = client_secret.clone().unwrap_or_default();
-            let ok = app.is_some_and(|a| a.password_credentials.iter().any(|p| p.secret_text == secret));
+            let ok = app.is_some_and(|a| {
+                a.password_credentials
+                    .iter()
+                    .any(|p| p.secret_text == secret)
+            });
             if !ok {
-                return aad_error(ctx, 401, "invalid_client", 7_000_215, &format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."));
+                return aad_error(
+                    ctx,
+                    401,
+                    "invalid_client",
+                    7_000_215,
+                    &format!(
+                        "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+                    ),
+                );
             }
         }
     }
-    let oid = if let Some(sp) = tenant.service_principals.iter().find(|s| eq_ci(&s.app_id, &client_id)) {
+    let oid = if let Some(sp) = tenant
+        .service_principals
+        .iter()
+        .find(|s| eq_ci(&s.app_id, &client_id))
+    {
         sp.id.clone()
     } else {
         let id = stable_id("sp", &client_id);
@@ -298,22 +460,44 @@ mod tests {
         let ok = verify(secret, Some(&t), Audience::Arm, "http://127.0.0.1:1", 1_000).unwrap();
         assert_eq!(ok.oid, "o");
         assert_eq!(
-            verify(secret, Some(&t), Audience::Graph, "http://127.0.0.1:1", 1_000).unwrap_err(),
+            verify(
+                secret,
+                Some(&t),
+                Audience::Graph,
+                "http://127.0.0.1:1",
+                1_000
+            )
+            .unwrap_err(),
             TokenProblem::WrongAudience("https://management.azure.com".into())
         );
-        assert_eq!(verify(b"other", Some(&t), Audience::Arm, "x", 1_000).unwrap_err(), TokenProblem::Invalid);
+        assert_eq!(
+            verify(b"other", Some(&t), Audience::Arm, "x", 1_000).unwrap_err(),
+            TokenProblem::Invalid
+        );
         assert!(matches!(
             verify(secret, Some(&t), Audience::Arm, "x", 2_000_000_000_000).unwrap_err(),
             TokenProblem::Expired { .. }
         ));
-        assert_eq!(verify(secret, None, Audience::Arm, "x", 0).unwrap_err(), TokenProblem::Missing);
-        assert_eq!(verify(secret, Some("Bearer abc"), Audience::Arm, "x", 0).unwrap_err(), TokenProblem::Invalid);
+        assert_eq!(
+            verify(secret, None, Audience::Arm, "x", 0).unwrap_err(),
+            TokenProblem::Missing
+        );
+        assert_eq!(
+            verify(secret, Some("Bearer abc"), Audience::Arm, "x", 0).unwrap_err(),
+            TokenProblem::Invalid
+        );
     }
 
     #[test]
     fn base_url_is_an_arm_audience() {
-        assert_eq!(audience_of("http://127.0.0.1:8080/", "http://127.0.0.1:8080"), Some(Audience::Arm));
-        assert_eq!(audience_of("https://graph.microsoft.com", "x"), Some(Audience::Graph));
+        assert_eq!(
+            audience_of("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
+            Some(Audience::Arm)
+        );
+        assert_eq!(
+            audience_of("https://graph.microsoft.com", "x"),
+            Some(Audience::Graph)
+        );
         assert_eq!(audience_of("https://vault.azure.net", "x"), None);
     }
 }

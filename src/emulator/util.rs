@@ -40,7 +40,15 @@ fn parts(ms: u64) -> Parts {
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rem = secs % 86_400;
     let (y, mo, d) = civil_from_days(days);
-    Parts { y, mo, d, h: rem / 3600, mi: rem % 3600 / 60, s: rem % 60, ms: ms % 1000 }
+    Parts {
+        y,
+        mo,
+        d,
+        h: rem / 3600,
+        mi: rem % 3600 / 60,
+        s: rem % 60,
+        ms: ms % 1000,
+    }
 }
 
 /// `2025-11-27T07:15:13.123Z`.
@@ -55,7 +63,10 @@ pub fn iso8601(ms: u64) -> String {
 /// `2025-11-27T07:15:13Z` (Graph `createdDateTime` style).
 pub fn iso8601_secs(ms: u64) -> String {
     let p = parts(ms);
-    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", p.y, p.mo, p.d, p.h, p.mi, p.s)
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        p.y, p.mo, p.d, p.h, p.mi, p.s
+    )
 }
 
 /// `11/24/2025 11:31:00 PM`, the US style ARM uses in `ExpiredAuthenticationToken`.
@@ -67,13 +78,19 @@ pub fn us_datetime(ms: u64) -> String {
         12 => (12, "PM"),
         _ => (p.h - 12, "PM"),
     };
-    format!("{}/{}/{} {}:{:02}:{:02} {}", p.mo, p.d, p.y, h12, p.mi, p.s, ampm)
+    format!(
+        "{}/{}/{} {}:{:02}:{:02} {}",
+        p.mo, p.d, p.y, h12, p.mi, p.s, ampm
+    )
 }
 
 /// `20251127T071513Z`, the timestamp part of `x-ms-routing-request-id`.
 pub fn compact_timestamp(ms: u64) -> String {
     let p = parts(ms);
-    format!("{:04}{:02}{:02}T{:02}{:02}{:02}Z", p.y, p.mo, p.d, p.h, p.mi, p.s)
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        p.y, p.mo, p.d, p.h, p.mi, p.s
+    )
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -81,7 +98,11 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 fn encode_with(data: &[u8], url: bool) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let chars = chunk.len() + 1;
         for i in 0..4 {
@@ -109,6 +130,7 @@ pub fn b64url_encode(data: &[u8]) -> String {
 }
 
 /// Standard padded base64.
+#[cfg(test)]
 pub fn b64_encode(data: &[u8]) -> String {
     encode_with(data, false)
 }
@@ -138,22 +160,83 @@ pub fn b64_decode(text: &str) -> Option<Vec<u8>> {
 }
 
 const K: [u32; 64] = [
-    0x428a_2f98, 0x7137_4491, 0xb5c0_fbcf, 0xe9b5_dba5, 0x3956_c25b, 0x59f1_11f1, 0x923f_82a4,
-    0xab1c_5ed5, 0xd807_aa98, 0x1283_5b01, 0x2431_85be, 0x550c_7dc3, 0x72be_5d74, 0x80de_b1fe,
-    0x9bdc_06a7, 0xc19b_f174, 0xe49b_69c1, 0xefbe_4786, 0x0fc1_9dc6, 0x240c_a1cc, 0x2de9_2c6f,
-    0x4a74_84aa, 0x5cb0_a9dc, 0x76f9_88da, 0x983e_5152, 0xa831_c66d, 0xb003_27c8, 0xbf59_7fc7,
-    0xc6e0_0bf3, 0xd5a7_9147, 0x06ca_6351, 0x1429_2967, 0x27b7_0a85, 0x2e1b_2138, 0x4d2c_6dfc,
-    0x5338_0d13, 0x650a_7354, 0x766a_0abb, 0x81c2_c92e, 0x9272_2c85, 0xa2bf_e8a1, 0xa81a_664b,
-    0xc24b_8b70, 0xc76c_51a3, 0xd192_e819, 0xd699_0624, 0xf40e_3585, 0x106a_a070, 0x19a4_c116,
-    0x1e37_6c08, 0x2748_774c, 0x34b0_bcb5, 0x391c_0cb3, 0x4ed8_aa4a, 0x5b9c_ca4f, 0x682e_6ff3,
-    0x748f_82ee, 0x78a5_636f, 0x84c8_7814, 0x8cc7_0208, 0x90be_fffa, 0xa450_6ceb, 0xbef9_a3f7,
+    0x428a_2f98,
+    0x7137_4491,
+    0xb5c0_fbcf,
+    0xe9b5_dba5,
+    0x3956_c25b,
+    0x59f1_11f1,
+    0x923f_82a4,
+    0xab1c_5ed5,
+    0xd807_aa98,
+    0x1283_5b01,
+    0x2431_85be,
+    0x550c_7dc3,
+    0x72be_5d74,
+    0x80de_b1fe,
+    0x9bdc_06a7,
+    0xc19b_f174,
+    0xe49b_69c1,
+    0xefbe_4786,
+    0x0fc1_9dc6,
+    0x240c_a1cc,
+    0x2de9_2c6f,
+    0x4a74_84aa,
+    0x5cb0_a9dc,
+    0x76f9_88da,
+    0x983e_5152,
+    0xa831_c66d,
+    0xb003_27c8,
+    0xbf59_7fc7,
+    0xc6e0_0bf3,
+    0xd5a7_9147,
+    0x06ca_6351,
+    0x1429_2967,
+    0x27b7_0a85,
+    0x2e1b_2138,
+    0x4d2c_6dfc,
+    0x5338_0d13,
+    0x650a_7354,
+    0x766a_0abb,
+    0x81c2_c92e,
+    0x9272_2c85,
+    0xa2bf_e8a1,
+    0xa81a_664b,
+    0xc24b_8b70,
+    0xc76c_51a3,
+    0xd192_e819,
+    0xd699_0624,
+    0xf40e_3585,
+    0x106a_a070,
+    0x19a4_c116,
+    0x1e37_6c08,
+    0x2748_774c,
+    0x34b0_bcb5,
+    0x391c_0cb3,
+    0x4ed8_aa4a,
+    0x5b9c_ca4f,
+    0x682e_6ff3,
+    0x748f_82ee,
+    0x78a5_636f,
+    0x84c8_7814,
+    0x8cc7_0208,
+    0x90be_fffa,
+    0xa450_6ceb,
+    0xbef9_a3f7,
     0xc671_78f2,
 ];
 
 /// SHA-256 of `data`.
+#[expect(clippy::many_single_char_names, reason = "FIPS 180-4 names")]
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     let mut h: [u32; 8] = [
-        0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab,
+        0x6a09_e667,
+        0xbb67_ae85,
+        0x3c6e_f372,
+        0xa54f_f53a,
+        0x510e_527f,
+        0x9b05_688c,
+        0x1f83_d9ab,
         0x5be0_cd19,
     ];
     let mut msg = data.to_vec();
@@ -171,13 +254,20 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
         for i in 16..64 {
             let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
             let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
-            w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
+            w[i] = w[i - 16]
+                .wrapping_add(s0)
+                .wrapping_add(w[i - 7])
+                .wrapping_add(s1);
         }
         let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
         for i in 0..64 {
             let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
             let ch = (e & f) ^ (!e & g);
-            let t1 = hh.wrapping_add(s1).wrapping_add(ch).wrapping_add(K[i]).wrapping_add(w[i]);
+            let t1 = hh
+                .wrapping_add(s1)
+                .wrapping_add(ch)
+                .wrapping_add(K[i])
+                .wrapping_add(w[i]);
             let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
             let maj = (a & b) ^ (a & c) ^ (b & c);
             let t2 = s0.wrapping_add(maj);
@@ -236,11 +326,6 @@ pub fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Percent-encodes a query component.
-pub fn query_encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 /// ASCII case-insensitive equality.
 pub fn eq_ci(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
@@ -268,7 +353,11 @@ mod tests {
     use super::*;
 
     fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
+        b.iter().fold(String::new(), |mut s, x| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{x:02x}");
+            s
+        })
     }
 
     #[test]
@@ -295,7 +384,10 @@ mod tests {
     #[test]
     fn base64_round_trip() {
         for s in ["", "f", "fo", "foo", "foob", "fooba", "foobar"] {
-            assert_eq!(b64_decode(&b64url_encode(s.as_bytes())).unwrap(), s.as_bytes());
+            assert_eq!(
+                b64_decode(&b64url_encode(s.as_bytes())).unwrap(),
+                s.as_bytes()
+            );
             assert_eq!(b64_decode(&b64_encode(s.as_bytes())).unwrap(), s.as_bytes());
         }
         assert_eq!(b64_encode(b"foob"), "Zm9vYg==");

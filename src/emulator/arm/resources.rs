@@ -1,0 +1,677 @@
+//! Subscriptions' resource groups (`2025-04-01`), long-running operations behind `Location`
+//! URLs, and Azure ML workspaces (`2025-06-01`): PUT/DELETE as 202 LROs, soft delete and purge,
+//! system- and user-assigned identity blocks.
+
+#![expect(clippy::too_many_lines, reason = "resource handlers read best whole")]
+
+use super::{
+    Ctx, Identity, ML_PROVIDER, Map, OpKind, Operation, Reply, ResourceGroup, ServicePrincipal,
+    Shared, Tenant, Value, Workspace, bad_content, body_object, eq_ci, is_ancestor_or_self, json,
+    location_conflict, location_of, lock, method_not_allowed, not_found, rg_not_found,
+    same_location, tags_of,
+};
+
+pub(super) fn rg_json(g: &ResourceGroup) -> Value {
+    json!({
+        "id": format!("/subscriptions/{}/resourceGroups/{}", g.subscription, g.name),
+        "name": g.name,
+        "type": "Microsoft.Resources/resourceGroups",
+        "location": g.location,
+        "tags": g.tags,
+        "properties": {"provisioningState": "Succeeded"},
+    })
+}
+
+pub(super) fn valid_rg_name(name: &str) -> bool {
+    (1..=90).contains(&name.chars().count())
+        && !name.ends_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-_.()".contains(c))
+}
+
+pub(super) fn resource_group(
+    shared: &Shared,
+    ctx: &Ctx,
+    t: &mut Tenant,
+    sub: &str,
+    rg: &str,
+) -> Result<Reply, Reply> {
+    let idx = t
+        .resource_groups
+        .iter()
+        .position(|g| eq_ci(&g.subscription, sub) && eq_ci(&g.name, rg));
+    match ctx.method.as_str() {
+        "GET" => idx
+            .map(|i| Reply::json(200, rg_json(&t.resource_groups[i])))
+            .ok_or_else(|| rg_not_found(rg)),
+        "HEAD" => Ok(Reply::empty(if idx.is_some() { 204 } else { 404 })),
+        "PUT" => {
+            if !valid_rg_name(rg) {
+                return Err(Reply::arm_error(
+                    400,
+                    "InvalidResourceGroupName",
+                    format!(
+                        "The resource group name '{rg}' is invalid. It can include alphanumeric, underscore, parentheses, hyphen, period (except at end), and Unicode characters that match the allowed characters."
+                    ),
+                ));
+            }
+            let body = body_object(ctx)?;
+            let location = location_of(&body)?;
+            let tags = tags_of(&body)?.unwrap_or_default();
+            if let Some(i) = idx {
+                let g = &mut t.resource_groups[i];
+                if !same_location(&g.location, &location) {
+                    return Err(Reply::arm_error(
+                        409,
+                        "InvalidResourceGroupLocation",
+                        format!(
+                            "Invalid resource group location '{location}'. The Resource group already exists in location '{}'.",
+                            g.location
+                        ),
+                    ));
+                }
+                g.tags = tags;
+                Ok(Reply::json(200, rg_json(g)))
+            } else {
+                let g = ResourceGroup {
+                    subscription: sub.to_owned(),
+                    name: rg.to_owned(),
+                    location,
+                    tags,
+                };
+                let reply = Reply::json(201, rg_json(&g));
+                t.resource_groups.push(g);
+                Ok(reply)
+            }
+        }
+        "PATCH" => {
+            let i = idx.ok_or_else(|| rg_not_found(rg))?;
+            let body = body_object(ctx)?;
+            if let Some(tags) = tags_of(&body)? {
+                t.resource_groups[i].tags = tags;
+            }
+            Ok(Reply::json(200, rg_json(&t.resource_groups[i])))
+        }
+        "DELETE" => {
+            let i = idx.ok_or_else(|| rg_not_found(rg))?;
+            let g = t.resource_groups.remove(i);
+            let in_rg = |s: &str, r: &str| eq_ci(s, &g.subscription) && eq_ci(r, &g.name);
+            let doomed: Vec<String> = t
+                .identities
+                .iter()
+                .filter(|i| in_rg(&i.subscription, &i.resource_group))
+                .map(|i| i.principal_id.clone())
+                .chain(
+                    t.workspaces
+                        .iter()
+                        .filter(|w| in_rg(&w.subscription, &w.resource_group))
+                        .filter_map(|w| w.principal_id.clone()),
+                )
+                .collect();
+            t.service_principals
+                .retain(|s| !doomed.iter().any(|d| eq_ci(d, &s.id)));
+            let ids: Vec<String> = t
+                .identities
+                .iter()
+                .filter(|i| in_rg(&i.subscription, &i.resource_group))
+                .map(Identity::id)
+                .collect();
+            t.federated_credentials
+                .retain(|f| !ids.iter().any(|id| eq_ci(id, &f.identity)));
+            t.identities
+                .retain(|i| !in_rg(&i.subscription, &i.resource_group));
+            t.workspaces
+                .retain(|w| !in_rg(&w.subscription, &w.resource_group));
+            let prefix = format!(
+                "/subscriptions/{}/resourcegroups/{}",
+                g.subscription, g.name
+            )
+            .to_ascii_lowercase();
+            t.role_assignments
+                .retain(|r| !is_ancestor_or_self(&prefix, &r.scope));
+            Ok(start_operation(
+                shared,
+                ctx,
+                sub,
+                "eastus",
+                OpKind::ResourceGroupDelete,
+                String::new(),
+                t,
+            ))
+        }
+        _ => Err(method_not_allowed(ctx)),
+    }
+}
+
+pub(super) fn start_operation(
+    shared: &Shared,
+    ctx: &Ctx,
+    sub: &str,
+    location: &str,
+    kind: OpKind,
+    target: String,
+    t: &mut Tenant,
+) -> Reply {
+    let polls = shared.realism().lro_polls;
+    let id = shared.uuid();
+    let mut op = Operation {
+        kind,
+        target,
+        started_ms: ctx.now_ms,
+        polls_done: 0,
+        polls_needed: polls,
+        done: false,
+    };
+    if polls == 0 {
+        complete(&mut op, t);
+    }
+    lock(&shared.ops).insert(id.clone(), op);
+    let url = operation_url(shared, sub, location, kind, &id);
+    Reply::empty(202)
+        .header("Location", url)
+        .header("Retry-After", if polls == 0 { "0" } else { "1" })
+}
+
+pub(super) fn operation_url(
+    shared: &Shared,
+    sub: &str,
+    location: &str,
+    kind: OpKind,
+    id: &str,
+) -> String {
+    match kind {
+        OpKind::ResourceGroupDelete => {
+            format!(
+                "{}/subscriptions/{sub}/operationresults/{id}?api-version=2025-04-01",
+                shared.base_url
+            )
+        }
+        _ => format!(
+            "{}/subscriptions/{sub}/providers/Microsoft.MachineLearningServices/locations/{}/mfeOperationResults/{id}?api-version=2025-06-01&type=location",
+            shared.base_url,
+            location.to_ascii_lowercase().replace(' ', "")
+        ),
+    }
+}
+
+pub(super) fn complete(op: &mut Operation, t: &mut Tenant) {
+    op.done = true;
+    let Some(i) = t
+        .workspaces
+        .iter()
+        .position(|w| ws_key(w) == op.target && !w.soft_deleted)
+    else {
+        return;
+    };
+    match op.kind {
+        OpKind::WorkspacePut => "Succeeded".clone_into(&mut t.workspaces[i].provisioning_state),
+        OpKind::WorkspaceDelete { purge } => {
+            if let Some(pid) = t.workspaces[i].principal_id.take() {
+                t.service_principals.retain(|s| !eq_ci(&s.id, &pid));
+            }
+            if purge {
+                t.workspaces.remove(i);
+            } else {
+                let w = &mut t.workspaces[i];
+                w.soft_deleted = true;
+                "Succeeded".clone_into(&mut w.provisioning_state);
+            }
+        }
+        OpKind::ResourceGroupDelete => {}
+    }
+}
+
+/// Completes operations whose time is up (one `Retry-After` second per required poll).
+pub(super) fn settle_ops(shared: &Shared, t: &mut Tenant, now: u64) -> bool {
+    let mut ops = lock(&shared.ops);
+    let mut changed = false;
+    for op in ops.values_mut().filter(|o| !o.done) {
+        if now >= op.started_ms + u64::from(op.polls_needed) * 1000 {
+            complete(op, t);
+            changed = true;
+        }
+    }
+    changed
+}
+
+pub(super) fn poll_operation(
+    shared: &Shared,
+    ctx: &Ctx,
+    t: &mut Tenant,
+    sub: &str,
+    id: &str,
+) -> Reply {
+    if ctx.method != "GET" {
+        return method_not_allowed(ctx);
+    }
+    let snapshot = {
+        let mut ops = lock(&shared.ops);
+        let Some(op) = ops.get_mut(id) else {
+            return Reply::arm_error(
+                404,
+                "OperationNotFound",
+                format!("The operation '{id}' could not be found."),
+            );
+        };
+        if !op.done {
+            op.polls_done += 1;
+            if op.polls_done >= op.polls_needed {
+                complete(op, t);
+            }
+        }
+        op.clone()
+    };
+    if !snapshot.done {
+        let location = t
+            .workspaces
+            .iter()
+            .find(|w| ws_key(w) == snapshot.target)
+            .map_or("eastus", |w| w.location.as_str());
+        return Reply::empty(202)
+            .header(
+                "Location",
+                operation_url(shared, sub, location, snapshot.kind, id),
+            )
+            .header("Retry-After", "1");
+    }
+    match snapshot.kind {
+        OpKind::WorkspacePut => match t
+            .workspaces
+            .iter()
+            .find(|w| ws_key(w) == snapshot.target && !w.soft_deleted)
+        {
+            Some(w) => Reply::json(200, workspace_json(t, w)),
+            None => Reply::arm_error(404, "ResourceNotFound", "The workspace no longer exists."),
+        },
+        OpKind::WorkspaceDelete { .. } => Reply::empty(204),
+        OpKind::ResourceGroupDelete => Reply::empty(200),
+    }
+}
+
+pub(super) fn ws_key(w: &Workspace) -> String {
+    format!("{}/{}/{}", w.subscription, w.resource_group, w.name).to_ascii_lowercase()
+}
+
+pub(super) fn listed(w: &Workspace) -> bool {
+    !w.soft_deleted && w.provisioning_state != "Creating"
+}
+
+pub(super) fn workspace_id(w: &Workspace) -> String {
+    format!(
+        "/subscriptions/{}/resourceGroups/{}/providers/{ML_PROVIDER}/workspaces/{}",
+        w.subscription, w.resource_group, w.name
+    )
+}
+
+pub(super) fn identity_block(
+    t: &Tenant,
+    kind: &str,
+    principal: Option<&String>,
+    uais: &[String],
+) -> Value {
+    let mut block = json!({"type": kind});
+    if let Some(pid) = principal {
+        block["principalId"] = json!(pid);
+        block["tenantId"] = json!(t.tenant_id);
+    }
+    if !uais.is_empty() {
+        let map: Map<String, Value> = uais
+            .iter()
+            .map(|id| {
+                let found = t.identities.iter().find(|i| eq_ci(&i.id(), id));
+                (
+                    id.clone(),
+                    json!({
+                        "principalId": found.map(|i| i.principal_id.clone()),
+                        "clientId": found.map(|i| i.client_id.clone()),
+                    }),
+                )
+            })
+            .collect();
+        block["userAssignedIdentities"] = Value::Object(map);
+    }
+    block
+}
+
+pub(super) fn workspace_json(t: &Tenant, w: &Workspace) -> Value {
+    let mut props = match &w.properties {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    if let Some(Value::String(ai)) = props.get("applicationInsights") {
+        let lowered = ai.replace(
+            "/providers/Microsoft.Insights/",
+            "/providers/microsoft.insights/",
+        );
+        props.insert("applicationInsights".into(), json!(lowered));
+    }
+    let loc = w.location.to_ascii_lowercase().replace(' ', "");
+    let defaults = [
+        ("friendlyName", json!(w.name)),
+        ("hbiWorkspace", json!(false)),
+        ("publicNetworkAccess", json!("Enabled")),
+        ("v1LegacyMode", json!(false)),
+        ("enableDataIsolation", json!(false)),
+    ];
+    for (k, v) in defaults {
+        props.entry(k).or_insert(v);
+    }
+    props.insert("provisioningState".into(), json!(w.provisioning_state));
+    props.insert("workspaceId".into(), json!(w.workspace_id));
+    props.insert("tenantId".into(), json!(t.tenant_id));
+    props.insert(
+        "discoveryUrl".into(),
+        json!(format!("https://{loc}.api.azureml.ms/discovery")),
+    );
+    props.insert(
+        "mlFlowTrackingUri".into(),
+        json!(format!(
+            "azureml://{loc}.api.azureml.ms/mlflow/v1.0{}",
+            workspace_id(w)
+        )),
+    );
+    props.insert("privateLinkCount".into(), json!(0));
+    props.insert("storageHnsEnabled".into(), json!(false));
+    json!({
+        "id": workspace_id(w),
+        "name": w.name,
+        "type": format!("{ML_PROVIDER}/workspaces"),
+        "location": w.location,
+        "tags": w.tags,
+        "kind": w.kind.clone().unwrap_or_else(|| "Default".to_owned()),
+        "sku": w.sku.clone().unwrap_or_else(|| json!({"name": "Basic", "tier": "Basic"})),
+        "identity": identity_block(t, &w.identity_type, w.principal_id.as_ref(), &w.user_assigned),
+        "properties": props,
+    })
+}
+
+pub(super) fn valid_workspace_name(n: &str) -> bool {
+    let len = n.len();
+    (3..=33).contains(&len)
+        && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Parses an `identity` block: (type, user-assigned ids).
+pub(super) fn parse_identity(
+    t: &Tenant,
+    body: &Map<String, Value>,
+    resource_id: &str,
+) -> Result<Option<(String, Vec<String>)>, Reply> {
+    let Some(identity) = body.get("identity").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let kind = identity
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad_content("'identity.type' is required"))?;
+    let canonical = ["None", "SystemAssigned", "UserAssigned", "SystemAssigned,UserAssigned"]
+        .into_iter()
+        .find(|k| eq_ci(k, kind))
+        .ok_or_else(|| {
+            Reply::arm_error(400, "InvalidIdentityType", format!("The identity type '{kind}' is invalid. Allowed values are 'None', 'SystemAssigned', 'UserAssigned', 'SystemAssigned,UserAssigned'."))
+        })?;
+    let mut uais = Vec::new();
+    if let Some(Value::Object(map)) = identity.get("userAssignedIdentities") {
+        for key in map.keys() {
+            if !t.identities.iter().any(|i| eq_ci(&i.id(), key)) {
+                return Err(Reply::arm_error(
+                    400,
+                    "FailedIdentityOperation",
+                    format!(
+                        "Identity operation for resource '{resource_id}' failed with error 'Failed to perform resource identity operation. Status: 'NotFound'. Response: '{{\"error\":{{\"code\":\"NotFound\",\"message\":\"Resource '{key}' was not found.\"}}}}'.'."
+                    ),
+                ));
+            }
+            uais.push(key.clone());
+        }
+    }
+    if canonical.contains("UserAssigned") && uais.is_empty() {
+        return Err(Reply::arm_error(
+            400,
+            "BadRequest",
+            "'userAssignedIdentities' must name at least one identity when the identity type includes 'UserAssigned'.",
+        ));
+    }
+    if !canonical.contains("UserAssigned") && !uais.is_empty() {
+        return Err(Reply::arm_error(
+            400,
+            "BadRequest",
+            "'userAssignedIdentities' is only allowed when the identity type includes 'UserAssigned'.",
+        ));
+    }
+    Ok(Some((canonical.to_owned(), uais)))
+}
+
+/// Creates or removes the system-assigned identity's service principal to match `kind`.
+pub(super) fn sync_system_identity(shared: &Shared, ctx: &Ctx, t: &mut Tenant, idx: usize) {
+    let wants = t.workspaces[idx]
+        .identity_type
+        .starts_with("SystemAssigned");
+    let has = t.workspaces[idx].principal_id.clone();
+    match (wants, has) {
+        (true, None) => {
+            let pid = shared.uuid();
+            let w = &t.workspaces[idx];
+            let sp = ServicePrincipal {
+                id: pid.clone(),
+                app_id: shared.uuid(),
+                display_name: w.name.clone(),
+                service_principal_type: "ManagedIdentity".to_owned(),
+                alternative_names: vec!["isExplicit=False".to_owned(), workspace_id(w)],
+                created_ms: ctx.now_ms,
+            };
+            t.service_principals.push(sp);
+            t.workspaces[idx].principal_id = Some(pid);
+        }
+        (false, Some(pid)) => {
+            t.service_principals.retain(|s| !eq_ci(&s.id, &pid));
+            t.workspaces[idx].principal_id = None;
+        }
+        _ => {}
+    }
+}
+
+pub(super) fn workspace(
+    shared: &Shared,
+    ctx: &Ctx,
+    t: &mut Tenant,
+    sub: &str,
+    rg: &str,
+    name: &str,
+) -> Result<Reply, Reply> {
+    let find = |t: &Tenant, deleted: bool| {
+        t.workspaces.iter().position(|w| {
+            eq_ci(&w.subscription, sub)
+                && eq_ci(&w.resource_group, rg)
+                && eq_ci(&w.name, name)
+                && w.soft_deleted == deleted
+        })
+    };
+    let live = find(t, false);
+    let kind = format!("{ML_PROVIDER}/workspaces");
+    match ctx.method.as_str() {
+        "GET" => match live {
+            Some(i) if t.workspaces[i].provisioning_state != "Creating" => {
+                Ok(Reply::json(200, workspace_json(t, &t.workspaces[i])))
+            }
+            _ => Err(not_found(&kind, name, rg)),
+        },
+        "PUT" => {
+            if !valid_workspace_name(name) {
+                return Err(Reply::arm_error(
+                    400,
+                    "BadRequest",
+                    format!(
+                        "Workspace name '{name}' is invalid. It must be 3-33 characters long, start with a letter or digit, and contain only letters, digits, '-' and '_'."
+                    ),
+                ));
+            }
+            let body = body_object(ctx)?;
+            let location = location_of(&body)?;
+            let properties = match body.get("properties") {
+                Some(Value::Object(m)) => Value::Object(m.clone()),
+                _ => {
+                    return Err(bad_content(
+                        "Required property 'properties' not found in JSON.",
+                    ));
+                }
+            };
+            let resource_id = format!(
+                "/subscriptions/{sub}/resourceGroups/{rg}/providers/{ML_PROVIDER}/workspaces/{name}"
+            );
+            let identity = parse_identity(t, &body, &resource_id)?;
+            let tags = tags_of(&body)?.unwrap_or_default();
+            let idx = if let Some(i) = live {
+                let w = &mut t.workspaces[i];
+                if !same_location(&w.location, &location) {
+                    return Err(location_conflict(name, &w.location, rg, &location));
+                }
+                if w.provisioning_state == "Deleting" {
+                    return Err(Reply::arm_error(
+                        409,
+                        "Conflict",
+                        format!("Workspace '{name}' is being deleted."),
+                    ));
+                }
+                for immutable in ["storageAccount", "keyVault"] {
+                    let old = w.properties.get(immutable).and_then(Value::as_str);
+                    let new = properties.get(immutable).and_then(Value::as_str);
+                    if let (Some(o), Some(n)) = (old, new)
+                        && !eq_ci(o, n)
+                    {
+                        return Err(Reply::arm_error(
+                            400,
+                            "BadRequest",
+                            format!(
+                                "Property '{immutable}' of an existing workspace cannot be changed."
+                            ),
+                        ));
+                    }
+                }
+                w.properties = properties;
+                w.tags = tags;
+                if let Some(k) = body.get("kind").and_then(Value::as_str) {
+                    w.kind = Some(k.to_owned());
+                }
+                if let Some(s) = body.get("sku").filter(|s| !s.is_null()) {
+                    w.sku = Some(s.clone());
+                }
+                let (kind, uais) = identity.unwrap_or_else(|| ("None".to_owned(), Vec::new()));
+                w.identity_type = kind;
+                w.user_assigned = uais;
+                if w.provisioning_state != "Creating" {
+                    "Updating".clone_into(&mut w.provisioning_state);
+                }
+                i
+            } else {
+                if find(t, true).is_some() {
+                    return Err(Reply::arm_error(
+                        409,
+                        "Conflict",
+                        format!(
+                            "Soft-deleted workspace '{name}' exists. Please purge or recover it. https://aka.ms/wsoftdelete"
+                        ),
+                    ));
+                }
+                let (kind, uais) = identity.unwrap_or_else(|| ("None".to_owned(), Vec::new()));
+                t.workspaces.push(Workspace {
+                    subscription: sub.to_owned(),
+                    resource_group: rg.to_owned(),
+                    name: name.to_owned(),
+                    location: location.clone(),
+                    tags,
+                    kind: body.get("kind").and_then(Value::as_str).map(str::to_owned),
+                    sku: body.get("sku").filter(|s| !s.is_null()).cloned(),
+                    properties,
+                    identity_type: kind,
+                    user_assigned: uais,
+                    principal_id: None,
+                    workspace_id: shared.uuid(),
+                    provisioning_state: "Creating".to_owned(),
+                    soft_deleted: false,
+                });
+                t.workspaces.len() - 1
+            };
+            sync_system_identity(shared, ctx, t, idx);
+            let key = ws_key(&t.workspaces[idx]);
+            Ok(start_operation(
+                shared,
+                ctx,
+                sub,
+                &location,
+                OpKind::WorkspacePut,
+                key,
+                t,
+            ))
+        }
+        "PATCH" => {
+            let i = live
+                .filter(|&i| t.workspaces[i].provisioning_state != "Creating")
+                .ok_or_else(|| not_found(&kind, name, rg))?;
+            let body = body_object(ctx)?;
+            let resource_id = workspace_id(&t.workspaces[i]);
+            let identity = parse_identity(t, &body, &resource_id)?;
+            let tags = tags_of(&body)?;
+            let w = &mut t.workspaces[i];
+            if let Some(tags) = tags {
+                w.tags = tags;
+            }
+            if let (Some(Value::Object(patch)), Value::Object(props)) =
+                (body.get("properties"), &mut w.properties)
+            {
+                for (k, v) in patch {
+                    props.insert(k.clone(), v.clone());
+                }
+            }
+            if let Some((kind, uais)) = identity {
+                w.identity_type = kind;
+                w.user_assigned = uais;
+            }
+            sync_system_identity(shared, ctx, t, i);
+            Ok(Reply::json(200, workspace_json(t, &t.workspaces[i])))
+        }
+        "DELETE" => {
+            let purge = ctx.q("forceToPurge").is_some_and(|v| eq_ci(v, "true"));
+            if let Some(i) = live {
+                let w = &mut t.workspaces[i];
+                "Deleting".clone_into(&mut w.provisioning_state);
+                let key = ws_key(w);
+                let location = w.location.clone();
+                return Ok(start_operation(
+                    shared,
+                    ctx,
+                    sub,
+                    &location,
+                    OpKind::WorkspaceDelete { purge },
+                    key,
+                    t,
+                ));
+            }
+            match find(t, true) {
+                Some(i) if purge => {
+                    let w = t.workspaces.remove(i);
+                    t.workspaces.push(Workspace {
+                        soft_deleted: false,
+                        provisioning_state: "Deleting".to_owned(),
+                        ..w.clone()
+                    });
+                    let key = ws_key(&w);
+                    Ok(start_operation(
+                        shared,
+                        ctx,
+                        sub,
+                        &w.location,
+                        OpKind::WorkspaceDelete { purge: true },
+                        key,
+                        t,
+                    ))
+                }
+                _ => Ok(Reply::empty(204)),
+            }
+        }
+        _ => Err(method_not_allowed(ctx)),
+    }
+}

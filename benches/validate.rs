@@ -10,10 +10,7 @@ use mlpolicy::source::{self, Sources};
 use mlpolicy::synth;
 
 fn main() {
-    println!(
-        "{:>6}  {:>6}  {:>10}  {:>10}  {:>10}  {:>12}",
-        "teams", "files", "bytes", "generate", "load", "peak RSS"
-    );
+    println!("{:>6}  {:>6}  {:>10}  {:>10}  {:>10}  {:>12}", "teams", "files", "bytes", "generate", "load", "peak RSS");
     for teams in [2_000, 4_000] {
         let dir = tempfile::tempdir().expect("temporary directory");
 
@@ -28,10 +25,7 @@ fn main() {
         let started = Instant::now();
         let mut sources = Sources::default();
         let diags = source::load_dir(dir.path(), &mut sources);
-        assert!(
-            !diags.has_errors(),
-            "synthetic configuration failed to load: {diags:?}"
-        );
+        assert!(!diags.has_errors(), "synthetic configuration failed to load: {diags:?}");
         // TODO(lead): call compile() here and time it; assert it reports no errors.
         let load = started.elapsed();
 
@@ -54,10 +48,7 @@ fn peak_rss() -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    #[expect(
-        clippy::cast_precision_loss,
-        reason = "a memory size shown to one decimal"
-    )]
+    #[expect(clippy::cast_precision_loss, reason = "a memory size shown to one decimal")]
     let mib = kib as f64 / 1024.0;
     Some(format!("{mib:.1} MiB"))
 }

@@ -74,7 +74,9 @@ impl AccessGraph {
                     } else {
                         let candidate = path.clone();
                         match best.get(m) {
-                            Some(existing) if existing.len() < candidate.len() || (existing.len() == candidate.len() && *existing <= candidate) => {}
+                            Some(existing)
+                                if existing.len() < candidate.len()
+                                    || (existing.len() == candidate.len() && *existing <= candidate) => {}
                             _ => {
                                 best.insert(m.clone(), candidate);
                             }
@@ -124,17 +126,29 @@ pub fn changes(before: &AccessGraph, after: &AccessGraph) -> Vec<AccessChange> {
     };
     for (key, via) in &a {
         if !b.contains_key(key) {
-            grouped.entry((true, key.2.clone(), key.1.clone(), path(after, via))).or_default().insert(after.display(&key.0));
+            grouped
+                .entry((true, key.2.clone(), key.1.clone(), path(after, via)))
+                .or_default()
+                .insert(after.display(&key.0));
         }
     }
     for (key, via) in &b {
         if !a.contains_key(key) {
-            grouped.entry((false, key.2.clone(), key.1.clone(), path(before, via))).or_default().insert(before.display(&key.0));
+            grouped
+                .entry((false, key.2.clone(), key.1.clone(), path(before, via)))
+                .or_default()
+                .insert(before.display(&key.0));
         }
     }
     let mut out: Vec<AccessChange> = grouped
         .into_iter()
-        .map(|((gain, scope, role, via), principals)| AccessChange { gain, principals: principals.into_iter().collect(), role, scope, via })
+        .map(|((gain, scope, role, via), principals)| AccessChange {
+            gain,
+            principals: principals.into_iter().collect(),
+            role,
+            scope,
+            via,
+        })
         .collect();
     out.sort_by(|x, y| y.gain.cmp(&x.gain).then_with(|| (&x.scope, &x.role, &x.via).cmp(&(&y.scope, &y.role, &y.via))));
     out
@@ -154,7 +168,11 @@ mod tests {
             }
         }
         for (p, r, s) in assignments {
-            g.assignments.insert(Assignment { principal: (*p).to_owned(), role: (*r).to_owned(), scope: (*s).to_owned() });
+            g.assignments.insert(Assignment {
+                principal: (*p).to_owned(),
+                role: (*r).to_owned(),
+                scope: (*s).to_owned(),
+            });
         }
         g
     }

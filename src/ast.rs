@@ -181,9 +181,19 @@ pub enum ExprKind {
     /// A name: `teams`, `var.env`, `group.ds[team]`, `workspace.fraud.identity`, `principal.kind`.
     Path(Path),
     /// `user(...)`, `service_principal(...)`, `existing_group(...)`, `scope(...)`, `count(...)`.
-    Call { name: Ident, args: Vec<Expr> },
-    Unary { op: Spanned<UnaryOp>, operand: Box<Expr> },
-    Binary { op: Spanned<BinaryOp>, lhs: Box<Expr>, rhs: Box<Expr> },
+    Call {
+        name: Ident,
+        args: Vec<Expr>,
+    },
+    Unary {
+        op: Spanned<UnaryOp>,
+        operand: Box<Expr>,
+    },
+    Binary {
+        op: Spanned<BinaryOp>,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
     /// `( expr )`, kept so that `fmt` preserves the parentheses the author wrote.
     Paren(Box<Expr>),
 }

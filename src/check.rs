@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::ast::{self, ExprKind, Segment};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::model::{
-    Address, Dependency, FederatedCredential, Grant, Group, Identity, Kind, Meta, Model, Principal, Ref,
-    ResourceGroup, Scope, Value, Workspace, WorkspaceIdentity,
+    Address, Dependency, FederatedCredential, Grant, Group, Identity, Kind, Meta, Model, Principal, Ref, ResourceGroup,
+    Scope, Value, Workspace, WorkspaceIdentity,
 };
 use crate::resolve::{ResolvedAttr, ResolvedDecl};
 use crate::source::Span;
@@ -91,8 +91,12 @@ impl<'d> Fields<'d> {
             if !allowed.contains(&a.name.as_str()) && !COMMON.contains(&a.name.as_str()) {
                 let mut d = Diagnostic::error("E0201", format!("unknown attribute `{}` on {what}", a.name))
                     .with_label(a.name_span, format!("not an attribute of {what}"));
-                d.help = suggest::did_you_mean(&a.name, allowed.iter().chain(COMMON).copied())
-                    .or_else(|| Some(format!("{what} takes {}", allowed.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))));
+                d.help = suggest::did_you_mean(&a.name, allowed.iter().chain(COMMON).copied()).or_else(|| {
+                    Some(format!(
+                        "{what} takes {}",
+                        allowed.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                    ))
+                });
                 f.error(d);
                 continue;
             }
@@ -220,8 +224,11 @@ fn meta_of(decl: &ResolvedDecl, known: &HashSet<String>, diags: &mut Diagnostics
             match &a.value {
                 Some(Value::Bool(b)) => prevent_destroy = *b,
                 Some(other) => diags.push(
-                    Diagnostic::error("E0203", format!("`prevent_destroy` must be `true` or `false`, found {}", other.a_type_name()))
-                        .with_label(a.value_span, "expected a bool"),
+                    Diagnostic::error(
+                        "E0203",
+                        format!("`prevent_destroy` must be `true` or `false`, found {}", other.a_type_name()),
+                    )
+                    .with_label(a.value_span, "expected a bool"),
                 ),
                 None => {}
             }
@@ -287,8 +294,12 @@ impl Checker<'_> {
         if let Some(n) = &name {
             if !valid_rg_name(n) {
                 ok = false;
-                self.invalid("E0212", format!("`{n}` is not a valid resource group name"), meta.attr_span("name"),
-                    "1–90 letters, digits, `-`, `_`, `.`, `(`, `)`; not ending in `.`");
+                self.invalid(
+                    "E0212",
+                    format!("`{n}` is not a valid resource group name"),
+                    meta.attr_span("name"),
+                    "1–90 letters, digits, `-`, `_`, `.`, `(`, `)`; not ending in `.`",
+                );
             }
         }
         if let Some(l) = &location {
@@ -297,7 +308,14 @@ impl Checker<'_> {
         if let (true, Some((alias, id)), Some(name), Some(location)) = (ok, sub, name, location) {
             self.model.resource_groups.insert(
                 meta.address.clone(),
-                ResourceGroup { meta, subscription_alias: alias, subscription_id: id.to_lowercase(), name, location, tags },
+                ResourceGroup {
+                    meta,
+                    subscription_alias: alias,
+                    subscription_id: id.to_lowercase(),
+                    name,
+                    location,
+                    tags,
+                },
             );
         }
     }
@@ -305,7 +323,12 @@ impl Checker<'_> {
     fn location(&mut self, l: &str, span: Span) -> bool {
         let ok = !l.is_empty() && l.len() <= 64 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ');
         if !ok {
-            self.invalid("E0212", format!("`{l}` is not an Azure location"), span, "use a region name such as \"westeurope\"");
+            self.invalid(
+                "E0212",
+                format!("`{l}` is not an Azure location"),
+                span,
+                "use a region name such as \"westeurope\"",
+            );
         }
         ok
     }
@@ -325,8 +348,12 @@ impl Checker<'_> {
         if let Some(n) = &name {
             if !valid_identity_name(n) {
                 ok = false;
-                self.invalid("E0212", format!("`{n}` is not a valid managed identity name"), meta.attr_span("name"),
-                    "3–128 letters, digits, `-` and `_`, starting with a letter or digit");
+                self.invalid(
+                    "E0212",
+                    format!("`{n}` is not a valid managed identity name"),
+                    meta.attr_span("name"),
+                    "3–128 letters, digits, `-` and `_`, starting with a letter or digit",
+                );
             }
         }
         if let Some(l) = &location {
@@ -341,10 +368,15 @@ impl Checker<'_> {
                 let key = (fic.issuer.clone(), fic.subject.clone());
                 if let Some(prev) = pairs.insert(key, fic.meta.attr_span("subject")) {
                     self.diags.push(
-                        Diagnostic::error("E0216", format!("`{}` repeats an issuer and subject of this identity", fic.meta.address))
-                            .with_label(fic.meta.attr_span("subject"), "same issuer and subject")
-                            .with_secondary(prev, "first used here")
-                            .with_help("Azure rejects two federated credentials with the same issuer and subject on one identity"),
+                        Diagnostic::error(
+                            "E0216",
+                            format!("`{}` repeats an issuer and subject of this identity", fic.meta.address),
+                        )
+                        .with_label(fic.meta.attr_span("subject"), "same issuer and subject")
+                        .with_secondary(prev, "first used here")
+                        .with_help(
+                            "Azure rejects two federated credentials with the same issuer and subject on one identity",
+                        ),
                     );
                     continue;
                 }
@@ -375,7 +407,8 @@ impl Checker<'_> {
         let audiences = match f.value("audiences") {
             None => Some(vec![FIC_AUDIENCE.to_owned()]),
             Some((Value::List(items), span)) => {
-                let strs: Option<Vec<String>> = items.iter().map(|v| if let Value::Str(s) = v { Some(s.clone()) } else { None }).collect();
+                let strs: Option<Vec<String>> =
+                    items.iter().map(|v| if let Value::Str(s) = v { Some(s.clone()) } else { None }).collect();
                 if strs.is_none() {
                     f.wrong_type("audiences", "a list of strings", &Value::List(items.clone()), span);
                 }
@@ -390,34 +423,51 @@ impl Checker<'_> {
         let mut ok = self.finish(f);
         if !valid_fic_name(&name) {
             ok = false;
-            self.invalid("E0212", format!("`{name}` is not a valid federated credential name"), meta.attr_span("name"),
-                "3–120 letters, digits, `-` and `_`, starting with a letter or digit");
+            self.invalid(
+                "E0212",
+                format!("`{name}` is not a valid federated credential name"),
+                meta.attr_span("name"),
+                "3–120 letters, digits, `-` and `_`, starting with a letter or digit",
+            );
         }
         if let Some(i) = &issuer {
             if !valid_issuer(i) {
                 ok = false;
-                self.invalid("E0208", format!("issuer `{i}` is not an https URL"), meta.attr_span("issuer"),
-                    "the issuer is the OIDC provider's https URL, e.g. \"https://token.actions.githubusercontent.com\"");
+                self.invalid(
+                    "E0208",
+                    format!("issuer `{i}` is not an https URL"),
+                    meta.attr_span("issuer"),
+                    "the issuer is the OIDC provider's https URL, e.g. \"https://token.actions.githubusercontent.com\"",
+                );
             }
         }
         if let Some(s) = &subject {
             if s.is_empty() || s.len() > 600 || s.trim() != s || s.contains(char::is_whitespace) && !s.contains(':') {
                 ok = false;
-                self.invalid("E0209", format!("subject `{s}` is not a valid federated subject"), meta.attr_span("subject"),
-                    "1–600 characters without surrounding spaces, e.g. \"repo:contoso/fraud-model:environment:prod\"");
+                self.invalid(
+                    "E0209",
+                    format!("subject `{s}` is not a valid federated subject"),
+                    meta.attr_span("subject"),
+                    "1–600 characters without surrounding spaces, e.g. \"repo:contoso/fraud-model:environment:prod\"",
+                );
             }
         }
         if let Some(a) = &audiences {
             if a.len() != 1 {
                 ok = false;
                 self.diags.push(
-                    Diagnostic::error("E0215", format!("a federated credential takes exactly one audience, found {}", a.len()))
-                        .with_label(meta.attr_span("audiences"), "here")
-                        .with_help(format!("use [\"{FIC_AUDIENCE}\"] (the default)")),
+                    Diagnostic::error(
+                        "E0215",
+                        format!("a federated credential takes exactly one audience, found {}", a.len()),
+                    )
+                    .with_label(meta.attr_span("audiences"), "here")
+                    .with_help(format!("use [\"{FIC_AUDIENCE}\"] (the default)")),
                 );
             }
         }
-        let (Some(issuer), Some(subject), Some(audiences), true) = (issuer, subject, audiences, ok) else { return None };
+        let (Some(issuer), Some(subject), Some(audiences), true) = (issuer, subject, audiences, ok) else {
+            return None;
+        };
         Some(FederatedCredential { meta, identity: identity.clone(), name, issuer, subject, audiences })
     }
 
@@ -429,14 +479,20 @@ impl Checker<'_> {
         let identity = match f.value("identity") {
             None => Some(WorkspaceIdentity::System),
             Some((Value::Ref(Ref::System), _)) => Some(WorkspaceIdentity::System),
-            Some((Value::Ref(Ref::Object(a)), _)) if a.kind() == Kind::Identity => Some(WorkspaceIdentity::User(a.clone())),
+            Some((Value::Ref(Ref::Object(a)), _)) if a.kind() == Kind::Identity => {
+                Some(WorkspaceIdentity::User(a.clone()))
+            }
             Some((v, span)) => {
                 f.wrong_type("identity", "`system` or an identity reference (`identity.NAME`)", v, span);
                 None
             }
         };
-        let ids: Vec<(Dependency, Option<String>)> = Dependency::ALL.iter().map(|dep| (*dep, f.opt_str(dep.attribute()))).collect();
-        for (dep, example) in [(Dependency::StorageAccount, "\"/subscriptions/.../storageAccounts/NAME\""), (Dependency::KeyVault, "\"/subscriptions/.../vaults/NAME\"")] {
+        let ids: Vec<(Dependency, Option<String>)> =
+            Dependency::ALL.iter().map(|dep| (*dep, f.opt_str(dep.attribute()))).collect();
+        for (dep, example) in [
+            (Dependency::StorageAccount, "\"/subscriptions/.../storageAccounts/NAME\""),
+            (Dependency::KeyVault, "\"/subscriptions/.../vaults/NAME\""),
+        ] {
             if f.attr(dep.attribute()).is_none() {
                 f.missing(dep.attribute(), example);
             }
@@ -450,8 +506,12 @@ impl Checker<'_> {
         if let Some(n) = &name {
             if !valid_workspace_name(n) {
                 ok = false;
-                self.invalid("E0212", format!("`{n}` is not a valid workspace name"), meta.attr_span("name"),
-                    "3–33 letters, digits, `-` and `_`, starting with a letter or digit");
+                self.invalid(
+                    "E0212",
+                    format!("`{n}` is not a valid workspace name"),
+                    meta.attr_span("name"),
+                    "3–33 letters, digits, `-` and `_`, starting with a letter or digit",
+                );
             }
         }
         if let Some(l) = &location {
@@ -462,16 +522,26 @@ impl Checker<'_> {
             let Some(id) = id else { continue };
             if let Err(why) = check_resource_id(&id, Some(dependency_type(dep))) {
                 ok = false;
-                self.invalid("E0206", format!("`{}` is not a valid {} id: {why}", id, dep.attribute().replace('_', " ")),
+                self.invalid(
+                    "E0206",
+                    format!("`{}` is not a valid {} id: {why}", id, dep.attribute().replace('_', " ")),
                     meta.attr_span(dep.attribute()),
-                    &format!("write the full ARM id: /subscriptions/<id>/resourceGroups/<rg>/providers/{}/<name>", dependency_type(dep)));
+                    &format!(
+                        "write the full ARM id: /subscriptions/<id>/resourceGroups/<rg>/providers/{}/<name>",
+                        dependency_type(dep)
+                    ),
+                );
             } else {
                 deps.insert(dep, id);
             }
         }
         let (Some(rg), Some(name), Some(identity), true) = (rg, name, identity, ok) else { return };
         let Some(location) = location.or_else(|| self.rg_location(&rg)) else { return };
-        let (Some(storage_account), Some(key_vault)) = (deps.remove(&Dependency::StorageAccount), deps.remove(&Dependency::KeyVault)) else { return };
+        let (Some(storage_account), Some(key_vault)) =
+            (deps.remove(&Dependency::StorageAccount), deps.remove(&Dependency::KeyVault))
+        else {
+            return;
+        };
         self.model.workspaces.insert(
             meta.address.clone(),
             Workspace {
@@ -497,22 +567,36 @@ impl Checker<'_> {
         let p = match r {
             Value::Ref(Ref::User(upn)) => {
                 if !valid_upn(upn) {
-                    self.invalid("E0207", format!("`{upn}` is not a user principal name"), span,
-                        "a UPN looks like name@contoso.com (guests: name_ext.com#EXT#@contoso.onmicrosoft.com)");
+                    self.invalid(
+                        "E0207",
+                        format!("`{upn}` is not a user principal name"),
+                        span,
+                        "a UPN looks like name@contoso.com (guests: name_ext.com#EXT#@contoso.onmicrosoft.com)",
+                    );
                     return None;
                 }
                 Principal::User(upn.clone())
             }
             Value::Ref(Ref::ServicePrincipal(s)) => {
                 if s.trim().is_empty() {
-                    self.invalid("E0213", "`service_principal` needs an application id or display name".into(), span, "e.g. service_principal(\"ci-deployer\")");
+                    self.invalid(
+                        "E0213",
+                        "`service_principal` needs an application id or display name".into(),
+                        span,
+                        "e.g. service_principal(\"ci-deployer\")",
+                    );
                     return None;
                 }
                 Principal::ServicePrincipal(s.clone())
             }
             Value::Ref(Ref::ExistingGroup(s)) => {
                 if s.trim().is_empty() {
-                    self.invalid("E0213", "`existing_group` needs a display name".into(), span, "e.g. existing_group(\"All ML Engineers\")");
+                    self.invalid(
+                        "E0213",
+                        "`existing_group` needs a display name".into(),
+                        span,
+                        "e.g. existing_group(\"All ML Engineers\")",
+                    );
                     return None;
                 }
                 Principal::ExistingGroup(s.clone())
@@ -577,23 +661,37 @@ impl Checker<'_> {
                 self.diags.push(
                     Diagnostic::error("E0213", format!("`{o}` cannot own a group"))
                         .with_label(meta.attr_span("owners"), "owners are users or service principals")
-                        .with_help("Entra ID group owners are users, service principals or managed identities, not groups"),
+                        .with_help(
+                            "Entra ID group owners are users, service principals or managed identities, not groups",
+                        ),
                 );
             }
         }
         let Some(name) = name else { return };
         if name.is_empty() || name.chars().count() > 256 {
-            self.invalid("E0212", "a group name has 1–256 characters".into(), meta.attr_span("name"), "shorten the name");
+            self.invalid(
+                "E0212",
+                "a group name has 1–256 characters".into(),
+                meta.attr_span("name"),
+                "shorten the name",
+            );
             return;
         }
         let mail_nickname = nickname.unwrap_or_else(|| default_mail_nickname(&name));
         if !valid_mail_nickname(&mail_nickname) {
-            self.invalid("E0212", format!("`{mail_nickname}` is not a valid mail nickname"), meta.attr_span("mail_nickname"),
-                "1–64 ASCII characters without spaces or any of @ ( ) \\ [ ] \" ; : . < > ,");
+            self.invalid(
+                "E0212",
+                format!("`{mail_nickname}` is not a valid mail nickname"),
+                meta.attr_span("mail_nickname"),
+                "1–64 ASCII characters without spaces or any of @ ( ) \\ [ ] \" ; : . < > ,",
+            );
             return;
         }
         if ok {
-            self.model.groups.insert(meta.address.clone(), Group { meta, name, description, mail_nickname, members, owners, members_additive });
+            self.model.groups.insert(
+                meta.address.clone(),
+                Group { meta, name, description, mail_nickname, members, owners, members_additive },
+            );
         }
     }
 
@@ -610,7 +708,12 @@ impl Checker<'_> {
         let scope = scope.and_then(|(v, span)| self.scope(v, span));
         let Some(role) = role else { return };
         if role.trim().is_empty() {
-            self.invalid("E0203", "a grant's role cannot be empty".into(), meta.attr_span("role"), "name a role, e.g. \"AzureML Data Scientist\"");
+            self.invalid(
+                "E0203",
+                "a grant's role cannot be empty".into(),
+                meta.attr_span("role"),
+                "name a role, e.g. \"AzureML Data Scientist\"",
+            );
             return;
         }
         if roles::built_in_id(&role).is_none() {
@@ -620,7 +723,9 @@ impl Checker<'_> {
             self.diags.push(w);
         }
         if let (Some(principal), Some(scope), true) = (principal, scope, ok) {
-            self.model.grants.insert(meta.address.clone(), Grant { meta, role, principal, scope, description, condition });
+            self.model
+                .grants
+                .insert(meta.address.clone(), Grant { meta, role, principal, scope, description, condition });
         }
     }
 
@@ -635,7 +740,10 @@ impl Checker<'_> {
                     self.diags.push(
                         Diagnostic::error("E0214", format!("`{a}` has no `{}`", dep.attribute()))
                             .with_label(span, "not set on that workspace")
-                            .with_help(format!("set `{}` on the workspace, or grant on another scope", dep.attribute())),
+                            .with_help(format!(
+                                "set `{}` on the workspace, or grant on another scope",
+                                dep.attribute()
+                            )),
                     );
                     return None;
                 }
@@ -643,8 +751,12 @@ impl Checker<'_> {
             }
             Value::Ref(Ref::Scope(id)) => {
                 if let Err(why) = check_scope_id(id) {
-                    self.invalid("E0206", format!("`{id}` is not a valid ARM scope: {why}"), span,
-                        "a scope is /subscriptions/<id>[/resourceGroups/<rg>[/providers/<ns>/<type>/<name>]]");
+                    self.invalid(
+                        "E0206",
+                        format!("`{id}` is not a valid ARM scope: {why}"),
+                        span,
+                        "a scope is /subscriptions/<id>[/resourceGroups/<rg>[/providers/<ns>/<type>/<name>]]",
+                    );
                     return None;
                 }
                 Scope::Arm(id.clone())
@@ -671,13 +783,31 @@ impl Checker<'_> {
             .resource_groups
             .values()
             .map(|r| (format!("rg/{}/{}", r.subscription_id, r.name.to_lowercase()), &r.meta, "resource group"))
-            .chain(self.model.identities.iter().map(|(_, i)| (format!("id/{}/{}", i.resource_group, i.name.to_lowercase()), &i.meta, "identity")))
-            .chain(self.model.workspaces.iter().map(|(_, w)| (format!("ws/{}/{}", w.resource_group, w.name.to_lowercase()), &w.meta, "workspace")))
-            .chain(self.model.federated.iter().map(|(_, c)| (format!("fic/{}/{}", c.identity, c.name.to_lowercase()), &c.meta, "federated credential")))
+            .chain(
+                self.model
+                    .identities
+                    .iter()
+                    .map(|(_, i)| (format!("id/{}/{}", i.resource_group, i.name.to_lowercase()), &i.meta, "identity")),
+            )
+            .chain(
+                self.model
+                    .workspaces
+                    .iter()
+                    .map(|(_, w)| (format!("ws/{}/{}", w.resource_group, w.name.to_lowercase()), &w.meta, "workspace")),
+            )
+            .chain(self.model.federated.iter().map(|(_, c)| {
+                (format!("fic/{}/{}", c.identity, c.name.to_lowercase()), &c.meta, "federated credential")
+            }))
             .chain(self.model.groups.values().map(|g| (format!("group/{}", g.name.to_lowercase()), &g.meta, "group")))
-            .chain(self.model.groups.values().map(|g| (format!("nick/{}", g.mail_nickname.to_lowercase()), &g.meta, "group mail nickname")));
+            .chain(
+                self.model
+                    .groups
+                    .values()
+                    .map(|g| (format!("nick/{}", g.mail_nickname.to_lowercase()), &g.meta, "group mail nickname")),
+            );
         for (key, meta, what) in entries {
-            let span = if what == "group mail nickname" { meta.attr_span("mail_nickname") } else { meta.attr_span("name") };
+            let span =
+                if what == "group mail nickname" { meta.attr_span("mail_nickname") } else { meta.attr_span("name") };
             if let Some((prev, prev_span)) = seen.get(&key) {
                 // A nickname derived from a duplicate name is the same mistake: report it once.
                 if what == "group mail nickname" && reported.contains(&meta.address) {
@@ -685,10 +815,13 @@ impl Checker<'_> {
                 }
                 reported.insert(meta.address.clone());
                 found.push(
-                    Diagnostic::error("E0211", format!("`{}` and `{prev}` would be the same {what} in Azure", meta.address))
-                        .with_label(span, "same name")
-                        .with_secondary(*prev_span, "first used here")
-                        .with_help("Azure names are case-insensitive; give each its own name"),
+                    Diagnostic::error(
+                        "E0211",
+                        format!("`{}` and `{prev}` would be the same {what} in Azure", meta.address),
+                    )
+                    .with_label(span, "same name")
+                    .with_secondary(*prev_span, "first used here")
+                    .with_help("Azure names are case-insensitive; give each its own name"),
                 );
             } else {
                 seen.insert(key, (&meta.address, span));
@@ -730,15 +863,21 @@ fn valid_rg_name(n: &str) -> bool {
 }
 
 fn valid_identity_name(n: &str) -> bool {
-    (3..=128).contains(&n.len()) && starts_alnum(n) && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    (3..=128).contains(&n.len())
+        && starts_alnum(n)
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn valid_workspace_name(n: &str) -> bool {
-    (3..=33).contains(&n.len()) && starts_alnum(n) && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    (3..=33).contains(&n.len())
+        && starts_alnum(n)
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn valid_fic_name(n: &str) -> bool {
-    (3..=120).contains(&n.len()) && starts_alnum(n) && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    (3..=120).contains(&n.len())
+        && starts_alnum(n)
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 fn starts_alnum(n: &str) -> bool {
@@ -746,7 +885,8 @@ fn starts_alnum(n: &str) -> bool {
 }
 
 fn valid_issuer(s: &str) -> bool {
-    url::Url::parse(s).is_ok_and(|u| u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()) && u.fragment().is_none())
+    url::Url::parse(s)
+        .is_ok_and(|u| u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty()) && u.fragment().is_none())
 }
 
 /// A user principal name: `local@domain.tld`, guests with `#EXT#` included.
@@ -766,20 +906,33 @@ pub fn valid_upn(s: &str) -> bool {
 fn default_mail_nickname(name: &str) -> String {
     let s: String = name
         .chars()
-        .filter_map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { Some(c) } else if c == ' ' { Some('-') } else { None })
+        .filter_map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                Some(c)
+            } else if c == ' ' {
+                Some('-')
+            } else {
+                None
+            }
+        })
         .take(64)
         .collect();
     if s.is_empty() { "group".to_owned() } else { s }
 }
 
 fn valid_mail_nickname(s: &str) -> bool {
-    (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii() && !c.is_ascii_control() && !" @()\\[]\";:.<>,".contains(c))
+    (1..=64).contains(&s.len())
+        && s.chars().all(|c| c.is_ascii() && !c.is_ascii_control() && !" @()\\[]\";:.<>,".contains(c))
 }
 
 /// Checks a full resource id, optionally of one `Namespace/type`.
 pub fn check_resource_id(id: &str, expected_type: Option<&str>) -> Result<(), String> {
     let segs: Vec<&str> = id.strip_prefix('/').ok_or("it must start with `/subscriptions/`")?.split('/').collect();
-    if segs.len() < 8 || !segs[0].eq_ignore_ascii_case("subscriptions") || !segs[2].eq_ignore_ascii_case("resourceGroups") || !segs[4].eq_ignore_ascii_case("providers") {
+    if segs.len() < 8
+        || !segs[0].eq_ignore_ascii_case("subscriptions")
+        || !segs[2].eq_ignore_ascii_case("resourceGroups")
+        || !segs[4].eq_ignore_ascii_case("providers")
+    {
         return Err("expected /subscriptions/<id>/resourceGroups/<rg>/providers/<namespace>/<type>/<name>".into());
     }
     if !is_guid(segs[1]) {
@@ -800,7 +953,12 @@ pub fn check_resource_id(id: &str, expected_type: Option<&str>) -> Result<(), St
 /// Checks any ARM scope: a subscription, resource group, resource or management group.
 pub fn check_scope_id(id: &str) -> Result<(), String> {
     let segs: Vec<&str> = id.strip_prefix('/').ok_or("it must start with `/`")?.split('/').collect();
-    if segs.len() == 4 && segs[0].eq_ignore_ascii_case("providers") && segs[1].eq_ignore_ascii_case("Microsoft.Management") && segs[2].eq_ignore_ascii_case("managementGroups") && !segs[3].is_empty() {
+    if segs.len() == 4
+        && segs[0].eq_ignore_ascii_case("providers")
+        && segs[1].eq_ignore_ascii_case("Microsoft.Management")
+        && segs[2].eq_ignore_ascii_case("managementGroups")
+        && !segs[3].is_empty()
+    {
         return Ok(());
     }
     if segs.len() < 2 || !segs[0].eq_ignore_ascii_case("subscriptions") || !is_guid(segs[1]) {
@@ -820,7 +978,9 @@ pub fn subject_attributes(subject: &str) -> Option<&'static [&'static str]> {
         "group" => &["name", "description", "members", "owners", "members_additive"],
         "identity" => &["name", "location", "resource_group", "tags", "federated", "roles"],
         "federated" => &["name", "issuer", "subject", "audiences", "identity"],
-        "workspace" => &["name", "location", "identity", "public_network_access", "tags", "description", "resource_group"],
+        "workspace" => {
+            &["name", "location", "identity", "public_network_access", "tags", "description", "resource_group"]
+        }
         _ => return None,
     })
 }
@@ -872,7 +1032,8 @@ pub fn check_policies(policies: &[ast::Policy], vars: &BTreeMap<String, Value>, 
             let Some(attrs) = subject_attributes(&rule.subject.node) else {
                 let mut d = Diagnostic::error("E0218", format!("`{}` is not a policy subject", rule.subject.node))
                     .with_label(rule.subject.span, "unknown subject");
-                d.help = suggest::did_you_mean(&rule.subject.node, SUBJECTS).or_else(|| Some(format!("subjects are {}", SUBJECTS.map(|s| format!("`{s}`")).join(", "))));
+                d.help = suggest::did_you_mean(&rule.subject.node, SUBJECTS)
+                    .or_else(|| Some(format!("subjects are {}", SUBJECTS.map(|s| format!("`{s}`")).join(", "))));
                 diags.push(d);
                 continue;
             };
@@ -894,16 +1055,19 @@ fn check_condition(
     if depth > 256 {
         return;
     }
-    let recurse = |e: &ast::Expr, diags: &mut Diagnostics| check_condition(e, subject, attrs, vars, lets, diags, depth + 1);
+    let recurse =
+        |e: &ast::Expr, diags: &mut Diagnostics| check_condition(e, subject, attrs, vars, lets, diags, depth + 1);
     match &e.kind {
         ExprKind::Path(p) => {
             let root = p.root.node.as_str();
             if root == "var" {
                 if let Some(Segment::Field(name)) = p.segments.first() {
                     if !vars.contains_key(&name.node) {
-                        let mut d = Diagnostic::error("E0103", format!("variable `{}` is used but not given", name.node))
-                            .with_label(name.span, "no such variable");
-                        d.help = suggest::closest(&name.node, vars.keys().map(String::as_str)).map(|c| format!("did you mean `var.{c}`?"));
+                        let mut d =
+                            Diagnostic::error("E0103", format!("variable `{}` is used but not given", name.node))
+                                .with_label(name.span, "no such variable");
+                        d.help = suggest::closest(&name.node, vars.keys().map(String::as_str))
+                            .map(|c| format!("did you mean `var.{c}`?"));
                         diags.push(d);
                     }
                 }
@@ -915,8 +1079,12 @@ fn check_condition(
             if !attrs.contains(&root) {
                 let mut d = Diagnostic::error("E0219", format!("`{subject}` has no attribute `{root}`"))
                     .with_label(p.root.span, format!("not an attribute of {subject}"));
-                d.help = suggest::did_you_mean(root, attrs.iter().copied())
-                    .or_else(|| Some(format!("{subject} has {}", attrs.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "))));
+                d.help = suggest::did_you_mean(root, attrs.iter().copied()).or_else(|| {
+                    Some(format!(
+                        "{subject} has {}",
+                        attrs.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+                    ))
+                });
                 diags.push(d);
                 return;
             }
@@ -924,8 +1092,12 @@ fn check_condition(
                 if !subs.contains(&f.node.as_str()) {
                     let mut d = Diagnostic::error("E0219", format!("`{root}` has no attribute `{}`", f.node))
                         .with_label(f.span, "unknown attribute");
-                    d.help = suggest::did_you_mean(&f.node, subs.iter().copied())
-                        .or_else(|| Some(format!("`{root}` has {}", subs.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "))));
+                    d.help = suggest::did_you_mean(&f.node, subs.iter().copied()).or_else(|| {
+                        Some(format!(
+                            "`{root}` has {}",
+                            subs.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+                        ))
+                    });
                     diags.push(d);
                 }
             }

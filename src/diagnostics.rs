@@ -43,7 +43,14 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(code: &'static str, message: impl Into<String>) -> Self {
-        Diagnostic { code, severity: Severity::Error, message: message.into(), labels: Vec::new(), help: None, related: Vec::new() }
+        Diagnostic {
+            code,
+            severity: Severity::Error,
+            message: message.into(),
+            labels: Vec::new(),
+            help: None,
+            related: Vec::new(),
+        }
     }
 
     pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
@@ -164,10 +171,7 @@ pub fn render_all(diags: &Diagnostics, sources: &Sources, opts: RenderOptions) -
 /// Renders one diagnostic with miette's graphical handler.
 pub fn render(d: &Diagnostic, sources: &Sources, opts: RenderOptions) -> String {
     let theme = if opts.color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-    let handler = GraphicalReportHandler::new_themed(theme)
-        .with_width(opts.width)
-        .with_urls(false)
-        .with_links(false);
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(opts.width).with_urls(false).with_links(false);
     let report = Report::new(d, sources);
     let mut out = String::new();
     if handler.render_report(&mut out, &report).is_err() {
@@ -246,7 +250,11 @@ impl miette::Diagnostic for Report<'_> {
         let labels = self.diag.labels.iter().filter(move |l| l.span.file == file).map(|l| {
             let span = SourceSpan::new((l.span.start as usize).into(), (l.span.end - l.span.start) as usize);
             let text = (!l.message.is_empty()).then(|| l.message.clone());
-            if l.primary { LabeledSpan::new_primary_with_span(text, span) } else { LabeledSpan::new_with_span(text, span) }
+            if l.primary {
+                LabeledSpan::new_primary_with_span(text, span)
+            } else {
+                LabeledSpan::new_with_span(text, span)
+            }
         });
         Some(Box::new(labels))
     }

@@ -199,9 +199,12 @@ impl<'a> Evaluator<'a> {
                     Some(Value::Int(i)) => out.push_str(&i.to_string()),
                     Some(other) => {
                         self.report(
-                            Diagnostic::error("E0110", format!("interpolation yields {}, not a string", other.a_type_name()))
-                                .with_label(e.span, format!("this is {}", other.a_type_name()))
-                                .with_help("only strings and integers can be interpolated into a string"),
+                            Diagnostic::error(
+                                "E0110",
+                                format!("interpolation yields {}, not a string", other.a_type_name()),
+                            )
+                            .with_label(e.span, format!("this is {}", other.a_type_name()))
+                            .with_help("only strings and integers can be interpolated into a string"),
                         );
                         ok = false;
                     }
@@ -241,7 +244,8 @@ impl<'a> Evaluator<'a> {
     fn eval_call(&self, name: &ast::Ident, args: &[Expr], span: Span, env: &Env) -> Option<Value> {
         let func = name.node.as_str();
         if !FUNCTIONS.contains(&func) {
-            let mut d = Diagnostic::error("E0107", format!("unknown function `{func}`")).with_label(name.span, "not a function");
+            let mut d = Diagnostic::error("E0107", format!("unknown function `{func}`"))
+                .with_label(name.span, "not a function");
             d.help = suggest::did_you_mean(func, FUNCTIONS.iter().copied())
                 .or_else(|| Some(format!("the functions are {}", FUNCTIONS.map(|f| format!("`{f}`")).join(", "))));
             self.report(d);
@@ -402,13 +406,18 @@ impl<'a> Evaluator<'a> {
                 Segment::Field(f) if attr.is_none() => attr = Some(f),
                 Segment::Field(f) => {
                     self.report(
-                        Diagnostic::error("E0108", format!("`.{}` cannot follow `.{}`", f.node, attr.map_or("", |a| a.node.as_str())))
-                            .with_label(f.span, "too many attributes"),
+                        Diagnostic::error(
+                            "E0108",
+                            format!("`.{}` cannot follow `.{}`", f.node, attr.map_or("", |a| a.node.as_str())),
+                        )
+                        .with_label(f.span, "too many attributes"),
                     );
                     return None;
                 }
                 Segment::Index(e) => {
-                    self.report(Diagnostic::error("E0108", "an index cannot follow an attribute").with_label(e.span, "here"));
+                    self.report(
+                        Diagnostic::error("E0108", "an index cannot follow an attribute").with_label(e.span, "here"),
+                    );
                     return None;
                 }
             }
@@ -442,7 +451,10 @@ impl<'a> Evaluator<'a> {
             Some(if allowed.is_empty() {
                 format!("refer to the {kind} itself: `{kind}.{}`", name.node)
             } else {
-                format!("a workspace reference may name {}", allowed.iter().map(|a| format!("`.{a}`")).collect::<Vec<_>>().join(", "))
+                format!(
+                    "a workspace reference may name {}",
+                    allowed.iter().map(|a| format!("`.{a}`")).collect::<Vec<_>>().join(", ")
+                )
             })
         });
         self.report(d);
@@ -499,7 +511,11 @@ impl<'a> Evaluator<'a> {
                             .with_label(span, "missing key");
                         d.help = suggest::did_you_mean(&k, m.keys().map(String::as_str)).or_else(|| {
                             let keys: Vec<String> = m.keys().take(8).map(|k| format!("`{k}`")).collect();
-                            Some(if keys.is_empty() { "the map is empty".to_owned() } else { format!("its keys are {}", keys.join(", ")) })
+                            Some(if keys.is_empty() {
+                                "the map is empty".to_owned()
+                            } else {
+                                format!("its keys are {}", keys.join(", "))
+                            })
                         });
                         self.report(d);
                         return None;
@@ -520,9 +536,12 @@ impl<'a> Evaluator<'a> {
                 }
                 (v, k) => {
                     self.report(
-                        Diagnostic::error("E0108", format!("cannot index {} with {}", v.a_type_name(), k.a_type_name()))
-                            .with_label(span, "invalid index")
-                            .with_help("maps take string keys (`m.key` or `m[\"key\"]`), lists take integer indexes"),
+                        Diagnostic::error(
+                            "E0108",
+                            format!("cannot index {} with {}", v.a_type_name(), k.a_type_name()),
+                        )
+                        .with_label(span, "invalid index")
+                        .with_help("maps take string keys (`m.key` or `m[\"key\"]`), lists take integer indexes"),
                     );
                     return None;
                 }

@@ -74,7 +74,9 @@ impl DepGraph {
                 add(a, target, Edge::Reference);
             }
             match &g.scope {
-                Scope::ResourceGroup(t) | Scope::Workspace(t) | Scope::WorkspaceDependency(t, _) => add(a, t, Edge::Reference),
+                Scope::ResourceGroup(t) | Scope::Workspace(t) | Scope::WorkspaceDependency(t, _) => {
+                    add(a, t, Edge::Reference)
+                }
                 Scope::Subscription { .. } | Scope::Arm(_) => {}
             }
         }
@@ -132,11 +134,8 @@ impl DepGraph {
     fn topological(&self) -> Vec<NodeIndex> {
         let mut pending: BTreeMap<NodeIndex, usize> =
             self.graph.node_indices().map(|n| (n, self.graph.edges(n).count())).collect();
-        let mut ready: BTreeSet<(Address, NodeIndex)> = pending
-            .iter()
-            .filter(|(_, c)| **c == 0)
-            .map(|(n, _)| (self.graph[*n].clone(), *n))
-            .collect();
+        let mut ready: BTreeSet<(Address, NodeIndex)> =
+            pending.iter().filter(|(_, c)| **c == 0).map(|(n, _)| (self.graph[*n].clone(), *n)).collect();
         let mut order = Vec::with_capacity(self.graph.node_count());
         while let Some((_, n)) = ready.pop_first() {
             order.push(n);
@@ -174,7 +173,9 @@ impl DepGraph {
     /// Graphviz DOT, nodes and edges sorted by address. Edges point from an object to what it
     /// needs, as `terraform graph` draws them.
     pub fn to_dot(&self) -> String {
-        let mut out = String::from("digraph mlpolicy {\n  rankdir = \"RL\";\n  node [shape = \"box\", fontname = \"Helvetica\"];\n");
+        let mut out = String::from(
+            "digraph mlpolicy {\n  rankdir = \"RL\";\n  node [shape = \"box\", fontname = \"Helvetica\"];\n",
+        );
         let mut nodes: Vec<&Address> = self.index.keys().collect();
         nodes.sort();
         for a in &nodes {

@@ -74,7 +74,9 @@ pub struct LiveState {
 impl LiveState {
     /// The live group with a `uniqueName`, if any.
     pub fn group_by_unique_name(&self, unique_name: &str) -> Option<(&String, &LiveGroup)> {
-        self.groups.iter().find(|(_, g)| g.group.unique_name.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(unique_name)))
+        self.groups
+            .iter()
+            .find(|(_, g)| g.group.unique_name.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(unique_name)))
     }
 
     /// How a principal id is shown.
@@ -89,15 +91,20 @@ impl LiveState {
 }
 
 fn read_error(e: &AzureError) -> Diagnostic {
-    let mut d = Diagnostic::error("E0501", format!("reading the tenant failed: {}", e.op))
-        .with_help(e.hint.clone().unwrap_or_else(|| "check the credentials, the tenant and the subscription ids".into()));
+    let mut d = Diagnostic::error("E0501", format!("reading the tenant failed: {}", e.op)).with_help(
+        e.hint.clone().unwrap_or_else(|| "check the credentials, the tenant and the subscription ids".into()),
+    );
     let status = if e.status == 0 { "no response".to_owned() } else { format!("HTTP {}", e.status) };
     d.message = format!("{}: {status} {}: {}", d.message, e.code, e.message);
     d
 }
 
 /// Reads the live state the configuration depends on.
-pub async fn read(client: &AzureClient, desired: &DesiredState, extra_subscriptions: &[String]) -> Result<LiveState, Diagnostic> {
+pub async fn read(
+    client: &AzureClient,
+    desired: &DesiredState,
+    extra_subscriptions: &[String],
+) -> Result<LiveState, Diagnostic> {
     let mut live = LiveState { owner: desired.owner.clone(), ..LiveState::default() };
     let mut subscriptions: BTreeSet<String> = extra_subscriptions.iter().map(|s| s.to_ascii_lowercase()).collect();
     for o in desired.objects.values() {
@@ -120,7 +127,9 @@ pub async fn read(client: &AzureClient, desired: &DesiredState, extra_subscripti
         });
     }
     while let Some(joined) = tasks.join_next().await {
-        let (sub, rgs, ws, ids, ras, roles) = joined.map_err(|e| Diagnostic::error("E0501", format!("reading the tenant failed: {e}")))?.map_err(|e| read_error(&e))?;
+        let (sub, rgs, ws, ids, ras, roles) = joined
+            .map_err(|e| Diagnostic::error("E0501", format!("reading the tenant failed: {e}")))?
+            .map_err(|e| read_error(&e))?;
         live.resource_groups.extend(rgs.into_iter().map(|r| (canonical(&r.id), r)));
         live.workspaces.extend(ws.into_iter().map(|w| (canonical(&w.id), w)));
         live.identities.extend(ids.into_iter().map(|i| (canonical(&i.id), i)));
@@ -146,12 +155,17 @@ pub async fn read(client: &AzureClient, desired: &DesiredState, extra_subscripti
         tasks.spawn(async move { c.list_federated_credentials(&real_id).await });
     }
     while let Some(joined) = tasks.join_next().await {
-        let fics = joined.map_err(|e| Diagnostic::error("E0501", format!("reading the tenant failed: {e}")))?.map_err(|e| read_error(&e))?;
+        let fics = joined
+            .map_err(|e| Diagnostic::error("E0501", format!("reading the tenant failed: {e}")))?
+            .map_err(|e| read_error(&e))?;
         live.federated.extend(fics.into_iter().map(|f| (canonical(&f.id), f)));
     }
 
     // Graph: our groups, the existing groups named, and their memberships.
-    let mut groups = client.list_groups_by_unique_name_prefix(&group_unique_prefix(&desired.owner)).await.map_err(|e| read_error(&e))?;
+    let mut groups = client
+        .list_groups_by_unique_name_prefix(&group_unique_prefix(&desired.owner))
+        .await
+        .map_err(|e| read_error(&e))?;
     let refs = principal_refs(desired);
     for r in &refs {
         if let PrincipalRef::ExistingGroup { name } = r {
@@ -176,7 +190,12 @@ pub async fn read(client: &AzureClient, desired: &DesiredState, extra_subscripti
         let id = g.id.to_ascii_lowercase();
         live.principals.insert(
             id.clone(),
-            PrincipalInfo { id: id.clone(), kind: "group".into(), display: g.display_name.clone().unwrap_or_else(|| id.clone()), app_id: None },
+            PrincipalInfo {
+                id: id.clone(),
+                kind: "group".into(),
+                display: g.display_name.clone().unwrap_or_else(|| id.clone()),
+                app_id: None,
+            },
         );
         let m = memberships.get(&g.id).cloned().flatten().unwrap_or_default();
         for o in m.members.iter().chain(&m.owners) {
@@ -205,7 +224,12 @@ pub async fn read(client: &AzureClient, desired: &DesiredState, extra_subscripti
             },
             PrincipalRef::ServicePrincipal { name } => {
                 let found = if crate::check::is_guid(name) {
-                    client.find_service_principal_by_app_id(name).await.map_err(|e| read_error(&e))?.into_iter().collect()
+                    client
+                        .find_service_principal_by_app_id(name)
+                        .await
+                        .map_err(|e| read_error(&e))?
+                        .into_iter()
+                        .collect()
                 } else {
                     client.find_service_principals_by_display_name(name).await.map_err(|e| read_error(&e))?
                 };
@@ -218,7 +242,12 @@ pub async fn read(client: &AzureClient, desired: &DesiredState, extra_subscripti
                         let id = sp.id.to_ascii_lowercase();
                         live.principals.insert(
                             id.clone(),
-                            PrincipalInfo { id: id.clone(), kind: "service_principal".into(), display: sp.display_name.clone().unwrap_or_else(|| name.clone()), app_id: sp.app_id.clone() },
+                            PrincipalInfo {
+                                id: id.clone(),
+                                kind: "service_principal".into(),
+                                display: sp.display_name.clone().unwrap_or_else(|| name.clone()),
+                                app_id: sp.app_id.clone(),
+                            },
                         );
                         live.resolved.insert(r.clone(), Some(id));
                     }
@@ -232,17 +261,40 @@ pub async fn read(client: &AzureClient, desired: &DesiredState, extra_subscripti
                 live.resolved.insert(r.clone(), id);
             }
             PrincipalRef::Identity { id, .. } => {
-                let pid = live.identities.get(&canonical(id)).and_then(|i| i.properties.principal_id.clone()).map(|p| p.to_ascii_lowercase());
+                let pid = live
+                    .identities
+                    .get(&canonical(id))
+                    .and_then(|i| i.properties.principal_id.clone())
+                    .map(|p| p.to_ascii_lowercase());
                 if let (Some(p), Some(i)) = (&pid, live.identities.get(&canonical(id))) {
-                    live.principals.insert(p.clone(), PrincipalInfo { id: p.clone(), kind: "service_principal".into(), display: i.name.clone(), app_id: i.properties.client_id.clone() });
+                    live.principals.insert(
+                        p.clone(),
+                        PrincipalInfo {
+                            id: p.clone(),
+                            kind: "service_principal".into(),
+                            display: i.name.clone(),
+                            app_id: i.properties.client_id.clone(),
+                        },
+                    );
                 }
                 live.resolved.insert(r.clone(), pid);
             }
             PrincipalRef::WorkspaceSystem { id, .. } => {
                 let ws = live.workspaces.get(&canonical(id));
-                let pid = ws.and_then(|w| w.identity.as_ref()).and_then(|i| i.principal_id.clone()).map(|p| p.to_ascii_lowercase());
+                let pid = ws
+                    .and_then(|w| w.identity.as_ref())
+                    .and_then(|i| i.principal_id.clone())
+                    .map(|p| p.to_ascii_lowercase());
                 if let (Some(p), Some(w)) = (&pid, ws) {
-                    live.principals.insert(p.clone(), PrincipalInfo { id: p.clone(), kind: "service_principal".into(), display: w.name.clone(), app_id: None });
+                    live.principals.insert(
+                        p.clone(),
+                        PrincipalInfo {
+                            id: p.clone(),
+                            kind: "service_principal".into(),
+                            display: w.name.clone(),
+                            app_id: None,
+                        },
+                    );
                 }
                 live.resolved.insert(r.clone(), pid);
             }
@@ -256,7 +308,15 @@ pub async fn read(client: &AzureClient, desired: &DesiredState, extra_subscripti
             let id = user.as_ref().map(|u| u.id.to_ascii_lowercase());
             if let Some(u) = &user {
                 let id = u.id.to_ascii_lowercase();
-                live.principals.insert(id.clone(), PrincipalInfo { id, kind: "user".into(), display: u.user_principal_name.clone().unwrap_or_else(|| upn.clone()), app_id: None });
+                live.principals.insert(
+                    id.clone(),
+                    PrincipalInfo {
+                        id,
+                        kind: "user".into(),
+                        display: u.user_principal_name.clone().unwrap_or_else(|| upn.clone()),
+                        app_id: None,
+                    },
+                );
             }
             live.resolved.insert(PrincipalRef::User { upn }, id);
         }
@@ -282,11 +342,18 @@ pub async fn read(client: &AzureClient, desired: &DesiredState, extra_subscripti
         for r in responses {
             let Some(id) = r.id.parse::<usize>().ok().and_then(|i| ids.get(i)) else { continue };
             let info = if r.status == 200 {
-                serde_json::from_value::<DirectoryObject>(r.body.clone()).ok().map(|o| PrincipalInfo::from_directory_object(&o))
+                serde_json::from_value::<DirectoryObject>(r.body.clone())
+                    .ok()
+                    .map(|o| PrincipalInfo::from_directory_object(&o))
             } else {
                 None
             };
-            let info = info.unwrap_or_else(|| PrincipalInfo { id: (*id).clone(), kind: "unknown".into(), display: format!("unknown principal {id}"), app_id: None });
+            let info = info.unwrap_or_else(|| PrincipalInfo {
+                id: (*id).clone(),
+                kind: "unknown".into(),
+                display: format!("unknown principal {id}"),
+                app_id: None,
+            });
             live.principals.insert((*id).clone(), info);
         }
     }
@@ -298,7 +365,9 @@ fn subscription_of(d: &Desired) -> Option<String> {
         Desired::ResourceGroup(r) => Some(r.subscription.clone()),
         Desired::Identity(i) => Some(i.subscription.clone()),
         Desired::Workspace(w) => Some(w.subscription.clone()),
-        Desired::RoleAssignment(r) => r.scope.strip_prefix("/subscriptions/").map(|s| s.split('/').next().unwrap_or(s).to_owned()),
+        Desired::RoleAssignment(r) => {
+            r.scope.strip_prefix("/subscriptions/").map(|s| s.split('/').next().unwrap_or(s).to_owned())
+        }
         Desired::Federated(_) | Desired::Group(_) => None,
     }
 }

@@ -22,15 +22,33 @@ pub const DEFAULT_OWNER: &str = "mlpolicy";
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PrincipalRef {
-    User { upn: String },
-    ServicePrincipal { name: String },
-    ExistingGroup { name: String },
+    User {
+        upn: String,
+    },
+    ServicePrincipal {
+        name: String,
+    },
+    ExistingGroup {
+        name: String,
+    },
     /// A group of this configuration, by its `uniqueName`.
-    Group { address: String, unique_name: String, display_name: String },
+    Group {
+        address: String,
+        unique_name: String,
+        display_name: String,
+    },
     /// A user-assigned identity of this configuration, by ARM id.
-    Identity { address: String, id: String, name: String },
+    Identity {
+        address: String,
+        id: String,
+        name: String,
+    },
     /// A workspace's system-assigned identity, by workspace ARM id.
-    WorkspaceSystem { address: String, id: String, name: String },
+    WorkspaceSystem {
+        address: String,
+        id: String,
+        name: String,
+    },
 }
 
 impl PrincipalRef {
@@ -203,20 +221,30 @@ pub fn lower(model: &Model, owner: &str) -> DesiredState {
         t.insert(OWNER_TAG.to_owned(), owner.to_owned());
         t
     };
-    let rg_id = |a: &Address| model.resource_groups.get(a).map(|r| format!("/subscriptions/{}/resourceGroups/{}", r.subscription_id, r.name));
+    let rg_id = |a: &Address| {
+        model.resource_groups.get(a).map(|r| format!("/subscriptions/{}/resourceGroups/{}", r.subscription_id, r.name))
+    };
     for (a, r) in &model.resource_groups {
         let id = format!("/subscriptions/{}/resourceGroups/{}", r.subscription_id, r.name);
-        put(a, r.meta.prevent_destroy, Desired::ResourceGroup(DesiredResourceGroup {
-            id,
-            subscription: r.subscription_id.clone(),
-            name: r.name.clone(),
-            location: r.location.clone(),
-            tags: owner_tags(&r.tags),
-        }));
+        put(
+            a,
+            r.meta.prevent_destroy,
+            Desired::ResourceGroup(DesiredResourceGroup {
+                id,
+                subscription: r.subscription_id.clone(),
+                name: r.name.clone(),
+                location: r.location.clone(),
+                tags: owner_tags(&r.tags),
+            }),
+        );
     }
     let identity_id = |a: &Address| -> Option<String> {
         let i = model.identities.get(a)?;
-        Some(format!("{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{}", rg_id(&i.resource_group)?, i.name))
+        Some(format!(
+            "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{}",
+            rg_id(&i.resource_group)?,
+            i.name
+        ))
     };
     let workspace_id = |a: &Address| -> Option<String> {
         let w = model.workspaces.get(a)?;
@@ -224,25 +252,33 @@ pub fn lower(model: &Model, owner: &str) -> DesiredState {
     };
     for (a, i) in &model.identities {
         let (Some(id), Some(rg)) = (identity_id(a), model.resource_groups.get(&i.resource_group)) else { continue };
-        put(a, i.meta.prevent_destroy, Desired::Identity(DesiredIdentity {
-            id,
-            subscription: rg.subscription_id.clone(),
-            resource_group: rg.name.clone(),
-            name: i.name.clone(),
-            location: i.location.clone(),
-            tags: owner_tags(&i.tags),
-        }));
+        put(
+            a,
+            i.meta.prevent_destroy,
+            Desired::Identity(DesiredIdentity {
+                id,
+                subscription: rg.subscription_id.clone(),
+                resource_group: rg.name.clone(),
+                name: i.name.clone(),
+                location: i.location.clone(),
+                tags: owner_tags(&i.tags),
+            }),
+        );
     }
     for (a, f) in &model.federated {
         let Some(identity) = identity_id(&f.identity) else { continue };
-        put(a, f.meta.prevent_destroy, Desired::Federated(DesiredFederated {
-            id: format!("{identity}/federatedIdentityCredentials/{}", f.name),
-            identity_id: identity,
-            name: f.name.clone(),
-            issuer: f.issuer.clone(),
-            subject: f.subject.clone(),
-            audiences: f.audiences.clone(),
-        }));
+        put(
+            a,
+            f.meta.prevent_destroy,
+            Desired::Federated(DesiredFederated {
+                id: format!("{identity}/federatedIdentityCredentials/{}", f.name),
+                identity_id: identity,
+                name: f.name.clone(),
+                issuer: f.issuer.clone(),
+                subject: f.subject.clone(),
+                audiences: f.audiences.clone(),
+            }),
+        );
     }
     for (a, w) in &model.workspaces {
         let (Some(id), Some(rg)) = (workspace_id(a), model.resource_groups.get(&w.resource_group)) else { continue };
@@ -250,22 +286,26 @@ pub fn lower(model: &Model, owner: &str) -> DesiredState {
             WorkspaceIdentity::System => None,
             WorkspaceIdentity::User(i) => identity_id(i),
         };
-        put(a, w.meta.prevent_destroy, Desired::Workspace(DesiredWorkspace {
-            id,
-            subscription: rg.subscription_id.clone(),
-            resource_group: rg.name.clone(),
-            name: w.name.clone(),
-            location: w.location.clone(),
-            tags: owner_tags(&w.tags),
-            user_identity,
-            storage_account: w.storage_account.clone(),
-            key_vault: w.key_vault.clone(),
-            application_insights: w.application_insights.clone(),
-            container_registry: w.container_registry.clone(),
-            public_network_access: w.public_network_access,
-            friendly_name: w.friendly_name.clone(),
-            description: w.description.clone(),
-        }));
+        put(
+            a,
+            w.meta.prevent_destroy,
+            Desired::Workspace(DesiredWorkspace {
+                id,
+                subscription: rg.subscription_id.clone(),
+                resource_group: rg.name.clone(),
+                name: w.name.clone(),
+                location: w.location.clone(),
+                tags: owner_tags(&w.tags),
+                user_identity,
+                storage_account: w.storage_account.clone(),
+                key_vault: w.key_vault.clone(),
+                application_insights: w.application_insights.clone(),
+                container_registry: w.container_registry.clone(),
+                public_network_access: w.public_network_access,
+                friendly_name: w.friendly_name.clone(),
+                description: w.description.clone(),
+            }),
+        );
     }
     let principal = |p: &Principal| -> Option<PrincipalRef> {
         Some(match p {
@@ -277,9 +317,11 @@ pub fn lower(model: &Model, owner: &str) -> DesiredState {
                 unique_name: group_unique_name(owner, a),
                 display_name: model.groups.get(a)?.name.clone(),
             },
-            Principal::Identity(a) => {
-                PrincipalRef::Identity { address: a.to_string(), id: identity_id(a)?, name: model.identities.get(a)?.name.clone() }
-            }
+            Principal::Identity(a) => PrincipalRef::Identity {
+                address: a.to_string(),
+                id: identity_id(a)?,
+                name: model.identities.get(a)?.name.clone(),
+            },
             Principal::WorkspaceSystem(a) => PrincipalRef::WorkspaceSystem {
                 address: a.to_string(),
                 id: workspace_id(a)?,
@@ -288,20 +330,26 @@ pub fn lower(model: &Model, owner: &str) -> DesiredState {
         })
     };
     for (a, g) in &model.groups {
-        put(a, g.meta.prevent_destroy, Desired::Group(DesiredGroup {
-            unique_name: group_unique_name(owner, a),
-            display_name: g.name.clone(),
-            description: g.description.clone(),
-            mail_nickname: g.mail_nickname.clone(),
-            members: g.members.iter().filter_map(principal).collect(),
-            owners: g.owners.iter().filter_map(principal).collect(),
-            members_additive: g.members_additive,
-        }));
+        put(
+            a,
+            g.meta.prevent_destroy,
+            Desired::Group(DesiredGroup {
+                unique_name: group_unique_name(owner, a),
+                display_name: g.name.clone(),
+                description: g.description.clone(),
+                mail_nickname: g.mail_nickname.clone(),
+                members: g.members.iter().filter_map(principal).collect(),
+                owners: g.owners.iter().filter_map(principal).collect(),
+                members_additive: g.members_additive,
+            }),
+        );
     }
     for (a, g) in &model.grants {
         let Some(p) = principal(&g.principal) else { continue };
         let scope = match &g.scope {
-            Scope::Subscription { id, alias } => Some((format!("/subscriptions/{id}"), format!("subscription {alias}"))),
+            Scope::Subscription { id, alias } => {
+                Some((format!("/subscriptions/{id}"), format!("subscription {alias}")))
+            }
             Scope::ResourceGroup(r) => rg_id(r).map(|id| (id, model.resource_groups[r].name.clone())),
             Scope::Workspace(w) => workspace_id(w).map(|id| (id, model.workspaces[w].name.clone())),
             Scope::WorkspaceDependency(w, d) => model.workspaces.get(w).and_then(|ws| ws.dependency(*d)).map(|id| {
@@ -311,14 +359,18 @@ pub fn lower(model: &Model, owner: &str) -> DesiredState {
             Scope::Arm(id) => Some((id.clone(), id.clone())),
         };
         let Some((scope, scope_display)) = scope else { continue };
-        put(a, g.meta.prevent_destroy, Desired::RoleAssignment(DesiredRoleAssignment {
-            scope: canonical(&scope),
-            scope_display,
-            role: g.role.clone(),
-            principal: p,
-            description: assignment_description(owner, g.description.as_deref()),
-            condition: g.condition.clone(),
-        }));
+        put(
+            a,
+            g.meta.prevent_destroy,
+            Desired::RoleAssignment(DesiredRoleAssignment {
+                scope: canonical(&scope),
+                scope_display,
+                role: g.role.clone(),
+                principal: p,
+                description: assignment_description(owner, g.description.as_deref()),
+                condition: g.condition.clone(),
+            }),
+        );
     }
     DesiredState { owner: owner.to_owned(), objects }
 }

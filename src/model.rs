@@ -139,8 +139,12 @@ pub enum Dependency {
 }
 
 impl Dependency {
-    pub const ALL: [Dependency; 4] =
-        [Dependency::StorageAccount, Dependency::KeyVault, Dependency::ApplicationInsights, Dependency::ContainerRegistry];
+    pub const ALL: [Dependency; 4] = [
+        Dependency::StorageAccount,
+        Dependency::KeyVault,
+        Dependency::ApplicationInsights,
+        Dependency::ContainerRegistry,
+    ];
 
     pub fn attribute(self) -> &'static str {
         match self {
@@ -377,7 +381,10 @@ impl fmt::Display for Principal {
 /// Where a grant applies.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
-    Subscription { alias: String, id: String },
+    Subscription {
+        alias: String,
+        id: String,
+    },
     ResourceGroup(Address),
     Workspace(Address),
     WorkspaceDependency(Address, Dependency),
@@ -482,7 +489,8 @@ mod tests {
     fn addresses_render_as_written() {
         let ds = Address::decl(Kind::Group, "ds", vec![Key::Str("fraud".into())]);
         assert_eq!(ds.to_string(), "group.ds[\"fraud\"]");
-        let fic = Address::Federated { identity: Box::new(Address::decl(Kind::Identity, "t", vec![])), name: "gh".into() };
+        let fic =
+            Address::Federated { identity: Box::new(Address::decl(Kind::Identity, "t", vec![])), name: "gh".into() };
         assert_eq!(fic.to_string(), "identity.t.federated.gh");
         let g = Address::Grant { role: "Reader".into(), principal: ds.to_string(), scope: "sub.prod".into() };
         assert_eq!(g.to_string(), "grant \"Reader\" to group.ds[\"fraud\"] on sub.prod");

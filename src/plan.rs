@@ -200,6 +200,121 @@ impl Plan {
 
     /// `Plan: 3 to add, 1 to change, 0 to destroy.`
     pub fn summary_line(&self) -> String {
-        format!("Plan: {} to add, {} to change, {} to destroy.", self.summary.add, self.summary.change, self.summary.destroy)
+        format!(
+            "Plan: {} to add, {} to change, {} to destroy.",
+            self.summary.add, self.summary.change, self.summary.destroy
+        )
+    }
+}
+
+/// Everything `apply PLANFILE` needs without the configuration: the plan, the desired state it
+/// was computed for, and where the tenant is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedPlan {
+    pub format_version: u32,
+    /// `mlpolicy <version>` that wrote it.
+    pub created_by: String,
+    /// The configuration directory, as given to `plan`.
+    pub config_dir: String,
+    pub tenant: Option<String>,
+    /// ARM, Graph and authority endpoints.
+    pub cloud: [String; 3],
+    /// Subscription ids read besides those the desired state names.
+    pub subscriptions: Vec<String>,
+    /// Whether it was planned against the in-process emulator.
+    pub emulator: bool,
+    pub desired: crate::lower::DesiredState,
+    pub plan: Plan,
+}
+
+/// A saved plan on disk: the content and a SHA-256 over it.
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedPlanFile {
+    integrity: String,
+    content: serde_json::Value,
+}
+
+/// Why a saved plan cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SavedPlanError {
+    /// Not a plan file, or of another format version.
+    Invalid(String),
+    /// The content does not match its integrity hash.
+    Altered,
+}
+
+impl SavedPlan {
+    /// The file's text: content plus integrity hash.
+    pub fn to_file_text(&self) -> String {
+        let content = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        let integrity = integrity_of(&content);
+        let file = SavedPlanFile { integrity, content };
+        let mut text = serde_json::to_string_pretty(&file).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    /// Reads a plan file's text, refusing an altered or foreign one.
+    pub fn from_file_text(text: &str) -> Result<SavedPlan, SavedPlanError> {
+        let file: SavedPlanFile = serde_json::from_str(text)
+            .map_err(|e| SavedPlanError::Invalid(format!("not an mlpolicy plan file: {e}")))?;
+        if integrity_of(&file.content) != file.integrity {
+            return Err(SavedPlanError::Altered);
+        }
+        let version = file.content.get("format_version").and_then(serde_json::Value::as_u64);
+        if version != Some(u64::from(FORMAT_VERSION)) {
+            return Err(SavedPlanError::Invalid(format!(
+                "plan format version {} is not {FORMAT_VERSION}; plan again with this mlpolicy",
+                version.map_or_else(|| "unknown".to_owned(), |v| v.to_string())
+            )));
+        }
+        serde_json::from_value(file.content)
+            .map_err(|e| SavedPlanError::Invalid(format!("the plan file is malformed: {e}")))
+    }
+}
+
+fn integrity_of(content: &serde_json::Value) -> String {
+    use sha2::Digest;
+    // serde_json's Value keeps maps sorted (no preserve_order), so this is canonical.
+    let bytes = serde_json::to_vec(content).unwrap_or_default();
+    hex::encode(sha2::Sha256::digest(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn saved() -> SavedPlan {
+        SavedPlan {
+            format_version: FORMAT_VERSION,
+            created_by: "mlpolicy test".into(),
+            config_dir: ".".into(),
+            tenant: None,
+            cloud: ["a".into(), "b".into(), "c".into()],
+            subscriptions: vec![],
+            emulator: true,
+            desired: crate::lower::DesiredState::default(),
+            plan: Plan {
+                format_version: FORMAT_VERSION,
+                changes: vec![],
+                drift: vec![],
+                access_changes: vec![],
+                waivers: vec![],
+                policy_findings: vec![],
+                denied: false,
+                summary: Summary::default(),
+                fingerprints: Fingerprints::default(),
+            },
+        }
+    }
+
+    #[test]
+    fn saved_plans_round_trip_and_detect_alteration() {
+        let text = saved().to_file_text();
+        assert_eq!(SavedPlan::from_file_text(&text), Ok(saved()));
+        let altered = text.replace("mlpolicy test", "mlpolicy evil");
+        assert_eq!(SavedPlan::from_file_text(&altered), Err(SavedPlanError::Altered));
+        assert!(matches!(SavedPlan::from_file_text("{}"), Err(SavedPlanError::Invalid(_))));
+        assert!(matches!(SavedPlan::from_file_text("\u{0}garbage"), Err(SavedPlanError::Invalid(_))));
     }
 }

@@ -15,7 +15,8 @@ use crate::eval::{Env, Evaluator};
 use crate::model::{Address, Meta, Model, Principal, Scope, Value, Waiver, WorkspaceIdentity};
 
 /// Roles that only read: an identity holding only these needs no federated credential rule.
-pub const READ_ONLY_ROLES: &[&str] = &["Reader", "Storage Blob Data Reader", "AzureML Registry User", "Key Vault Secrets User", "AcrPull"];
+pub const READ_ONLY_ROLES: &[&str] =
+    &["Reader", "Storage Blob Data Reader", "AzureML Registry User", "Key Vault Secrets User", "AcrPull"];
 
 /// The outcome of evaluating policies.
 #[derive(Debug, Clone, Default)]
@@ -50,8 +51,16 @@ pub fn evaluate(
                     Some(Value::Bool(b)) => b,
                     Some(other) => {
                         out.diagnostics.push(
-                            Diagnostic::warning("W0402", format!("policy `{}` yields {} for `{}`, not a bool", p.name.node, other.a_type_name(), meta.address))
-                                .with_label(rule.condition.span, "expected a condition"),
+                            Diagnostic::warning(
+                                "W0402",
+                                format!(
+                                    "policy `{}` yields {} for `{}`, not a bool",
+                                    p.name.node,
+                                    other.a_type_name(),
+                                    meta.address
+                                ),
+                            )
+                            .with_label(rule.condition.span, "expected a condition"),
                         );
                         continue;
                     }
@@ -75,12 +84,28 @@ pub fn evaluate(
                     }
                 };
                 let text = format!("policy `{}` {verb} `{}`", p.name.node, meta.address);
-                let base = if rule.effect.node == Effect::Deny { Diagnostic::error(code, text) } else { Diagnostic::warning(code, text) };
-                let label = message.clone().unwrap_or_else(|| format!("matches `{} {} when ...`", if rule.effect.node == Effect::Deny { "deny" } else { "warn" }, rule.subject.node));
+                let base = if rule.effect.node == Effect::Deny {
+                    Diagnostic::error(code, text)
+                } else {
+                    Diagnostic::warning(code, text)
+                };
+                let label = message.clone().unwrap_or_else(|| {
+                    format!(
+                        "matches `{} {} when ...`",
+                        if rule.effect.node == Effect::Deny { "deny" } else { "warn" },
+                        rule.subject.node
+                    )
+                });
                 out.diagnostics.push(
                     base.with_label(meta.name_span, label)
-                        .with_help(format!("change the declaration, or waive it with `allow {} because \"...\"` in its body", p.name.node))
-                        .with_related(Diagnostic::warning(code, format!("rule of policy `{}`", p.name.node)).with_label(rule.span, "this rule matched")),
+                        .with_help(format!(
+                            "change the declaration, or waive it with `allow {} because \"...\"` in its body",
+                            p.name.node
+                        ))
+                        .with_related(
+                            Diagnostic::warning(code, format!("rule of policy `{}`", p.name.node))
+                                .with_label(rule.span, "this rule matched"),
+                        ),
                 );
             }
         }
@@ -164,7 +189,8 @@ pub fn subject_values(model: &Model) -> HashMap<&'static str, Vec<(&Meta, Env)>>
         out.entry("group").or_default().push((&g.meta, env));
     }
     for (a, i) in &model.identities {
-        let federated: Vec<Value> = model.federated.values().filter(|f| &f.identity == a).map(|f| s(&f.subject)).collect();
+        let federated: Vec<Value> =
+            model.federated.values().filter(|f| &f.identity == a).map(|f| s(&f.subject)).collect();
         let rg = model.resource_groups.get(&i.resource_group).map_or_else(String::new, |r| r.name.clone());
         let env = bind(vec![
             ("name", s(&i.name)),
@@ -190,7 +216,9 @@ pub fn subject_values(model: &Model) -> HashMap<&'static str, Vec<(&Meta, Env)>>
     for w in model.workspaces.values() {
         let (kind, name) = match &w.identity {
             WorkspaceIdentity::System => ("system", w.name.clone()),
-            WorkspaceIdentity::User(a) => ("user", model.identities.get(a).map_or_else(String::new, |i| i.name.clone())),
+            WorkspaceIdentity::User(a) => {
+                ("user", model.identities.get(a).map_or_else(String::new, |i| i.name.clone()))
+            }
         };
         let rg = model.resource_groups.get(&w.resource_group).map_or_else(String::new, |r| r.name.clone());
         let env = bind(vec![

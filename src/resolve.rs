@@ -215,7 +215,11 @@ impl<'a> Walker<'_, 'a> {
         let entries: Vec<(Key, Value)> = match iterable {
             Value::List(items) => {
                 if f.value.is_some() {
-                    items.into_iter().enumerate().map(|(i, v)| (Key::Int(i64::try_from(i).unwrap_or(i64::MAX)), v)).collect()
+                    items
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| (Key::Int(i64::try_from(i).unwrap_or(i64::MAX)), v))
+                        .collect()
                 } else {
                     let mut out = Vec::with_capacity(items.len());
                     for v in items {
@@ -224,9 +228,15 @@ impl<'a> Walker<'_, 'a> {
                             Value::Int(i) => Key::Int(*i),
                             other => {
                                 self.diags.push(
-                                    Diagnostic::error("E0112", format!("loop keys must be strings or integers, found {}", other.a_type_name()))
-                                        .with_label(f.iterable.span, "iterated here")
-                                        .with_help(format!("iterate a map, or use `for i, {} in ...` to key by position", f.key.node)),
+                                    Diagnostic::error(
+                                        "E0112",
+                                        format!("loop keys must be strings or integers, found {}", other.a_type_name()),
+                                    )
+                                    .with_label(f.iterable.span, "iterated here")
+                                    .with_help(format!(
+                                        "iterate a map, or use `for i, {} in ...` to key by position",
+                                        f.key.node
+                                    )),
                                 );
                                 return;
                             }
@@ -316,7 +326,8 @@ fn resolve_decl(
             let mut d = Diagnostic::error("E0115", format!("a `{}` block cannot appear here", block.kind.node))
                 .with_label(block.kind.span, format!("inside {}", out.address));
             d.help = if out.address.kind() == Kind::Identity {
-                suggest::did_you_mean(&block.kind.node, ["federated"]).or(Some("an identity holds `federated` blocks only".into()))
+                suggest::did_you_mean(&block.kind.node, ["federated"])
+                    .or(Some("an identity holds `federated` blocks only".into()))
             } else {
                 Some("only `identity` declarations hold nested blocks (`federated`)".into())
             };
@@ -357,9 +368,24 @@ fn resolve_grant(grant: &ast::Grant, env: &Env, eval: &Evaluator<'_>, diags: &mu
     let name_span = grant.span.to(grant.scope.span);
     let name_span = crate::source::Span { end: grant.scope.span.end, ..name_span };
     let mut attrs = vec![
-        ResolvedAttr { name: "role".into(), name_span: grant.role.span, value: role.clone(), value_span: grant.role.span },
-        ResolvedAttr { name: "principal".into(), name_span: grant.principal.span, value: principal.clone(), value_span: grant.principal.span },
-        ResolvedAttr { name: "scope".into(), name_span: grant.scope.span, value: scope.clone(), value_span: grant.scope.span },
+        ResolvedAttr {
+            name: "role".into(),
+            name_span: grant.role.span,
+            value: role.clone(),
+            value_span: grant.role.span,
+        },
+        ResolvedAttr {
+            name: "principal".into(),
+            name_span: grant.principal.span,
+            value: principal.clone(),
+            value_span: grant.principal.span,
+        },
+        ResolvedAttr {
+            name: "scope".into(),
+            name_span: grant.scope.span,
+            value: scope.clone(),
+            value_span: grant.scope.span,
+        },
     ];
     let mut waivers = Vec::new();
     if let Some(body) = &grant.body {

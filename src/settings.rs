@@ -28,14 +28,7 @@ use crate::source::{self, FileId, Sources, Span};
 /// File name of the settings file inside a configuration directory.
 pub const FILE_NAME: &str = "mlpolicy.yaml";
 
-const TOP_LEVEL_KEYS: [&str; 6] = [
-    "tenant",
-    "cloud",
-    "subscriptions",
-    "vars",
-    "policies",
-    "owner",
-];
+const TOP_LEVEL_KEYS: [&str; 6] = ["tenant", "cloud", "subscriptions", "vars", "policies", "owner"];
 const CUSTOM_CLOUD_KEYS: [&str; 3] = ["arm", "graph", "authority"];
 const NAMED_CLOUDS: [&str; 3] = ["public", "usgovernment", "china"];
 
@@ -88,11 +81,9 @@ impl CloudSetting {
     /// The endpoints of this cloud.
     pub fn endpoints(&self) -> CloudEndpoints {
         let (arm, graph, authority) = match self {
-            CloudSetting::Public => (
-                "https://management.azure.com",
-                "https://graph.microsoft.com",
-                "https://login.microsoftonline.com",
-            ),
+            CloudSetting::Public => {
+                ("https://management.azure.com", "https://graph.microsoft.com", "https://login.microsoftonline.com")
+            }
             CloudSetting::UsGovernment => (
                 "https://management.usgovcloudapi.net",
                 "https://graph.microsoft.us",
@@ -103,17 +94,9 @@ impl CloudSetting {
                 "https://microsoftgraph.chinacloudapi.cn",
                 "https://login.chinacloudapi.cn",
             ),
-            CloudSetting::Custom {
-                arm,
-                graph,
-                authority,
-            } => (arm.as_str(), graph.as_str(), authority.as_str()),
+            CloudSetting::Custom { arm, graph, authority } => (arm.as_str(), graph.as_str(), authority.as_str()),
         };
-        CloudEndpoints {
-            arm: arm.to_owned(),
-            graph: graph.to_owned(),
-            authority: authority.to_owned(),
-        }
+        CloudEndpoints { arm: arm.to_owned(), graph: graph.to_owned(), authority: authority.to_owned() }
     }
 }
 
@@ -201,23 +184,14 @@ pub fn load(dir: &Path, overrides: &Overrides, sources: &mut Sources) -> (Settin
     if path.symlink_metadata().is_ok() {
         let read = dir
             .canonicalize()
-            .map_err(|e| {
-                Box::new(Diagnostic::error(
-                    "E0003",
-                    format!("cannot read `{FILE_NAME}`: {e}"),
-                ))
-            })
+            .map_err(|e| Box::new(Diagnostic::error("E0003", format!("cannot read `{FILE_NAME}`: {e}"))))
             .and_then(|canonical| source::read_inside(&canonical, &path));
         match read {
             Ok(text) => {
                 let file = sources.add(FILE_NAME, path, text);
                 settings.file = Some(file);
                 let text = sources.get(file).text.clone();
-                let mut reader = Reader {
-                    text: &text,
-                    file,
-                    diags: &mut diags,
-                };
+                let mut reader = Reader { text: &text, file, diags: &mut diags };
                 reader.settings(&mut settings);
             }
             Err(d) => diags.push(*d),
@@ -239,8 +213,7 @@ impl Settings {
     /// search; `None` when there is no settings file or the key is not written in it.
     pub fn span_of(&self, sources: &Sources, key_path: &[&str]) -> Option<Span> {
         let file = self.file?;
-        locate_key(&sources.get(file).text, key_path)
-            .map(|(start, end)| Span::new(file, start, end))
+        locate_key(&sources.get(file).text, key_path).map(|(start, end)| Span::new(file, start, end))
     }
 }
 
@@ -266,14 +239,7 @@ impl Reader<'_> {
         }
     }
 
-    fn error(
-        &mut self,
-        code: &'static str,
-        span: Span,
-        message: String,
-        label: &str,
-        help: Option<String>,
-    ) {
+    fn error(&mut self, code: &'static str, span: Span, message: String, label: &str, help: Option<String>) {
         let mut d = Diagnostic::error(code, message).with_label(span, label);
         if let Some(help) = help {
             d = d.with_help(help);
@@ -312,13 +278,7 @@ impl Reader<'_> {
             .and_then(|k| k.strip_suffix('"'))
             .and_then(|key| second_key(self.text, span.start as usize, key));
         let span = repeated.map_or(span, |(start, end)| Span::new(self.file, start, end));
-        self.error(
-            "E0020",
-            span,
-            format!("invalid YAML: {message}"),
-            "here",
-            None,
-        );
+        self.error("E0020", span, format!("invalid YAML: {message}"), "here", None);
     }
 
     fn settings(&mut self, settings: &mut Settings) {
@@ -331,10 +291,7 @@ impl Reader<'_> {
                 self.error(
                     "E0020",
                     span,
-                    format!(
-                        "`{FILE_NAME}` must be a mapping of settings, not {}",
-                        yaml_type(&other)
-                    ),
+                    format!("`{FILE_NAME}` must be a mapping of settings, not {}", yaml_type(&other)),
                     "expected `key: value` lines",
                     Some(format!("known keys: {}", TOP_LEVEL_KEYS.join(", "))),
                 );
@@ -345,13 +302,7 @@ impl Reader<'_> {
             let Some(key) = key.as_str().map(str::to_owned) else {
                 let shown = scalar_text(&key).unwrap_or_else(|| yaml_type(&key).to_owned());
                 let span = Span::new(self.file, 0, 0);
-                self.error(
-                    "E0021",
-                    span,
-                    format!("unknown setting `{shown}`"),
-                    "",
-                    None,
-                );
+                self.error("E0021", span, format!("unknown setting `{shown}`"), "", None);
                 continue;
             };
             if value.is_null() {
@@ -370,13 +321,7 @@ impl Reader<'_> {
                         |s| format!("did you mean `{s}`?"),
                     );
                     let span = self.key_span(&[&key]);
-                    self.error(
-                        "E0021",
-                        span,
-                        format!("unknown setting `{key}`"),
-                        "not a setting",
-                        Some(help),
-                    );
+                    self.error("E0021", span, format!("unknown setting `{key}`"), "not a setting", Some(help));
                 }
             }
         }
@@ -392,11 +337,7 @@ impl Reader<'_> {
         self.error(
             "E0020",
             span,
-            format!(
-                "`{}` must be a string, not {}",
-                path.join("."),
-                yaml_type(value)
-            ),
+            format!("`{}` must be a string, not {}", path.join("."), yaml_type(value)),
             "expected a string",
             help,
         );
@@ -430,17 +371,14 @@ impl Reader<'_> {
                 "china" => CloudSetting::China,
                 _ => {
                     let help = suggest(&name.to_ascii_lowercase(), &NAMED_CLOUDS).map_or_else(
-                        || "use `public`, `usgovernment`, `china`, or a map of `arm`, `graph` and `authority` URLs".to_owned(),
+                        || {
+                            "use `public`, `usgovernment`, `china`, or a map of `arm`, `graph` and `authority` URLs"
+                                .to_owned()
+                        },
                         |s| format!("did you mean `{s}`?"),
                     );
                     let span = self.value_span(&["cloud"]);
-                    self.error(
-                        "E0022",
-                        span,
-                        format!("unknown cloud `{name}`"),
-                        "not a cloud",
-                        Some(help),
-                    );
+                    self.error("E0022", span, format!("unknown cloud `{name}`"), "not a cloud", Some(help));
                     CloudSetting::Public
                 }
             },
@@ -450,10 +388,7 @@ impl Reader<'_> {
                 self.error(
                     "E0020",
                     span,
-                    format!(
-                        "`cloud` must be a cloud name or a map of endpoints, not {}",
-                        yaml_type(other)
-                    ),
+                    format!("`cloud` must be a cloud name or a map of endpoints, not {}", yaml_type(other)),
                     "expected a name or a map",
                     None,
                 );
@@ -473,13 +408,7 @@ impl Reader<'_> {
                     |s| format!("did you mean `{s}`?"),
                 );
                 let span = self.key_span(&["cloud", key]);
-                self.error(
-                    "E0021",
-                    span,
-                    format!("unknown key `cloud.{key}`"),
-                    "not an endpoint",
-                    Some(help),
-                );
+                self.error("E0021", span, format!("unknown key `cloud.{key}`"), "not an endpoint", Some(help));
                 ok = false;
                 continue;
             };
@@ -505,18 +434,10 @@ impl Reader<'_> {
                 }
             }
         }
-        let missing: Vec<&str> = CUSTOM_CLOUD_KEYS
-            .iter()
-            .copied()
-            .filter(|k| !urls.contains_key(k))
-            .collect();
+        let missing: Vec<&str> = CUSTOM_CLOUD_KEYS.iter().copied().filter(|k| !urls.contains_key(k)).collect();
         if ok && !missing.is_empty() {
             let span = self.key_span(&["cloud"]);
-            let list = missing
-                .iter()
-                .map(|k| format!("`{k}`"))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = missing.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
             self.error(
                 "E0022",
                 span,
@@ -525,16 +446,8 @@ impl Reader<'_> {
                 Some("a custom cloud has `arm`, `graph` and `authority` URLs".to_owned()),
             );
         }
-        match (
-            urls.remove("arm"),
-            urls.remove("graph"),
-            urls.remove("authority"),
-        ) {
-            (Some(arm), Some(graph), Some(authority)) => CloudSetting::Custom {
-                arm,
-                graph,
-                authority,
-            },
+        match (urls.remove("arm"), urls.remove("graph"), urls.remove("authority")) {
+            (Some(arm), Some(graph), Some(authority)) => CloudSetting::Custom { arm, graph, authority },
             _ => CloudSetting::Public,
         }
     }
@@ -548,7 +461,10 @@ impl Reader<'_> {
                 span,
                 format!("`subscriptions` must be a map of alias to subscription id, not {}", yaml_type(value)),
                 "expected a map",
-                Some("write `subscriptions:` followed by lines like `  prod: 11111111-2222-3333-4444-555555555555`".to_owned()),
+                Some(
+                    "write `subscriptions:` followed by lines like `  prod: 11111111-2222-3333-4444-555555555555`"
+                        .to_owned(),
+                ),
             );
             return out;
         };
@@ -580,10 +496,7 @@ impl Reader<'_> {
                     span,
                     format!("subscription `{alias}` is not a subscription id: `{text}`"),
                     "not a GUID",
-                    Some(
-                        "a subscription id is a GUID like `11111111-2222-3333-4444-555555555555`"
-                            .to_owned(),
-                    ),
+                    Some("a subscription id is a GUID like `11111111-2222-3333-4444-555555555555`".to_owned()),
                 );
             }
         }
@@ -596,10 +509,7 @@ impl Reader<'_> {
             self.error(
                 "E0020",
                 span,
-                format!(
-                    "`policies` must be a list of pack names, not {}",
-                    yaml_type(value)
-                ),
+                format!("`policies` must be a list of pack names, not {}", yaml_type(value)),
                 "expected a list",
                 Some("write `policies: [baseline]`".to_owned()),
             );
@@ -611,27 +521,13 @@ impl Reader<'_> {
                 continue;
             };
             let valid = !name.is_empty()
-                && name.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
-                });
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
             if !valid {
                 let span = self.key_span(&["policies"]);
-                self.error(
-                    "E0022",
-                    span,
-                    format!("`{name}` is not a policy pack name"),
-                    "invalid pack name",
-                    None,
-                );
+                self.error("E0022", span, format!("`{name}` is not a policy pack name"), "invalid pack name", None);
             } else if out.contains(&name) {
                 let span = self.key_span(&["policies"]);
-                self.error(
-                    "E0022",
-                    span,
-                    format!("policy pack `{name}` is listed twice"),
-                    "duplicate pack",
-                    None,
-                );
+                self.error("E0022", span, format!("policy pack `{name}` is listed twice"), "duplicate pack", None);
             } else {
                 out.push(name);
             }
@@ -650,39 +546,26 @@ impl Reader<'_> {
             span,
             format!("`owner` must be 1 to 64 characters of `a-z`, `0-9` and `-`, not `{text}`"),
             "invalid ownership marker",
-            Some("the marker is written into tags, descriptions and group names; choose e.g. `contoso-ml-prod`".to_owned()),
+            Some(
+                "the marker is written into tags, descriptions and group names; choose e.g. `contoso-ml-prod`"
+                    .to_owned(),
+            ),
         );
         None
     }
 
     /// Variables of a map at `path` (`["vars"]` in mlpolicy.yaml, `[]` for a `--vars` file).
     /// Bad variable names are reported with `name_code`.
-    fn vars(
-        &mut self,
-        value: &Value,
-        path: &[&str],
-        name_code: &'static str,
-    ) -> BTreeMap<String, VarValue> {
+    fn vars(&mut self, value: &Value, path: &[&str], name_code: &'static str) -> BTreeMap<String, VarValue> {
         let mut out = BTreeMap::new();
         let Value::Mapping(map) = value else {
-            let span = if path.is_empty() {
-                Span::new(self.file, 0, self.text.len())
-            } else {
-                self.key_span(path)
-            };
-            let what = if path.is_empty() {
-                "a `--vars` file".to_owned()
-            } else {
-                format!("`{}`", path.join("."))
-            };
+            let span = if path.is_empty() { Span::new(self.file, 0, self.text.len()) } else { self.key_span(path) };
+            let what = if path.is_empty() { "a `--vars` file".to_owned() } else { format!("`{}`", path.join(".")) };
             let code = if path.is_empty() { "E0024" } else { "E0020" };
             self.error(
                 code,
                 span,
-                format!(
-                    "{what} must be a map of variable names to values, not {}",
-                    yaml_type(value)
-                ),
+                format!("{what} must be a map of variable names to values, not {}", yaml_type(value)),
                 "expected a map",
                 Some("write one `name: value` line per variable".to_owned()),
             );
@@ -701,10 +584,7 @@ impl Reader<'_> {
                     span,
                     format!("`{name}` is not a valid variable name"),
                     "invalid name",
-                    Some(
-                        "variables are read as `var.NAME`, so names use `[a-z_][a-z0-9_]*`"
-                            .to_owned(),
-                    ),
+                    Some("variables are read as `var.NAME`, so names use `[a-z_][a-z0-9_]*`".to_owned()),
                 );
                 continue;
             }
@@ -727,11 +607,7 @@ impl Reader<'_> {
 
 /// Converts YAML to a [`VarValue`]; problems go to `errors` as (message, help), naming the
 /// place with `at` (`members.fraud[2]`).
-fn convert(
-    value: &Value,
-    at: &str,
-    errors: &mut Vec<(String, Option<String>)>,
-) -> Option<VarValue> {
+fn convert(value: &Value, at: &str, errors: &mut Vec<(String, Option<String>)>) -> Option<VarValue> {
     match value {
         Value::String(s) => Some(VarValue::Str(s.clone())),
         Value::Bool(b) => Some(VarValue::Bool(*b)),
@@ -740,7 +616,9 @@ fn convert(
                 Some(VarValue::Int(i))
             } else if n.is_f64() {
                 errors.push((
-                    format!("`{at}` is a number with a fraction ({n}); variables hold strings, ints, bools, lists and maps"),
+                    format!(
+                        "`{at}` is a number with a fraction ({n}); variables hold strings, ints, bools, lists and maps"
+                    ),
                     Some(format!("quote it to keep it as text: \"{n}\"")),
                 ));
                 None
@@ -760,27 +638,16 @@ fn convert(
             None
         }
         Value::Sequence(items) => {
-            let list: Vec<Option<VarValue>> = items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| convert(item, &format!("{at}[{i}]"), errors))
-                .collect();
-            list.into_iter()
-                .collect::<Option<Vec<_>>>()
-                .map(VarValue::List)
+            let list: Vec<Option<VarValue>> =
+                items.iter().enumerate().map(|(i, item)| convert(item, &format!("{at}[{i}]"), errors)).collect();
+            list.into_iter().collect::<Option<Vec<_>>>().map(VarValue::List)
         }
         Value::Mapping(map) => {
             let mut out = BTreeMap::new();
             let mut complete = true;
             for (k, v) in map {
                 let Some(key) = scalar_text(k) else {
-                    errors.push((
-                        format!(
-                            "`{at}` has a key that is {}; map keys are strings",
-                            yaml_type(k)
-                        ),
-                        None,
-                    ));
+                    errors.push((format!("`{at}` has a key that is {}; map keys are strings", yaml_type(k)), None));
                     complete = false;
                     continue;
                 };
@@ -795,10 +662,7 @@ fn convert(
         }
         Value::Tagged(t) => {
             errors.push((
-                format!(
-                    "`{at}` carries the YAML tag `{}`, which variables do not support",
-                    t.tag
-                ),
+                format!("`{at}` carries the YAML tag `{}`, which variables do not support", t.tag),
                 Some("remove the `!tag`".to_owned()),
             ));
             None
@@ -807,33 +671,21 @@ fn convert(
 }
 
 /// Applies one `--vars FILE`.
-fn apply_var_file(
-    path: &Path,
-    vars: &mut BTreeMap<String, VarValue>,
-    sources: &mut Sources,
-    diags: &mut Diagnostics,
-) {
+fn apply_var_file(path: &Path, vars: &mut BTreeMap<String, VarValue>, sources: &mut Sources, diags: &mut Diagnostics) {
     let shown = path.display().to_string();
     let text = match read_operator_file(path) {
         Ok(text) => text,
         Err(why) => {
             diags.push(
-                Diagnostic::error(
-                    "E0024",
-                    format!("cannot read `--vars` file `{shown}`: {why}"),
-                )
-                .with_help("pass a readable YAML file of `name: value` lines"),
+                Diagnostic::error("E0024", format!("cannot read `--vars` file `{shown}`: {why}"))
+                    .with_help("pass a readable YAML file of `name: value` lines"),
             );
             return;
         }
     };
     let file = sources.add(shown, path.to_path_buf(), text);
     let text = sources.get(file).text.clone();
-    let mut reader = Reader {
-        text: &text,
-        file,
-        diags,
-    };
+    let mut reader = Reader { text: &text, file, diags };
     let Some(root) = reader.parse() else { return };
     if root.is_null() {
         return;
@@ -849,11 +701,7 @@ fn read_operator_file(path: &Path) -> Result<String, String> {
         return Err("not a regular file".to_owned());
     }
     if meta.len() > source::MAX_FILE_BYTES {
-        return Err(format!(
-            "{} bytes, more than the {} allowed",
-            meta.len(),
-            source::MAX_FILE_BYTES
-        ));
+        return Err(format!("{} bytes, more than the {} allowed", meta.len(), source::MAX_FILE_BYTES));
     }
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     String::from_utf8(bytes).map_err(|_| "not valid UTF-8".to_owned())
@@ -863,24 +711,16 @@ fn read_operator_file(path: &Path) -> Result<String, String> {
 fn apply_var_flag(arg: &str, vars: &mut BTreeMap<String, VarValue>, diags: &mut Diagnostics) {
     let Some((name, raw)) = arg.split_once('=') else {
         diags.push(
-            Diagnostic::error(
-                "E0023",
-                format!("`--var {arg}` is not of the form NAME=VALUE"),
-            )
-            .with_help(format!(
-                "write `--var {arg}=VALUE`, or `--var 'name=text with spaces'`"
-            )),
+            Diagnostic::error("E0023", format!("`--var {arg}` is not of the form NAME=VALUE"))
+                .with_help(format!("write `--var {arg}=VALUE`, or `--var 'name=text with spaces'`")),
         );
         return;
     };
     let name = name.trim();
     if !is_identifier(name) {
         diags.push(
-            Diagnostic::error(
-                "E0023",
-                format!("`--var {arg}`: `{name}` is not a valid variable name"),
-            )
-            .with_help("variables are read as `var.NAME`, so names use `[a-z_][a-z0-9_]*`"),
+            Diagnostic::error("E0023", format!("`--var {arg}`: `{name}` is not a valid variable name"))
+                .with_help("variables are read as `var.NAME`, so names use `[a-z_][a-z0-9_]*`"),
         );
         return;
     }
@@ -899,22 +739,12 @@ fn apply_var_flag(arg: &str, vars: &mut BTreeMap<String, VarValue>, diags: &mut 
 }
 
 /// The value of `--var NAME=RAW`, typed by the variable's current value (see the module docs).
-fn parse_flag_value(
-    name: &str,
-    raw: &str,
-    current: Option<&VarValue>,
-) -> Result<VarValue, (String, Option<String>)> {
+fn parse_flag_value(name: &str, raw: &str, current: Option<&VarValue>) -> Result<VarValue, (String, Option<String>)> {
     let flow = |expected: Option<&'static str>| -> Result<VarValue, (String, Option<String>)> {
         let value: Value = serde_norway::from_str(raw).map_err(|e| {
             let full = e.to_string();
-            let message = full
-                .find(" at line ")
-                .map_or(full.as_str(), |i| &full[..i])
-                .to_owned();
-            (
-                format!("invalid YAML flow value: {message}"),
-                Some(format!("write e.g. `--var '{name}=[\"a\", \"b\"]'`")),
-            )
+            let message = full.find(" at line ").map_or(full.as_str(), |i| &full[..i]).to_owned();
+            (format!("invalid YAML flow value: {message}"), Some(format!("write e.g. `--var '{name}=[\"a\", \"b\"]'`")))
         })?;
         let mut errors = Vec::new();
         let converted = convert(&value, name, &mut errors);
@@ -923,32 +753,24 @@ fn parse_flag_value(
         }
         let converted = converted.ok_or_else(|| (format!("`{raw}` is not a value"), None))?;
         match expected {
-            Some(ty) if converted.type_name() != ty => Err((
-                format!(
-                    "`{name}` is a {ty} in the settings, but `{raw}` is a {}",
-                    converted.type_name()
-                ),
-                None,
-            )),
+            Some(ty) if converted.type_name() != ty => {
+                Err((format!("`{name}` is a {ty} in the settings, but `{raw}` is a {}", converted.type_name()), None))
+            }
             _ => Ok(converted),
         }
     };
     match current {
         None if raw.trim_start().starts_with(['[', '{']) => flow(None),
         Some(VarValue::Str(_)) | None => Ok(VarValue::Str(raw.to_owned())),
-        Some(VarValue::Int(_)) => raw.trim().parse::<i64>().map(VarValue::Int).map_err(|_| {
-            (
-                format!("`{name}` is an int in the settings, but `{raw}` is not an integer"),
-                None,
-            )
-        }),
+        Some(VarValue::Int(_)) => raw
+            .trim()
+            .parse::<i64>()
+            .map(VarValue::Int)
+            .map_err(|_| (format!("`{name}` is an int in the settings, but `{raw}` is not an integer"), None)),
         Some(VarValue::Bool(_)) => match raw.trim() {
             "true" => Ok(VarValue::Bool(true)),
             "false" => Ok(VarValue::Bool(false)),
-            _ => Err((
-                format!("`{name}` is a bool in the settings, but `{raw}` is not `true` or `false`"),
-                None,
-            )),
+            _ => Err((format!("`{name}` is a bool in the settings, but `{raw}` is not `true` or `false`"), None)),
         },
         Some(VarValue::List(_)) => flow(Some("list")),
         Some(VarValue::Map(_)) => flow(Some("map")),
@@ -995,9 +817,7 @@ fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
 /// `[a-z_][a-z0-9_]*`
 fn is_identifier(s: &str) -> bool {
     let mut bytes = s.bytes();
-    bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+    bytes.next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
@@ -1024,15 +844,11 @@ fn is_domain(s: &str) -> bool {
                 && !l.ends_with('-')
                 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
-        && labels
-            .last()
-            .is_some_and(|tld| tld.bytes().any(|b| b.is_ascii_alphabetic()))
+        && labels.last().is_some_and(|tld| tld.bytes().any(|b| b.is_ascii_alphabetic()))
 }
 
 fn is_owner_marker(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Checks an endpoint URL and returns it without a trailing slash.
@@ -1070,18 +886,11 @@ fn byte_offset(text: &str, line: usize, column: usize) -> usize {
     }
     let rest = &text[start..];
     let line_end = rest.find('\n').unwrap_or(rest.len());
-    rest[..line_end]
-        .char_indices()
-        .nth(column.saturating_sub(1))
-        .map_or(start + line_end, |(i, _)| start + i)
+    rest[..line_end].char_indices().nth(column.saturating_sub(1)).map_or(start + line_end, |(i, _)| start + i)
 }
 
 fn next_char_end(text: &str, start: usize) -> usize {
-    text[start..]
-        .chars()
-        .next()
-        .filter(|c| *c != '\n')
-        .map_or(start, |c| start + c.len_utf8())
+    text[start..].chars().next().filter(|c| *c != '\n').map_or(start, |c| start + c.len_utf8())
 }
 
 /// One non-blank, non-comment line: its byte range and indentation.
@@ -1100,11 +909,7 @@ fn content_lines(text: &str, from: usize, to: usize) -> Vec<Line> {
         let indent = line.len() - line.trim_start_matches(' ').len();
         let body = line[indent..].trim_start();
         if !body.is_empty() && !body.starts_with('#') {
-            lines.push(Line {
-                start,
-                end: start + line.len(),
-                indent,
-            });
+            lines.push(Line { start, end: start + line.len(), indent });
         }
         start = end + 1;
     }
@@ -1115,18 +920,13 @@ fn content_lines(text: &str, from: usize, to: usize) -> Vec<Line> {
 /// or end of line), returns the end of the key.
 fn key_at(text: &str, at: usize, key: &str) -> Option<usize> {
     let rest = &text[at..];
-    let len = [("", ""), ("\"", "\""), ("'", "'")]
-        .iter()
-        .find_map(|(open, close)| {
-            let inner = rest
-                .strip_prefix(open)?
-                .strip_prefix(key)?
-                .strip_prefix(close)?;
-            let after = inner.trim_start_matches([' ', '\t']);
-            let tail = after.strip_prefix(':')?;
-            (tail.is_empty() || tail.starts_with([' ', '\t', '\n', '\r', ',', '}']))
-                .then_some(open.len() + key.len() + close.len())
-        })?;
+    let len = [("", ""), ("\"", "\""), ("'", "'")].iter().find_map(|(open, close)| {
+        let inner = rest.strip_prefix(open)?.strip_prefix(key)?.strip_prefix(close)?;
+        let after = inner.trim_start_matches([' ', '\t']);
+        let tail = after.strip_prefix(':')?;
+        (tail.is_empty() || tail.starts_with([' ', '\t', '\n', '\r', ',', '}']))
+            .then_some(open.len() + key.len() + close.len())
+    })?;
     Some(at + len)
 }
 
@@ -1141,10 +941,7 @@ fn locate_key(text: &str, path: &[&str]) -> Option<(usize, usize)> {
         let column = start - line_start;
         // The key's block: the rest of its line and every following line indented deeper.
         let line_end = text[end..].find('\n').map_or(text.len(), |i| end + i);
-        let block_end = content_lines(text, line_end, to)
-            .iter()
-            .find(|l| l.indent <= column)
-            .map_or(to, |l| l.start);
+        let block_end = content_lines(text, line_end, to).iter().find(|l| l.indent <= column).map_or(to, |l| l.start);
         (from, to) = (end, block_end.max(end));
     }
     found
@@ -1153,11 +950,7 @@ fn locate_key(text: &str, path: &[&str]) -> Option<(usize, usize)> {
 /// Finds `key` as a direct child in `text[from..to]`: block style first (keys at the region's
 /// smallest column, after any `- ` list markers), then flow style (after `{` or `,`).
 fn locate_in(text: &str, from: usize, to: usize, key: &str) -> Option<(usize, usize)> {
-    let first_line = if from == 0 {
-        0
-    } else {
-        text[from..to].find('\n').map_or(to, |i| from + i + 1)
-    };
+    let first_line = if from == 0 { 0 } else { text[from..to].find('\n').map_or(to, |i| from + i + 1) };
     let keys: Vec<usize> = content_lines(text, first_line, to)
         .iter()
         .map(|l| {
@@ -1218,9 +1011,7 @@ fn second_key(text: &str, map_start: usize, key: &str) -> Option<(usize, usize)>
 /// The scalar written on the same line after a key ending at `key_end`, without a trailing
 /// comment; `None` when the value is a block or a flow collection.
 fn scalar_after_key(text: &str, key_end: usize) -> Option<(usize, usize)> {
-    let line_end = text[key_end..]
-        .find('\n')
-        .map_or(text.len(), |i| key_end + i);
+    let line_end = text[key_end..].find('\n').map_or(text.len(), |i| key_end + i);
     let after = &text[key_end..line_end];
     let colon = after.find(':')?;
     let value_start = key_end + colon + 1;
@@ -1232,8 +1023,7 @@ fn scalar_after_key(text: &str, key_end: usize) -> Option<(usize, usize)> {
     if value.is_empty() || value.starts_with(['[', '{', '|', '>']) {
         return None;
     }
-    let end_in_value = if let Some(quote) = value.chars().next().filter(|c| *c == '"' || *c == '\'')
-    {
+    let end_in_value = if let Some(quote) = value.chars().next().filter(|c| *c == '"' || *c == '\'') {
         value[1..].find(quote).map_or(value.len(), |i| i + 2)
     } else if value.contains(['}', ']']) {
         value.find([',', '}', ']']).unwrap_or(value.len())
@@ -1292,10 +1082,7 @@ owner: contoso-ml-prod
     }
 
     fn flags(vars: &[&str]) -> Overrides {
-        Overrides {
-            vars: vars.iter().map(|v| (*v).to_owned()).collect(),
-            var_files: Vec::new(),
-        }
+        Overrides { vars: vars.iter().map(|v| (*v).to_owned()).collect(), var_files: Vec::new() }
     }
 
     #[test]
@@ -1305,10 +1092,7 @@ owner: contoso-ml-prod
         let (settings, diags) = load(dir.path(), &Overrides::default(), &mut sources);
         assert!(diags.is_empty(), "{diags:?}");
         assert_eq!(settings, Settings::default());
-        assert_eq!(
-            settings.cloud.endpoints().arm,
-            "https://management.azure.com"
-        );
+        assert_eq!(settings.cloud.endpoints().arm, "https://management.azure.com");
         assert!(sources.files.is_empty());
     }
 
@@ -1324,34 +1108,21 @@ owner: contoso-ml-prod
     fn full_file_is_read_and_normalized() {
         let (settings, diags, _) = load_yaml(FULL, &Overrides::default());
         assert!(diags.is_empty(), "{diags:#?}");
-        assert_eq!(
-            settings.tenant.as_deref(),
-            Some("72f988bf-86f1-41af-91ab-2d7cd011db47")
-        );
+        assert_eq!(settings.tenant.as_deref(), Some("72f988bf-86f1-41af-91ab-2d7cd011db47"));
         assert_eq!(settings.cloud, CloudSetting::Public);
-        assert_eq!(
-            settings.subscriptions["dev"],
-            "aaaaaaaa-2222-3333-4444-555555555555"
-        );
+        assert_eq!(settings.subscriptions["dev"], "aaaaaaaa-2222-3333-4444-555555555555");
         assert_eq!(settings.policies, ["baseline"]);
         assert_eq!(settings.owner.as_deref(), Some("contoso-ml-prod"));
         assert_eq!(settings.vars["env"], s("prod"));
         assert_eq!(settings.vars["replicas"], VarValue::Int(3));
         assert_eq!(settings.vars["enabled"], VarValue::Bool(true));
-        assert_eq!(
-            settings.vars["teams"],
-            VarValue::List(vec![s("fraud"), s("risk")])
-        );
-        assert_eq!(
-            settings.vars["members"].to_string(),
-            r#"{ "fraud" = ["alice@contoso.com"], "risk" = [] }"#
-        );
+        assert_eq!(settings.vars["teams"], VarValue::List(vec![s("fraud"), s("risk")]));
+        assert_eq!(settings.vars["members"].to_string(), r#"{ "fraud" = ["alice@contoso.com"], "risk" = [] }"#);
     }
 
     #[test]
     fn tenant_may_be_a_domain() {
-        let (settings, diags, _) =
-            load_yaml("tenant: Contoso.onmicrosoft.com\n", &Overrides::default());
+        let (settings, diags, _) = load_yaml("tenant: Contoso.onmicrosoft.com\n", &Overrides::default());
         assert!(diags.is_empty(), "{diags:?}");
         assert_eq!(settings.tenant.as_deref(), Some("contoso.onmicrosoft.com"));
     }
@@ -1360,10 +1131,7 @@ owner: contoso-ml-prod
     fn named_and_custom_clouds() {
         let (settings, diags, _) = load_yaml("cloud: USGovernment\n", &Overrides::default());
         assert!(diags.is_empty());
-        assert_eq!(
-            settings.cloud.endpoints().graph,
-            "https://graph.microsoft.us"
-        );
+        assert_eq!(settings.cloud.endpoints().graph, "https://graph.microsoft.us");
         let yaml = "cloud:\n  arm: http://127.0.0.1:8443/\n  graph: https://graph.example.com\n  authority: http://localhost:9000\n";
         let (settings, diags, _) = load_yaml(yaml, &Overrides::default());
         assert!(diags.is_empty(), "{diags:#?}");
@@ -1379,25 +1147,12 @@ owner: contoso-ml-prod
 
     #[test]
     fn e0020_syntax_error_points_at_line_and_column() {
-        let (_, diags, sources) =
-            load_yaml("owner: x\nvars:\n  env: [prod\n", &Overrides::default());
+        let (_, diags, sources) = load_yaml("owner: x\nvars:\n  env: [prod\n", &Overrides::default());
         assert_eq!(codes(&diags), ["E0020"]);
         let span = diags.items[0].span().unwrap();
-        assert!(
-            sources.line_col(span.file, span.start).0 >= 3,
-            "{:?}",
-            sources.line_col(span.file, span.start)
-        );
-        assert!(
-            diags.items[0].message.starts_with("invalid YAML"),
-            "{}",
-            diags.items[0].message
-        );
-        assert!(
-            !diags.items[0].message.contains("at line"),
-            "{}",
-            diags.items[0].message
-        );
+        assert!(sources.line_col(span.file, span.start).0 >= 3, "{:?}", sources.line_col(span.file, span.start));
+        assert!(diags.items[0].message.starts_with("invalid YAML"), "{}", diags.items[0].message);
+        assert!(!diags.items[0].message.contains("at line"), "{}", diags.items[0].message);
     }
 
     #[test]
@@ -1422,8 +1177,7 @@ owner: contoso-ml-prod
         assert_eq!(codes(&diags), ["E0020"]);
         assert_eq!(underlined(&diags, &sources), "42");
         assert_eq!(diags.items[0].help.as_deref(), Some("quote it: \"42\""));
-        let (_, diags, sources) =
-            load_yaml("tenant: t.com\nsubscriptions: [a]\n", &Overrides::default());
+        let (_, diags, sources) = load_yaml("tenant: t.com\nsubscriptions: [a]\n", &Overrides::default());
         assert_eq!(codes(&diags), ["E0020"]);
         assert_eq!(underlined(&diags, &sources), "subscriptions");
     }
@@ -1433,40 +1187,20 @@ owner: contoso-ml-prod
         let yaml = "vars:\n  ratio: 0.5\n  nothing: ~\n  nested:\n    inner: [1, 2.5]\n";
         let (settings, diags, sources) = load_yaml(yaml, &Overrides::default());
         assert_eq!(codes(&diags), ["E0020", "E0020", "E0020"]);
-        let texts: Vec<&str> = diags
-            .items
-            .iter()
-            .map(|d| sources.text(d.span().unwrap()))
-            .collect();
+        let texts: Vec<&str> = diags.items.iter().map(|d| sources.text(d.span().unwrap())).collect();
         assert_eq!(texts, ["ratio", "nothing", "nested"]);
-        assert!(
-            diags.items[2].message.contains("`nested.inner[1]`"),
-            "{}",
-            diags.items[2].message
-        );
+        assert!(diags.items[2].message.contains("`nested.inner[1]`"), "{}", diags.items[2].message);
         assert!(settings.vars.is_empty());
     }
 
     #[test]
     fn e0021_unknown_key_suggests_closest() {
-        let (_, diags, sources) = load_yaml(
-            "owner: a\nsubscription:\n  prod: x\n",
-            &Overrides::default(),
-        );
+        let (_, diags, sources) = load_yaml("owner: a\nsubscription:\n  prod: x\n", &Overrides::default());
         assert_eq!(codes(&diags), ["E0021"]);
         assert_eq!(underlined(&diags, &sources), "subscription");
-        assert_eq!(
-            diags.items[0].help.as_deref(),
-            Some("did you mean `subscriptions`?")
-        );
+        assert_eq!(diags.items[0].help.as_deref(), Some("did you mean `subscriptions`?"));
         let (_, diags, _) = load_yaml("colour: red\n", &Overrides::default());
-        assert!(
-            diags.items[0]
-                .help
-                .as_deref()
-                .unwrap()
-                .starts_with("known keys:")
-        );
+        assert!(diags.items[0].help.as_deref().unwrap().starts_with("known keys:"));
     }
 
     #[test]
@@ -1475,10 +1209,7 @@ owner: contoso-ml-prod
         let (settings, diags, sources) = load_yaml(yaml, &Overrides::default());
         assert_eq!(codes(&diags), ["E0021"]);
         assert_eq!(underlined(&diags, &sources), "grpah");
-        assert_eq!(
-            diags.items[0].help.as_deref(),
-            Some("did you mean `graph`?")
-        );
+        assert_eq!(diags.items[0].help.as_deref(), Some("did you mean `graph`?"));
         assert_eq!(settings.cloud, CloudSetting::Public);
     }
 
@@ -1487,10 +1218,7 @@ owner: contoso-ml-prod
         let cases = [
             ("tenant: not a tenant\n", "not a tenant"),
             ("subscriptions:\n  prod: 1111-2222\n", "1111-2222"),
-            (
-                "subscriptions:\n  Prod: 11111111-2222-3333-4444-555555555555\n",
-                "Prod",
-            ),
+            ("subscriptions:\n  Prod: 11111111-2222-3333-4444-555555555555\n", "Prod"),
             ("owner: Contoso_ML\n", "Contoso_ML"),
             ("owner: ''\n", "''"),
             ("cloud: pubilc\n", "pubilc"),
@@ -1512,10 +1240,7 @@ owner: contoso-ml-prod
             assert_eq!(underlined(&diags, &sources), marked, "{yaml}");
         }
         let (_, diags, _) = load_yaml("cloud: pubilc\n", &Overrides::default());
-        assert_eq!(
-            diags.items[0].help.as_deref(),
-            Some("did you mean `public`?")
-        );
+        assert_eq!(diags.items[0].help.as_deref(), Some("did you mean `public`?"));
     }
 
     #[test]
@@ -1528,10 +1253,7 @@ owner: contoso-ml-prod
 
     #[test]
     fn several_errors_in_one_run() {
-        let (settings, diags, _) = load_yaml(
-            "owner: BAD\ntenant: nope\nextra: 1\n",
-            &Overrides::default(),
-        );
+        let (settings, diags, _) = load_yaml("owner: BAD\ntenant: nope\nextra: 1\n", &Overrides::default());
         assert_eq!(codes(&diags), ["E0022", "E0022", "E0021"]);
         assert_eq!(settings.owner, None);
     }
@@ -1542,11 +1264,7 @@ owner: contoso-ml-prod
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("secret.yaml"), "owner: x\n").unwrap();
         let dir = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink(
-            outside.path().join("secret.yaml"),
-            dir.path().join(FILE_NAME),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret.yaml"), dir.path().join(FILE_NAME)).unwrap();
         let mut sources = Sources::default();
         let (settings, diags) = load(dir.path(), &Overrides::default(), &mut sources);
         assert_eq!(codes(&diags), ["E0004"]);
@@ -1558,15 +1276,7 @@ owner: contoso-ml-prod
     fn var_flag_is_a_string_unless_a_collection() {
         let (settings, diags, _) = load_yaml(
             "",
-            &flags(&[
-                "env=prod",
-                "count=3",
-                "flag=true",
-                "empty=",
-                "eq=a=b",
-                "list=[a, 1]",
-                "map={k: v}",
-            ]),
+            &flags(&["env=prod", "count=3", "flag=true", "empty=", "eq=a=b", "list=[a, 1]", "map={k: v}"]),
         );
         assert!(diags.is_empty(), "{diags:#?}");
         assert_eq!(settings.vars["env"], s("prod"));
@@ -1574,22 +1284,13 @@ owner: contoso-ml-prod
         assert_eq!(settings.vars["flag"], s("true"));
         assert_eq!(settings.vars["empty"], s(""));
         assert_eq!(settings.vars["eq"], s("a=b"));
-        assert_eq!(
-            settings.vars["list"],
-            VarValue::List(vec![s("a"), VarValue::Int(1)])
-        );
-        assert_eq!(
-            settings.vars["map"],
-            VarValue::Map(BTreeMap::from([("k".to_owned(), s("v"))]))
-        );
+        assert_eq!(settings.vars["list"], VarValue::List(vec![s("a"), VarValue::Int(1)]));
+        assert_eq!(settings.vars["map"], VarValue::Map(BTreeMap::from([("k".to_owned(), s("v"))])));
     }
 
     #[test]
     fn var_flag_takes_the_type_of_the_settings_value() {
-        let (settings, diags, _) = load_yaml(
-            FULL,
-            &flags(&["replicas=5", "enabled=false", "env=[x]", "teams=[a]"]),
-        );
+        let (settings, diags, _) = load_yaml(FULL, &flags(&["replicas=5", "enabled=false", "env=[x]", "teams=[a]"]));
         assert!(diags.is_empty(), "{diags:#?}");
         assert_eq!(settings.vars["replicas"], VarValue::Int(5));
         assert_eq!(settings.vars["enabled"], VarValue::Bool(false));
@@ -1599,16 +1300,8 @@ owner: contoso-ml-prod
 
     #[test]
     fn e0023_bad_var_flags() {
-        let cases = [
-            "noequals",
-            "Bad=1",
-            "=x",
-            "replicas=many",
-            "enabled=yes",
-            "teams={a: 1}",
-            "new=[unclosed",
-            "f=[1.5]",
-        ];
+        let cases =
+            ["noequals", "Bad=1", "=x", "replicas=many", "enabled=yes", "teams={a: 1}", "new=[unclosed", "f=[1.5]"];
         for flag in cases {
             let (settings, diags, _) = load_yaml(FULL, &flags(&[flag]));
             assert_eq!(codes(&diags), ["E0023"], "{flag}: {diags:#?}");
@@ -1626,20 +1319,13 @@ owner: contoso-ml-prod
     #[test]
     fn precedence_yaml_then_files_in_order_then_flags_in_order() {
         let other = tempfile::tempdir().unwrap();
-        let first = var_file(
-            &other,
-            "a.yaml",
-            "env: from-a\nregion: from-a\nzone: from-a\n",
-        );
+        let first = var_file(&other, "a.yaml", "env: from-a\nregion: from-a\nzone: from-a\n");
         let second = var_file(&other, "b.yaml", "region: from-b\nzone: from-b\n");
         let overrides = Overrides {
             vars: vec!["zone=flag-1".to_owned(), "zone=flag-2".to_owned()],
             var_files: vec![first, second],
         };
-        let (settings, diags, _) = load_yaml(
-            "vars:\n  env: yaml\n  keep: yaml\n  members: {a: [x]}\n",
-            &overrides,
-        );
+        let (settings, diags, _) = load_yaml("vars:\n  env: yaml\n  keep: yaml\n  members: {a: [x]}\n", &overrides);
         assert!(diags.is_empty(), "{diags:#?}");
         assert_eq!(settings.vars["keep"], s("yaml"));
         assert_eq!(settings.vars["env"], s("from-a"));
@@ -1651,15 +1337,9 @@ owner: contoso-ml-prod
     fn later_source_replaces_a_map_whole() {
         let other = tempfile::tempdir().unwrap();
         let file = var_file(&other, "m.yaml", "members:\n  risk: [carol]\n");
-        let overrides = Overrides {
-            vars: Vec::new(),
-            var_files: vec![file],
-        };
+        let overrides = Overrides { vars: Vec::new(), var_files: vec![file] };
         let (settings, _, _) = load_yaml("vars:\n  members: {fraud: [alice]}\n", &overrides);
-        assert_eq!(
-            settings.vars["members"].to_string(),
-            r#"{ "risk" = ["carol"] }"#
-        );
+        assert_eq!(settings.vars["members"].to_string(), r#"{ "risk" = ["carol"] }"#);
     }
 
     #[test]
@@ -1668,15 +1348,8 @@ owner: contoso-ml-prod
         let missing = other.path().join("missing.yaml");
         let list = var_file(&other, "list.yaml", "- a\n- b\n");
         let bad_name = var_file(&other, "name.yaml", "good: 1\nBad-Name: 2\n");
-        for (path, underline) in [
-            (missing, None),
-            (list, Some("- a\n- b\n")),
-            (bad_name, Some("Bad-Name")),
-        ] {
-            let overrides = Overrides {
-                vars: Vec::new(),
-                var_files: vec![path.clone()],
-            };
+        for (path, underline) in [(missing, None), (list, Some("- a\n- b\n")), (bad_name, Some("Bad-Name"))] {
+            let overrides = Overrides { vars: Vec::new(), var_files: vec![path.clone()] };
             let (_, diags, sources) = load_yaml("", &overrides);
             assert_eq!(codes(&diags), ["E0024"], "{}: {diags:#?}", path.display());
             assert_eq!(diags.items[0].span().map(|s| sources.text(s)), underline);
@@ -1687,10 +1360,7 @@ owner: contoso-ml-prod
     fn var_file_syntax_error_points_into_that_file() {
         let other = tempfile::tempdir().unwrap();
         let file = var_file(&other, "v.yaml", "env: prod\nteams: [a\n");
-        let overrides = Overrides {
-            vars: Vec::new(),
-            var_files: vec![file.clone()],
-        };
+        let overrides = Overrides { vars: Vec::new(), var_files: vec![file.clone()] };
         let (_, diags, sources) = load_yaml("owner: a\n", &overrides);
         assert_eq!(codes(&diags), ["E0020"]);
         let span = diags.items[0].span().unwrap();
@@ -1702,9 +1372,7 @@ owner: contoso-ml-prod
         let (settings, diags, sources) = load_yaml(FULL, &Overrides::default());
         assert!(diags.is_empty());
         let at = |path: &[&str]| {
-            settings
-                .span_of(&sources, path)
-                .map(|s| (sources.text(s), sources.line_col(s.file, s.start)))
+            settings.span_of(&sources, path).map(|s| (sources.text(s), sources.line_col(s.file, s.start)))
         };
         assert_eq!(at(&["owner"]), Some(("owner", (13, 1))));
         assert_eq!(at(&["subscriptions", "dev"]), Some(("dev", (5, 3))));
@@ -1714,20 +1382,9 @@ owner: contoso-ml-prod
         let text = "vars:\n  a:\n    env: x\n  env: y\n  'quoted': z\n";
         let mut sources = Sources::default();
         let file = sources.add(FILE_NAME, PathBuf::new(), text);
-        let settings = Settings {
-            file: Some(file),
-            ..Settings::default()
-        };
-        let line = |path: &[&str]| {
-            settings
-                .span_of(&sources, path)
-                .map(|s| sources.line_col(file, s.start).0)
-        };
-        assert_eq!(
-            line(&["vars", "env"]),
-            Some(4),
-            "a direct child, not the nested one"
-        );
+        let settings = Settings { file: Some(file), ..Settings::default() };
+        let line = |path: &[&str]| settings.span_of(&sources, path).map(|s| sources.line_col(file, s.start).0);
+        assert_eq!(line(&["vars", "env"]), Some(4), "a direct child, not the nested one");
         assert_eq!(line(&["vars", "a", "env"]), Some(3));
         assert_eq!(line(&["vars", "quoted"]), Some(5));
     }
@@ -1735,35 +1392,24 @@ owner: contoso-ml-prod
     #[test]
     fn shipped_examples_load_cleanly() {
         for example in ["contoso-ml", "quickstart"] {
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("examples")
-                .join(example);
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(example);
             let mut sources = Sources::default();
             let (settings, diags) = load(&dir, &Overrides::default(), &mut sources);
             assert!(diags.is_empty(), "{example}: {diags:#?}");
-            assert!(
-                settings.tenant.is_some() && settings.owner.is_some(),
-                "{example}"
-            );
+            assert!(settings.tenant.is_some() && settings.owner.is_some(), "{example}");
         }
     }
 
     #[test]
     fn span_of_without_settings_file_is_none() {
-        assert_eq!(
-            Settings::default().span_of(&Sources::default(), &["owner"]),
-            None
-        );
+        assert_eq!(Settings::default().span_of(&Sources::default(), &["owner"]), None);
     }
 
     #[test]
     fn byte_offset_counts_characters() {
         let text = "a: é\nbé: [x\n";
         assert_eq!(byte_offset(text, 2, 1), 6);
-        assert_eq!(
-            &text[byte_offset(text, 2, 3)..=byte_offset(text, 2, 3)],
-            ":"
-        );
+        assert_eq!(&text[byte_offset(text, 2, 3)..=byte_offset(text, 2, 3)], ":");
         assert_eq!(byte_offset(text, 9, 1), text.len());
     }
 }

@@ -110,12 +110,17 @@ pub fn load_dir(dir: &Path, sources: &mut Sources) -> Diagnostics {
     let canonical_dir = match dir.canonicalize() {
         Ok(d) if d.is_dir() => d,
         Ok(_) => {
-            diags.push(Diagnostic::error("E0001", format!("`{}` is not a directory", dir.display()))
-                .with_help("pass the configuration directory, the one holding the `.mlp` files"));
+            diags.push(
+                Diagnostic::error("E0001", format!("`{}` is not a directory", dir.display()))
+                    .with_help("pass the configuration directory, the one holding the `.mlp` files"),
+            );
             return diags;
         }
         Err(e) => {
-            diags.push(Diagnostic::error("E0001", format!("cannot open configuration directory `{}`: {e}", dir.display())));
+            diags.push(Diagnostic::error(
+                "E0001",
+                format!("cannot open configuration directory `{}`: {e}", dir.display()),
+            ));
             return diags;
         }
     };
@@ -156,13 +161,14 @@ pub fn load_dir(dir: &Path, sources: &mut Sources) -> Diagnostics {
 /// lies outside `dir` (configurations are untrusted input).
 pub fn read_inside(canonical_dir: &Path, path: &Path) -> Result<String, Box<Diagnostic>> {
     let shown = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let real = path
-        .canonicalize()
-        .map_err(|e| Box::new(Diagnostic::error("E0003", format!("cannot read `{shown}`: {e}"))))?;
+    let real =
+        path.canonicalize().map_err(|e| Box::new(Diagnostic::error("E0003", format!("cannot read `{shown}`: {e}"))))?;
     if !real.starts_with(canonical_dir) {
         return Err(Box::new(
             Diagnostic::error("E0004", format!("`{shown}` links to a file outside the configuration directory"))
-                .with_help("configurations are read from their own directory only; copy the file in instead of linking it"),
+                .with_help(
+                    "configurations are read from their own directory only; copy the file in instead of linking it",
+                ),
         ));
     }
     let meta = std::fs::metadata(&real)
@@ -173,7 +179,10 @@ pub fn read_inside(canonical_dir: &Path, path: &Path) -> Result<String, Box<Diag
     if meta.len() > MAX_FILE_BYTES {
         return Err(Box::new(Diagnostic::error(
             "E0005",
-            format!("`{shown}` is {} bytes, more than the {MAX_FILE_BYTES} bytes a configuration file may hold", meta.len()),
+            format!(
+                "`{shown}` is {} bytes, more than the {MAX_FILE_BYTES} bytes a configuration file may hold",
+                meta.len()
+            ),
         )));
     }
     let bytes = std::fs::read(&real)

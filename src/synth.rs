@@ -17,10 +17,8 @@ pub const TEAMS_PER_WORKSPACE: usize = 10;
 /// `user(...)` members of each team's group.
 pub const MEMBERS_PER_GROUP: usize = 20;
 
-const SUBSCRIPTIONS: [(&str, &str); 2] = [
-    ("synth_a", "5d1c8e3a-7f24-4b90-a6e1-0c9b2f4d7e15"),
-    ("synth_b", "e83f0b6d-21c9-4a57-9d3e-b4a6c1f05e72"),
-];
+const SUBSCRIPTIONS: [(&str, &str); 2] =
+    [("synth_a", "5d1c8e3a-7f24-4b90-a6e1-0c9b2f4d7e15"), ("synth_b", "e83f0b6d-21c9-4a57-9d3e-b4a6c1f05e72")];
 
 /// The files of a configuration with `teams` teams, as `(file name, text)`, sorted by name:
 /// `mlpolicy.yaml`, then `teams-NNN.mlp` files.
@@ -30,10 +28,7 @@ pub fn generate(teams: usize) -> Vec<(String, String)> {
     for file in 0..file_count {
         let first = file * TEAMS_PER_FILE;
         let last = (first + TEAMS_PER_FILE).min(teams);
-        files.push((
-            format!("teams-{file:03}.mlp"),
-            teams_file(file, first..last),
-        ));
+        files.push((format!("teams-{file:03}.mlp"), teams_file(file, first..last)));
     }
     files
 }
@@ -125,10 +120,7 @@ mod tests {
     use super::*;
 
     fn count(files: &[(String, String)], needle: &str) -> usize {
-        files
-            .iter()
-            .map(|(_, text)| text.matches(needle).count())
-            .sum()
+        files.iter().map(|(_, text)| text.matches(needle).count()).sum()
     }
 
     #[test]
@@ -169,11 +161,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), 3).unwrap();
         let mut sources = crate::source::Sources::default();
-        let (settings, diags) = crate::settings::load(
-            dir.path(),
-            &crate::settings::Overrides::default(),
-            &mut sources,
-        );
+        let (settings, diags) = crate::settings::load(dir.path(), &crate::settings::Overrides::default(), &mut sources);
         assert!(diags.is_empty(), "{diags:#?}");
         assert_eq!(settings.subscriptions.len(), 2);
         let diags = crate::source::load_dir(dir.path(), &mut sources);

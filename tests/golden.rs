@@ -16,7 +16,9 @@ fn every_diagnostic_case_renders_its_code() {
         args.extend(extra.split_whitespace());
         let run = mlpolicy(&dir, &args);
         assert!(
-            run.stderr.contains(&format!("[{code}]")) || run.stderr.contains(&format!("{code}:")) || run.stderr.contains(code),
+            run.stderr.contains(&format!("[{code}]"))
+                || run.stderr.contains(&format!("{code}:"))
+                || run.stderr.contains(code),
             "case {name} does not report {code}:\n{}",
             run.transcript()
         );

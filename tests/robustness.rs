@@ -14,7 +14,8 @@ fn compile_text(text: &str) {
     let _ = mlpolicy::fmt::format(&file, text);
     let mut vars = BTreeMap::new();
     vars.insert("env".to_owned(), mlpolicy::model::Value::Str("prod".into()));
-    let subs: BTreeMap<String, String> = [("prod".to_owned(), "11111111-1111-1111-1111-111111111111".to_owned())].into();
+    let subs: BTreeMap<String, String> =
+        [("prod".to_owned(), "11111111-1111-1111-1111-111111111111".to_owned())].into();
     let (resolved, _) = mlpolicy::resolve::resolve(std::slice::from_ref(&file), &vars, &subs);
     let _ = mlpolicy::check::check_policies(&resolved.policies, &vars, &HashSet::new());
     let (model, _) = mlpolicy::check::check(&resolved.decls, &HashSet::new());

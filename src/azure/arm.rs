@@ -21,8 +21,8 @@ use super::{
     http::{Call, backoff_delay, jitter},
     lro::{self, LroKind},
     model::{
-        FederatedCredential, FederatedCredentialProperties, Page, ResourceGroup, RoleAssignment,
-        RoleDefinition, UserAssignedIdentity, Workspace,
+        FederatedCredential, FederatedCredentialProperties, Page, ResourceGroup, RoleAssignment, RoleDefinition,
+        UserAssignedIdentity, Workspace,
     },
 };
 
@@ -39,8 +39,7 @@ const MAX_PAGES: usize = 10_000;
 
 /// ARM ids are case-insensitive and may differ in a trailing slash.
 pub fn arm_id_eq(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/')
-        .eq_ignore_ascii_case(b.trim_end_matches('/'))
+    a.trim_end_matches('/').eq_ignore_ascii_case(b.trim_end_matches('/'))
 }
 
 /// Lower-case id with one leading `/` and no trailing `/`, for map keys.
@@ -55,16 +54,8 @@ pub fn last_segment(id: &str) -> &str {
 
 /// Deterministic assignment name: `UUIDv5` over `lowercase(scope) + principalId + roleGuid`.
 pub fn role_assignment_name(scope: &str, principal_id: &str, role_guid: &str) -> Uuid {
-    let namespace = Uuid::new_v5(
-        &Uuid::NAMESPACE_URL,
-        b"https://mlpolicy.dev/role-assignment",
-    );
-    let key = format!(
-        "{}{}{}",
-        canonical_id(scope),
-        principal_id.to_ascii_lowercase(),
-        role_guid.to_ascii_lowercase()
-    );
+    let namespace = Uuid::new_v5(&Uuid::NAMESPACE_URL, b"https://mlpolicy.dev/role-assignment");
+    let key = format!("{}{}{}", canonical_id(scope), principal_id.to_ascii_lowercase(), role_guid.to_ascii_lowercase());
     Uuid::new_v5(&namespace, key.as_bytes())
 }
 
@@ -133,9 +124,7 @@ impl RoleCatalog {
         let mut catalog = Self::default();
         for def in definitions {
             let guid = last_segment(&def.id).to_ascii_lowercase();
-            catalog
-                .by_name
-                .insert(def.properties.role_name.to_ascii_lowercase(), guid.clone());
+            catalog.by_name.insert(def.properties.role_name.to_ascii_lowercase(), guid.clone());
             catalog.by_guid.insert(guid, def);
         }
         catalog
@@ -143,14 +132,12 @@ impl RoleCatalog {
 
     /// Definition by role name (case-insensitive).
     pub fn by_name(&self, name: &str) -> Option<&RoleDefinition> {
-        self.by_guid
-            .get(self.by_name.get(&name.to_ascii_lowercase())?)
+        self.by_guid.get(self.by_name.get(&name.to_ascii_lowercase())?)
     }
 
     /// Definition by GUID or full id.
     pub fn by_guid(&self, guid_or_id: &str) -> Option<&RoleDefinition> {
-        self.by_guid
-            .get(&last_segment(guid_or_id).to_ascii_lowercase())
+        self.by_guid.get(&last_segment(guid_or_id).to_ascii_lowercase())
     }
 
     /// All definitions.
@@ -180,13 +167,7 @@ pub(crate) fn set_query(url: &mut Url, pairs: &[(&str, &str)]) {
     }
     let query = pairs
         .iter()
-        .map(|(k, v)| {
-            format!(
-                "{}={}",
-                encode_component(k).replace("%24", "$"),
-                encode_component(v)
-            )
-        })
+        .map(|(k, v)| format!("{}={}", encode_component(k).replace("%24", "$"), encode_component(v)))
         .collect::<Vec<_>>()
         .join("&");
     url.set_query(Some(&query));
@@ -202,25 +183,11 @@ fn scope_path(scope: &str) -> String {
 }
 
 impl AzureClient {
-    pub(crate) fn arm_url(
-        &self,
-        path: &str,
-        api_version: &str,
-        extra: &[(&str, &str)],
-    ) -> Result<Url, AzureError> {
+    pub(crate) fn arm_url(&self, path: &str, api_version: &str, extra: &[(&str, &str)]) -> Result<Url, AzureError> {
         let base = self.core().cloud.arm_base();
-        let raw = format!(
-            "{}{}",
-            base.as_str().trim_end_matches('/'),
-            scope_path(path)
-        );
-        let mut url = Url::parse(&raw).map_err(|e| {
-            AzureError::local(
-                "build ARM URL",
-                "InvalidUrl",
-                format!("invalid URL `{raw}`: {e}"),
-            )
-        })?;
+        let raw = format!("{}{}", base.as_str().trim_end_matches('/'), scope_path(path));
+        let mut url = Url::parse(&raw)
+            .map_err(|e| AzureError::local("build ARM URL", "InvalidUrl", format!("invalid URL `{raw}`: {e}")))?;
         let mut pairs = vec![("api-version", api_version)];
         pairs.extend_from_slice(extra);
         set_query(&mut url, &pairs);
@@ -240,32 +207,17 @@ impl AzureClient {
         while let Some(url) = next.take() {
             seen += 1;
             if seen > MAX_PAGES {
-                return Err(AzureError::local(
-                    op,
-                    "TooManyPages",
-                    format!("more than {MAX_PAGES} pages"),
-                ));
+                return Err(AzureError::local(op, "TooManyPages", format!("more than {MAX_PAGES} pages")));
             }
-            let resp = self
-                .core()
-                .send_ok(Call::new(audience, Method::GET, url.clone(), op))
-                .await?;
+            let resp = self.core().send_ok(Call::new(audience, Method::GET, url.clone(), op)).await?;
             let page: Page<T> = resp.json(op)?;
             items.extend(page.value);
             if let Some(link) = page.next_link.filter(|l| !l.is_empty()) {
                 let parsed = Url::parse(&link).map_err(|e| {
-                    AzureError::local(
-                        op,
-                        "MalformedResponse",
-                        format!("invalid next link `{link}`: {e}"),
-                    )
+                    AzureError::local(op, "MalformedResponse", format!("invalid next link `{link}`: {e}"))
                 })?;
                 if parsed == url {
-                    return Err(AzureError::local(
-                        op,
-                        "MalformedResponse",
-                        "the next link repeats the current page",
-                    ));
+                    return Err(AzureError::local(op, "MalformedResponse", "the next link repeats the current page"));
                 }
                 next = Some(parsed);
             }
@@ -273,15 +225,8 @@ impl AzureClient {
         Ok(items)
     }
 
-    async fn arm_get_opt<T: DeserializeOwned>(
-        &self,
-        url: Url,
-        op: &str,
-    ) -> Result<Option<T>, AzureError> {
-        let resp = self
-            .core()
-            .send(Call::new(Audience::Arm, Method::GET, url, op))
-            .await?;
+    async fn arm_get_opt<T: DeserializeOwned>(&self, url: Url, op: &str) -> Result<Option<T>, AzureError> {
+        let resp = self.core().send(Call::new(Audience::Arm, Method::GET, url, op)).await?;
         match resp.status {
             404 => Ok(None),
             _ if resp.ok() => resp.json(op).map(Some),
@@ -295,19 +240,13 @@ impl AzureClient {
         body: &serde_json::Value,
         op: &str,
     ) -> Result<T, AzureError> {
-        let resp = self
-            .core()
-            .send_ok(Call::new(Audience::Arm, Method::PUT, url, op).body(body))
-            .await?;
+        let resp = self.core().send_ok(Call::new(Audience::Arm, Method::PUT, url, op).body(body)).await?;
         resp.json(op)
     }
 
     /// DELETE; true when something was deleted (200/202), false for 204/404.
     async fn arm_delete(&self, url: Url, op: &str) -> Result<bool, AzureError> {
-        let resp = self
-            .core()
-            .send(Call::new(Audience::Arm, Method::DELETE, url, op))
-            .await?;
+        let resp = self.core().send(Call::new(Audience::Arm, Method::DELETE, url, op)).await?;
         match resp.status {
             204 | 404 => Ok(false),
             _ if resp.ok() => Ok(true),
@@ -323,13 +262,8 @@ impl AzureClient {
         subscription: &str,
         name: &str,
     ) -> Result<Option<ResourceGroup>, AzureError> {
-        let url = self.arm_url(
-            &format!("/subscriptions/{subscription}/resourcegroups/{name}"),
-            API_RESOURCES,
-            &[],
-        )?;
-        self.arm_get_opt(url, &format!("read resource group {name}"))
-            .await
+        let url = self.arm_url(&format!("/subscriptions/{subscription}/resourcegroups/{name}"), API_RESOURCES, &[])?;
+        self.arm_get_opt(url, &format!("read resource group {name}")).await
     }
 
     /// Creates or updates a resource group (synchronous; `location` is immutable).
@@ -340,36 +274,15 @@ impl AzureClient {
         location: &str,
         tags: &std::collections::BTreeMap<String, String>,
     ) -> Result<ResourceGroup, AzureError> {
-        let url = self.arm_url(
-            &format!("/subscriptions/{subscription}/resourcegroups/{name}"),
-            API_RESOURCES,
-            &[],
-        )?;
+        let url = self.arm_url(&format!("/subscriptions/{subscription}/resourcegroups/{name}"), API_RESOURCES, &[])?;
         let body = serde_json::json!({ "location": location, "tags": tags });
-        self.arm_put(
-            url,
-            &body,
-            &format!("create or update resource group {name}"),
-        )
-        .await
+        self.arm_put(url, &body, &format!("create or update resource group {name}")).await
     }
 
     /// All resource groups of a subscription.
-    pub async fn list_resource_groups(
-        &self,
-        subscription: &str,
-    ) -> Result<Vec<ResourceGroup>, AzureError> {
-        let url = self.arm_url(
-            &format!("/subscriptions/{subscription}/resourcegroups"),
-            API_RESOURCES,
-            &[],
-        )?;
-        self.list_pages(
-            Audience::Arm,
-            url,
-            &format!("list resource groups in subscription {subscription}"),
-        )
-        .await
+    pub async fn list_resource_groups(&self, subscription: &str) -> Result<Vec<ResourceGroup>, AzureError> {
+        let url = self.arm_url(&format!("/subscriptions/{subscription}/resourcegroups"), API_RESOURCES, &[])?;
+        self.list_pages(Audience::Arm, url, &format!("list resource groups in subscription {subscription}")).await
     }
 
     // ---- ML workspaces ---------------------------------------------------------------------
@@ -387,12 +300,7 @@ impl AzureClient {
             API_ML,
             &[],
         )?;
-        self.list_pages(
-            Audience::Arm,
-            url,
-            &format!("list ML workspaces in subscription {subscription}"),
-        )
-        .await
+        self.list_pages(Audience::Arm, url, &format!("list ML workspaces in subscription {subscription}")).await
     }
 
     /// One workspace; `None` when missing.
@@ -403,8 +311,7 @@ impl AzureClient {
         name: &str,
     ) -> Result<Option<Workspace>, AzureError> {
         let url = self.arm_url(&Self::workspace_path(subscription, rg, name), API_ML, &[])?;
-        self.arm_get_opt(url, &format!("read ML workspace {name}"))
-            .await
+        self.arm_get_opt(url, &format!("read ML workspace {name}")).await
     }
 
     /// Creates or updates a workspace (LRO) and returns it as finally provisioned.
@@ -415,15 +322,7 @@ impl AzureClient {
         name: &str,
         body: &serde_json::Value,
     ) -> Result<Workspace, AzureError> {
-        self.workspace_write(
-            Method::PUT,
-            subscription,
-            rg,
-            name,
-            body,
-            "create or update",
-        )
-        .await
+        self.workspace_write(Method::PUT, subscription, rg, name, body, "create or update").await
     }
 
     /// Patches a workspace (LRO) and returns it as finally provisioned.
@@ -434,8 +333,7 @@ impl AzureClient {
         name: &str,
         body: &serde_json::Value,
     ) -> Result<Workspace, AzureError> {
-        self.workspace_write(Method::PATCH, subscription, rg, name, body, "update")
-            .await
+        self.workspace_write(Method::PATCH, subscription, rg, name, body, "update").await
     }
 
     async fn workspace_write(
@@ -449,27 +347,11 @@ impl AzureClient {
     ) -> Result<Workspace, AzureError> {
         let op = format!("{verb} ML workspace {name}");
         let url = self.arm_url(&Self::workspace_path(subscription, rg, name), API_ML, &[])?;
-        let initial = self
-            .core()
-            .send(Call::new(Audience::Arm, method, url.clone(), &op).body(body))
-            .await?;
-        let done = lro::complete(
-            self.core(),
-            &self.inner.lro,
-            &op,
-            initial,
-            &url,
-            LroKind::Write,
-        )
-        .await?;
+        let initial = self.core().send(Call::new(Audience::Arm, method, url.clone(), &op).body(body)).await?;
+        let done = lro::complete(self.core(), &self.inner.lro, &op, initial, &url, LroKind::Write).await?;
         let value = done.unwrap_or(serde_json::Value::Null);
-        serde_json::from_value(value).map_err(|e| {
-            AzureError::local(
-                &op,
-                "MalformedResponse",
-                format!("unexpected workspace body: {e}"),
-            )
-        })
+        serde_json::from_value(value)
+            .map_err(|e| AzureError::local(&op, "MalformedResponse", format!("unexpected workspace body: {e}")))
     }
 
     /// Deletes a workspace (LRO); `force_to_purge` skips soft delete so the name can be reused.
@@ -482,28 +364,13 @@ impl AzureClient {
         force_to_purge: bool,
     ) -> Result<bool, AzureError> {
         let op = format!("delete ML workspace {name}");
-        let extra: &[(&str, &str)] = if force_to_purge {
-            &[("forceToPurge", "true")]
-        } else {
-            &[]
-        };
+        let extra: &[(&str, &str)] = if force_to_purge { &[("forceToPurge", "true")] } else { &[] };
         let url = self.arm_url(&Self::workspace_path(subscription, rg, name), API_ML, extra)?;
-        let initial = self
-            .core()
-            .send(Call::new(Audience::Arm, Method::DELETE, url.clone(), &op))
-            .await?;
+        let initial = self.core().send(Call::new(Audience::Arm, Method::DELETE, url.clone(), &op)).await?;
         match initial.status {
             204 | 404 => Ok(false),
             _ => {
-                lro::complete(
-                    self.core(),
-                    &self.inner.lro,
-                    &op,
-                    initial,
-                    &url,
-                    LroKind::Delete,
-                )
-                .await?;
+                lro::complete(self.core(), &self.inner.lro, &op, initial, &url, LroKind::Delete).await?;
                 Ok(true)
             }
         }
@@ -527,12 +394,7 @@ impl AzureClient {
             API_MANAGED_IDENTITY,
             &[],
         )?;
-        self.list_pages(
-            Audience::Arm,
-            url,
-            &format!("list managed identities in subscription {subscription}"),
-        )
-        .await
+        self.list_pages(Audience::Arm, url, &format!("list managed identities in subscription {subscription}")).await
     }
 
     /// One identity; `None` when missing.
@@ -542,13 +404,8 @@ impl AzureClient {
         rg: &str,
         name: &str,
     ) -> Result<Option<UserAssignedIdentity>, AzureError> {
-        let url = self.arm_url(
-            &Self::identity_path(subscription, rg, name),
-            API_MANAGED_IDENTITY,
-            &[],
-        )?;
-        self.arm_get_opt(url, &format!("read managed identity {name}"))
-            .await
+        let url = self.arm_url(&Self::identity_path(subscription, rg, name), API_MANAGED_IDENTITY, &[])?;
+        self.arm_get_opt(url, &format!("read managed identity {name}")).await
     }
 
     /// Creates or updates an identity (synchronous).
@@ -560,18 +417,9 @@ impl AzureClient {
         location: &str,
         tags: &std::collections::BTreeMap<String, String>,
     ) -> Result<UserAssignedIdentity, AzureError> {
-        let url = self.arm_url(
-            &Self::identity_path(subscription, rg, name),
-            API_MANAGED_IDENTITY,
-            &[],
-        )?;
+        let url = self.arm_url(&Self::identity_path(subscription, rg, name), API_MANAGED_IDENTITY, &[])?;
         let body = serde_json::json!({ "location": location, "tags": tags });
-        self.arm_put(
-            url,
-            &body,
-            &format!("create or update managed identity {name}"),
-        )
-        .await
+        self.arm_put(url, &body, &format!("create or update managed identity {name}")).await
     }
 
     /// Deletes an identity; false when it did not exist.
@@ -581,13 +429,8 @@ impl AzureClient {
         rg: &str,
         name: &str,
     ) -> Result<bool, AzureError> {
-        let url = self.arm_url(
-            &Self::identity_path(subscription, rg, name),
-            API_MANAGED_IDENTITY,
-            &[],
-        )?;
-        self.arm_delete(url, &format!("delete managed identity {name}"))
-            .await
+        let url = self.arm_url(&Self::identity_path(subscription, rg, name), API_MANAGED_IDENTITY, &[])?;
+        self.arm_delete(url, &format!("delete managed identity {name}")).await
     }
 
     // ---- federated identity credentials ----------------------------------------------------
@@ -601,24 +444,14 @@ impl AzureClient {
     }
 
     /// FICs of one identity (`identity_id` is the UAI's ARM id).
-    pub async fn list_federated_credentials(
-        &self,
-        identity_id: &str,
-    ) -> Result<Vec<FederatedCredential>, AzureError> {
+    pub async fn list_federated_credentials(&self, identity_id: &str) -> Result<Vec<FederatedCredential>, AzureError> {
         let url = self.arm_url(
             &format!("{}/federatedIdentityCredentials", scope_path(identity_id)),
             API_MANAGED_IDENTITY,
             &[],
         )?;
-        self.list_pages(
-            Audience::Arm,
-            url,
-            &format!(
-                "list federated credentials of {}",
-                last_segment(identity_id)
-            ),
-        )
-        .await
+        self.list_pages(Audience::Arm, url, &format!("list federated credentials of {}", last_segment(identity_id)))
+            .await
     }
 
     /// Creates or updates a FIC; writes to one identity are serialised, and a 409 from a
@@ -629,15 +462,9 @@ impl AzureClient {
         name: &str,
         properties: &FederatedCredentialProperties,
     ) -> Result<FederatedCredential, AzureError> {
-        let op = format!(
-            "create or update federated credential {name} on {}",
-            last_segment(identity_id)
-        );
+        let op = format!("create or update federated credential {name} on {}", last_segment(identity_id));
         let url = self.arm_url(
-            &format!(
-                "{}/federatedIdentityCredentials/{name}",
-                scope_path(identity_id)
-            ),
+            &format!("{}/federatedIdentityCredentials/{name}", scope_path(identity_id)),
             API_MANAGED_IDENTITY,
             &[],
         )?;
@@ -646,44 +473,23 @@ impl AzureClient {
         let _guard = lock.lock().await;
         self.fic_write(Method::PUT, url, Some(&body), &op)
             .await?
-            .map_or_else(
-                || {
-                    Err(AzureError::local(
-                        &op,
-                        "MalformedResponse",
-                        "empty response",
-                    ))
-                },
-                |resp| resp.json(&op),
-            )
+            .map_or_else(|| Err(AzureError::local(&op, "MalformedResponse", "empty response")), |resp| resp.json(&op))
     }
 
     /// Deletes a FIC; false when it did not exist.
-    pub async fn delete_federated_credential(
-        &self,
-        identity_id: &str,
-        name: &str,
-    ) -> Result<bool, AzureError> {
-        let op = format!(
-            "delete federated credential {name} on {}",
-            last_segment(identity_id)
-        );
+    pub async fn delete_federated_credential(&self, identity_id: &str, name: &str) -> Result<bool, AzureError> {
+        let op = format!("delete federated credential {name} on {}", last_segment(identity_id));
         let url = self.arm_url(
-            &format!(
-                "{}/federatedIdentityCredentials/{name}",
-                scope_path(identity_id)
-            ),
+            &format!("{}/federatedIdentityCredentials/{name}", scope_path(identity_id)),
             API_MANAGED_IDENTITY,
             &[],
         )?;
         let lock = self.fic_lock(identity_id);
         let _guard = lock.lock().await;
-        Ok(
-            match self.fic_write(Method::DELETE, url, None, &op).await? {
-                Some(resp) => resp.status != 204,
-                None => false,
-            },
-        )
+        Ok(match self.fic_write(Method::DELETE, url, None, &op).await? {
+            Some(resp) => resp.status != 204,
+            None => false,
+        })
     }
 
     async fn fic_write(
@@ -710,9 +516,7 @@ impl AzureClient {
             }
             if resp.status == 409 && attempt < policy.max_attempts {
                 let delay = backoff_delay(attempt, policy, jitter());
-                self.log(&format!(
-                    "{op}: 409 concurrent write on the identity; retrying in {delay:?}"
-                ));
+                self.log(&format!("{op}: 409 concurrent write on the identity; retrying in {delay:?}"));
                 tokio::time::sleep(delay).await;
                 continue;
             }
@@ -723,24 +527,13 @@ impl AzureClient {
     // ---- role definitions ------------------------------------------------------------------
 
     /// Role definitions applicable at `scope` (built-ins and custom roles at or above it).
-    pub async fn list_role_definitions(
-        &self,
-        scope: &str,
-    ) -> Result<Vec<RoleDefinition>, AzureError> {
+    pub async fn list_role_definitions(&self, scope: &str) -> Result<Vec<RoleDefinition>, AzureError> {
         let url = self.arm_url(
-            &format!(
-                "{}/providers/Microsoft.Authorization/roleDefinitions",
-                scope_path(scope)
-            ),
+            &format!("{}/providers/Microsoft.Authorization/roleDefinitions", scope_path(scope)),
             API_AUTHORIZATION,
             &[],
         )?;
-        self.list_pages(
-            Audience::Arm,
-            url,
-            &format!("list role definitions at {scope}"),
-        )
-        .await
+        self.list_pages(Audience::Arm, url, &format!("list role definitions at {scope}")).await
     }
 
     /// The subscription's role definitions, listed once and cached for the client's lifetime.
@@ -750,22 +543,16 @@ impl AzureClient {
         if let Some(c) = cache.get(&key) {
             return Ok(c.clone());
         }
-        let defs = self
-            .list_role_definitions(&format!("/subscriptions/{subscription}"))
-            .await?;
+        let defs = self.list_role_definitions(&format!("/subscriptions/{subscription}")).await?;
         let catalog = Arc::new(RoleCatalog::new(defs));
         cache.insert(key, catalog.clone());
         Ok(catalog)
     }
 
     /// One role definition by full id; `None` when missing.
-    pub async fn get_role_definition(
-        &self,
-        id: &str,
-    ) -> Result<Option<RoleDefinition>, AzureError> {
+    pub async fn get_role_definition(&self, id: &str) -> Result<Option<RoleDefinition>, AzureError> {
         let url = self.arm_url(id, API_AUTHORIZATION, &[])?;
-        self.arm_get_opt(url, &format!("read role definition {}", last_segment(id)))
-            .await
+        self.arm_get_opt(url, &format!("read role definition {}", last_segment(id))).await
     }
 
     // ---- role assignments ------------------------------------------------------------------
@@ -776,39 +563,21 @@ impl AzureClient {
         subscription: &str,
     ) -> Result<Vec<RoleAssignment>, AzureError> {
         let url = self.arm_url(
-            &format!(
-                "/subscriptions/{subscription}/providers/Microsoft.Authorization/roleAssignments"
-            ),
+            &format!("/subscriptions/{subscription}/providers/Microsoft.Authorization/roleAssignments"),
             API_AUTHORIZATION,
             &[],
         )?;
-        self.list_pages(
-            Audience::Arm,
-            url,
-            &format!("list role assignments in subscription {subscription}"),
-        )
-        .await
+        self.list_pages(Audience::Arm, url, &format!("list role assignments in subscription {subscription}")).await
     }
 
     /// Assignments at `scope` or inherited from above it (`$filter=atScope()`).
-    pub async fn list_role_assignments_at_scope(
-        &self,
-        scope: &str,
-    ) -> Result<Vec<RoleAssignment>, AzureError> {
+    pub async fn list_role_assignments_at_scope(&self, scope: &str) -> Result<Vec<RoleAssignment>, AzureError> {
         let url = self.arm_url(
-            &format!(
-                "{}/providers/Microsoft.Authorization/roleAssignments",
-                scope_path(scope)
-            ),
+            &format!("{}/providers/Microsoft.Authorization/roleAssignments", scope_path(scope)),
             API_AUTHORIZATION,
             &[("$filter", "atScope()")],
         )?;
-        self.list_pages(
-            Audience::Arm,
-            url,
-            &format!("list role assignments at {scope}"),
-        )
-        .await
+        self.list_pages(Audience::Arm, url, &format!("list role assignments at {scope}")).await
     }
 
     /// A principal's assignments at, above or below `scope`.
@@ -819,36 +588,23 @@ impl AzureClient {
     ) -> Result<Vec<RoleAssignment>, AzureError> {
         let filter = format!("principalId eq {}", odata_quote(principal_id));
         let url = self.arm_url(
-            &format!(
-                "{}/providers/Microsoft.Authorization/roleAssignments",
-                scope_path(scope)
-            ),
+            &format!("{}/providers/Microsoft.Authorization/roleAssignments", scope_path(scope)),
             API_AUTHORIZATION,
             &[("$filter", &filter)],
         )?;
-        self.list_pages(
-            Audience::Arm,
-            url,
-            &format!("list role assignments of {principal_id} under {scope}"),
-        )
-        .await
+        self.list_pages(Audience::Arm, url, &format!("list role assignments of {principal_id} under {scope}")).await
     }
 
     /// One assignment by full id; `None` when missing.
-    pub async fn get_role_assignment(
-        &self,
-        id: &str,
-    ) -> Result<Option<RoleAssignment>, AzureError> {
+    pub async fn get_role_assignment(&self, id: &str) -> Result<Option<RoleAssignment>, AzureError> {
         let url = self.arm_url(id, API_AUTHORIZATION, &[])?;
-        self.arm_get_opt(url, &format!("read role assignment {}", last_segment(id)))
-            .await
+        self.arm_get_opt(url, &format!("read role assignment {}", last_segment(id))).await
     }
 
     /// Deletes an assignment by full id; false when it was already gone.
     pub async fn delete_role_assignment(&self, id: &str) -> Result<bool, AzureError> {
         let url = self.arm_url(id, API_AUTHORIZATION, &[])?;
-        self.arm_delete(url, &format!("delete role assignment {}", last_segment(id)))
-            .await
+        self.arm_delete(url, &format!("delete role assignment {}", last_segment(id))).await
     }
 
     /// Full role definition id for a GUID or id, qualified by the scope's subscription.
@@ -859,9 +615,7 @@ impl AzureClient {
         let mut segments = scope.trim_matches('/').split('/');
         match (segments.next(), segments.next()) {
             (Some(s), Some(sub)) if s.eq_ignore_ascii_case("subscriptions") => {
-                format!(
-                    "/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{role}"
-                )
+                format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{role}")
             }
             _ => format!("/providers/Microsoft.Authorization/roleDefinitions/{role}"),
         }
@@ -883,10 +637,7 @@ impl AzureClient {
             request.scope
         );
         let url = self.arm_url(
-            &format!(
-                "{}/providers/Microsoft.Authorization/roleAssignments/{name}",
-                scope_path(&request.scope)
-            ),
+            &format!("{}/providers/Microsoft.Authorization/roleAssignments/{name}", scope_path(&request.scope)),
             API_AUTHORIZATION,
             &[],
         )?;
@@ -907,30 +658,15 @@ impl AzureClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let resp = self
-                .core()
-                .send(Call::new(Audience::Arm, Method::PUT, url.clone(), &op).body(&body))
-                .await?;
+            let resp = self.core().send(Call::new(Audience::Arm, Method::PUT, url.clone(), &op).body(&body)).await?;
             if resp.ok() {
-                return Ok(PutRoleAssignmentOutcome {
-                    assignment: resp.json(&op)?,
-                    adopted: false,
-                });
+                return Ok(PutRoleAssignmentOutcome { assignment: resp.json(&op)?, adopted: false });
             }
             let err = resp.error(&op);
             if resp.status == 409 && err.has_code("RoleAssignmentExists") {
-                if let Some(existing) = self
-                    .find_existing_assignment(request, &role_guid, &err)
-                    .await?
-                {
-                    self.log(&format!(
-                        "{op}: already exists as {}; adopted",
-                        existing.name
-                    ));
-                    return Ok(PutRoleAssignmentOutcome {
-                        assignment: existing,
-                        adopted: true,
-                    });
+                if let Some(existing) = self.find_existing_assignment(request, &role_guid, &err).await? {
+                    self.log(&format!("{op}: already exists as {}; adopted", existing.name));
+                    return Ok(PutRoleAssignmentOutcome { assignment: existing, adopted: true });
                 }
                 return Err(err);
             }
@@ -962,15 +698,11 @@ impl AzureClient {
                 return Ok(Some(found));
             }
         }
-        let candidates = self
-            .list_role_assignments_for_principal(&request.scope, &request.principal_id)
-            .await?;
+        let candidates = self.list_role_assignments_for_principal(&request.scope, &request.principal_id).await?;
         Ok(candidates.into_iter().find(|a| {
             arm_id_eq(&a.properties.scope, &scope_path(&request.scope))
                 && a.role_guid() == role_guid
-                && a.properties
-                    .principal_id
-                    .eq_ignore_ascii_case(&request.principal_id)
+                && a.properties.principal_id.eq_ignore_ascii_case(&request.principal_id)
         }))
     }
 }

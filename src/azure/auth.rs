@@ -26,16 +26,12 @@ use azure_core::{
     cloud::{CloudConfiguration, CustomConfiguration},
     credentials::{Secret, TokenCredential},
     error::ErrorKind,
-    http::{
-        AsyncRawResponse, Body, ClientMethodOptions, HttpClient, Request, StatusCode, Transport,
-        headers::Headers,
-    },
+    http::{AsyncRawResponse, Body, ClientMethodOptions, HttpClient, Request, StatusCode, Transport, headers::Headers},
 };
 use azure_identity::{
-    AzureCliCredential, AzureCliCredentialOptions, AzurePipelinesCredential,
-    AzurePipelinesCredentialOptions, ClientAssertion, ClientAssertionCredential,
-    ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
-    ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
+    AzureCliCredential, AzureCliCredentialOptions, AzurePipelinesCredential, AzurePipelinesCredentialOptions,
+    ClientAssertion, ClientAssertionCredential, ClientAssertionCredentialOptions, ClientSecretCredential,
+    ClientSecretCredentialOptions, ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
     WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
 };
 use url::Url;
@@ -153,37 +149,22 @@ fn auth_error(message: impl Into<String>) -> AzureError {
 impl TokenSource {
     /// Fixed tokens only (tests, air-gapped runs).
     pub fn fixed(arm: Option<&str>, graph: Option<&str>) -> Self {
-        Self {
-            arm_token: arm.map(SecretString::new),
-            graph_token: graph.map(SecretString::new),
-            credential: None,
-        }
+        Self { arm_token: arm.map(SecretString::new), graph_token: graph.map(SecretString::new), credential: None }
     }
 
     /// A credential alone.
     pub fn credential(credential: Credential) -> Self {
-        Self {
-            credential: Some(credential),
-            ..Self::default()
-        }
+        Self { credential: Some(credential), ..Self::default() }
     }
 
     /// Picks the credential from the process environment.
     pub fn from_env(options: &AuthOptions) -> Result<Self, AzureError> {
-        Self::from_lookup(options, |key| {
-            std::env::var(key).ok().filter(|v| !v.is_empty())
-        })
+        Self::from_lookup(options, |key| std::env::var(key).ok().filter(|v| !v.is_empty()))
     }
 
     /// Picks the credential from `lookup` (the environment, or a map in tests).
-    #[expect(
-        clippy::too_many_lines,
-        reason = "one decision table, clearer in one place"
-    )]
-    pub fn from_lookup(
-        options: &AuthOptions,
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, AzureError> {
+    #[expect(clippy::too_many_lines, reason = "one decision table, clearer in one place")]
+    pub fn from_lookup(options: &AuthOptions, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, AzureError> {
         let get = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
         let mut source = Self {
             arm_token: get(ENV_ARM_TOKEN).map(SecretString::new),
@@ -198,35 +179,20 @@ impl TokenSource {
             let Some(file) = get("AZURE_FEDERATED_TOKEN_FILE") else {
                 return Ok(None);
             };
-            let client_id = client_id
-                .clone()
-                .ok_or_else(|| need("workload identity", "AZURE_CLIENT_ID"))?;
-            Ok(Some(Credential::WorkloadIdentity {
-                client_id,
-                token_file: PathBuf::from(file),
-            }))
+            let client_id = client_id.clone().ok_or_else(|| need("workload identity", "AZURE_CLIENT_ID"))?;
+            Ok(Some(Credential::WorkloadIdentity { client_id, token_file: PathBuf::from(file) }))
         };
         let github = || -> Result<Option<Credential>, AzureError> {
-            let (Some(url), Some(token)) = (
-                get("ACTIONS_ID_TOKEN_REQUEST_URL"),
-                get("ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
-            ) else {
+            let (Some(url), Some(token)) = (get("ACTIONS_ID_TOKEN_REQUEST_URL"), get("ACTIONS_ID_TOKEN_REQUEST_TOKEN"))
+            else {
                 return Ok(None);
             };
-            let client_id = client_id
-                .clone()
-                .ok_or_else(|| need("GitHub Actions OIDC", "AZURE_CLIENT_ID"))?;
-            Ok(Some(Credential::GitHubOidc {
-                client_id,
-                request_url: url,
-                request_token: SecretString::new(token),
-            }))
+            let client_id = client_id.clone().ok_or_else(|| need("GitHub Actions OIDC", "AZURE_CLIENT_ID"))?;
+            Ok(Some(Credential::GitHubOidc { client_id, request_url: url, request_token: SecretString::new(token) }))
         };
         let pipelines = || -> Result<Option<Credential>, AzureError> {
-            let (Some(conn), Some(token)) = (
-                get("AZURESUBSCRIPTION_SERVICE_CONNECTION_ID"),
-                get("SYSTEM_ACCESSTOKEN"),
-            ) else {
+            let (Some(conn), Some(token)) = (get("AZURESUBSCRIPTION_SERVICE_CONNECTION_ID"), get("SYSTEM_ACCESSTOKEN"))
+            else {
                 return Ok(None);
             };
             let client_id = get("AZURESUBSCRIPTION_CLIENT_ID")
@@ -239,22 +205,22 @@ impl TokenSource {
             }))
         };
         let msi_env = get("IDENTITY_ENDPOINT").is_some() || get("MSI_ENDPOINT").is_some();
-        let msi = || Credential::ManagedIdentity {
-            client_id: client_id.clone(),
-        };
+        let msi = || Credential::ManagedIdentity { client_id: client_id.clone() };
         let cli_present = get("PATH").is_some_and(|path| on_path(&path, "az"));
         let secret = || -> Option<Credential> {
             let secret = get("AZURE_CLIENT_SECRET")?;
-            Some(Credential::ClientSecret {
-                client_id: client_id.clone()?,
-                secret: SecretString::new(secret),
-            })
+            Some(Credential::ClientSecret { client_id: client_id.clone()?, secret: SecretString::new(secret) })
         };
 
         source.credential = match forced.as_deref() {
-            Some("workload") => Some(workload()?.ok_or_else(|| need("workload identity", "AZURE_FEDERATED_TOKEN_FILE"))?),
+            Some("workload") => {
+                Some(workload()?.ok_or_else(|| need("workload identity", "AZURE_FEDERATED_TOKEN_FILE"))?)
+            }
             Some("github") => Some(github()?.ok_or_else(|| {
-                need("GitHub Actions OIDC", "ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN (permissions: id-token: write)")
+                need(
+                    "GitHub Actions OIDC",
+                    "ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN (permissions: id-token: write)",
+                )
             })?),
             Some("pipelines") => Some(pipelines()?.ok_or_else(|| {
                 need("Azure Pipelines", "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID and SYSTEM_ACCESSTOKEN")
@@ -286,8 +252,7 @@ impl TokenSource {
                 }
             }
         };
-        if source.credential.is_none() && source.arm_token.is_none() && source.graph_token.is_none()
-        {
+        if source.credential.is_none() && source.arm_token.is_none() && source.graph_token.is_none() {
             return Err(auth_error(
                 "no Azure credential found: set AZURE_CLIENT_ID with AZURE_FEDERATED_TOKEN_FILE, run in GitHub Actions \
                  with `id-token: write`, use an Azure Pipelines service connection, a managed identity, `az login`, \
@@ -308,16 +273,15 @@ impl TokenSource {
         }
         if let Some(c) = &self.credential {
             parts.push(match c {
-                Credential::WorkloadIdentity { client_id, token_file } => format!(
-                    "workload identity federation (client id {client_id}, token file {})",
-                    token_file.display()
-                ),
+                Credential::WorkloadIdentity { client_id, token_file } => {
+                    format!("workload identity federation (client id {client_id}, token file {})", token_file.display())
+                }
                 Credential::GitHubOidc { client_id, .. } => {
                     format!("GitHub Actions OIDC federation (client id {client_id})")
                 }
-                Credential::AzurePipelines { client_id, service_connection_id, .. } => format!(
-                    "Azure Pipelines service connection {service_connection_id} (client id {client_id})"
-                ),
+                Credential::AzurePipelines { client_id, service_connection_id, .. } => {
+                    format!("Azure Pipelines service connection {service_connection_id} (client id {client_id})")
+                }
                 Credential::ManagedIdentity { client_id: Some(id) } => {
                     format!("user-assigned managed identity (client id {id})")
                 }
@@ -326,11 +290,7 @@ impl TokenSource {
                 Credential::ClientSecret { client_id, .. } => format!("client secret (client id {client_id})"),
             });
         }
-        if parts.is_empty() {
-            "no credential".to_string()
-        } else {
-            parts.join("; ")
-        }
+        if parts.is_empty() { "no credential".to_string() } else { parts.join("; ") }
     }
 
     /// Advice about the choice, e.g. to replace a client secret by a federated credential.
@@ -370,11 +330,7 @@ pub fn token_object_id(token: &str) -> Option<String> {
 /// When to refresh a token valid until `expires_at`, acquired at `now`.
 pub(crate) fn refresh_time(now: SystemTime, expires_at: SystemTime) -> SystemTime {
     let lifetime = expires_at.duration_since(now).unwrap_or_default();
-    let early = if lifetime < Duration::from_secs(600) {
-        lifetime / 2
-    } else {
-        Duration::from_secs(300)
-    };
+    let early = if lifetime < Duration::from_secs(600) { lifetime / 2 } else { Duration::from_secs(300) };
     expires_at.checked_sub(early).unwrap_or(now)
 }
 
@@ -397,13 +353,7 @@ pub(crate) struct TokenProvider {
 }
 
 impl TokenProvider {
-    pub(crate) fn new(
-        cloud: Cloud,
-        tenant_id: String,
-        source: TokenSource,
-        http: reqwest::Client,
-        sink: Sink,
-    ) -> Self {
+    pub(crate) fn new(cloud: Cloud, tenant_id: String, source: TokenSource, http: reqwest::Client, sink: Sink) -> Self {
         Self {
             cloud,
             tenant_id,
@@ -448,22 +398,13 @@ impl TokenProvider {
         let credential = self.live_credential()?;
         let scope = self.cloud.scope(audience);
         let op = format!("get {} token", audience.name());
-        self.sink.log(&format!(
-            "acquiring {} token for scope {scope}",
-            audience.name()
-        ));
-        let access = credential
-            .get_token(&[scope.as_str()], None)
-            .await
-            .map_err(|e| credential_error(&op, &e))?;
+        self.sink.log(&format!("acquiring {} token for scope {scope}", audience.name()));
+        let access = credential.get_token(&[scope.as_str()], None).await.map_err(|e| credential_error(&op, &e))?;
         let now = SystemTime::now();
         let expires_at = SystemTime::UNIX_EPOCH
             + Duration::from_secs(u64::try_from(access.expires_on.unix_timestamp()).unwrap_or(0));
         let token = SecretString::new(access.token.secret());
-        *slot = Some(CachedToken {
-            token: token.clone(),
-            refresh_at: refresh_time(now, expires_at),
-        });
+        *slot = Some(CachedToken { token: token.clone(), refresh_at: refresh_time(now, expires_at) });
         Ok(token)
     }
 
@@ -484,10 +425,7 @@ impl TokenProvider {
     }
 
     fn live_credential(&self) -> Result<Arc<dyn TokenCredential>, AzureError> {
-        let mut guard = self
-            .credential
-            .lock()
-            .map_err(|_| auth_error("credential lock poisoned"))?;
+        let mut guard = self.credential.lock().map_err(|_| auth_error("credential lock poisoned"))?;
         if let Some(c) = guard.as_ref() {
             return Ok(c.clone());
         }
@@ -508,10 +446,7 @@ fn credential_error(op: &str, err: &azure_core::Error) -> AzureError {
         _ => 0,
     };
     let code = match err.kind() {
-        ErrorKind::HttpResponse {
-            error_code: Some(c),
-            ..
-        } => c.clone(),
+        ErrorKind::HttpResponse { error_code: Some(c), .. } => c.clone(),
         _ => "CredentialUnavailable".to_string(),
     };
     let mut e = AzureError::local(op, &code, err.to_string());
@@ -527,10 +462,7 @@ fn build_credential(
 ) -> Result<Arc<dyn TokenCredential>, AzureError> {
     let authority = cloud.authority();
     let (cloud_config, rewrite) = identity_cloud(cloud, &authority)?;
-    let transport = Transport::new(Arc::new(IdentityTransport {
-        http: http.clone(),
-        rewrite,
-    }));
+    let transport = Transport::new(Arc::new(IdentityTransport { http: http.clone(), rewrite }));
     let client_options = azure_core::http::ClientOptions {
         transport: Some(transport),
         cloud: Some(Arc::new(cloud_config)),
@@ -538,21 +470,16 @@ fn build_credential(
     };
     let map = |e: azure_core::Error| auth_error(e.to_string());
     let credential: Arc<dyn TokenCredential> = match kind {
-        Credential::WorkloadIdentity {
-            client_id,
-            token_file,
-        } => WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-            credential_options: ClientAssertionCredentialOptions { client_options },
-            client_id: Some(client_id.clone()),
-            tenant_id: Some(tenant_id.to_string()),
-            token_file_path: Some(token_file.clone()),
-        }))
-        .map_err(map)?,
-        Credential::GitHubOidc {
-            client_id,
-            request_url,
-            request_token,
-        } => {
+        Credential::WorkloadIdentity { client_id, token_file } => {
+            WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+                credential_options: ClientAssertionCredentialOptions { client_options },
+                client_id: Some(client_id.clone()),
+                tenant_id: Some(tenant_id.to_string()),
+                token_file_path: Some(token_file.clone()),
+            }))
+            .map_err(map)?
+        }
+        Credential::GitHubOidc { client_id, request_url, request_token } => {
             let assertion = GitHubAssertion {
                 http: http.clone(),
                 request_url: request_url.clone(),
@@ -566,20 +493,18 @@ fn build_credential(
             )
             .map_err(map)?
         }
-        Credential::AzurePipelines {
-            client_id,
-            service_connection_id,
-            system_access_token,
-        } => AzurePipelinesCredential::new(
-            tenant_id.to_string(),
-            client_id.clone(),
-            service_connection_id,
-            Secret::new(system_access_token.expose().to_string()),
-            Some(AzurePipelinesCredentialOptions {
-                credential_options: ClientAssertionCredentialOptions { client_options },
-            }),
-        )
-        .map_err(map)?,
+        Credential::AzurePipelines { client_id, service_connection_id, system_access_token } => {
+            AzurePipelinesCredential::new(
+                tenant_id.to_string(),
+                client_id.clone(),
+                service_connection_id,
+                Secret::new(system_access_token.expose().to_string()),
+                Some(AzurePipelinesCredentialOptions {
+                    credential_options: ClientAssertionCredentialOptions { client_options },
+                }),
+            )
+            .map_err(map)?
+        }
         Credential::ManagedIdentity { client_id } => {
             ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
                 user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
@@ -605,10 +530,7 @@ fn build_credential(
 
 /// The `azure_identity` cloud for `cloud`, and the `https`→`http` origin rewrite a loopback
 /// `http://` authority needs.
-fn identity_cloud(
-    cloud: &Cloud,
-    authority: &Url,
-) -> Result<(CloudConfiguration, Option<Url>), AzureError> {
+fn identity_cloud(cloud: &Cloud, authority: &Url) -> Result<(CloudConfiguration, Option<Url>), AzureError> {
     match cloud {
         Cloud::Public => Ok((CloudConfiguration::AzurePublic, None)),
         Cloud::UsGovernment => Ok((CloudConfiguration::AzureGovernment, None)),
@@ -622,13 +544,11 @@ fn identity_cloud(
                 }
                 "http" if is_loopback(authority) => {
                     let mut https = authority.clone();
-                    https
-                        .set_scheme("https")
-                        .map_err(|()| auth_error(format!("cannot use authority {authority}")))?;
+                    https.set_scheme("https").map_err(|()| auth_error(format!("cannot use authority {authority}")))?;
                     if https.port().is_none() {
-                        https.set_port(Some(80)).map_err(|()| {
-                            auth_error(format!("cannot use authority {authority}"))
-                        })?;
+                        https
+                            .set_port(Some(80))
+                            .map_err(|()| auth_error(format!("cannot use authority {authority}")))?;
                     }
                     custom.authority_host = https.as_str().trim_end_matches('/').to_string();
                     Ok((CloudConfiguration::Custom(custom), Some(https)))
@@ -655,9 +575,8 @@ impl IdentityTransport {
         if let Some(origin) = &self.rewrite
             && same_origin(&url, origin)
         {
-            url.set_scheme("http").map_err(|()| {
-                azure_core::Error::with_message(ErrorKind::Other, "cannot rewrite scheme")
-            })?;
+            url.set_scheme("http")
+                .map_err(|()| azure_core::Error::with_message(ErrorKind::Other, "cannot rewrite scheme"))?;
         }
         let method = reqwest::Method::from_bytes(request.method().as_ref().as_bytes())
             .map_err(|e| azure_core::Error::with_message(ErrorKind::Other, e.to_string()))?;
@@ -668,18 +587,11 @@ impl IdentityTransport {
         match request.body() {
             Body::Bytes(bytes) => builder = builder.body(bytes.to_vec()),
             Body::SeekableStream(_) => {
-                return Err(azure_core::Error::with_message(
-                    ErrorKind::Other,
-                    "streaming bodies are not supported",
-                ));
+                return Err(azure_core::Error::with_message(ErrorKind::Other, "streaming bodies are not supported"));
             }
         }
         let response = builder.send().await.map_err(|e| {
-            let kind = if e.is_connect() {
-                ErrorKind::Connection
-            } else {
-                ErrorKind::Io
-            };
+            let kind = if e.is_connect() { ErrorKind::Connection } else { ErrorKind::Io };
             azure_core::Error::with_message(kind, e.to_string())
         })?;
         let status = StatusCode::from(response.status().as_u16());
@@ -689,15 +601,9 @@ impl IdentityTransport {
                 headers.insert(name.as_str().to_string(), v.to_string());
             }
         }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| azure_core::Error::with_message(ErrorKind::Io, e.to_string()))?;
-        Ok(AsyncRawResponse::from_bytes(
-            status,
-            headers,
-            bytes.to_vec(),
-        ))
+        let bytes =
+            response.bytes().await.map_err(|e| azure_core::Error::with_message(ErrorKind::Io, e.to_string()))?;
+        Ok(AsyncRawResponse::from_bytes(status, headers, bytes.to_vec()))
     }
 }
 
@@ -728,10 +634,9 @@ struct GitHubAssertion {
 impl GitHubAssertion {
     async fn fetch(&self) -> azure_core::Result<String> {
         let fail = |m: String| azure_core::Error::with_message(ErrorKind::Credential, m);
-        let mut url = Url::parse(&self.request_url)
-            .map_err(|e| fail(format!("invalid ACTIONS_ID_TOKEN_REQUEST_URL: {e}")))?;
-        url.query_pairs_mut()
-            .append_pair("audience", FEDERATION_AUDIENCE);
+        let mut url =
+            Url::parse(&self.request_url).map_err(|e| fail(format!("invalid ACTIONS_ID_TOKEN_REQUEST_URL: {e}")))?;
+        url.query_pairs_mut().append_pair("audience", FEDERATION_AUDIENCE);
         let response = self
             .http
             .get(url)
@@ -741,18 +646,15 @@ impl GitHubAssertion {
             .await
             .map_err(|e| fail(format!("GitHub OIDC token request failed: {e}")))?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| fail(format!("GitHub OIDC token response unreadable: {e}")))?;
+        let body = response.bytes().await.map_err(|e| fail(format!("GitHub OIDC token response unreadable: {e}")))?;
         if !status.is_success() {
             return Err(fail(format!(
                 "GitHub OIDC token request returned HTTP {}; does the workflow have `permissions: id-token: write`?",
                 status.as_u16()
             )));
         }
-        let value: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| fail(format!("GitHub OIDC token response is not JSON: {e}")))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| fail(format!("GitHub OIDC token response is not JSON: {e}")))?;
         value
             .get("value")
             .and_then(serde_json::Value::as_str)
@@ -778,10 +680,6 @@ impl ClientAssertion for GitHubAssertion {
 /// Reads a PEM file for [`super::ClientOptions::extra_ca_pem`].
 pub fn read_pem(path: &Path) -> Result<Vec<u8>, AzureError> {
     std::fs::read(path).map_err(|e| {
-        AzureError::local(
-            "read CA certificate",
-            "InvalidCertificate",
-            format!("cannot read {}: {e}", path.display()),
-        )
+        AzureError::local("read CA certificate", "InvalidCertificate", format!("cannot read {}: {e}", path.display()))
     })
 }

@@ -65,19 +65,9 @@ impl Cloud {
     /// A custom cloud whose ARM, Graph and authority endpoints all share one base URL.
     pub fn single_endpoint(base: &str) -> Result<Self, AzureError> {
         let url = Url::parse(base).map_err(|e| {
-            AzureError::local(
-                "configure cloud",
-                "InvalidEndpoint",
-                format!("invalid base URL `{base}`: {e}"),
-            )
+            AzureError::local("configure cloud", "InvalidEndpoint", format!("invalid base URL `{base}`: {e}"))
         })?;
-        Ok(Cloud::Custom {
-            arm: url.clone(),
-            graph: url.clone(),
-            authority: url,
-            arm_scope: None,
-            graph_scope: None,
-        })
+        Ok(Cloud::Custom { arm: url.clone(), graph: url.clone(), authority: url, arm_scope: None, graph_scope: None })
     }
 
     /// Parses `public`, `usgovernment` or `china` (the names `mlpolicy.yaml` uses).
@@ -125,24 +115,16 @@ impl Cloud {
         match (self, audience) {
             (Cloud::Public, Audience::Arm) => PUBLIC_ARM_SCOPE.to_string(),
             (Cloud::Public, Audience::Graph) => PUBLIC_GRAPH_SCOPE.to_string(),
-            (Cloud::UsGovernment, Audience::Arm) => {
-                "https://management.usgovcloudapi.net/.default".to_string()
+            (Cloud::UsGovernment, Audience::Arm) => "https://management.usgovcloudapi.net/.default".to_string(),
+            (Cloud::UsGovernment, Audience::Graph) => "https://graph.microsoft.us/.default".to_string(),
+            (Cloud::China, Audience::Arm) => "https://management.chinacloudapi.cn/.default".to_string(),
+            (Cloud::China, Audience::Graph) => "https://microsoftgraph.chinacloudapi.cn/.default".to_string(),
+            (Cloud::Custom { arm_scope, .. }, Audience::Arm) => {
+                arm_scope.clone().unwrap_or_else(|| PUBLIC_ARM_SCOPE.to_string())
             }
-            (Cloud::UsGovernment, Audience::Graph) => {
-                "https://graph.microsoft.us/.default".to_string()
+            (Cloud::Custom { graph_scope, .. }, Audience::Graph) => {
+                graph_scope.clone().unwrap_or_else(|| PUBLIC_GRAPH_SCOPE.to_string())
             }
-            (Cloud::China, Audience::Arm) => {
-                "https://management.chinacloudapi.cn/.default".to_string()
-            }
-            (Cloud::China, Audience::Graph) => {
-                "https://microsoftgraph.chinacloudapi.cn/.default".to_string()
-            }
-            (Cloud::Custom { arm_scope, .. }, Audience::Arm) => arm_scope
-                .clone()
-                .unwrap_or_else(|| PUBLIC_ARM_SCOPE.to_string()),
-            (Cloud::Custom { graph_scope, .. }, Audience::Graph) => graph_scope
-                .clone()
-                .unwrap_or_else(|| PUBLIC_GRAPH_SCOPE.to_string()),
         }
     }
 

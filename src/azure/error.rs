@@ -96,11 +96,7 @@ impl AzureError {
 
     /// True when `code` is the top-level code or one of the detail codes (ASCII case-insensitive).
     pub fn has_code(&self, code: &str) -> bool {
-        self.code.eq_ignore_ascii_case(code)
-            || self
-                .detail_codes
-                .iter()
-                .any(|c| c.eq_ignore_ascii_case(code))
+        self.code.eq_ignore_ascii_case(code) || self.detail_codes.iter().any(|c| c.eq_ignore_ascii_case(code))
     }
 
     /// True for HTTP 404.
@@ -137,16 +133,9 @@ pub(crate) struct ParsedError {
 /// Parses the three error shapes; never fails.
 pub(crate) fn parse_error_body(body: &[u8]) -> ParsedError {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return ParsedError {
-            message: snippet(body),
-            ..ParsedError::default()
-        };
+        return ParsedError { message: snippet(body), ..ParsedError::default() };
     };
-    let str_at = |v: &serde_json::Value, key: &str| {
-        v.get(key)
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_string)
-    };
+    let str_at = |v: &serde_json::Value, key: &str| v.get(key).and_then(serde_json::Value::as_str).map(str::to_string);
     match value.get("error") {
         Some(serde_json::Value::Object(_)) => {
             let error = &value["error"];
@@ -229,8 +218,7 @@ pub fn parse_existing_assignment_id(message: &str) -> Option<Uuid> {
 }
 
 fn hint_for(err: &AzureError) -> Option<String> {
-    let codes =
-        std::iter::once(err.code.as_str()).chain(err.detail_codes.iter().map(String::as_str));
+    let codes = std::iter::once(err.code.as_str()).chain(err.detail_codes.iter().map(String::as_str));
     for code in codes {
         let hint = match code {
             "AuthorizationFailed" => {
@@ -261,9 +249,7 @@ fn hint_for(err: &AzureError) -> Option<String> {
             "SubscriptionRequestsThrottled" | "TenantRequestsThrottled" | "TooManyRequests" => {
                 "Azure Resource Manager is throttling this principal; lower --parallelism or retry later"
             }
-            "Request_ThrottledTemporarily" => {
-                "Microsoft Graph is throttling this application; retry later"
-            }
+            "Request_ThrottledTemporarily" => "Microsoft Graph is throttling this application; retry later",
             "ExpiredAuthenticationToken" | "InvalidAuthenticationToken" => {
                 "the access token was rejected even after a refresh; check the credential and the clock"
             }

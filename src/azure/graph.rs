@@ -112,13 +112,7 @@ pub struct BatchRequest {
 impl BatchRequest {
     /// A GET.
     pub fn get(id: impl Into<String>, url: impl Into<String>) -> Self {
-        Self {
-            id: id.into(),
-            method: "GET".to_string(),
-            url: url.into(),
-            body: None,
-            headers: BTreeMap::new(),
-        }
+        Self { id: id.into(), method: "GET".to_string(), url: url.into(), body: None, headers: BTreeMap::new() }
     }
 }
 
@@ -139,20 +133,11 @@ pub struct BatchResponse {
 
 impl BatchResponse {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     fn error(&self, op: &str) -> AzureError {
-        AzureError::from_response(
-            op,
-            self.status,
-            self.body.to_string().as_bytes(),
-            None,
-            None,
-        )
+        AzureError::from_response(op, self.status, self.body.to_string().as_bytes(), None, None)
     }
 }
 
@@ -202,25 +187,13 @@ impl AzureClient {
     pub(crate) fn graph_url(&self, relative: &str) -> Result<Url, AzureError> {
         let base = self.core().cloud.graph_base();
         let raw = format!("{}/v1.0{relative}", base.as_str().trim_end_matches('/'));
-        Url::parse(&raw).map_err(|e| {
-            AzureError::local(
-                "build Graph URL",
-                "InvalidUrl",
-                format!("invalid URL `{raw}`: {e}"),
-            )
-        })
+        Url::parse(&raw)
+            .map_err(|e| AzureError::local("build Graph URL", "InvalidUrl", format!("invalid URL `{raw}`: {e}")))
     }
 
-    async fn graph_get_opt<T: DeserializeOwned>(
-        &self,
-        relative: &str,
-        op: &str,
-    ) -> Result<Option<T>, AzureError> {
+    async fn graph_get_opt<T: DeserializeOwned>(&self, relative: &str, op: &str) -> Result<Option<T>, AzureError> {
         let url = self.graph_url(relative)?;
-        let resp = self
-            .core()
-            .send(Call::new(Audience::Graph, Method::GET, url, op))
-            .await?;
+        let resp = self.core().send(Call::new(Audience::Graph, Method::GET, url, op)).await?;
         match resp.status {
             404 => Ok(None),
             _ if resp.ok() => resp.json(op).map(Some),
@@ -228,11 +201,7 @@ impl AzureClient {
         }
     }
 
-    async fn graph_list<T: DeserializeOwned>(
-        &self,
-        relative: &str,
-        op: &str,
-    ) -> Result<Vec<T>, AzureError> {
+    async fn graph_list<T: DeserializeOwned>(&self, relative: &str, op: &str) -> Result<Vec<T>, AzureError> {
         let url = self.graph_url(relative)?;
         self.list_pages(Audience::Graph, url, op).await
     }
@@ -240,10 +209,7 @@ impl AzureClient {
     // ---- groups ----------------------------------------------------------------------------
 
     /// Groups whose `uniqueName` starts with `prefix` (mlpolicy's ownership namespace).
-    pub async fn list_groups_by_unique_name_prefix(
-        &self,
-        prefix: &str,
-    ) -> Result<Vec<Group>, AzureError> {
+    pub async fn list_groups_by_unique_name_prefix(&self, prefix: &str) -> Result<Vec<Group>, AzureError> {
         let filter = format!("startswith(uniqueName,{})", odata_quote(prefix));
         self.graph_list(
             &relative("/groups", &[("$filter", &filter)]),
@@ -253,44 +219,24 @@ impl AzureClient {
     }
 
     /// Groups with this display name (not unique: may be several).
-    pub async fn find_groups_by_display_name(
-        &self,
-        display_name: &str,
-    ) -> Result<Vec<Group>, AzureError> {
+    pub async fn find_groups_by_display_name(&self, display_name: &str) -> Result<Vec<Group>, AzureError> {
         let filter = format!("displayName eq {}", odata_quote(display_name));
-        self.graph_list(
-            &relative("/groups", &[("$filter", &filter)]),
-            &format!("find groups named {display_name}"),
-        )
-        .await
+        self.graph_list(&relative("/groups", &[("$filter", &filter)]), &format!("find groups named {display_name}"))
+            .await
     }
 
     /// One group by object id; `None` when missing.
     pub async fn get_group(&self, id: &str) -> Result<Option<Group>, AzureError> {
-        self.graph_get_opt(
-            &format!("/groups/{}", encode_segment(id)),
-            &format!("read group {id}"),
-        )
-        .await
+        self.graph_get_opt(&format!("/groups/{}", encode_segment(id)), &format!("read group {id}")).await
     }
 
     fn unique_name_path(unique_name: &str) -> String {
-        format!(
-            "/groups(uniqueName={})",
-            encode_segment(&odata_quote(unique_name))
-        )
+        format!("/groups(uniqueName={})", encode_segment(&odata_quote(unique_name)))
     }
 
     /// One group by `uniqueName`; `None` when missing.
-    pub async fn get_group_by_unique_name(
-        &self,
-        unique_name: &str,
-    ) -> Result<Option<Group>, AzureError> {
-        self.graph_get_opt(
-            &Self::unique_name_path(unique_name),
-            &format!("read group {unique_name}"),
-        )
-        .await
+    pub async fn get_group_by_unique_name(&self, unique_name: &str) -> Result<Option<Group>, AzureError> {
+        self.graph_get_opt(&Self::unique_name_path(unique_name), &format!("read group {unique_name}")).await
     }
 
     /// Creates or updates a group with `PATCH /groups(uniqueName='..')` and
@@ -298,8 +244,8 @@ impl AzureClient {
     pub async fn upsert_group(&self, desired: &GroupUpsert) -> Result<UpsertOutcome, AzureError> {
         let op = format!("create or update group {}", desired.unique_name);
         let url = self.graph_url(&Self::unique_name_path(&desired.unique_name))?;
-        let body = serde_json::to_value(desired)
-            .map_err(|e| AzureError::local(&op, "InvalidRequest", e.to_string()))?;
+        let body =
+            serde_json::to_value(desired).map_err(|e| AzureError::local(&op, "InvalidRequest", e.to_string()))?;
         let resp = self
             .core()
             .send_ok(
@@ -311,21 +257,13 @@ impl AzureClient {
             .await?;
         if resp.status == 201 || (resp.ok() && !resp.body.is_empty()) {
             let group: Group = resp.json(&op)?;
-            return Ok(UpsertOutcome {
-                group,
-                created: resp.status == 201,
-            });
+            return Ok(UpsertOutcome { group, created: resp.status == 201 });
         }
         match self.get_group_by_unique_name(&desired.unique_name).await? {
-            Some(group) => Ok(UpsertOutcome {
-                group,
-                created: false,
-            }),
-            None => Err(AzureError::local(
-                &op,
-                "Request_ResourceNotFound",
-                "the group was updated but cannot be read back",
-            )),
+            Some(group) => Ok(UpsertOutcome { group, created: false }),
+            None => {
+                Err(AzureError::local(&op, "Request_ResourceNotFound", "the group was updated but cannot be read back"))
+            }
         }
     }
 
@@ -333,9 +271,7 @@ impl AzureClient {
     pub async fn patch_group(&self, id: &str, patch: &serde_json::Value) -> Result<(), AzureError> {
         let op = format!("update group {id}");
         let url = self.graph_url(&format!("/groups/{}", encode_segment(id)))?;
-        self.core()
-            .send_ok(Call::new(Audience::Graph, Method::PATCH, url, &op).body(patch))
-            .await?;
+        self.core().send_ok(Call::new(Audience::Graph, Method::PATCH, url, &op).body(patch)).await?;
         Ok(())
     }
 
@@ -343,10 +279,7 @@ impl AzureClient {
     pub async fn delete_group(&self, id: &str) -> Result<bool, AzureError> {
         let op = format!("delete group {id}");
         let url = self.graph_url(&format!("/groups/{}", encode_segment(id)))?;
-        let resp = self
-            .core()
-            .send(Call::new(Audience::Graph, Method::DELETE, url, &op))
-            .await?;
+        let resp = self.core().send(Call::new(Audience::Graph, Method::DELETE, url, &op)).await?;
         match resp.status {
             404 => Ok(false),
             _ if resp.ok() => Ok(true),
@@ -355,68 +288,40 @@ impl AzureClient {
     }
 
     /// Direct members of a group.
-    pub async fn list_group_members(
-        &self,
-        group_id: &str,
-    ) -> Result<Vec<DirectoryObject>, AzureError> {
+    pub async fn list_group_members(&self, group_id: &str) -> Result<Vec<DirectoryObject>, AzureError> {
         self.graph_list(
-            &relative(
-                &format!("/groups/{}/members", encode_segment(group_id)),
-                &[("$top", "999")],
-            ),
+            &relative(&format!("/groups/{}/members", encode_segment(group_id)), &[("$top", "999")]),
             &format!("list members of group {group_id}"),
         )
         .await
     }
 
     /// Owners of a group.
-    pub async fn list_group_owners(
-        &self,
-        group_id: &str,
-    ) -> Result<Vec<DirectoryObject>, AzureError> {
+    pub async fn list_group_owners(&self, group_id: &str) -> Result<Vec<DirectoryObject>, AzureError> {
         self.graph_list(
-            &relative(
-                &format!("/groups/{}/owners", encode_segment(group_id)),
-                &[("$top", "999")],
-            ),
+            &relative(&format!("/groups/{}/owners", encode_segment(group_id)), &[("$top", "999")]),
             &format!("list owners of group {group_id}"),
         )
         .await
     }
 
     /// Adds a direct member.
-    pub async fn add_group_member(
-        &self,
-        group_id: &str,
-        object_id: &str,
-    ) -> Result<MembershipChange, AzureError> {
+    pub async fn add_group_member(&self, group_id: &str, object_id: &str) -> Result<MembershipChange, AzureError> {
         self.add_reference(group_id, "members", object_id).await
     }
 
     /// Adds an owner.
-    pub async fn add_group_owner(
-        &self,
-        group_id: &str,
-        object_id: &str,
-    ) -> Result<MembershipChange, AzureError> {
+    pub async fn add_group_owner(&self, group_id: &str, object_id: &str) -> Result<MembershipChange, AzureError> {
         self.add_reference(group_id, "owners", object_id).await
     }
 
     /// Removes a direct member.
-    pub async fn remove_group_member(
-        &self,
-        group_id: &str,
-        object_id: &str,
-    ) -> Result<MembershipChange, AzureError> {
+    pub async fn remove_group_member(&self, group_id: &str, object_id: &str) -> Result<MembershipChange, AzureError> {
         self.remove_reference(group_id, "members", object_id).await
     }
 
     /// Removes an owner (Graph refuses to remove the last one).
-    pub async fn remove_group_owner(
-        &self,
-        group_id: &str,
-        object_id: &str,
-    ) -> Result<MembershipChange, AzureError> {
+    pub async fn remove_group_owner(&self, group_id: &str, object_id: &str) -> Result<MembershipChange, AzureError> {
         self.remove_reference(group_id, "owners", object_id).await
     }
 
@@ -427,10 +332,7 @@ impl AzureClient {
         object_id: &str,
     ) -> Result<MembershipChange, AzureError> {
         let op = format!("add {object_id} to {relation} of group {group_id}");
-        let url = self.graph_url(&format!(
-            "/groups/{}/{relation}/$ref",
-            encode_segment(group_id)
-        ))?;
+        let url = self.graph_url(&format!("/groups/{}/{relation}/$ref", encode_segment(group_id)))?;
         let graph_base = self.core().cloud.graph_base();
         let body = serde_json::json!({
             "@odata.id": format!("{}/v1.0/directoryObjects/{object_id}", graph_base.as_str().trim_end_matches('/'))
@@ -443,11 +345,7 @@ impl AzureClient {
             // this POST after a lost response is safe.
             let resp = self
                 .core()
-                .send(
-                    Call::new(Audience::Graph, Method::POST, url.clone(), &op)
-                        .body(&body)
-                        .replay(Replay::Safe),
-                )
+                .send(Call::new(Audience::Graph, Method::POST, url.clone(), &op).body(&body).replay(Replay::Safe))
                 .await?;
             if resp.ok() {
                 return Ok(MembershipChange::Changed);
@@ -458,7 +356,9 @@ impl AzureClient {
             }
             if err.status == 404 && attempt < attempts {
                 let delay = self.inner.replication.graph_delay;
-                self.log(&format!("{op}: not found yet (replication, attempt {attempt}/{attempts}); retrying in {delay:?}"));
+                self.log(&format!(
+                    "{op}: not found yet (replication, attempt {attempt}/{attempts}); retrying in {delay:?}"
+                ));
                 tokio::time::sleep(delay).await;
                 continue;
             }
@@ -478,19 +378,12 @@ impl AzureClient {
             encode_segment(group_id),
             encode_segment(object_id)
         ))?;
-        let resp = self
-            .core()
-            .send(Call::new(Audience::Graph, Method::DELETE, url, &op))
-            .await?;
+        let resp = self.core().send(Call::new(Audience::Graph, Method::DELETE, url, &op)).await?;
         if resp.ok() {
             return Ok(MembershipChange::Changed);
         }
         let err = resp.error(&op);
-        if is_does_not_exist(&err) {
-            Ok(MembershipChange::Unchanged)
-        } else {
-            Err(err)
-        }
+        if is_does_not_exist(&err) { Ok(MembershipChange::Unchanged) } else { Err(err) }
     }
 
     // ---- users, service principals, applications -------------------------------------------
@@ -498,20 +391,14 @@ impl AzureClient {
     /// A user by UPN or object id; `None` when missing. Guest UPNs (`#EXT#`) are encoded.
     pub async fn get_user(&self, upn_or_id: &str) -> Result<Option<User>, AzureError> {
         self.graph_get_opt(
-            &relative(
-                &format!("/users/{}", encode_segment(upn_or_id)),
-                &[("$select", USER_SELECT)],
-            ),
+            &relative(&format!("/users/{}", encode_segment(upn_or_id)), &[("$select", USER_SELECT)]),
             &format!("read user {upn_or_id}"),
         )
         .await
     }
 
     /// A service principal by object id; `None` when missing.
-    pub async fn get_service_principal(
-        &self,
-        id: &str,
-    ) -> Result<Option<ServicePrincipal>, AzureError> {
+    pub async fn get_service_principal(&self, id: &str) -> Result<Option<ServicePrincipal>, AzureError> {
         self.graph_get_opt(
             &format!("/servicePrincipals/{}", encode_segment(id)),
             &format!("read service principal {id}"),
@@ -520,10 +407,7 @@ impl AzureClient {
     }
 
     /// The service principal of an application (client) id; `None` when missing.
-    pub async fn find_service_principal_by_app_id(
-        &self,
-        app_id: &str,
-    ) -> Result<Option<ServicePrincipal>, AzureError> {
+    pub async fn find_service_principal_by_app_id(&self, app_id: &str) -> Result<Option<ServicePrincipal>, AzureError> {
         let filter = format!("appId eq {}", odata_quote(app_id));
         let found: Vec<ServicePrincipal> = self
             .graph_list(
@@ -548,16 +432,12 @@ impl AzureClient {
     }
 
     /// Applications with their password credentials (secret metadata), optionally filtered.
-    pub async fn list_applications(
-        &self,
-        filter: Option<&str>,
-    ) -> Result<Vec<Application>, AzureError> {
+    pub async fn list_applications(&self, filter: Option<&str>) -> Result<Vec<Application>, AzureError> {
         let mut query = vec![("$select", "id,appId,displayName,passwordCredentials")];
         if let Some(f) = filter {
             query.push(("$filter", f));
         }
-        self.graph_list(&relative("/applications", &query), "list applications")
-            .await
+        self.graph_list(&relative("/applications", &query), "list applications").await
     }
 
     /// One application by object id; `None` when missing.
@@ -576,33 +456,24 @@ impl AzureClient {
 
     /// Sends requests through `$batch`, 20 per call (calls run concurrently), retrying inner
     /// 429s for just those ids; responses come back in request order.
-    pub async fn graph_batch(
-        &self,
-        requests: Vec<BatchRequest>,
-    ) -> Result<Vec<BatchResponse>, AzureError> {
+    pub async fn graph_batch(&self, requests: Vec<BatchRequest>) -> Result<Vec<BatchResponse>, AzureError> {
         let mut set = JoinSet::new();
-        let chunks: Vec<Vec<BatchRequest>> = requests
-            .chunks(BATCH_LIMIT)
-            .map(<[BatchRequest]>::to_vec)
-            .collect();
+        let chunks: Vec<Vec<BatchRequest>> = requests.chunks(BATCH_LIMIT).map(<[BatchRequest]>::to_vec).collect();
         for (index, chunk) in chunks.into_iter().enumerate() {
             let client = self.clone();
             set.spawn(async move { (index, client.batch_chunk(chunk).await) });
         }
         let mut parts = Vec::new();
         while let Some(joined) = set.join_next().await {
-            let (index, result) = joined
-                .map_err(|e| AzureError::local("send Graph batch", "Internal", e.to_string()))?;
+            let (index, result) =
+                joined.map_err(|e| AzureError::local("send Graph batch", "Internal", e.to_string()))?;
             parts.push((index, result?));
         }
         parts.sort_by_key(|(i, _)| *i);
         Ok(parts.into_iter().flat_map(|(_, r)| r).collect())
     }
 
-    async fn batch_chunk(
-        &self,
-        chunk: Vec<BatchRequest>,
-    ) -> Result<Vec<BatchResponse>, AzureError> {
+    async fn batch_chunk(&self, chunk: Vec<BatchRequest>) -> Result<Vec<BatchResponse>, AzureError> {
         let op = "send Graph batch";
         let url = self.graph_url("/$batch")?;
         let all_get = chunk.iter().all(|r| r.method.eq_ignore_ascii_case("GET"));
@@ -616,41 +487,23 @@ impl AzureClient {
                 .iter()
                 .map(|r| {
                     let mut r = r.clone();
-                    if r.body.is_some()
-                        && !r
-                            .headers
-                            .keys()
-                            .any(|k| k.eq_ignore_ascii_case("content-type"))
-                    {
-                        r.headers
-                            .insert("Content-Type".to_string(), "application/json".to_string());
+                    if r.body.is_some() && !r.headers.keys().any(|k| k.eq_ignore_ascii_case("content-type")) {
+                        r.headers.insert("Content-Type".to_string(), "application/json".to_string());
                     }
                     serde_json::to_value(r).unwrap_or(serde_json::Value::Null)
                 })
                 .collect();
             let body = serde_json::json!({ "requests": requests });
-            let replay = if all_get {
-                Replay::Safe
-            } else {
-                Replay::Unsafe
-            };
+            let replay = if all_get { Replay::Safe } else { Replay::Unsafe };
             let resp = self
                 .core()
-                .send_ok(
-                    Call::new(Audience::Graph, Method::POST, url.clone(), op)
-                        .body(&body)
-                        .replay(replay),
-                )
+                .send_ok(Call::new(Audience::Graph, Method::POST, url.clone(), op).body(&body).replay(replay))
                 .await?;
             let envelope: BatchEnvelope = resp.json(op)?;
             let mut retry = Vec::new();
             let mut wait = std::time::Duration::ZERO;
             for request in pending {
-                let Some(answer) = envelope
-                    .responses
-                    .iter()
-                    .find(|r| r.id.eq_ignore_ascii_case(&request.id))
-                else {
+                let Some(answer) = envelope.responses.iter().find(|r| r.id.eq_ignore_ascii_case(&request.id)) else {
                     return Err(AzureError::local(
                         op,
                         "MalformedResponse",
@@ -658,18 +511,15 @@ impl AzureClient {
                     ));
                 };
                 let transient = answer.status == 429
-                    || (request.method.eq_ignore_ascii_case("GET")
-                        && matches!(answer.status, 500 | 502 | 503 | 504));
+                    || (request.method.eq_ignore_ascii_case("GET") && matches!(answer.status, 500 | 502 | 503 | 504));
                 if transient && attempt < policy.max_attempts {
                     let asked = answer
                         .header("Retry-After")
                         .and_then(|v| v.trim().parse::<f64>().ok())
                         .filter(|s| s.is_finite() && *s >= 0.0)
                         .map(std::time::Duration::from_secs_f64);
-                    let delay = asked.map_or_else(
-                        || backoff_delay(attempt, &policy, jitter()),
-                        |d| d.min(policy.max_retry_after),
-                    );
+                    let delay = asked
+                        .map_or_else(|| backoff_delay(attempt, &policy, jitter()), |d| d.min(policy.max_retry_after));
                     wait = wait.max(delay);
                     retry.push(request);
                 } else {
@@ -690,37 +540,19 @@ impl AzureClient {
             .iter()
             .map(|r| {
                 done.remove(&r.id).ok_or_else(|| {
-                    AzureError::local(
-                        op,
-                        "MalformedResponse",
-                        format!("no response for batch request {}", r.id),
-                    )
+                    AzureError::local(op, "MalformedResponse", format!("no response for batch request {}", r.id))
                 })
             })
             .collect()
     }
 
-    async fn finish_page<T: DeserializeOwned>(
-        &self,
-        body: &serde_json::Value,
-        op: &str,
-    ) -> Result<Vec<T>, AzureError> {
-        let page: Page<T> = serde_json::from_value(body.clone()).map_err(|e| {
-            AzureError::local(
-                op,
-                "MalformedResponse",
-                format!("unexpected list body: {e}"),
-            )
-        })?;
+    async fn finish_page<T: DeserializeOwned>(&self, body: &serde_json::Value, op: &str) -> Result<Vec<T>, AzureError> {
+        let page: Page<T> = serde_json::from_value(body.clone())
+            .map_err(|e| AzureError::local(op, "MalformedResponse", format!("unexpected list body: {e}")))?;
         let mut items = page.value;
         if let Some(link) = page.next_link.filter(|l| !l.is_empty()) {
-            let url = Url::parse(&link).map_err(|e| {
-                AzureError::local(
-                    op,
-                    "MalformedResponse",
-                    format!("invalid next link `{link}`: {e}"),
-                )
-            })?;
+            let url = Url::parse(&link)
+                .map_err(|e| AzureError::local(op, "MalformedResponse", format!("invalid next link `{link}`: {e}")))?;
             items.extend(self.list_pages(Audience::Graph, url, op).await?);
         }
         Ok(items)
@@ -738,10 +570,8 @@ impl AzureClient {
                 format!("m{i}"),
                 relative(&format!("/groups/{g}/members"), &[("$top", "999")]),
             ));
-            requests.push(BatchRequest::get(
-                format!("o{i}"),
-                relative(&format!("/groups/{g}/owners"), &[("$top", "999")]),
-            ));
+            requests
+                .push(BatchRequest::get(format!("o{i}"), relative(&format!("/groups/{g}/owners"), &[("$top", "999")])));
         }
         let responses = self.graph_batch(requests).await?;
         let mut out = BTreeMap::new();
@@ -749,11 +579,7 @@ impl AzureClient {
             let op = format!("list members and owners of group {id}");
             let find = |key: String| responses.iter().find(|r| r.id == key);
             let (Some(m), Some(o)) = (find(format!("m{i}")), find(format!("o{i}"))) else {
-                return Err(AzureError::local(
-                    &op,
-                    "MalformedResponse",
-                    "missing batch response",
-                ));
+                return Err(AzureError::local(&op, "MalformedResponse", "missing batch response"));
             };
             if m.status == 404 || o.status == 404 {
                 out.insert(id.clone(), None);
@@ -772,20 +598,14 @@ impl AzureClient {
     }
 
     /// UPN → user for many users through `$batch`; `None` for a UPN that does not exist.
-    pub async fn resolve_upns(
-        &self,
-        upns: &[String],
-    ) -> Result<BTreeMap<String, Option<User>>, AzureError> {
+    pub async fn resolve_upns(&self, upns: &[String]) -> Result<BTreeMap<String, Option<User>>, AzureError> {
         let requests = upns
             .iter()
             .enumerate()
             .map(|(i, upn)| {
                 BatchRequest::get(
                     format!("u{i}"),
-                    relative(
-                        &format!("/users/{}", encode_segment(upn)),
-                        &[("$select", USER_SELECT)],
-                    ),
+                    relative(&format!("/users/{}", encode_segment(upn)), &[("$select", USER_SELECT)]),
                 )
             })
             .collect();
@@ -794,11 +614,7 @@ impl AzureClient {
         for (i, upn) in upns.iter().enumerate() {
             let op = format!("resolve user {upn}");
             let Some(r) = responses.iter().find(|r| r.id == format!("u{i}")) else {
-                return Err(AzureError::local(
-                    &op,
-                    "MalformedResponse",
-                    "missing batch response",
-                ));
+                return Err(AzureError::local(&op, "MalformedResponse", "missing batch response"));
             };
             match r.status {
                 404 => {

@@ -45,11 +45,7 @@ impl Sink {
 
 impl fmt::Debug for Sink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "Sink(on)"
-        } else {
-            "Sink(off)"
-        })
+        f.write_str(if self.0.is_some() { "Sink(on)" } else { "Sink(off)" })
     }
 }
 
@@ -127,11 +123,7 @@ impl Resp {
 
     pub(crate) fn json<T: serde::de::DeserializeOwned>(&self, op: &str) -> Result<T, AzureError> {
         serde_json::from_slice(&self.body).map_err(|e| {
-            let mut err = AzureError::local(
-                op,
-                "MalformedResponse",
-                format!("unexpected response body: {e}"),
-            );
+            let mut err = AzureError::local(op, "MalformedResponse", format!("unexpected response body: {e}"));
             err.status = self.status;
             err.request_id.clone_from(&self.ids.request_id);
             err.correlation_id.clone_from(&self.ids.correlation_id);
@@ -153,20 +145,8 @@ pub(crate) struct Call<'a> {
 
 impl<'a> Call<'a> {
     pub(crate) fn new(audience: Audience, method: Method, url: Url, op: &'a str) -> Self {
-        let replay = if method == Method::POST {
-            Replay::Unsafe
-        } else {
-            Replay::Safe
-        };
-        Self {
-            audience,
-            method,
-            url,
-            body: None,
-            headers: Vec::new(),
-            replay,
-            op,
-        }
+        let replay = if method == Method::POST { Replay::Unsafe } else { Replay::Safe };
+        Self { audience, method, url, body: None, headers: Vec::new(), replay, op }
     }
 
     pub(crate) fn body(mut self, body: &'a serde_json::Value) -> Self {
@@ -197,10 +177,7 @@ pub(crate) struct Core {
 }
 
 /// Builds the `reqwest` client, trusting `extra_ca_pem` in addition to the system roots.
-pub(crate) fn build_http(
-    extra_ca_pem: Option<&[u8]>,
-    timeout: Duration,
-) -> Result<reqwest::Client, AzureError> {
+pub(crate) fn build_http(extra_ca_pem: Option<&[u8]>, timeout: Duration) -> Result<reqwest::Client, AzureError> {
     let fail = |m: String| AzureError::local("build HTTP client", "HttpClient", m);
     let base = || {
         reqwest::Client::builder()
@@ -212,18 +189,14 @@ pub(crate) fn build_http(
     let Some(pem) = extra_ca_pem else {
         return base().build().map_err(|e| fail(e.to_string()));
     };
-    let certs = reqwest::Certificate::from_pem_bundle(pem)
-        .map_err(|e| fail(format!("invalid CA PEM: {e}")))?;
+    let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| fail(format!("invalid CA PEM: {e}")))?;
     if certs.is_empty() {
         return Err(fail("the CA PEM holds no certificate".to_string()));
     }
     match base().tls_certs_merge(certs.clone()).build() {
         Ok(client) => Ok(client),
         // Some verifiers cannot merge roots; trusting only the given CA still reaches the emulator.
-        Err(_) => base()
-            .tls_certs_only(certs)
-            .build()
-            .map_err(|e| fail(e.to_string())),
+        Err(_) => base().tls_certs_only(certs).build().map_err(|e| fail(e.to_string())),
     }
 }
 
@@ -252,11 +225,7 @@ impl Core {
     pub(crate) async fn send_ok(&self, call: Call<'_>) -> Result<Resp, AzureError> {
         let op = call.op.to_string();
         let resp = self.send(call).await?;
-        if resp.ok() {
-            Ok(resp)
-        } else {
-            Err(resp.error(&op))
-        }
+        if resp.ok() { Ok(resp) } else { Err(resp.error(&op)) }
     }
 
     /// Sends `call` under the retry policy; returns the final response whatever its status.
@@ -266,11 +235,7 @@ impl Core {
             return Err(AzureError::local(
                 call.op,
                 "UnexpectedHost",
-                format!(
-                    "refusing to send a {} token to {} (expected {base})",
-                    call.audience.name(),
-                    call.url
-                ),
+                format!("refusing to send a {} token to {} (expected {base})", call.audience.name(), call.url),
             ));
         }
         let client_request_id = Uuid::new_v4().to_string();
@@ -282,16 +247,13 @@ impl Core {
             if let (Some(pacer), Some(key)) = (&self.pacer, &pace_key) {
                 pacer.wait(key).await;
             }
-            let token = self
-                .tokens
-                .token(call.audience)
-                .await
-                .map_err(|e| e.with_op(call.op))?;
+            let token = self.tokens.token(call.audience).await.map_err(|e| e.with_op(call.op))?;
             let outcome = {
-                let _permit =
-                    self.semaphore.acquire().await.map_err(|_| {
-                        AzureError::local(call.op, "Closed", "client is shutting down")
-                    })?;
+                let _permit = self
+                    .semaphore
+                    .acquire()
+                    .await
+                    .map_err(|_| AzureError::local(call.op, "Closed", "client is shutting down"))?;
                 self.exchange(&call, &token, &client_request_id).await
             };
             let resp = match outcome {
@@ -373,18 +335,12 @@ impl Core {
             builder = builder.header(*name, value);
         }
         if let Some(body) = call.body {
-            builder = builder
-                .header("Content-Type", "application/json")
-                .body(body.to_string());
+            builder = builder.header("Content-Type", "application/json").body(body.to_string());
         } else if matches!(call.method, Method::POST | Method::PUT | Method::PATCH) {
             builder = builder.header("Content-Length", "0");
         }
         let response = builder.send().await.map_err(|e| Failure {
-            kind: if e.is_connect() {
-                FailureKind::NotSent
-            } else {
-                FailureKind::MaybeSent
-            },
+            kind: if e.is_connect() { FailureKind::NotSent } else { FailureKind::MaybeSent },
             message: describe_reqwest(&e),
         })?;
         let status = response.status().as_u16();
@@ -393,24 +349,13 @@ impl Core {
             kind: FailureKind::MaybeSent,
             message: format!("response body lost: {}", describe_reqwest(&e)),
         })?;
-        let text = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let ids = RequestIds {
             client_request_id: client_request_id.to_string(),
             request_id: text("x-ms-request-id").or_else(|| text("request-id")),
-            correlation_id: text("x-ms-correlation-request-id")
-                .or_else(|| text("client-request-id")),
+            correlation_id: text("x-ms-correlation-request-id").or_else(|| text("client-request-id")),
         };
-        Ok(Resp {
-            status,
-            headers,
-            body: body.to_vec(),
-            ids,
-        })
+        Ok(Resp { status, headers, body: body.to_vec(), ids })
     }
 }
 
@@ -467,12 +412,7 @@ fn is_stale_token(resp: &Resp) -> bool {
 
 /// The wait a 429/503 asks for: `Retry-After-Ms`, `x-ms-retry-after-ms`, or `Retry-After` seconds.
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
         if let Some(ms) = text(name).and_then(|v| v.parse::<f64>().ok())
             && ms.is_finite()
@@ -500,10 +440,7 @@ pub(crate) fn backoff_delay(attempt: u32, policy: &RetryPolicy, jitter: f64) -> 
 /// A number in `[0, 1)` from the random part of a v4 UUID.
 pub(crate) fn jitter() -> f64 {
     let bits = Uuid::new_v4().as_u128() >> 75;
-    #[expect(
-        clippy::cast_precision_loss,
-        reason = "53 random bits fit an f64 mantissa"
-    )]
+    #[expect(clippy::cast_precision_loss, reason = "53 random bits fit an f64 mantissa")]
     let value = bits as f64 / (1u64 << 53) as f64;
     value
 }
@@ -538,11 +475,7 @@ fn pace_key(audience: Audience, method: &Method, url: &Url) -> Option<PaceKey> {
             break segments.next()?.to_ascii_lowercase();
         }
     };
-    let bucket = if *method == Method::GET {
-        Bucket::Reads
-    } else {
-        Bucket::Writes
-    };
+    let bucket = if *method == Method::GET { Bucket::Reads } else { Bucket::Writes };
     Some((sub, bucket))
 }
 
@@ -600,26 +533,18 @@ impl Pacer {
     fn observe(&self, key: &PaceKey, headers: &HeaderMap) {
         let names: &[&str] = match key.1 {
             Bucket::Reads => &["x-ms-ratelimit-remaining-subscription-reads"],
-            Bucket::Writes => &[
-                "x-ms-ratelimit-remaining-subscription-writes",
-                "x-ms-ratelimit-remaining-subscription-deletes",
-            ],
+            Bucket::Writes => {
+                &["x-ms-ratelimit-remaining-subscription-writes", "x-ms-ratelimit-remaining-subscription-deletes"]
+            }
         };
         let remaining = names
             .iter()
-            .filter_map(|n| {
-                headers
-                    .get(*n)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u32>().ok())
-            })
+            .filter_map(|n| headers.get(*n).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u32>().ok()))
             .min();
         let Some(remaining) = remaining else { return };
         if let Ok(mut state) = self.state.lock() {
-            let entry = state.entry(key.clone()).or_insert_with(|| PaceState {
-                remaining: None,
-                next_slot: Instant::now(),
-            });
+            let entry =
+                state.entry(key.clone()).or_insert_with(|| PaceState { remaining: None, next_slot: Instant::now() });
             entry.remaining = Some(remaining);
         }
     }

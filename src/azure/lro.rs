@@ -50,8 +50,7 @@ pub(crate) enum LroKind {
 pub(crate) fn is_terminal(state: Option<&str>) -> bool {
     match state {
         None => true,
-        Some(s) => ["succeeded", "failed", "canceled", "cancelled"]
-            .contains(&s.to_ascii_lowercase().as_str()),
+        Some(s) => ["succeeded", "failed", "canceled", "cancelled"].contains(&s.to_ascii_lowercase().as_str()),
     }
 }
 
@@ -72,17 +71,12 @@ struct Poller<'a> {
 
 impl Poller<'_> {
     async fn pause(&self, resp: &Resp) -> Result<(), AzureError> {
-        let wait = retry_after(&resp.headers)
-            .unwrap_or(self.policy.default_interval)
-            .min(self.policy.max_interval);
+        let wait = retry_after(&resp.headers).unwrap_or(self.policy.default_interval).min(self.policy.max_interval);
         if Instant::now() + wait > self.deadline {
             return Err(AzureError::local(
                 self.op,
                 "OperationTimedOut",
-                format!(
-                    "the operation did not finish within {:?}",
-                    self.policy.timeout
-                ),
+                format!("the operation did not finish within {:?}", self.policy.timeout),
             ));
         }
         tokio::time::sleep(wait).await;
@@ -90,19 +84,12 @@ impl Poller<'_> {
     }
 
     fn poll_url(&self, raw: &str) -> Result<Url, AzureError> {
-        Url::parse(raw).map_err(|e| {
-            AzureError::local(
-                self.op,
-                "MalformedResponse",
-                format!("invalid poll URL `{raw}`: {e}"),
-            )
-        })
+        Url::parse(raw)
+            .map_err(|e| AzureError::local(self.op, "MalformedResponse", format!("invalid poll URL `{raw}`: {e}")))
     }
 
     async fn get(&self, url: Url) -> Result<Resp, AzureError> {
-        self.core
-            .send(Call::new(Audience::Arm, Method::GET, url, self.op))
-            .await
+        self.core.send(Call::new(Audience::Arm, Method::GET, url, self.op)).await
     }
 }
 
@@ -118,12 +105,7 @@ pub(crate) async fn complete(
     if !initial.ok() {
         return Err(initial.error(op));
     }
-    let poller = Poller {
-        core,
-        policy,
-        op,
-        deadline: Instant::now() + policy.timeout,
-    };
+    let poller = Poller { core, policy, op, deadline: Instant::now() + policy.timeout };
     let async_op = initial.header("azure-asyncoperation").map(str::to_string);
     let location = initial.header("location").map(str::to_string);
 
@@ -137,10 +119,7 @@ pub(crate) async fn complete(
                 return Err(resp.error(&format!("{op} (reading operation status)")));
             }
             let status: serde_json::Value = resp.json(op)?;
-            let state = status
-                .get("status")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("");
+            let state = status.get("status").and_then(serde_json::Value::as_str).unwrap_or("");
             if is_terminal(Some(state)) && !state.is_empty() {
                 if !succeeded(state) {
                     return Err(operation_failed(op, state, &status, &resp));
@@ -173,10 +152,7 @@ pub(crate) async fn complete(
         }
     } else if kind == LroKind::Write {
         let body: Option<serde_json::Value> = serde_json::from_slice(&initial.body).ok();
-        let state = body
-            .as_ref()
-            .and_then(provisioning_state)
-            .map(str::to_string);
+        let state = body.as_ref().and_then(provisioning_state).map(str::to_string);
         if !is_terminal(state.as_deref()) {
             let mut last = initial;
             loop {
@@ -213,20 +189,12 @@ pub(crate) async fn complete(
 }
 
 fn operation_failed(op: &str, state: &str, body: &serde_json::Value, resp: &Resp) -> AzureError {
-    let error = body
-        .get("error")
-        .or_else(|| body.get("properties").and_then(|p| p.get("error")));
-    let code = error
-        .and_then(|e| e.get("code"))
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or(state);
+    let error = body.get("error").or_else(|| body.get("properties").and_then(|p| p.get("error")));
+    let code = error.and_then(|e| e.get("code")).and_then(serde_json::Value::as_str).unwrap_or(state);
     let message = error
         .and_then(|e| e.get("message"))
         .and_then(serde_json::Value::as_str)
-        .map_or_else(
-            || format!("the operation ended in state {state}"),
-            str::to_string,
-        );
+        .map_or_else(|| format!("the operation ended in state {state}"), str::to_string);
     let mut err = AzureError::local(op, code, message);
     err.status = resp.status;
     err.request_id.clone_from(&resp.ids.request_id);

@@ -32,19 +32,16 @@ use std::{
 };
 
 pub use arm::{
-    API_AUTHORIZATION, API_MANAGED_IDENTITY, API_ML, API_RESOURCES, PrincipalType,
-    PutRoleAssignmentOutcome, RoleAssignmentRequest, RoleCatalog, arm_id_eq, canonical_id,
-    last_segment, role_assignment_name,
+    API_AUTHORIZATION, API_MANAGED_IDENTITY, API_ML, API_RESOURCES, PrincipalType, PutRoleAssignmentOutcome,
+    RoleAssignmentRequest, RoleCatalog, arm_id_eq, canonical_id, last_segment, role_assignment_name,
 };
 pub use auth::{
-    AuthOptions, Credential, ENV_ARM_TOKEN, ENV_AUTH, ENV_GRAPH_TOKEN, FEDERATION_AUDIENCE,
-    SecretString, TokenSource, jwt_claims, read_pem, token_object_id,
+    AuthOptions, Credential, ENV_ARM_TOKEN, ENV_AUTH, ENV_GRAPH_TOKEN, FEDERATION_AUDIENCE, SecretString, TokenSource,
+    jwt_claims, read_pem, token_object_id,
 };
 pub use cloud::{Audience, Cloud};
 pub use error::{AzureError, parse_existing_assignment_id};
-pub use graph::{
-    BatchRequest, BatchResponse, GroupMembership, GroupUpsert, MembershipChange, UpsertOutcome,
-};
+pub use graph::{BatchRequest, BatchResponse, GroupMembership, GroupUpsert, MembershipChange, UpsertOutcome};
 pub use http::{LogFn, RequestIds, RetryPolicy};
 pub use lro::LroPolicy;
 pub use model::*;
@@ -151,34 +148,15 @@ impl std::fmt::Debug for AzureClient {
 
 impl AzureClient {
     /// Builds a client. No request is sent until the first operation.
-    pub fn new(
-        cloud: Cloud,
-        tenant_id: &str,
-        source: TokenSource,
-        options: ClientOptions,
-    ) -> Result<Self, AzureError> {
+    pub fn new(cloud: Cloud, tenant_id: &str, source: TokenSource, options: ClientOptions) -> Result<Self, AzureError> {
         let http = http::build_http(options.extra_ca_pem.as_deref(), options.request_timeout)?;
         let sink = http::Sink(options.log.clone());
         for warning in source.warnings() {
             sink.log(&format!("warning: {warning}"));
         }
         sink.log(&format!("authentication: {}", source.describe()));
-        let tokens = auth::TokenProvider::new(
-            cloud.clone(),
-            tenant_id.to_string(),
-            source,
-            http.clone(),
-            sink.clone(),
-        );
-        let core = http::Core::new(
-            http,
-            cloud,
-            tokens,
-            sink,
-            options.retry,
-            options.concurrency,
-            options.pacing,
-        );
+        let tokens = auth::TokenProvider::new(cloud.clone(), tenant_id.to_string(), source, http.clone(), sink.clone());
+        let core = http::Core::new(http, cloud, tokens, sink, options.retry, options.concurrency, options.pacing);
         Ok(Self {
             inner: Arc::new(Inner {
                 core,

@@ -397,12 +397,7 @@ pub enum DirectoryObjectKind {
 impl DirectoryObject {
     /// Kind from `@odata.type`.
     pub fn kind(&self) -> DirectoryObjectKind {
-        match self
-            .odata_type
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
+        match self.odata_type.as_deref().map(str::to_ascii_lowercase).as_deref() {
             Some("#microsoft.graph.user") => DirectoryObjectKind::User,
             Some("#microsoft.graph.group") => DirectoryObjectKind::Group,
             Some("#microsoft.graph.serviceprincipal") => DirectoryObjectKind::ServicePrincipal,

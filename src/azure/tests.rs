@@ -39,12 +39,7 @@ fn parses_graph_error_with_inner_ids() {
     let err = AzureError::from_response("op", 403, body, None, None);
     assert_eq!(err.code, "Authorization_RequestDenied");
     assert_eq!(err.request_id.as_deref(), Some("r-1"));
-    assert!(
-        err.hint
-            .as_deref()
-            .unwrap_or("")
-            .contains("GroupMember.ReadWrite.All")
-    );
+    assert!(err.hint.as_deref().unwrap_or("").contains("GroupMember.ReadWrite.All"));
 }
 
 #[test]
@@ -58,14 +53,7 @@ fn parses_token_endpoint_error() {
 
 #[test]
 fn malformed_bodies_do_not_panic() {
-    for body in [
-        &b""[..],
-        b"<html>bad gateway</html>",
-        b"{",
-        b"[1,2]",
-        b"{\"error\":42}",
-        &[0xff, 0xfe],
-    ] {
+    for body in [&b""[..], b"<html>bad gateway</html>", b"{", b"[1,2]", b"{\"error\":42}", &[0xff, 0xfe]] {
         let err = AzureError::from_response("op", 502, body, Some("rid".into()), None);
         assert_eq!(err.status, 502);
         assert!(!err.to_string().is_empty());
@@ -76,21 +64,13 @@ fn malformed_bodies_do_not_panic() {
 fn parses_existing_assignment_id() {
     let m = "The role assignment already exists. The ID of the existing role assignment is 716c4d159bc8476da3c16ccb70082517.";
     assert_eq!(
-        parse_existing_assignment_id(m)
-            .map(|u| u.hyphenated().to_string())
-            .as_deref(),
+        parse_existing_assignment_id(m).map(|u| u.hyphenated().to_string()).as_deref(),
         Some("716c4d15-9bc8-476d-a3c1-6ccb70082517")
     );
     let dashed = "exists: 716c4d15-9bc8-476d-a3c1-6ccb70082517";
     assert!(parse_existing_assignment_id(dashed).is_some());
-    assert_eq!(
-        parse_existing_assignment_id("The role assignment already exists."),
-        None
-    );
-    assert_eq!(
-        parse_existing_assignment_id("id 716c4d159bc8476da3c16ccb7008251"),
-        None
-    );
+    assert_eq!(parse_existing_assignment_id("The role assignment already exists."), None);
+    assert_eq!(parse_existing_assignment_id("id 716c4d159bc8476da3c16ccb7008251"), None);
 }
 
 #[test]
@@ -102,10 +82,7 @@ fn retry_after_headers() {
     h.insert("retry-after-ms", "250".parse().unwrap());
     assert_eq!(retry_after(&h), Some(Duration::from_millis(250)));
     let mut d = reqwest::header::HeaderMap::new();
-    d.insert(
-        "retry-after",
-        "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
-    );
+    d.insert("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
     assert_eq!(retry_after(&d), None);
 }
 
@@ -135,10 +112,7 @@ fn retry_decisions() {
 #[test]
 fn pacing_holds_throttles_under_five_percent() {
     assert_eq!(pacing_interval(200, Bucket::Reads), Duration::ZERO);
-    assert_eq!(
-        pacing_interval(20, Bucket::Reads),
-        Duration::from_millis(40)
-    );
+    assert_eq!(pacing_interval(20, Bucket::Reads), Duration::from_millis(40));
     assert_eq!(pacing_interval(3, Bucket::Reads), Duration::from_millis(80));
 
     // Simulate a 250/25 bucket against a client that wants 200 req/s, with the remaining
@@ -150,9 +124,7 @@ fn pacing_holds_throttles_under_five_percent() {
     let (mut sent, mut throttled) = (0u32, 0u32);
     let mut last_seen = size;
     while sent < 5000 {
-        let gap = pacing_interval(last_seen, Bucket::Reads)
-            .as_secs_f64()
-            .max(1.0 / 200.0);
+        let gap = pacing_interval(last_seen, Bucket::Reads).as_secs_f64().max(1.0 / 200.0);
         t += gap;
         tokens = (tokens + gap * refill).min(f64::from(size));
         sent += 1;
@@ -161,34 +133,21 @@ fn pacing_holds_throttles_under_five_percent() {
         } else {
             throttled += 1;
         }
-        #[expect(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "bounded 0..=250"
-        )]
+        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "bounded 0..=250")]
         observed.push_back(tokens.floor() as u32);
         if observed.len() > 16 {
             last_seen = observed.pop_front().unwrap_or(size);
         }
     }
-    assert!(
-        f64::from(throttled) / f64::from(sent) < 0.05,
-        "{throttled} of {sent} throttled"
-    );
+    assert!(f64::from(throttled) / f64::from(sent) < 0.05, "{throttled} of {sent} throttled");
     assert!(t > 0.0);
 }
 
 #[test]
 fn refresh_before_expiry() {
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-    assert_eq!(
-        refresh_time(now, now + Duration::from_secs(3600)),
-        now + Duration::from_secs(3300)
-    );
-    assert_eq!(
-        refresh_time(now, now + Duration::from_secs(120)),
-        now + Duration::from_secs(60)
-    );
+    assert_eq!(refresh_time(now, now + Duration::from_secs(3600)), now + Duration::from_secs(3300));
+    assert_eq!(refresh_time(now, now + Duration::from_secs(120)), now + Duration::from_secs(60));
 }
 
 #[test]
@@ -199,30 +158,18 @@ fn secrets_never_print() {
     let source = TokenSource {
         arm_token: Some(SecretString::new("arm-token-value")),
         graph_token: None,
-        credential: Some(Credential::ClientSecret {
-            client_id: "app".into(),
-            secret: SecretString::new("pa55"),
-        }),
+        credential: Some(Credential::ClientSecret { client_id: "app".into(), secret: SecretString::new("pa55") }),
     };
     let debug = format!("{source:?} {}", source.describe());
-    assert!(
-        !debug.contains("arm-token-value") && !debug.contains("pa55"),
-        "{debug}"
-    );
+    assert!(!debug.contains("arm-token-value") && !debug.contains("pa55"), "{debug}");
     let opts = ClientOptions::default();
     let client = AzureClient::new(Cloud::Public, "t", source, opts).unwrap();
     let debug = format!("{client:?}");
-    assert!(
-        !debug.contains("pa55") && !debug.contains("arm-token-value"),
-        "{debug}"
-    );
+    assert!(!debug.contains("pa55") && !debug.contains("arm-token-value"), "{debug}");
 }
 
 fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let map: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-        .collect();
+    let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect();
     move |k| map.get(k).cloned()
 }
 
@@ -232,56 +179,25 @@ fn credential_order_from_environment() {
     let all = [
         ("AZURE_CLIENT_ID", "app"),
         ("AZURE_FEDERATED_TOKEN_FILE", "/var/run/token"),
-        (
-            "ACTIONS_ID_TOKEN_REQUEST_URL",
-            "https://gh/x?api-version=2.0",
-        ),
+        ("ACTIONS_ID_TOKEN_REQUEST_URL", "https://gh/x?api-version=2.0"),
         ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "gh-secret"),
         ("AZURE_CLIENT_SECRET", "s3cret"),
     ];
     let s = TokenSource::from_lookup(&opts, lookup(&all)).unwrap();
-    assert!(matches!(
-        s.credential,
-        Some(Credential::WorkloadIdentity { .. })
-    ));
-    let s = TokenSource::from_lookup(
-        &opts,
-        lookup(
-            &all[..1]
-                .iter()
-                .chain(&all[2..])
-                .copied()
-                .collect::<Vec<_>>(),
-        ),
-    )
-    .unwrap();
+    assert!(matches!(s.credential, Some(Credential::WorkloadIdentity { .. })));
+    let s = TokenSource::from_lookup(&opts, lookup(&all[..1].iter().chain(&all[2..]).copied().collect::<Vec<_>>()))
+        .unwrap();
     assert!(matches!(s.credential, Some(Credential::GitHubOidc { .. })));
-    let s = TokenSource::from_lookup(
-        &opts,
-        lookup(&[
-            ("AZURE_CLIENT_ID", "app"),
-            ("AZURE_CLIENT_SECRET", "s3cret"),
-        ]),
-    )
-    .unwrap();
-    assert!(matches!(
-        s.credential,
-        Some(Credential::ClientSecret { .. })
-    ));
+    let s = TokenSource::from_lookup(&opts, lookup(&[("AZURE_CLIENT_ID", "app"), ("AZURE_CLIENT_SECRET", "s3cret")]))
+        .unwrap();
+    assert!(matches!(s.credential, Some(Credential::ClientSecret { .. })));
     assert_eq!(s.warnings().len(), 1);
     let s = TokenSource::from_lookup(
         &opts,
-        lookup(&[
-            ("AZURE_CLIENT_ID", "app"),
-            ("AZURE_CLIENT_SECRET", "s3cret"),
-            ("IDENTITY_ENDPOINT", "http://x"),
-        ]),
+        lookup(&[("AZURE_CLIENT_ID", "app"), ("AZURE_CLIENT_SECRET", "s3cret"), ("IDENTITY_ENDPOINT", "http://x")]),
     )
     .unwrap();
-    assert!(matches!(
-        s.credential,
-        Some(Credential::ManagedIdentity { client_id: Some(_) })
-    ));
+    assert!(matches!(s.credential, Some(Credential::ManagedIdentity { client_id: Some(_) })));
     let s = TokenSource::from_lookup(
         &opts,
         lookup(&[
@@ -291,15 +207,9 @@ fn credential_order_from_environment() {
         ]),
     )
     .unwrap();
-    assert!(matches!(
-        s.credential,
-        Some(Credential::AzurePipelines { .. })
-    ));
-    let s = TokenSource::from_lookup(
-        &opts,
-        lookup(&[("MLPOLICY_ARM_TOKEN", "a"), ("MLPOLICY_GRAPH_TOKEN", "g")]),
-    )
-    .unwrap();
+    assert!(matches!(s.credential, Some(Credential::AzurePipelines { .. })));
+    let s =
+        TokenSource::from_lookup(&opts, lookup(&[("MLPOLICY_ARM_TOKEN", "a"), ("MLPOLICY_GRAPH_TOKEN", "g")])).unwrap();
     assert!(s.credential.is_none() && s.arm_token.is_some());
     assert!(TokenSource::from_lookup(&opts, lookup(&[])).is_err());
     assert!(TokenSource::from_lookup(&opts, lookup(&[("MLPOLICY_AUTH", "github")])).is_err());
@@ -309,37 +219,16 @@ fn credential_order_from_environment() {
 
 #[test]
 fn ids_and_names() {
-    assert!(arm_id_eq(
-        "/subscriptions/A/resourcegroups/RG/",
-        "/subscriptions/a/resourceGroups/rg"
-    ));
-    assert_eq!(
-        canonical_id("subscriptions/A/resourceGroups/X/"),
-        "/subscriptions/a/resourcegroups/x"
-    );
-    let a = role_assignment_name(
-        "/subscriptions/S/resourceGroups/RG",
-        "P",
-        "F6C7C914-8db3-469d-8ca1-694a8f32e121",
-    );
-    let b = role_assignment_name(
-        "/subscriptions/s/resourcegroups/rg",
-        "p",
-        "f6c7c914-8db3-469d-8ca1-694a8f32e121",
-    );
-    let c = role_assignment_name(
-        "/subscriptions/s/resourcegroups/rg2",
-        "p",
-        "f6c7c914-8db3-469d-8ca1-694a8f32e121",
-    );
+    assert!(arm_id_eq("/subscriptions/A/resourcegroups/RG/", "/subscriptions/a/resourceGroups/rg"));
+    assert_eq!(canonical_id("subscriptions/A/resourceGroups/X/"), "/subscriptions/a/resourcegroups/x");
+    let a = role_assignment_name("/subscriptions/S/resourceGroups/RG", "P", "F6C7C914-8db3-469d-8ca1-694a8f32e121");
+    let b = role_assignment_name("/subscriptions/s/resourcegroups/rg", "p", "f6c7c914-8db3-469d-8ca1-694a8f32e121");
+    let c = role_assignment_name("/subscriptions/s/resourcegroups/rg2", "p", "f6c7c914-8db3-469d-8ca1-694a8f32e121");
     assert_eq!(a, b);
     assert_ne!(a, c);
     assert_eq!(a.get_version_num(), 5);
     assert_eq!(odata_quote("O'Brien"), "'O''Brien'");
-    assert_eq!(
-        encode_component("principalId eq 'x'"),
-        "principalId%20eq%20%27x%27"
-    );
+    assert_eq!(encode_component("principalId eq 'x'"), "principalId%20eq%20%27x%27");
     assert_eq!(
         super::graph::encode_segment("bob_x.com#EXT#@t.onmicrosoft.com"),
         "bob_x.com%23EXT%23@t.onmicrosoft.com"
@@ -364,11 +253,7 @@ struct Canned {
 }
 
 fn canned(status: u16, body: &str) -> Canned {
-    Canned {
-        status,
-        headers: Vec::new(),
-        body: body.to_string(),
-    }
+    Canned { status, headers: Vec::new(), body: body.to_string() }
 }
 
 impl Canned {
@@ -401,9 +286,7 @@ impl Script {
 
 async fn handle(State(script): State<Arc<Script>>, req: axum::extract::Request) -> Response {
     let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .unwrap_or_default();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
     script.seen.lock().unwrap().push(Seen {
         method: parts.method.to_string(),
         uri: parts.uri.to_string(),
@@ -416,12 +299,8 @@ async fn handle(State(script): State<Arc<Script>>, req: axum::extract::Request) 
     });
     let base = script.base.lock().unwrap().clone();
     let next = script.responses.lock().unwrap().pop_front();
-    let c = next.unwrap_or_else(|| {
-        canned(
-            599,
-            r#"{"error":{"code":"ScriptExhausted","message":"no more responses"}}"#,
-        )
-    });
+    let c =
+        next.unwrap_or_else(|| canned(599, r#"{"error":{"code":"ScriptExhausted","message":"no more responses"}}"#));
     let mut builder = Response::builder().status(c.status);
     for (k, v) in &c.headers {
         builder = builder.header(k, v.replace("{base}", &base));
@@ -429,9 +308,7 @@ async fn handle(State(script): State<Arc<Script>>, req: axum::extract::Request) 
     if !c.body.is_empty() {
         builder = builder.header("content-type", "application/json");
     }
-    builder
-        .body(axum::body::Body::from(c.body.replace("{base}", &base)))
-        .unwrap()
+    builder.body(axum::body::Body::from(c.body.replace("{base}", &base))).unwrap()
 }
 
 async fn serve(responses: Vec<Canned>) -> (String, Arc<Script>) {
@@ -484,17 +361,11 @@ const SUB: &str = "00000000-0000-0000-0000-000000000001";
 #[tokio::test]
 async fn throttled_read_is_retried_after_retry_after() {
     let (base, script) = serve(vec![
-        canned(
-            429,
-            r#"{"error":{"code":"SubscriptionRequestsThrottled","message":"slow down"}}"#,
-        )
-        .header("Retry-After", "30"),
-        canned(
-            200,
-            r#"{"id":"/subscriptions/x/resourceGroups/rg","name":"rg","location":"westeurope"}"#,
-        )
-        .header("x-ms-request-id", "req-2")
-        .header("x-ms-ratelimit-remaining-subscription-reads", "249"),
+        canned(429, r#"{"error":{"code":"SubscriptionRequestsThrottled","message":"slow down"}}"#)
+            .header("Retry-After", "30"),
+        canned(200, r#"{"id":"/subscriptions/x/resourceGroups/rg","name":"rg","location":"westeurope"}"#)
+            .header("x-ms-request-id", "req-2")
+            .header("x-ms-ratelimit-remaining-subscription-reads", "249"),
     ])
     .await;
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -509,47 +380,24 @@ async fn throttled_read_is_retried_after_retry_after() {
     .unwrap();
     let started = std::time::Instant::now();
     let rg = c.get_resource_group(SUB, "rg").await.unwrap().unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "Retry-After must be capped in tests"
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "Retry-After must be capped in tests");
     assert_eq!(rg.location, "westeurope");
     let seen = script.seen();
     assert_eq!(seen.len(), 2);
     assert!(seen[0].uri.contains("api-version=2025-04-01"));
     assert_eq!(seen[0].headers["authorization"], "Bearer arm-secret-token");
-    assert_eq!(
-        seen[0].headers["x-ms-client-request-id"],
-        seen[1].headers["x-ms-client-request-id"]
-    );
+    assert_eq!(seen[0].headers["x-ms-client-request-id"], seen[1].headers["x-ms-client-request-id"]);
     let lines = lines.lock().unwrap();
-    assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("retry 1/") && l.contains("429")),
-        "{lines:?}"
-    );
+    assert!(lines.iter().any(|l| l.contains("retry 1/") && l.contains("429")), "{lines:?}");
     assert!(lines.iter().all(|l| !l.contains("arm-secret-token")));
 }
 
 #[tokio::test]
 async fn throttling_gives_up_after_max_attempts() {
-    let throttle = canned(
-        429,
-        r#"{"error":{"code":"SubscriptionRequestsThrottled","message":"slow"}}"#,
-    )
-    .header("Retry-After", "1");
-    let (base, script) = serve(vec![
-        throttle.clone(),
-        throttle.clone(),
-        throttle.clone(),
-        throttle,
-    ])
-    .await;
-    let err = client(&base)
-        .get_resource_group(SUB, "rg")
-        .await
-        .unwrap_err();
+    let throttle = canned(429, r#"{"error":{"code":"SubscriptionRequestsThrottled","message":"slow"}}"#)
+        .header("Retry-After", "1");
+    let (base, script) = serve(vec![throttle.clone(), throttle.clone(), throttle.clone(), throttle]).await;
+    let err = client(&base).get_resource_group(SUB, "rg").await.unwrap_err();
     assert_eq!(err.status, 429);
     assert!(err.hint.is_some());
     assert_eq!(script.seen().len(), 4);
@@ -557,11 +405,7 @@ async fn throttling_gives_up_after_max_attempts() {
 
 #[tokio::test]
 async fn server_error_not_replayed_for_unsafe_post() {
-    let (base, script) = serve(vec![canned(
-        503,
-        r#"{"error":{"code":"ServiceUnavailable","message":"x"}}"#,
-    )])
-    .await;
+    let (base, script) = serve(vec![canned(503, r#"{"error":{"code":"ServiceUnavailable","message":"x"}}"#)]).await;
     let c = client(&base);
     let err = c
         .graph_batch(vec![BatchRequest {
@@ -585,31 +429,13 @@ async fn lists_follow_next_link_through_empty_pages() {
         )
     };
     let (base, script) = serve(vec![
-        canned(
-            200,
-            &format!(
-                r#"{{"value":[{}],"nextLink":"{{base}}/page2?$skipToken=a%20b"}}"#,
-                ra("a")
-            ),
-        ),
-        canned(
-            200,
-            r#"{"value":[],"nextLink":"{base}/page3?$skipToken=c"}"#,
-        ),
-        canned(
-            200,
-            &format!(r#"{{"value":[{},{}],"nextLink":null}}"#, ra("b"), ra("c")),
-        ),
+        canned(200, &format!(r#"{{"value":[{}],"nextLink":"{{base}}/page2?$skipToken=a%20b"}}"#, ra("a"))),
+        canned(200, r#"{"value":[],"nextLink":"{base}/page3?$skipToken=c"}"#),
+        canned(200, &format!(r#"{{"value":[{},{}],"nextLink":null}}"#, ra("b"), ra("c"))),
     ])
     .await;
-    let list = client(&base)
-        .list_role_assignments_for_subscription(SUB)
-        .await
-        .unwrap();
-    assert_eq!(
-        list.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
-        ["a", "b", "c"]
-    );
+    let list = client(&base).list_role_assignments_for_subscription(SUB).await.unwrap();
+    assert_eq!(list.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
     assert_eq!(list[0].role_guid(), "acdd72a7-3385-48ef-bd42-f606fba81ae7");
     let seen = script.seen();
     assert_eq!(seen[1].uri, "/page2?$skipToken=a%20b");
@@ -618,11 +444,7 @@ async fn lists_follow_next_link_through_empty_pages() {
 
 #[tokio::test]
 async fn next_link_to_another_host_is_refused() {
-    let (base, _script) = serve(vec![canned(
-        200,
-        r#"{"value":[],"nextLink":"https://evil.example/steal"}"#,
-    )])
-    .await;
+    let (base, _script) = serve(vec![canned(200, r#"{"value":[],"nextLink":"https://evil.example/steal"}"#)]).await;
     let err = client(&base).list_resource_groups(SUB).await.unwrap_err();
     assert_eq!(err.code, "UnexpectedHost");
 }
@@ -631,29 +453,19 @@ async fn next_link_to_another_host_is_refused() {
 async fn workspace_put_polls_location_then_reads_resource() {
     let ws = r#"{"id":"/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/w","name":"w","location":"westeurope","identity":{"type":"SystemAssigned","principalId":"sp-1"},"properties":{"provisioningState":"Succeeded"}}"#;
     let (base, script) = serve(vec![
-        canned(202, "")
-            .header("Location", "{base}/ops/1")
-            .header("Retry-After", "10"),
+        canned(202, "").header("Location", "{base}/ops/1").header("Retry-After", "10"),
         canned(202, "").header("Retry-After", "10"),
         canned(200, ws),
         canned(200, ws),
     ])
     .await;
     let w = client(&base)
-        .put_workspace(
-            SUB,
-            "rg",
-            "w",
-            &serde_json::json!({"location":"westeurope","properties":{}}),
-        )
+        .put_workspace(SUB, "rg", "w", &serde_json::json!({"location":"westeurope","properties":{}}))
         .await
         .unwrap();
     assert_eq!(w.identity.unwrap().principal_id.as_deref(), Some("sp-1"));
     let seen = script.seen();
-    assert_eq!(
-        seen.iter().map(|s| s.method.as_str()).collect::<Vec<_>>(),
-        ["PUT", "GET", "GET", "GET"]
-    );
+    assert_eq!(seen.iter().map(|s| s.method.as_str()).collect::<Vec<_>>(), ["PUT", "GET", "GET", "GET"]);
     assert!(seen[1].uri.starts_with("/ops/1"));
     assert!(seen[3].uri.contains("/workspaces/w?api-version=2025-06-01"));
 }
@@ -664,33 +476,18 @@ async fn async_operation_failure_is_reported() {
         canned(201, r#"{"properties":{"provisioningState":"Creating"}}"#)
             .header("Azure-AsyncOperation", "{base}/status/9"),
         canned(200, r#"{"status":"InProgress"}"#),
-        canned(
-            200,
-            r#"{"status":"Failed","error":{"code":"QuotaExceeded","message":"no quota"}}"#,
-        ),
+        canned(200, r#"{"status":"Failed","error":{"code":"QuotaExceeded","message":"no quota"}}"#),
     ])
     .await;
-    let err = client(&base)
-        .put_workspace(SUB, "rg", "w", &serde_json::json!({}))
-        .await
-        .unwrap_err();
+    let err = client(&base).put_workspace(SUB, "rg", "w", &serde_json::json!({})).await.unwrap_err();
     assert_eq!(err.code, "QuotaExceeded");
 }
 
 #[tokio::test]
 async fn workspace_delete_with_purge_polls_to_204() {
-    let (base, script) = serve(vec![
-        canned(202, "").header("Location", "{base}/ops/del"),
-        canned(202, ""),
-        canned(204, ""),
-    ])
-    .await;
-    assert!(
-        client(&base)
-            .delete_workspace(SUB, "rg", "w", true)
-            .await
-            .unwrap()
-    );
+    let (base, script) =
+        serve(vec![canned(202, "").header("Location", "{base}/ops/del"), canned(202, ""), canned(204, "")]).await;
+    assert!(client(&base).delete_workspace(SUB, "rg", "w", true).await.unwrap());
     let seen = script.seen();
     assert_eq!(seen.len(), 3);
     assert!(seen[0].uri.contains("forceToPurge=true"));
@@ -716,11 +513,7 @@ async fn role_assignment_exists_is_adopted() {
     assert!(out.adopted);
     assert_eq!(out.assignment.name, "716c4d15-9bc8-476d-a3c1-6ccb70082517");
     let seen = script.seen();
-    let expected_name = role_assignment_name(
-        "/subscriptions/s",
-        "p1",
-        "f6c7c914-8db3-469d-8ca1-694a8f32e121",
-    );
+    let expected_name = role_assignment_name("/subscriptions/s", "p1", "f6c7c914-8db3-469d-8ca1-694a8f32e121");
     assert!(seen[0].uri.contains(&expected_name.to_string()));
     let body: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
     assert_eq!(body["properties"]["principalType"], "Group");
@@ -728,18 +521,17 @@ async fn role_assignment_exists_is_adopted() {
         body["properties"]["roleDefinitionId"],
         "/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/f6c7c914-8db3-469d-8ca1-694a8f32e121"
     );
-    assert!(
-        seen[1]
-            .uri
-            .contains("roleAssignments/716c4d15-9bc8-476d-a3c1-6ccb70082517")
-    );
+    assert!(seen[1].uri.contains("roleAssignments/716c4d15-9bc8-476d-a3c1-6ccb70082517"));
 }
 
 #[tokio::test]
 async fn principal_not_found_is_retried() {
     let ok = r#"{"id":"/x","name":"n","properties":{"roleDefinitionId":"/r/acdd72a7-3385-48ef-bd42-f606fba81ae7","principalId":"p","scope":"/subscriptions/s"}}"#;
     let (base, script) = serve(vec![
-        canned(400, r#"{"error":{"code":"PrincipalNotFound","message":"Principal p does not exist in the directory t."}}"#),
+        canned(
+            400,
+            r#"{"error":{"code":"PrincipalNotFound","message":"Principal p does not exist in the directory t."}}"#,
+        ),
         canned(201, ok),
     ])
     .await;
@@ -757,20 +549,12 @@ async fn principal_not_found_is_retried() {
 }
 
 fn jwt(oid: &str) -> String {
-    format!(
-        "h.{}.s",
-        azure_core::base64::encode_url_safe(format!(r#"{{"oid":"{oid}"}}"#))
-    )
+    format!("h.{}.s", azure_core::base64::encode_url_safe(format!(r#"{{"oid":"{oid}"}}"#)))
 }
 
 #[tokio::test]
 async fn expired_token_is_refreshed_once_through_azure_identity() {
-    let token = |t: &str| {
-        canned(
-            200,
-            &format!(r#"{{"token_type":"Bearer","expires_in":3599,"access_token":"{t}"}}"#),
-        )
-    };
+    let token = |t: &str| canned(200, &format!(r#"{{"token_type":"Bearer","expires_in":3599,"access_token":"{t}"}}"#));
     let expired = canned(401, r#"{"error":{"code":"ExpiredAuthenticationToken","message":"The access token expiry UTC time '11/24/2025 11:31:00 PM' is earlier than current UTC time."}}"#)
         .header("WWW-Authenticate", r#"Bearer authorization_uri="https://login.windows.net/", error="invalid_token""#);
     let (base, script) = serve(vec![
@@ -783,36 +567,18 @@ async fn expired_token_is_refreshed_once_through_azure_identity() {
         expired,
     ])
     .await;
-    let source = TokenSource::credential(Credential::ClientSecret {
-        client_id: "app".into(),
-        secret: SecretString::new("pw"),
-    });
-    let c = AzureClient::new(
-        Cloud::single_endpoint(&base).unwrap(),
-        "tenant-1",
-        source,
-        fast_options(None),
-    )
-    .unwrap();
+    let source =
+        TokenSource::credential(Credential::ClientSecret { client_id: "app".into(), secret: SecretString::new("pw") });
+    let c = AzureClient::new(Cloud::single_endpoint(&base).unwrap(), "tenant-1", source, fast_options(None)).unwrap();
     assert!(c.list_resource_groups(SUB).await.unwrap().is_empty());
     let seen = script.seen();
     assert_eq!(seen[0].method, "POST");
     assert_eq!(seen[0].uri, "/tenant-1/oauth2/v2.0/token");
     assert!(seen[0].body.contains("grant_type=client_credentials"));
-    assert!(
-        seen[0]
-            .body
-            .contains("scope=https%3A%2F%2Fmanagement.azure.com%2F.default")
-    );
+    assert!(seen[0].body.contains("scope=https%3A%2F%2Fmanagement.azure.com%2F.default"));
     assert_eq!(seen[2].uri, "/tenant-1/oauth2/v2.0/token");
-    assert_eq!(
-        seen[3].headers["authorization"],
-        format!("Bearer {}", jwt("oid-2"))
-    );
-    assert_eq!(
-        c.principal_object_id().await.unwrap().as_deref(),
-        Some("oid-2")
-    );
+    assert_eq!(seen[3].headers["authorization"], format!("Bearer {}", jwt("oid-2")));
+    assert_eq!(c.principal_object_id().await.unwrap().as_deref(), Some("oid-2"));
     // A second 401 right after a refresh is fatal.
     let err = c.list_resource_groups(SUB).await.unwrap_err();
     assert_eq!(err.status, 401);
@@ -856,12 +622,7 @@ async fn group_upsert_uses_unique_name_and_prefer_header() {
     )])
     .await;
     let out = client(&base)
-        .upsert_group(&GroupUpsert::security_group(
-            "mlpolicy-admins",
-            "ML Admins",
-            "ml-admins",
-            None,
-        ))
+        .upsert_group(&GroupUpsert::security_group("mlpolicy-admins", "ML Admins", "ml-admins", None))
         .await
         .unwrap();
     assert!(out.created);
@@ -883,18 +644,9 @@ async fn member_add_is_idempotent_and_waits_for_replication() {
     ])
     .await;
     let c = client(&base);
-    assert_eq!(
-        c.add_group_member("g", "p").await.unwrap(),
-        MembershipChange::Changed
-    );
-    assert_eq!(
-        c.add_group_member("g", "p").await.unwrap(),
-        MembershipChange::Unchanged
-    );
-    assert_eq!(
-        c.remove_group_member("g", "p").await.unwrap(),
-        MembershipChange::Unchanged
-    );
+    assert_eq!(c.add_group_member("g", "p").await.unwrap(), MembershipChange::Changed);
+    assert_eq!(c.add_group_member("g", "p").await.unwrap(), MembershipChange::Unchanged);
+    assert_eq!(c.remove_group_member("g", "p").await.unwrap(), MembershipChange::Unchanged);
     let seen = script.seen();
     assert_eq!(seen[0].uri, "/v1.0/groups/g/members/$ref");
     let body: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
@@ -922,15 +674,9 @@ async fn batch_retries_only_throttled_ids_and_follows_member_next_links() {
         canned(200, r##"{"value":[{"@odata.type":"#microsoft.graph.servicePrincipal","id":"sp1","appId":"a"}]}"##),
     ])
     .await;
-    let out = client(&base)
-        .batch_group_members(&["g0".to_string(), "g1".to_string()])
-        .await
-        .unwrap();
+    let out = client(&base).batch_group_members(&["g0".to_string(), "g1".to_string()]).await.unwrap();
     let g0 = out["g0"].as_ref().unwrap();
-    assert_eq!(
-        g0.members.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
-        ["u1", "sp1"]
-    );
+    assert_eq!(g0.members.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["u1", "sp1"]);
     assert_eq!(g0.members[1].kind(), DirectoryObjectKind::ServicePrincipal);
     assert_eq!(g0.owners.len(), 1);
     assert!(out["g1"].is_none());
@@ -972,22 +718,12 @@ async fn resolve_upns_in_batches_of_twenty() {
     assert_eq!(seen.len(), 2);
     let sizes: Vec<usize> = seen
         .iter()
-        .map(|s| {
-            serde_json::from_str::<serde_json::Value>(&s.body).unwrap()["requests"]
-                .as_array()
-                .unwrap()
-                .len()
-        })
+        .map(|s| serde_json::from_str::<serde_json::Value>(&s.body).unwrap()["requests"].as_array().unwrap().len())
         .collect();
     assert_eq!(sizes.iter().sum::<usize>(), 25);
     assert!(sizes.contains(&20));
     let body: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
-    assert!(
-        body["requests"][0]["url"]
-            .as_str()
-            .unwrap()
-            .starts_with("/users/user")
-    );
+    assert!(body["requests"][0]["url"].as_str().unwrap().starts_with("/users/user"));
 }
 
 #[tokio::test]
@@ -1006,16 +742,11 @@ async fn fic_conflict_is_retried() {
         subject: "repo:o/r:environment:prod".into(),
         audiences: vec![FEDERATION_AUDIENCE.into()],
     };
-    let out = client(&base)
-        .put_federated_credential(&id, "gh", &props)
-        .await
-        .unwrap();
+    let out = client(&base).put_federated_credential(&id, "gh", &props).await.unwrap();
     assert_eq!(out.properties, props);
     let seen = script.seen();
     assert_eq!(seen.len(), 2);
-    assert!(seen[0].uri.contains(
-        "/userAssignedIdentities/uai/federatedIdentityCredentials/gh?api-version=2024-11-30"
-    ));
+    assert!(seen[0].uri.contains("/userAssignedIdentities/uai/federatedIdentityCredentials/gh?api-version=2024-11-30"));
 }
 
 #[test]
@@ -1027,15 +758,10 @@ fn plain_http_authority_only_on_loopback() {
         arm_scope: None,
         graph_scope: None,
     };
-    let source = TokenSource::credential(Credential::ClientSecret {
-        client_id: "a".into(),
-        secret: SecretString::new("s"),
-    });
+    let source =
+        TokenSource::credential(Credential::ClientSecret { client_id: "a".into(), secret: SecretString::new("s") });
     let c = AzureClient::new(cloud, "t", source, fast_options(None)).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let err = rt.block_on(c.principal_object_id()).unwrap_err();
     assert!(err.message.contains("loopback"), "{err}");
 }

@@ -17,13 +17,19 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Parse, resolve, type-check and evaluate policies; touches no Azure API.
-    #[command(after_help = "Example:\n  mlpolicy validate examples/contoso-ml\n  mlpolicy validate . --var env=dev\n\nExit codes: 0 valid, 1 errors, 3 a policy `deny`.")]
+    #[command(
+        after_help = "Example:\n  mlpolicy validate examples/contoso-ml\n  mlpolicy validate . --var env=dev\n\nExit codes: 0 valid, 1 errors, 3 a policy `deny`."
+    )]
     Validate(ConfigArgs),
     /// Rewrite `.mlp` files in canonical layout, comments kept.
-    #[command(after_help = "Example:\n  mlpolicy fmt examples/contoso-ml\n  mlpolicy fmt . --check     # in CI: exit 1 and list files that would change")]
+    #[command(
+        after_help = "Example:\n  mlpolicy fmt examples/contoso-ml\n  mlpolicy fmt . --check     # in CI: exit 1 and list files that would change"
+    )]
     Fmt(FmtArgs),
     /// Print the dependency graph that apply follows, as Graphviz DOT.
-    #[command(after_help = "Example:\n  mlpolicy graph examples/contoso-ml | dot -Tsvg > graph.svg\n\nEdges point from an object to what must exist before it.")]
+    #[command(
+        after_help = "Example:\n  mlpolicy graph examples/contoso-ml | dot -Tsvg > graph.svg\n\nEdges point from an object to what must exist before it."
+    )]
     Graph(ConfigArgs),
 }
 

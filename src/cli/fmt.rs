@@ -36,7 +36,10 @@ pub fn run(args: &FmtArgs) -> ExitStatus {
     let mut write_errors = Diagnostics::default();
     for (path, text) in outputs {
         if let Err(e) = write_atomic(&path, &text) {
-            write_errors.push(crate::diagnostics::Diagnostic::error("E0006", format!("cannot write `{}`: {e}", path.display())));
+            write_errors.push(crate::diagnostics::Diagnostic::error(
+                "E0006",
+                format!("cannot write `{}`: {e}", path.display()),
+            ));
         }
     }
     for name in &changed {

@@ -8,9 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use super::realism::{BucketKind, Counter};
-use super::state::{
-    Application, Group, ObjectKind, PasswordCredential, ServicePrincipal, Tenant, User,
-};
+use super::state::{Application, Group, ObjectKind, PasswordCredential, ServicePrincipal, Tenant, User};
 use super::util::{decode_skip_token, encode_skip_token, eq_ci, is_guid, iso8601_secs};
 use super::{Ctx, Reply, ReplyBody, Shared, lock, throttle};
 
@@ -30,9 +28,7 @@ fn not_found(ctx: &Ctx, id: &str) -> Reply {
         ctx,
         404,
         "Request_ResourceNotFound",
-        format!(
-            "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
-        ),
+        format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."),
     )
 }
 
@@ -41,11 +37,7 @@ fn bad_request(ctx: &Ctx, message: impl Into<String>) -> Reply {
 }
 
 fn created_time(ms: u64) -> String {
-    if ms == 0 {
-        "2024-01-01T00:00:00Z".to_owned()
-    } else {
-        iso8601_secs(ms)
-    }
+    if ms == 0 { "2024-01-01T00:00:00Z".to_owned() } else { iso8601_secs(ms) }
 }
 
 fn user_json(u: &User) -> Value {
@@ -130,10 +122,7 @@ fn object_json(t: &Tenant, id: &str) -> Option<Value> {
     let mut v = match kind {
         ObjectKind::User => user_json(t.users.iter().find(|u| eq_ci(&u.id, id))?),
         ObjectKind::Group => group_json(t.groups.iter().find(|g| eq_ci(&g.id, id))?),
-        ObjectKind::ServicePrincipal => sp_json(
-            t.service_principals.iter().find(|s| eq_ci(&s.id, id))?,
-            &t.tenant_id,
-        ),
+        ObjectKind::ServicePrincipal => sp_json(t.service_principals.iter().find(|s| eq_ci(&s.id, id))?, &t.tenant_id),
         ObjectKind::Application => app_json(t.applications.iter().find(|a| eq_ci(&a.id, id))?),
     };
     if let Value::Object(m) = &mut v {
@@ -151,16 +140,10 @@ fn select(ctx: &Ctx, v: Value) -> Value {
     let Some(sel) = ctx.q("$select") else {
         return v;
     };
-    let wanted: Vec<&str> = sel
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
+    let wanted: Vec<&str> = sel.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
     match v {
         Value::Object(m) => Value::Object(
-            m.into_iter()
-                .filter(|(k, _)| k.starts_with("@odata") || wanted.iter().any(|w| eq_ci(w, k)))
-                .collect(),
+            m.into_iter().filter(|(k, _)| k.starts_with("@odata") || wanted.iter().any(|w| eq_ci(w, k))).collect(),
         ),
         other => other,
     }
@@ -169,10 +152,7 @@ fn select(ctx: &Ctx, v: Value) -> Value {
 fn single(shared: &Shared, ctx: &Ctx, entity: &str, v: Value) -> Reply {
     let mut v = select(ctx, v);
     if let Value::Object(m) = &mut v {
-        m.insert(
-            "@odata.context".into(),
-            json!(context_url(shared, &format!("{entity}/$entity"))),
-        );
+        m.insert("@odata.context".into(), json!(context_url(shared, &format!("{entity}/$entity"))));
     }
     Reply::json(200, v)
 }
@@ -201,9 +181,7 @@ fn parse_filter(filter: &str) -> Option<Vec<Clause>> {
     let mut out = Vec::new();
     for raw in split_and(filter) {
         let c = raw.trim();
-        if c.get(..11)
-            .is_some_and(|p| p.eq_ignore_ascii_case("startswith("))
-        {
+        if c.get(..11).is_some_and(|p| p.eq_ignore_ascii_case("startswith(")) {
             let inner = c.get(11..)?.strip_suffix(')')?;
             let (prop, lit) = inner.split_once(',')?;
             let Value::String(v) = parse_literal(lit)? else {
@@ -228,13 +206,7 @@ fn split_and(filter: &str) -> Vec<String> {
         if chars[i] == '\'' {
             quoted = !quoted;
         }
-        if !quoted
-            && chars[i..]
-                .iter()
-                .take(5)
-                .collect::<String>()
-                .eq_ignore_ascii_case(" and ")
-        {
+        if !quoted && chars[i..].iter().take(5).collect::<String>().eq_ignore_ascii_case(" and ") {
             parts.push(std::mem::take(&mut current));
             i += 5;
             continue;
@@ -247,20 +219,12 @@ fn split_and(filter: &str) -> Vec<String> {
 }
 
 fn clause_matches(obj: &Value, clause: &Clause) -> bool {
-    let get = |p: &str| {
-        obj.as_object()
-            .and_then(|m| m.iter().find(|(k, _)| eq_ci(k, p)).map(|(_, v)| v.clone()))
-    };
+    let get = |p: &str| obj.as_object().and_then(|m| m.iter().find(|(k, _)| eq_ci(k, p)).map(|(_, v)| v.clone()));
     match clause {
-        Clause::Eq(p, Value::String(s)) => get(p)
-            .and_then(|v| v.as_str().map(|x| eq_ci(x, s)))
-            .unwrap_or(false),
+        Clause::Eq(p, Value::String(s)) => get(p).and_then(|v| v.as_str().map(|x| eq_ci(x, s))).unwrap_or(false),
         Clause::Eq(p, v) => get(p).as_ref() == Some(v),
         Clause::StartsWith(p, s) => get(p)
-            .and_then(|v| {
-                v.as_str()
-                    .map(|x| x.to_ascii_lowercase().starts_with(&s.to_ascii_lowercase()))
-            })
+            .and_then(|v| v.as_str().map(|x| x.to_ascii_lowercase().starts_with(&s.to_ascii_lowercase())))
             .unwrap_or(false),
     }
 }
@@ -277,12 +241,7 @@ fn collection(
     let mut items = items;
     if let Some(filter) = ctx.q("$filter") {
         let Some(clauses) = parse_filter(filter) else {
-            return Reply::graph_error(
-                ctx,
-                400,
-                "BadRequest",
-                format!("Invalid filter clause: {filter}"),
-            );
+            return Reply::graph_error(ctx, 400, "BadRequest", format!("Invalid filter clause: {filter}"));
         };
         for c in &clauses {
             let (Clause::Eq(p, _) | Clause::StartsWith(p, _)) = c;
@@ -306,9 +265,7 @@ fn collection(
             _ => {
                 return bad_request(
                     ctx,
-                    format!(
-                        "Invalid page size specified: '{top}'. Must be between 1 and 999 inclusive."
-                    ),
+                    format!("Invalid page size specified: '{top}'. Must be between 1 and 999 inclusive."),
                 );
             }
         }
@@ -328,17 +285,11 @@ fn collection(
         },
     };
     let end = (offset + size).min(items.len());
-    let page: Vec<Value> = items
-        .get(offset.min(items.len())..end)
-        .unwrap_or_default()
-        .iter()
-        .cloned()
-        .map(|v| select(ctx, v))
-        .collect();
+    let page: Vec<Value> =
+        items.get(offset.min(items.len())..end).unwrap_or_default().iter().cloned().map(|v| select(ctx, v)).collect();
     let mut body = json!({"@odata.context": context_url(shared, entity), "value": page});
     if size > 0 && end.saturating_sub(offset) == size {
-        body["@odata.nextLink"] =
-            json!(ctx.next_link(&shared.base_url, "$skiptoken", &encode_skip_token(end)));
+        body["@odata.nextLink"] = json!(ctx.next_link(&shared.base_url, "$skiptoken", &encode_skip_token(end)));
     }
     Reply::json(200, body)
 }
@@ -348,23 +299,14 @@ fn alternate_key(seg: &str) -> Option<(String, String, String)> {
     let (name, rest) = seg.split_once('(')?;
     let inner = rest.strip_suffix(')')?;
     let (k, v) = inner.split_once('=')?;
-    let v = v
-        .trim()
-        .strip_prefix('\'')?
-        .strip_suffix('\'')?
-        .replace("''", "'");
+    let v = v.trim().strip_prefix('\'')?.strip_suffix('\'')?.replace("''", "'");
     Some((name.to_owned(), k.trim().to_owned(), v))
 }
 
 fn body_object(ctx: &Ctx) -> Result<Map<String, Value>, Reply> {
     match ctx.json() {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(Reply::graph_error(
-            ctx,
-            400,
-            "BadRequest",
-            "Empty Payload. JSON content expected.",
-        )),
+        Ok(_) => Err(Reply::graph_error(ctx, 400, "BadRequest", "Empty Payload. JSON content expected.")),
         Err(e) => Err(Reply::graph_error(
             ctx,
             400,
@@ -387,11 +329,7 @@ pub async fn handle(shared: &Shared, ctx: &Ctx) -> Reply {
     reply
 }
 
-#[expect(
-    clippy::too_many_lines,
-    clippy::many_single_char_names,
-    reason = "one match arm per Graph route"
-)]
+#[expect(clippy::too_many_lines, clippy::many_single_char_names, reason = "one match arm per Graph route")]
 fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
     let segs: Vec<&str> = ctx.segs.iter().skip(1).map(String::as_str).collect();
     let m = ctx.method.as_str();
@@ -401,25 +339,16 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
         && let Some((entity, key, value)) = alternate_key(first)
     {
         let id = resolve_alternate(t, &entity, &key, &value);
-        return match (
-            entity.to_ascii_lowercase().as_str(),
-            key.to_ascii_lowercase().as_str(),
-            m,
-            segs.len(),
-        ) {
+        return match (entity.to_ascii_lowercase().as_str(), key.to_ascii_lowercase().as_str(), m, segs.len()) {
             ("groups", "uniquename", "PATCH", 1) => upsert_group(shared, ctx, t, &value, id),
-            ("groups", "uniquename", "GET", 1) => id.map_or_else(
-                || Err(not_found(ctx, &value)),
-                |id| get_object(shared, ctx, t, "groups", &id),
-            ),
-            ("serviceprincipals", "appid", "GET", 1) => id.map_or_else(
-                || Err(not_found(ctx, &value)),
-                |id| get_object(shared, ctx, t, "servicePrincipals", &id),
-            ),
-            ("applications", "appid", "GET", 1) => id.map_or_else(
-                || Err(not_found(ctx, &value)),
-                |id| get_object(shared, ctx, t, "applications", &id),
-            ),
+            ("groups", "uniquename", "GET", 1) => {
+                id.map_or_else(|| Err(not_found(ctx, &value)), |id| get_object(shared, ctx, t, "groups", &id))
+            }
+            ("serviceprincipals", "appid", "GET", 1) => id
+                .map_or_else(|| Err(not_found(ctx, &value)), |id| get_object(shared, ctx, t, "servicePrincipals", &id)),
+            ("applications", "appid", "GET", 1) => {
+                id.map_or_else(|| Err(not_found(ctx, &value)), |id| get_object(shared, ctx, t, "applications", &id))
+            }
             _ => Err(Reply::graph_error(
                 ctx,
                 400,
@@ -443,15 +372,7 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
                 ctx,
                 "groups",
                 "Group",
-                &[
-                    "displayName",
-                    "uniqueName",
-                    "mailNickname",
-                    "securityEnabled",
-                    "mailEnabled",
-                    "id",
-                    "description",
-                ],
+                &["displayName", "uniqueName", "mailNickname", "securityEnabled", "mailEnabled", "id", "description"],
                 items,
             ))
         }
@@ -479,47 +400,24 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
         ("GET", ["groups", id, rel @ ("members" | "owners")]) => {
             let idx = visible_group(shared, ctx, t, id)?;
             let g = &t.groups[idx];
-            let ids = if *rel == "members" {
-                &g.members
-            } else {
-                &g.owners
-            };
+            let ids = if *rel == "members" { &g.members } else { &g.owners };
             let items = ids.iter().filter_map(|m| object_json(t, m)).collect();
-            Ok(collection(
-                shared,
-                ctx,
-                "directoryObjects",
-                "DirectoryObject",
-                &["id", "displayName"],
-                items,
-            ))
+            Ok(collection(shared, ctx, "directoryObjects", "DirectoryObject", &["id", "displayName"], items))
         }
         ("POST", ["groups", id, rel @ ("members" | "owners"), "$ref"]) => {
             let idx = visible_group(shared, ctx, t, id)?;
             let body = body_object(ctx)?;
             let Some(target) = body.get("@odata.id").and_then(Value::as_str) else {
-                return Err(bad_request(
-                    ctx,
-                    "The request body must contain '@odata.id'.",
-                ));
+                return Err(bad_request(ctx, "The request body must contain '@odata.id'."));
             };
-            let member = target
-                .trim_end_matches('/')
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_owned();
+            let member = target.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned();
             add_reference(shared, ctx, t, idx, rel, &member)?;
             Ok(Reply::empty(204))
         }
         ("DELETE", ["groups", id, rel @ ("members" | "owners"), member, "$ref"]) => {
             let idx = visible_group(shared, ctx, t, id)?;
             let g = &mut t.groups[idx];
-            let list = if *rel == "members" {
-                &mut g.members
-            } else {
-                &mut g.owners
-            };
+            let list = if *rel == "members" { &mut g.members } else { &mut g.owners };
             let Some(pos) = list.iter().position(|m| eq_ci(m, member)) else {
                 return Err(not_found(ctx, member));
             };
@@ -534,23 +432,11 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
         }
         ("GET", ["users"]) => {
             let items = t.users.iter().map(user_json).collect();
-            Ok(collection(
-                shared,
-                ctx,
-                "users",
-                "User",
-                &["userPrincipalName", "displayName", "mail", "id"],
-                items,
-            ))
+            Ok(collection(shared, ctx, "users", "User", &["userPrincipalName", "displayName", "mail", "id"], items))
         }
         ("POST", ["users"]) => {
             let body = body_object(ctx)?;
-            let text = |k: &str| {
-                body.get(k)
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .filter(|s| !s.is_empty())
-            };
+            let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned).filter(|s| !s.is_empty());
             let Some(upn) = text("userPrincipalName") else {
                 return Err(bad_request(
                     ctx,
@@ -595,11 +481,7 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
             Ok(Reply::empty(204))
         }
         ("GET", ["serviceprincipals"]) => {
-            let items = t
-                .service_principals
-                .iter()
-                .map(|s| sp_json(s, &t.tenant_id))
-                .collect();
+            let items = t.service_principals.iter().map(|s| sp_json(s, &t.tenant_id)).collect();
             Ok(collection(
                 shared,
                 ctx,
@@ -617,10 +499,7 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
                     "Invalid value specified for property 'appId' of resource 'ServicePrincipal'.",
                 ));
             };
-            if t.service_principals
-                .iter()
-                .any(|s| eq_ci(&s.app_id, &app_id))
-            {
+            if t.service_principals.iter().any(|s| eq_ci(&s.app_id, &app_id)) {
                 return Err(Reply::graph_error(
                     ctx,
                     409,
@@ -651,33 +530,18 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
         }
         ("GET", ["serviceprincipals", id]) => get_object(shared, ctx, t, "servicePrincipals", id),
         ("DELETE", ["serviceprincipals", id]) => {
-            let pos = t
-                .service_principals
-                .iter()
-                .position(|s| eq_ci(&s.id, id))
-                .ok_or_else(|| not_found(ctx, id))?;
+            let pos = t.service_principals.iter().position(|s| eq_ci(&s.id, id)).ok_or_else(|| not_found(ctx, id))?;
             let sp = t.service_principals.remove(pos);
             remove_from_groups(t, &sp.id);
             Ok(Reply::empty(204))
         }
         ("GET", ["applications"]) => {
             let items = t.applications.iter().map(app_json).collect();
-            Ok(collection(
-                shared,
-                ctx,
-                "applications",
-                "Application",
-                &["appId", "displayName", "id"],
-                items,
-            ))
+            Ok(collection(shared, ctx, "applications", "Application", &["appId", "displayName", "id"], items))
         }
         ("POST", ["applications"]) => {
             let body = body_object(ctx)?;
-            let Some(name) = body
-                .get("displayName")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-            else {
+            let Some(name) = body.get("displayName").and_then(Value::as_str).map(str::to_owned) else {
                 return Err(bad_request(
                     ctx,
                     "Invalid value specified for property 'displayName' of resource 'Application'.",
@@ -697,11 +561,7 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
         }
         ("GET", ["applications", id]) => get_object(shared, ctx, t, "applications", id),
         ("PATCH", ["applications", id]) => {
-            let pos = t
-                .applications
-                .iter()
-                .position(|a| eq_ci(&a.id, id))
-                .ok_or_else(|| not_found(ctx, id))?;
+            let pos = t.applications.iter().position(|a| eq_ci(&a.id, id)).ok_or_else(|| not_found(ctx, id))?;
             let body = body_object(ctx)?;
             if let Some(name) = body.get("displayName").and_then(Value::as_str) {
                 name.clone_into(&mut t.applications[pos].display_name);
@@ -709,49 +569,30 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
             Ok(Reply::empty(204))
         }
         ("DELETE", ["applications", id]) => {
-            let pos = t
-                .applications
-                .iter()
-                .position(|a| eq_ci(&a.id, id))
-                .ok_or_else(|| not_found(ctx, id))?;
+            let pos = t.applications.iter().position(|a| eq_ci(&a.id, id)).ok_or_else(|| not_found(ctx, id))?;
             let a = t.applications.remove(pos);
-            let sp_ids: Vec<String> = t
-                .service_principals
-                .iter()
-                .filter(|s| eq_ci(&s.app_id, &a.app_id))
-                .map(|s| s.id.clone())
-                .collect();
-            t.service_principals
-                .retain(|s| !eq_ci(&s.app_id, &a.app_id));
+            let sp_ids: Vec<String> =
+                t.service_principals.iter().filter(|s| eq_ci(&s.app_id, &a.app_id)).map(|s| s.id.clone()).collect();
+            t.service_principals.retain(|s| !eq_ci(&s.app_id, &a.app_id));
             for id in sp_ids {
                 remove_from_groups(t, &id);
             }
             Ok(Reply::empty(204))
         }
         ("POST", ["applications", id, "addpassword"]) => {
-            let pos = t
-                .applications
-                .iter()
-                .position(|a| eq_ci(&a.id, id))
-                .ok_or_else(|| not_found(ctx, id))?;
+            let pos = t.applications.iter().position(|a| eq_ci(&a.id, id)).ok_or_else(|| not_found(ctx, id))?;
             let body = body_object(ctx).unwrap_or_default();
-            let cred = body
-                .get("passwordCredential")
-                .cloned()
-                .unwrap_or(Value::Null);
+            let cred = body.get("passwordCredential").cloned().unwrap_or(Value::Null);
             let secret = format!("emu~{}", shared.uuid().replace('-', ""));
             let p = PasswordCredential {
                 key_id: shared.uuid(),
-                display_name: cred
-                    .get("displayName")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
+                display_name: cred.get("displayName").and_then(Value::as_str).map(str::to_owned),
                 secret_text: secret,
                 start_date_time: iso8601_secs(ctx.now_ms),
-                end_date_time: cred.get("endDateTime").and_then(Value::as_str).map_or_else(
-                    || iso8601_secs(ctx.now_ms + 2 * 365 * 86_400_000),
-                    str::to_owned,
-                ),
+                end_date_time: cred
+                    .get("endDateTime")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| iso8601_secs(ctx.now_ms + 2 * 365 * 86_400_000), str::to_owned),
             };
             let mut v = password_json(&p, true);
             v["@odata.context"] = json!(context_url(shared, "microsoft.graph.passwordCredential"));
@@ -759,25 +600,14 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
             Ok(Reply::json(200, v))
         }
         ("POST", ["applications", id, "removepassword"]) => {
-            let pos = t
-                .applications
-                .iter()
-                .position(|a| eq_ci(&a.id, id))
-                .ok_or_else(|| not_found(ctx, id))?;
+            let pos = t.applications.iter().position(|a| eq_ci(&a.id, id)).ok_or_else(|| not_found(ctx, id))?;
             let body = body_object(ctx)?;
-            let key = body
-                .get("keyId")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
+            let key = body.get("keyId").and_then(Value::as_str).unwrap_or_default().to_owned();
             let creds = &mut t.applications[pos].password_credentials;
             let before = creds.len();
             creds.retain(|p| !eq_ci(&p.key_id, &key));
             if creds.len() == before {
-                return Err(bad_request(
-                    ctx,
-                    format!("No password credential found with keyId '{key}'."),
-                ));
+                return Err(bad_request(ctx, format!("No password credential found with keyId '{key}'.")));
             }
             Ok(Reply::empty(204))
         }
@@ -786,53 +616,32 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
             let ids: Vec<String> = body
                 .get("ids")
                 .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
                 .unwrap_or_default();
             let types: Vec<String> = body
                 .get("types")
                 .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_ascii_lowercase)
-                        .collect()
-                })
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_ascii_lowercase).collect())
                 .unwrap_or_default();
             let value: Vec<Value> = ids
                 .iter()
-                .filter(|id| {
-                    t.directory_object(id)
-                        .is_some_and(|(_, c)| shared.replicated(c, ctx.now_ms))
-                })
+                .filter(|id| t.directory_object(id).is_some_and(|(_, c)| shared.replicated(c, ctx.now_ms)))
                 .filter_map(|id| object_json(t, id))
                 .filter(|v| {
                     types.is_empty()
-                        || v["@odata.type"].as_str().is_some_and(|ty| {
-                            types
-                                .iter()
-                                .any(|w| ty.to_ascii_lowercase().ends_with(w.as_str()))
-                        })
+                        || v["@odata.type"]
+                            .as_str()
+                            .is_some_and(|ty| types.iter().any(|w| ty.to_ascii_lowercase().ends_with(w.as_str())))
                 })
                 .collect();
-            Ok(Reply::json(
-                200,
-                json!({"@odata.context": context_url(shared, "directoryObjects"), "value": value}),
-            ))
+            Ok(Reply::json(200, json!({"@odata.context": context_url(shared, "directoryObjects"), "value": value})))
         }
         ("GET", ["directoryobjects", id]) => get_object(shared, ctx, t, "directoryObjects", id),
         _ => Err(Reply::graph_error(
             ctx,
             400,
             "BadRequest",
-            format!(
-                "Resource not found for the segment '{}'.",
-                segs.first().copied().unwrap_or_default()
-            ),
+            format!("Resource not found for the segment '{}'.", segs.first().copied().unwrap_or_default()),
         )),
     }
 }
@@ -850,37 +659,20 @@ fn remove_from_groups(t: &mut Tenant, id: &str) {
 }
 
 fn resolve_alternate(t: &Tenant, entity: &str, key: &str, value: &str) -> Option<String> {
-    match (
-        entity.to_ascii_lowercase().as_str(),
-        key.to_ascii_lowercase().as_str(),
-    ) {
-        ("groups", "uniquename") => t
-            .groups
-            .iter()
-            .find(|g| g.unique_name.as_deref().is_some_and(|u| eq_ci(u, value)))
-            .map(|g| g.id.clone()),
-        ("serviceprincipals", "appid") => t
-            .service_principals
-            .iter()
-            .find(|s| eq_ci(&s.app_id, value))
-            .map(|s| s.id.clone()),
-        ("applications", "appid") => t
-            .applications
-            .iter()
-            .find(|a| eq_ci(&a.app_id, value))
-            .map(|a| a.id.clone()),
+    match (entity.to_ascii_lowercase().as_str(), key.to_ascii_lowercase().as_str()) {
+        ("groups", "uniquename") => {
+            t.groups.iter().find(|g| g.unique_name.as_deref().is_some_and(|u| eq_ci(u, value))).map(|g| g.id.clone())
+        }
+        ("serviceprincipals", "appid") => {
+            t.service_principals.iter().find(|s| eq_ci(&s.app_id, value)).map(|s| s.id.clone())
+        }
+        ("applications", "appid") => t.applications.iter().find(|a| eq_ci(&a.app_id, value)).map(|a| a.id.clone()),
         _ => None,
     }
 }
 
 /// GET of one object by id, honouring the replication delay and the entity set's type.
-fn get_object(
-    shared: &Shared,
-    ctx: &Ctx,
-    t: &Tenant,
-    entity: &str,
-    id: &str,
-) -> Result<Reply, Reply> {
+fn get_object(shared: &Shared, ctx: &Ctx, t: &Tenant, entity: &str, id: &str) -> Result<Reply, Reply> {
     let Some((kind, created)) = t.directory_object(id) else {
         return Err(not_found(ctx, id));
     };
@@ -928,8 +720,7 @@ const GROUP_PROPERTIES: &[&str] = &[
 fn valid_mail_nickname(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 64
-        && n.chars()
-            .all(|c| c.is_ascii() && !c.is_ascii_control() && !"@()\\[]\";:.<>, ".contains(c))
+        && n.chars().all(|c| c.is_ascii() && !c.is_ascii_control() && !"@()\\[]\";:.<>, ".contains(c))
 }
 
 /// Object ids from `members@odata.bind` / `owners@odata.bind`.
@@ -940,33 +731,17 @@ fn binds(ctx: &Ctx, body: &Map<String, Value>, key: &str) -> Result<Vec<String>,
             .iter()
             .map(|v| {
                 v.as_str()
-                    .map(|s| {
-                        s.trim_end_matches('/')
-                            .rsplit('/')
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned()
-                    })
-                    .ok_or_else(|| {
-                        bad_request(
-                            ctx,
-                            format!("Invalid value specified for property '{key}'."),
-                        )
-                    })
+                    .map(|s| s.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned())
+                    .ok_or_else(|| bad_request(ctx, format!("Invalid value specified for property '{key}'.")))
             })
             .collect(),
-        Some(_) => Err(bad_request(
-            ctx,
-            format!("Invalid value specified for property '{key}'."),
-        )),
+        Some(_) => Err(bad_request(ctx, format!("Invalid value specified for property '{key}'."))),
     }
 }
 
 fn check_bound(shared: &Shared, ctx: &Ctx, t: &Tenant, ids: &[String]) -> Result<(), Reply> {
     for id in ids {
-        let visible = t
-            .directory_object(id)
-            .is_some_and(|(_, c)| shared.replicated(c, ctx.now_ms));
+        let visible = t.directory_object(id).is_some_and(|(_, c)| shared.replicated(c, ctx.now_ms));
         if !visible {
             return Err(not_found(ctx, id));
         }
@@ -981,48 +756,29 @@ fn create_group(
     body: &Map<String, Value>,
     unique: Option<&str>,
 ) -> Result<Group, Reply> {
-    if let Some(unknown) = body
-        .keys()
-        .find(|k| !k.starts_with("@odata") && !GROUP_PROPERTIES.iter().any(|p| eq_ci(p, k)))
+    if let Some(unknown) =
+        body.keys().find(|k| !k.starts_with("@odata") && !GROUP_PROPERTIES.iter().any(|p| eq_ci(p, k)))
     {
         return Err(bad_request(
             ctx,
-            format!(
-                "Property '{unknown}' does not exist on type 'Microsoft.DirectoryServices.Group'."
-            ),
+            format!("Property '{unknown}' does not exist on type 'Microsoft.DirectoryServices.Group'."),
         ));
     }
     let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
-    let invalid = |p: &str| {
-        bad_request(
-            ctx,
-            format!("Invalid value specified for property '{p}' of resource 'Group'."),
-        )
-    };
-    let display_name = text("displayName")
-        .filter(|d| !d.is_empty() && d.len() <= 256)
-        .ok_or_else(|| invalid("displayName"))?;
-    let mail_nickname = text("mailNickname")
-        .filter(|n| valid_mail_nickname(n))
-        .ok_or_else(|| invalid("mailNickname"))?;
-    let mail_enabled = body
-        .get("mailEnabled")
-        .and_then(Value::as_bool)
-        .ok_or_else(|| invalid("mailEnabled"))?;
-    let security_enabled = body
-        .get("securityEnabled")
-        .and_then(Value::as_bool)
-        .ok_or_else(|| invalid("securityEnabled"))?;
+    let invalid =
+        |p: &str| bad_request(ctx, format!("Invalid value specified for property '{p}' of resource 'Group'."));
+    let display_name =
+        text("displayName").filter(|d| !d.is_empty() && d.len() <= 256).ok_or_else(|| invalid("displayName"))?;
+    let mail_nickname =
+        text("mailNickname").filter(|n| valid_mail_nickname(n)).ok_or_else(|| invalid("mailNickname"))?;
+    let mail_enabled = body.get("mailEnabled").and_then(Value::as_bool).ok_or_else(|| invalid("mailEnabled"))?;
+    let security_enabled =
+        body.get("securityEnabled").and_then(Value::as_bool).ok_or_else(|| invalid("securityEnabled"))?;
     let unique_name = unique.map(str::to_owned).or_else(|| text("uniqueName"));
     if let Some(u) = &unique_name
-        && t.groups
-            .iter()
-            .any(|g| g.unique_name.as_deref().is_some_and(|x| eq_ci(x, u)))
+        && t.groups.iter().any(|g| g.unique_name.as_deref().is_some_and(|x| eq_ci(x, u)))
     {
-        return Err(bad_request(
-            ctx,
-            "Another object with the same value for property uniqueName already exists.",
-        ));
+        return Err(bad_request(ctx, "Another object with the same value for property uniqueName already exists."));
     }
     let members = binds(ctx, body, "members@odata.bind")?;
     let owners = binds(ctx, body, "owners@odata.bind")?;
@@ -1045,12 +801,7 @@ fn create_group(
         group_types: body
             .get("groupTypes")
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
             .unwrap_or_default(),
         members,
         owners,
@@ -1060,52 +811,29 @@ fn create_group(
     Ok(g)
 }
 
-fn patch_group(
-    shared: &Shared,
-    ctx: &Ctx,
-    t: &mut Tenant,
-    idx: usize,
-    body: &Map<String, Value>,
-) -> Result<(), Reply> {
-    if let Some(unknown) = body
-        .keys()
-        .find(|k| !k.starts_with("@odata") && !GROUP_PROPERTIES.iter().any(|p| eq_ci(p, k)))
+fn patch_group(shared: &Shared, ctx: &Ctx, t: &mut Tenant, idx: usize, body: &Map<String, Value>) -> Result<(), Reply> {
+    if let Some(unknown) =
+        body.keys().find(|k| !k.starts_with("@odata") && !GROUP_PROPERTIES.iter().any(|p| eq_ci(p, k)))
     {
         return Err(bad_request(
             ctx,
-            format!(
-                "Property '{unknown}' does not exist on type 'Microsoft.DirectoryServices.Group'."
-            ),
+            format!("Property '{unknown}' does not exist on type 'Microsoft.DirectoryServices.Group'."),
         ));
     }
-    let invalid = |p: &str| {
-        bad_request(
-            ctx,
-            format!("Invalid value specified for property '{p}' of resource 'Group'."),
-        )
-    };
+    let invalid =
+        |p: &str| bad_request(ctx, format!("Invalid value specified for property '{p}' of resource 'Group'."));
     let members = binds(ctx, body, "members@odata.bind")?;
     if members.len() > 20 {
-        return Err(bad_request(
-            ctx,
-            "A maximum of 20 members can be added in a single request.",
-        ));
+        return Err(bad_request(ctx, "A maximum of 20 members can be added in a single request."));
     }
     check_bound(shared, ctx, t, &members)?;
     if let Some(u) = body.get("uniqueName").and_then(Value::as_str) {
         let current = t.groups[idx].unique_name.clone();
         match current {
             Some(c) if !eq_ci(&c, u) => {
-                return Err(bad_request(
-                    ctx,
-                    "Property 'uniqueName' cannot be changed once it is set.",
-                ));
+                return Err(bad_request(ctx, "Property 'uniqueName' cannot be changed once it is set."));
             }
-            None if t
-                .groups
-                .iter()
-                .any(|g| g.unique_name.as_deref().is_some_and(|x| eq_ci(x, u))) =>
-            {
+            None if t.groups.iter().any(|g| g.unique_name.as_deref().is_some_and(|x| eq_ci(x, u))) => {
                 return Err(bad_request(
                     ctx,
                     "Another object with the same value for property uniqueName already exists.",
@@ -1115,10 +843,7 @@ fn patch_group(
         }
     }
     let g = &mut t.groups[idx];
-    if members
-        .iter()
-        .any(|m| g.members.iter().any(|x| eq_ci(x, m)))
-    {
+    if members.iter().any(|m| g.members.iter().any(|x| eq_ci(x, m))) {
         return Err(bad_request(
             ctx,
             "One or more added object references already exist for the following modified properties: 'members'.",
@@ -1160,17 +885,11 @@ fn upsert_group(
 ) -> Result<Reply, Reply> {
     let body = body_object(ctx)?;
     if let Some(id) = existing {
-        let idx = t
-            .groups
-            .iter()
-            .position(|g| eq_ci(&g.id, &id))
-            .ok_or_else(|| not_found(ctx, unique))?;
+        let idx = t.groups.iter().position(|g| eq_ci(&g.id, &id)).ok_or_else(|| not_found(ctx, unique))?;
         patch_group(shared, ctx, t, idx, &body)?;
         return Ok(Reply::empty(204));
     }
-    let create = ctx
-        .header("prefer")
-        .is_some_and(|p| p.split(',').any(|x| eq_ci(x.trim(), "create-if-missing")));
+    let create = ctx.header("prefer").is_some_and(|p| p.split(',').any(|x| eq_ci(x.trim(), "create-if-missing")));
     if !create {
         return Err(not_found(ctx, unique));
     }
@@ -1178,19 +897,9 @@ fn upsert_group(
     Ok(created(shared, "groups", group_json(&g)).header("Preference-Applied", "create-if-missing"))
 }
 
-fn add_reference(
-    shared: &Shared,
-    ctx: &Ctx,
-    t: &mut Tenant,
-    idx: usize,
-    rel: &str,
-    member: &str,
-) -> Result<(), Reply> {
+fn add_reference(shared: &Shared, ctx: &Ctx, t: &mut Tenant, idx: usize, rel: &str, member: &str) -> Result<(), Reply> {
     if !is_guid(member) {
-        return Err(bad_request(
-            ctx,
-            format!("Invalid object identifier '{member}'."),
-        ));
+        return Err(bad_request(ctx, format!("Invalid object identifier '{member}'.")));
     }
     let Some((kind, created)) = t.directory_object(member) else {
         return Err(not_found(ctx, member));
@@ -1199,10 +908,7 @@ fn add_reference(
         return Err(not_found(ctx, member));
     }
     if rel == "owners" && !matches!(kind, ObjectKind::User | ObjectKind::ServicePrincipal) {
-        return Err(bad_request(
-            ctx,
-            "Only users and service principals can be owners of a group.",
-        ));
+        return Err(bad_request(ctx, "Only users and service principals can be owners of a group."));
     }
     let canonical = t
         .users
@@ -1214,11 +920,7 @@ fn add_reference(
         .cloned()
         .unwrap_or_else(|| member.to_owned());
     let g = &mut t.groups[idx];
-    let list = if rel == "members" {
-        &mut g.members
-    } else {
-        &mut g.owners
-    };
+    let list = if rel == "members" { &mut g.members } else { &mut g.owners };
     if list.iter().any(|m| eq_ci(m, member)) {
         return Err(bad_request(
             ctx,
@@ -1242,18 +944,10 @@ struct Item {
 }
 
 /// Serves `POST /v1.0/$batch`.
-#[expect(
-    clippy::too_many_lines,
-    reason = "validation, ordering and execution of one batch"
-)]
+#[expect(clippy::too_many_lines, reason = "validation, ordering and execution of one batch")]
 pub async fn batch(shared: &Shared, ctx: &Ctx) -> Reply {
     if ctx.method != "POST" {
-        return Reply::graph_error(
-            ctx,
-            405,
-            "Request_BadRequest",
-            "The $batch endpoint only accepts POST.",
-        );
+        return Reply::graph_error(ctx, 405, "Request_BadRequest", "The $batch endpoint only accepts POST.");
     }
     let invalid = |m: &str| Reply::graph_error(ctx, 400, "BadRequest", m.to_owned());
     let Ok(Value::Object(body)) = ctx.json() else {
@@ -1263,57 +957,32 @@ pub async fn batch(shared: &Shared, ctx: &Ctx) -> Reply {
         return invalid("Invalid batch payload format.");
     };
     if requests.is_empty() {
-        return invalid(
-            "Invalid batch payload format. The batch must contain at least one request.",
-        );
+        return invalid("Invalid batch payload format. The batch must contain at least one request.");
     }
     if requests.len() > 20 {
-        return invalid(
-            "Invalid batch payload format. The number of requests in a batch must not exceed 20.",
-        );
+        return invalid("Invalid batch payload format. The number of requests in a batch must not exceed 20.");
     }
     let mut items: Vec<Item> = Vec::new();
     for r in requests {
-        let Some(id) = r
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-        else {
+        let Some(id) = r.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
             return invalid("Invalid batch payload format. Every request needs a string 'id'.");
         };
         if items.iter().any(|i| eq_ci(&i.id, id)) {
-            return invalid(&format!(
-                "Invalid batch payload format. Request id '{id}' is duplicated."
-            ));
+            return invalid(&format!("Invalid batch payload format. Request id '{id}' is duplicated."));
         }
-        let (Some(method), Some(url)) = (
-            r.get("method").and_then(Value::as_str),
-            r.get("url").and_then(Value::as_str),
-        ) else {
-            return invalid(&format!(
-                "Invalid batch payload format. Request '{id}' needs 'method' and 'url'."
-            ));
+        let (Some(method), Some(url)) = (r.get("method").and_then(Value::as_str), r.get("url").and_then(Value::as_str))
+        else {
+            return invalid(&format!("Invalid batch payload format. Request '{id}' needs 'method' and 'url'."));
         };
-        let headers = r
-            .get("headers")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        let headers = r.get("headers").and_then(Value::as_object).cloned().unwrap_or_default();
         let body = r.get("body").filter(|b| !b.is_null()).cloned();
         if body.is_some() && !headers.keys().any(|k| eq_ci(k, "content-type")) {
-            return invalid(&format!(
-                "Write request id : {id} does not contain Content-Type header or body."
-            ));
+            return invalid(&format!("Write request id : {id} does not contain Content-Type header or body."));
         }
         let depends = r
             .get("dependsOn")
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
             .unwrap_or_default();
         items.push(Item {
             id: id.to_owned(),
@@ -1325,11 +994,7 @@ pub async fn batch(shared: &Shared, ctx: &Ctx) -> Reply {
         });
     }
     for i in &items {
-        if let Some(missing) = i
-            .depends
-            .iter()
-            .find(|d| !items.iter().any(|j| eq_ci(&j.id, d)))
-        {
+        if let Some(missing) = i.depends.iter().find(|d| !items.iter().any(|j| eq_ci(&j.id, d))) {
             return invalid(&format!(
                 "Invalid batch payload format. Request '{}' depends on unknown request '{missing}'.",
                 i.id
@@ -1343,19 +1008,11 @@ pub async fn batch(shared: &Shared, ctx: &Ctx) -> Reply {
     while !pending.is_empty() {
         let ready = pending
             .iter()
-            .position(|&i| {
-                items[i]
-                    .depends
-                    .iter()
-                    .all(|d| statuses.iter().any(|(s, _)| eq_ci(s, d)))
-            })
+            .position(|&i| items[i].depends.iter().all(|d| statuses.iter().any(|(s, _)| eq_ci(s, d))))
             .unwrap_or(0);
         let item = &items[pending.remove(ready)];
         shared.stats.bump(Counter::GraphBatchItem);
-        let failed_dep = item
-            .depends
-            .iter()
-            .any(|d| statuses.iter().all(|(s, st)| !eq_ci(s, d) || *st >= 400));
+        let failed_dep = item.depends.iter().any(|d| statuses.iter().all(|(s, st)| !eq_ci(s, d) || *st >= 400));
         let reply = if failed_dep {
             Reply::graph_error(
                 ctx,
@@ -1363,8 +1020,7 @@ pub async fn batch(shared: &Shared, ctx: &Ctx) -> Reply {
                 "FailedDependency",
                 "The request could not be completed because a request it depends on failed.",
             )
-        } else if item.url.starts_with("http") || item.url.to_ascii_lowercase().starts_with("/v1.0")
-        {
+        } else if item.url.starts_with("http") || item.url.to_ascii_lowercase().starts_with("/v1.0") {
             Reply::graph_error(
                 ctx,
                 400,
@@ -1385,20 +1041,9 @@ pub async fn batch(shared: &Shared, ctx: &Ctx) -> Reply {
                 }
             }
             let body = item.body.as_ref().map(Value::to_string).unwrap_or_default();
-            let method = axum::http::Method::from_bytes(item.method.as_bytes())
-                .unwrap_or(axum::http::Method::GET);
-            let url = if item.url.starts_with('/') {
-                item.url.clone()
-            } else {
-                format!("/{}", item.url)
-            };
-            let mut inner = Ctx::new(
-                method,
-                &format!("/v1.0{url}"),
-                headers,
-                body.into(),
-                shared.uuid(),
-            );
+            let method = axum::http::Method::from_bytes(item.method.as_bytes()).unwrap_or(axum::http::Method::GET);
+            let url = if item.url.starts_with('/') { item.url.clone() } else { format!("/{}", item.url) };
+            let mut inner = Ctx::new(method, &format!("/v1.0{url}"), headers, body.into(), shared.uuid());
             inner.caller.clone_from(&ctx.caller);
             match throttle(shared, &realism, BucketKind::Graph, "graph") {
                 (Some(secs), _) => {
@@ -1435,8 +1080,7 @@ mod tests {
 
     #[test]
     fn filters_parse_and_match() {
-        let c = parse_filter("displayName eq 'ml ''admins''' and startswith(uniqueName,'ml-')")
-            .unwrap();
+        let c = parse_filter("displayName eq 'ml ''admins''' and startswith(uniqueName,'ml-')").unwrap();
         let g = json!({"displayName": "ML 'admins'", "uniqueName": "ml-admins"});
         assert!(c.iter().all(|c| clause_matches(&g, c)));
         assert!(parse_filter("displayName eq").is_none());

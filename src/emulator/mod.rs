@@ -122,23 +122,9 @@ impl Emulator {
         }
         tenant.normalize();
         let listener =
-            TcpListener::bind(cfg.listen)
-                .await
-                .map_err(|source| EmulatorError::Bind {
-                    addr: cfg.listen,
-                    source,
-                })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| EmulatorError::Bind {
-                addr: cfg.listen,
-                source,
-            })?;
-        let tls = if cfg.tls {
-            Some(tls::self_signed(cfg.state_file.as_deref(), addr.port())?)
-        } else {
-            None
-        };
+            TcpListener::bind(cfg.listen).await.map_err(|source| EmulatorError::Bind { addr: cfg.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| EmulatorError::Bind { addr: cfg.listen, source })?;
+        let tls = if cfg.tls { Some(tls::self_signed(cfg.state_file.as_deref(), addr.port())?) } else { None };
         let base_url = format!("{}://{addr}", if tls.is_some() { "https" } else { "http" });
         let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
         let mut rng = Rng::new(cfg.realism.seed);
@@ -163,13 +149,7 @@ impl Emulator {
         let (shutdown, rx) = watch::channel(false);
         let acceptor = tls.map(|t| t.acceptor);
         let task = tokio::spawn(accept_loop(listener, acceptor, Arc::clone(&shared), rx));
-        Ok(Emulator {
-            base_url,
-            ca_pem,
-            shared,
-            shutdown,
-            task,
-        })
+        Ok(Emulator { base_url, ca_pem, shared, shutdown, task })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -222,8 +202,7 @@ async fn accept_loop(
             match tls {
                 None => serve_connection(stream, shared, stop).await,
                 Some(acceptor) => {
-                    if let Ok(Ok(stream)) =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
+                    if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
                     {
                         serve_connection(stream, shared, stop).await;
                     }
@@ -245,8 +224,7 @@ where
         let kill = Arc::clone(&conn_kill);
         async move { Ok::<_, Infallible>(serve(shared, kill, req).await) }
     });
-    let conn =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
     tokio::select! {
         _ = conn => {}
         () = kill.notified() => {}
@@ -316,32 +294,12 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(
-        method: Method,
-        path_and_query: &str,
-        headers: HeaderMap,
-        body: Bytes,
-        request_id: String,
-    ) -> Ctx {
-        let (path, query) = path_and_query
-            .split_once('?')
-            .unwrap_or((path_and_query, ""));
-        let segs = path
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .map(util::percent_decode)
-            .collect();
-        let query = url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
-        let header = |k: &str| {
-            headers
-                .get(k)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let client_request_id =
-            header("x-ms-client-request-id").or_else(|| header("client-request-id"));
+    pub fn new(method: Method, path_and_query: &str, headers: HeaderMap, body: Bytes, request_id: String) -> Ctx {
+        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        let segs = path.split('/').filter(|s| !s.is_empty()).map(util::percent_decode).collect();
+        let query = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let client_request_id = header("x-ms-client-request-id").or_else(|| header("client-request-id"));
         let correlation_id = header("x-ms-correlation-request-id")
             .or_else(|| client_request_id.clone())
             .unwrap_or_else(|| request_id.clone());
@@ -362,10 +320,7 @@ impl Ctx {
 
     /// A query parameter, matched case-insensitively.
     pub fn q(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| eq_ci(k, name))
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| eq_ci(k, name)).map(|(_, v)| v.as_str())
     }
 
     /// A header value.
@@ -413,19 +368,11 @@ pub(crate) enum ReplyBody {
 
 impl Reply {
     pub fn json(status: u16, body: Value) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: ReplyBody::Json(body),
-        }
+        Reply { status, headers: Vec::new(), body: ReplyBody::Json(body) }
     }
 
     pub fn empty(status: u16) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: ReplyBody::Empty,
-        }
+        Reply { status, headers: Vec::new(), body: ReplyBody::Empty }
     }
 
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Reply {
@@ -435,10 +382,7 @@ impl Reply {
 
     /// ARM error envelope.
     pub fn arm_error(status: u16, code: &str, message: impl Into<String>) -> Reply {
-        Reply::json(
-            status,
-            json!({"error": {"code": code, "message": message.into()}}),
-        )
+        Reply::json(status, json!({"error": {"code": code, "message": message.into()}}))
     }
 
     /// Graph error envelope with `innerError`.
@@ -458,8 +402,7 @@ impl Reply {
     }
 
     fn into_response(self) -> Response<Body> {
-        let mut builder =
-            Response::builder().status(StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK));
+        let mut builder = Response::builder().status(StatusCode::from_u16(self.status).unwrap_or(StatusCode::OK));
         for (k, v) in &self.headers {
             if let Ok(v) = HeaderValue::from_str(v) {
                 builder = builder.header(k.as_str(), v);
@@ -476,9 +419,7 @@ impl Reply {
                 Body::from(t)
             }
         };
-        builder
-            .body(body)
-            .unwrap_or_else(|_| Response::new(Body::empty()))
+        builder.body(body).unwrap_or_else(|_| Response::new(Body::empty()))
     }
 }
 
@@ -499,28 +440,16 @@ fn classify(segs: &[String]) -> Surface {
     }
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "the request pipeline reads best in one place"
-)]
+#[expect(clippy::too_many_lines, reason = "the request pipeline reads best in one place")]
 async fn serve(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let request_id = shared.uuid();
     let Ok(bytes) = axum::body::to_bytes(Body::new(body), 16 * 1024 * 1024).await else {
         {
-            return Reply::arm_error(
-                413,
-                "RequestEntityTooLarge",
-                "The request body is too large.",
-            )
-            .into_response();
+            return Reply::arm_error(413, "RequestEntityTooLarge", "The request body is too large.").into_response();
         }
     };
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let mut ctx = Ctx::new(parts.method, &path, parts.headers, bytes, request_id);
     let surface = classify(&ctx.segs);
     if surface == Surface::Control {
@@ -530,9 +459,7 @@ async fn serve(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) -
     let is_write = !ctx.is_read();
     shared.stats.bump(match (surface, is_write) {
         (Surface::Token, _) => Counter::Token,
-        (Surface::Graph, _) if ctx.segs.get(1).is_some_and(|s| s == "$batch") => {
-            Counter::GraphBatch
-        }
+        (Surface::Graph, _) if ctx.segs.get(1).is_some_and(|s| s == "$batch") => Counter::GraphBatch,
         (Surface::Graph, false) => Counter::GraphRead,
         (Surface::Graph, true) => Counter::GraphWrite,
         (_, false) => Counter::ArmRead,
@@ -567,11 +494,7 @@ async fn serve(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) -
             Err(r) => (r, None),
             Ok(caller) => {
                 ctx.caller = Some(caller);
-                let kind = if is_write {
-                    BucketKind::Write
-                } else {
-                    BucketKind::Read
-                };
+                let kind = if is_write { BucketKind::Write } else { BucketKind::Read };
                 let key = arm::throttle_key(&ctx);
                 match throttle(&shared, &realism, kind, &key) {
                     (Some(r), d) => (arm::throttled(&ctx, kind, &key, r), Some((kind, d))),
@@ -622,12 +545,7 @@ async fn drop_connection(shared: &Shared, kill: &Notify) -> Response<Body> {
 }
 
 /// Draws a token; returns `Some(retry_after)` when throttled, and the remaining count.
-pub(crate) fn throttle(
-    shared: &Shared,
-    realism: &Realism,
-    kind: BucketKind,
-    key: &str,
-) -> (Option<u64>, u32) {
+pub(crate) fn throttle(shared: &Shared, realism: &Realism, kind: BucketKind, key: &str) -> (Option<u64>, u32) {
     let params = realism.throttle.clone().unwrap_or_default();
     let draw = lock(&shared.buckets).draw(kind, key, &params, realism.throttle.is_some());
     if draw.throttled.is_some() {
@@ -644,10 +562,7 @@ fn fault_reply(ctx: &Ctx, surface: Surface, status: u16) -> Reply {
         Surface::Token => token::fault(ctx, status),
         Surface::Graph => {
             let (code, msg) = if status == 503 {
-                (
-                    "serviceNotAvailable",
-                    "Service is unavailable. Please try again later.",
-                )
+                ("serviceNotAvailable", "Service is unavailable. Please try again later.")
             } else {
                 ("UnknownError", "An unexpected error occurred.")
             };
@@ -682,14 +597,10 @@ fn fault_reply(ctx: &Ctx, surface: Surface, status: u16) -> Reply {
 fn finish(ctx: &Ctx, surface: Surface, mut reply: Reply, draw: Option<(BucketKind, u32)>) -> Reply {
     match surface {
         Surface::Graph => {
-            reply
-                .headers
-                .push(("request-id".into(), ctx.request_id.clone()));
+            reply.headers.push(("request-id".into(), ctx.request_id.clone()));
             reply.headers.push((
                 "client-request-id".into(),
-                ctx.client_request_id
-                    .clone()
-                    .unwrap_or_else(|| ctx.request_id.clone()),
+                ctx.client_request_id.clone().unwrap_or_else(|| ctx.request_id.clone()),
             ));
             reply.headers.push((
                 "x-ms-ags-diagnostic".into(),
@@ -698,70 +609,37 @@ fn finish(ctx: &Ctx, surface: Surface, mut reply: Reply, draw: Option<(BucketKin
             ));
         }
         Surface::Token => {
-            reply
-                .headers
-                .push(("x-ms-request-id".into(), ctx.request_id.clone()));
+            reply.headers.push(("x-ms-request-id".into(), ctx.request_id.clone()));
             if let Some(c) = &ctx.client_request_id {
                 reply.headers.push(("client-request-id".into(), c.clone()));
             }
         }
         _ => {
-            reply
-                .headers
-                .push(("x-ms-request-id".into(), ctx.request_id.clone()));
-            reply.headers.push((
-                "x-ms-correlation-request-id".into(),
-                ctx.correlation_id.clone(),
-            ));
+            reply.headers.push(("x-ms-request-id".into(), ctx.request_id.clone()));
+            reply.headers.push(("x-ms-correlation-request-id".into(), ctx.correlation_id.clone()));
             reply.headers.push((
                 "x-ms-routing-request-id".into(),
-                format!(
-                    "EASTUS:{}:{}",
-                    compact_timestamp(ctx.now_ms),
-                    ctx.request_id
-                ),
+                format!("EASTUS:{}:{}", compact_timestamp(ctx.now_ms), ctx.request_id),
             ));
             if let Some(c) = &ctx.client_request_id {
-                reply
-                    .headers
-                    .push(("x-ms-client-request-id".into(), c.clone()));
+                reply.headers.push(("x-ms-client-request-id".into(), c.clone()));
             }
             if let Some((kind, remaining)) = draw {
-                let scope = if arm::throttle_key(ctx) == "tenant" {
-                    "tenant"
-                } else {
-                    "subscription"
-                };
-                let global = remaining
-                    .saturating_mul(15)
-                    .saturating_add(if remaining > 0 { 14 } else { 0 });
+                let scope = if arm::throttle_key(ctx) == "tenant" { "tenant" } else { "subscription" };
+                let global = remaining.saturating_mul(15).saturating_add(if remaining > 0 { 14 } else { 0 });
                 if kind == BucketKind::Read {
-                    reply.headers.push((
-                        format!("x-ms-ratelimit-remaining-{scope}-reads"),
-                        remaining.to_string(),
-                    ));
-                    reply.headers.push((
-                        format!("x-ms-ratelimit-remaining-{scope}-global-reads"),
-                        global.to_string(),
-                    ));
+                    reply.headers.push((format!("x-ms-ratelimit-remaining-{scope}-reads"), remaining.to_string()));
+                    reply.headers.push((format!("x-ms-ratelimit-remaining-{scope}-global-reads"), global.to_string()));
                 } else {
-                    reply.headers.push((
-                        format!("x-ms-ratelimit-remaining-{scope}-writes"),
-                        remaining.to_string(),
-                    ));
-                    reply.headers.push((
-                        format!("x-ms-ratelimit-remaining-{scope}-global-writes"),
-                        global.to_string(),
-                    ));
+                    reply.headers.push((format!("x-ms-ratelimit-remaining-{scope}-writes"), remaining.to_string()));
+                    reply.headers.push((format!("x-ms-ratelimit-remaining-{scope}-global-writes"), global.to_string()));
                     if ctx.method == Method::DELETE {
-                        reply.headers.push((
-                            format!("x-ms-ratelimit-remaining-{scope}-deletes"),
-                            remaining.to_string(),
-                        ));
-                        reply.headers.push((
-                            format!("x-ms-ratelimit-remaining-{scope}-global-deletes"),
-                            global.to_string(),
-                        ));
+                        reply
+                            .headers
+                            .push((format!("x-ms-ratelimit-remaining-{scope}-deletes"), remaining.to_string()));
+                        reply
+                            .headers
+                            .push((format!("x-ms-ratelimit-remaining-{scope}-global-deletes"), global.to_string()));
                     }
                 }
             }
@@ -771,13 +649,7 @@ fn finish(ctx: &Ctx, surface: Surface, mut reply: Reply, draw: Option<(BucketKin
 }
 
 fn authenticate(shared: &Shared, ctx: &Ctx, aud: Audience) -> Result<Caller, Reply> {
-    let problem = match token::verify(
-        &shared.secret,
-        ctx.header("authorization"),
-        aud,
-        &shared.base_url,
-        ctx.now_ms,
-    ) {
+    let problem = match token::verify(&shared.secret, ctx.header("authorization"), aud, &shared.base_url, ctx.now_ms) {
         Ok(c) => return Ok(c),
         Err(p) => p,
     };
@@ -785,12 +657,8 @@ fn authenticate(shared: &Shared, ctx: &Ctx, aud: Audience) -> Result<Caller, Rep
         let msg = match &problem {
             TokenProblem::Missing => "Access token is empty.".to_owned(),
             TokenProblem::Invalid => "Access token validation failure.".to_owned(),
-            TokenProblem::WrongAudience(_) => {
-                "Access token validation failure. Invalid audience.".to_owned()
-            }
-            TokenProblem::Expired { .. } => {
-                "Lifetime validation failed, the token is expired.".to_owned()
-            }
+            TokenProblem::WrongAudience(_) => "Access token validation failure. Invalid audience.".to_owned(),
+            TokenProblem::Expired { .. } => "Lifetime validation failed, the token is expired.".to_owned(),
         };
         return Err(Reply::graph_error(ctx, 401, "InvalidAuthenticationToken", msg).header(
             "WWW-Authenticate",
@@ -838,10 +706,7 @@ fn authenticate(shared: &Shared, ctx: &Ctx, aud: Audience) -> Result<Caller, Rep
 async fn control(shared: &Shared, ctx: &Ctx) -> Reply {
     let rest: Vec<&str> = ctx.segs.iter().skip(1).map(String::as_str).collect();
     match (ctx.method.as_str(), rest.as_slice()) {
-        ("GET", ["realism"]) => Reply::json(
-            200,
-            serde_json::to_value(shared.realism()).unwrap_or(Value::Null),
-        ),
+        ("GET", ["realism"]) => Reply::json(200, serde_json::to_value(shared.realism()).unwrap_or(Value::Null)),
         ("PUT", ["realism"]) => match serde_json::from_slice::<Realism>(&ctx.body) {
             Ok(r) => {
                 if let Some(seed) = r.seed {
@@ -850,11 +715,7 @@ async fn control(shared: &Shared, ctx: &Ctx) -> Reply {
                 *lock(&shared.realism) = r.clone();
                 Reply::json(200, serde_json::to_value(r).unwrap_or(Value::Null))
             }
-            Err(e) => Reply::arm_error(
-                400,
-                "InvalidRequestContent",
-                format!("invalid realism: {e}"),
-            ),
+            Err(e) => Reply::arm_error(400, "InvalidRequestContent", format!("invalid realism: {e}")),
         },
         ("GET", ["stats"]) => Reply::json(200, shared.stats.to_json()),
         ("POST", ["stats", "reset"]) => {
@@ -863,11 +724,7 @@ async fn control(shared: &Shared, ctx: &Ctx) -> Reply {
         }
         ("GET", ["state"]) => {
             let yaml = shared.state.lock().await.to_yaml();
-            Reply {
-                status: 200,
-                headers: Vec::new(),
-                body: ReplyBody::Text("application/yaml", yaml),
-            }
+            Reply { status: 200, headers: Vec::new(), body: ReplyBody::Text("application/yaml", yaml) }
         }
         ("PUT", ["state"]) => {
             let text = String::from_utf8_lossy(&ctx.body);
@@ -883,10 +740,6 @@ async fn control(shared: &Shared, ctx: &Ctx) -> Reply {
                 Err(e) => Reply::arm_error(400, "InvalidRequestContent", e.to_string()),
             }
         }
-        _ => Reply::arm_error(
-            404,
-            "NotFound",
-            format!("unknown control endpoint `{}`", ctx.path),
-        ),
+        _ => Reply::arm_error(404, "NotFound", format!("unknown control endpoint `{}`", ctx.path)),
     }
 }

@@ -53,20 +53,12 @@ impl Default for Realism {
 impl Realism {
     /// Effective page size.
     pub fn page(&self) -> usize {
-        if self.page_size == 0 {
-            100
-        } else {
-            self.page_size
-        }
+        if self.page_size == 0 { 100 } else { self.page_size }
     }
 
     /// Effective token lifetime.
     pub fn lifetime_s(&self) -> u64 {
-        if self.token_lifetime_s == 0 {
-            3599
-        } else {
-            self.token_lifetime_s
-        }
+        if self.token_lifetime_s == 0 { 3599 } else { self.token_lifetime_s }
     }
 }
 
@@ -111,24 +103,13 @@ impl std::str::FromStr for Throttle {
     /// `graph=CAP/REFILL`, `random=RATE`, e.g. `read=10/1,random=0.05`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut t = Throttle::default();
-        for part in s
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty() && *p != "azure")
-        {
-            let (key, value) = part
-                .split_once('=')
-                .ok_or_else(|| format!("expected KEY=VALUE in `{part}`"))?;
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty() && *p != "azure") {
+            let (key, value) = part.split_once('=').ok_or_else(|| format!("expected KEY=VALUE in `{part}`"))?;
             let bucket = || -> Result<(u32, f64), String> {
-                let (cap, refill) = value
-                    .split_once('/')
-                    .ok_or_else(|| format!("expected CAP/REFILL in `{part}`"))?;
+                let (cap, refill) = value.split_once('/').ok_or_else(|| format!("expected CAP/REFILL in `{part}`"))?;
                 Ok((
-                    cap.parse()
-                        .map_err(|_| format!("invalid capacity in `{part}`"))?,
-                    refill
-                        .parse()
-                        .map_err(|_| format!("invalid refill in `{part}`"))?,
+                    cap.parse().map_err(|_| format!("invalid capacity in `{part}`"))?,
+                    refill.parse().map_err(|_| format!("invalid refill in `{part}`"))?,
                 ))
             };
             match key {
@@ -136,9 +117,7 @@ impl std::str::FromStr for Throttle {
                 "write" => (t.arm_write_capacity, t.arm_write_refill) = bucket()?,
                 "graph" => (t.graph_capacity, t.graph_refill) = bucket()?,
                 "random" => {
-                    t.random_rate = value
-                        .parse()
-                        .map_err(|_| format!("invalid rate in `{part}`"))?;
+                    t.random_rate = value.parse().map_err(|_| format!("invalid rate in `{part}`"))?;
                 }
                 other => return Err(format!("unknown throttle key `{other}`")),
             }
@@ -155,9 +134,7 @@ impl Rng {
     /// A generator from a seed, or from the clock when `None`.
     pub fn new(seed: Option<u64>) -> Rng {
         Rng(seed.unwrap_or_else(|| {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
             #[expect(clippy::cast_possible_truncation, reason = "only entropy is wanted")]
             let low = t as u64;
             low ^ u64::from(std::process::id()).rotate_left(32)
@@ -190,9 +167,7 @@ impl Rng {
         let mut bytes = [0u8; 16];
         bytes[..8].copy_from_slice(&self.next_u64().to_le_bytes());
         bytes[8..].copy_from_slice(&self.next_u64().to_le_bytes());
-        uuid::Builder::from_random_bytes(bytes)
-            .into_uuid()
-            .to_string()
+        uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
     }
 
     /// Shuffles a slice in place (Fisher–Yates).
@@ -246,51 +221,27 @@ impl Buckets {
         };
         let cap = f64::from(cap.max(1));
         let now = Instant::now();
-        let b = self
-            .map
-            .entry((kind, key.to_ascii_lowercase()))
-            .or_insert(Bucket {
-                tokens: cap,
-                last: now,
-            });
+        let b = self.map.entry((kind, key.to_ascii_lowercase())).or_insert(Bucket { tokens: cap, last: now });
         let elapsed = now.duration_since(b.last).as_secs_f64();
         b.tokens = (b.tokens + elapsed * refill).min(cap);
         b.last = now;
         if b.tokens >= 1.0 || !enforce {
             b.tokens = (b.tokens - 1.0).max(0.0);
-            return Draw {
-                remaining: floor_u32(b.tokens),
-                throttled: None,
-            };
+            return Draw { remaining: floor_u32(b.tokens), throttled: None };
         }
-        let wait = if refill > 0.0 {
-            ((1.0 - b.tokens) / refill).ceil()
-        } else {
-            60.0
-        };
-        Draw {
-            remaining: 0,
-            throttled: Some(floor_u64(wait).max(1)),
-        }
+        let wait = if refill > 0.0 { ((1.0 - b.tokens) / refill).ceil() } else { 60.0 };
+        Draw { remaining: 0, throttled: Some(floor_u64(wait).max(1)) }
     }
 }
 
 fn floor_u32(v: f64) -> u32 {
-    #[expect(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        reason = "clamped to range"
-    )]
+    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "clamped to range")]
     let r = v.clamp(0.0, f64::from(u32::MAX)).floor() as u32;
     r
 }
 
 fn floor_u64(v: f64) -> u64 {
-    #[expect(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        reason = "clamped to range"
-    )]
+    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "clamped to range")]
     let r = v.clamp(0.0, 1.0e12).floor() as u64;
     r
 }
@@ -315,23 +266,11 @@ impl Fault {
     pub fn choose(rng: &mut Rng, r: &Realism, is_write: bool) -> Fault {
         let after = is_write && rng.next_u64().is_multiple_of(2);
         if rng.chance(r.drop_rate) {
-            return if after {
-                Fault::DropAfter
-            } else {
-                Fault::DropBefore
-            };
+            return if after { Fault::DropAfter } else { Fault::DropBefore };
         }
         if rng.chance(r.fault_rate) {
-            let status = if rng.next_u64().is_multiple_of(2) {
-                500
-            } else {
-                503
-            };
-            return if after {
-                Fault::FailAfter(status)
-            } else {
-                Fault::FailBefore(status)
-            };
+            let status = if rng.next_u64().is_multiple_of(2) { 500 } else { 503 };
+            return if after { Fault::FailAfter(status) } else { Fault::FailBefore(status) };
         }
         Fault::None
     }
@@ -420,11 +359,7 @@ mod tests {
 
     #[test]
     fn bucket_empties_then_throttles() {
-        let t = Throttle {
-            arm_read_capacity: 2,
-            arm_read_refill: 0.5,
-            ..Throttle::default()
-        };
+        let t = Throttle { arm_read_capacity: 2, arm_read_refill: 0.5, ..Throttle::default() };
         let mut b = Buckets::default();
         assert_eq!(b.draw(BucketKind::Read, "s", &t, true).remaining, 1);
         assert_eq!(b.draw(BucketKind::Read, "S", &t, true).remaining, 0);

@@ -266,10 +266,7 @@ pub fn by_name(name: &str) -> Option<&'static BuiltInRole> {
 
 /// The trailing GUID of a role definition id (or the input when it has no `/`).
 pub fn guid_of(role_definition_id: &str) -> &str {
-    role_definition_id
-        .rsplit('/')
-        .next()
-        .unwrap_or(role_definition_id)
+    role_definition_id.rsplit('/').next().unwrap_or(role_definition_id)
 }
 
 /// The subscription id inside a scope, if any.
@@ -325,14 +322,8 @@ mod tests {
 
     #[test]
     fn lookups_are_case_insensitive() {
-        assert_eq!(
-            by_name("azureml data scientist").map(|r| r.guid),
-            Some("f6c7c914-8db3-469d-8ca1-694a8f32e121")
-        );
-        assert_eq!(
-            by_guid("ACDD72A7-3385-48EF-BD42-F606FBA81AE7").map(|r| r.name),
-            Some("Reader")
-        );
+        assert_eq!(by_name("azureml data scientist").map(|r| r.guid), Some("f6c7c914-8db3-469d-8ca1-694a8f32e121"));
+        assert_eq!(by_guid("ACDD72A7-3385-48EF-BD42-F606FBA81AE7").map(|r| r.name), Some("Reader"));
     }
 
     #[test]
@@ -341,10 +332,7 @@ mod tests {
             definition_id("/subscriptions/s1/resourceGroups/rg", "abc"),
             "/subscriptions/s1/providers/Microsoft.Authorization/roleDefinitions/abc"
         );
-        assert_eq!(
-            definition_id("/", "abc"),
-            "/providers/Microsoft.Authorization/roleDefinitions/abc"
-        );
+        assert_eq!(definition_id("/", "abc"), "/providers/Microsoft.Authorization/roleDefinitions/abc");
         assert_eq!(guid_of("/providers/x/roleDefinitions/abc"), "abc");
     }
 }

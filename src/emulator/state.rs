@@ -20,11 +20,7 @@ const ID_NAMESPACE: Uuid = Uuid::from_u128(0x6d6c_706f_6c69_6379_656d_756c_6174_
 
 /// A deterministic id for a natural key.
 pub fn stable_id(kind: &str, key: &str) -> String {
-    Uuid::new_v5(
-        &ID_NAMESPACE,
-        format!("{kind}:{}", key.to_ascii_lowercase()).as_bytes(),
-    )
-    .to_string()
+    Uuid::new_v5(&ID_NAMESPACE, format!("{kind}:{}", key.to_ascii_lowercase()).as_bytes()).to_string()
 }
 
 /// The whole emulated tenant.
@@ -339,10 +335,7 @@ impl Tenant {
         if text.trim().is_empty() {
             return Ok(Tenant::default());
         }
-        serde_norway::from_str(text).map_err(|e| StateError::Yaml {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })
+        serde_norway::from_str(text).map_err(|e| StateError::Yaml { path: path.to_owned(), message: e.to_string() })
     }
 
     /// Serializes to YAML.
@@ -353,10 +346,7 @@ impl Tenant {
     /// Loads a file.
     pub fn load(path: &Path) -> Result<Tenant, StateError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| StateError::Io {
-            path: shown.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| StateError::Io { path: shown.clone(), source })?;
         Tenant::from_yaml(&text, &shown)
     }
 
@@ -368,25 +358,10 @@ impl Tenant {
         let tmp = std::path::PathBuf::from(tmp);
         let shown = path.display().to_string();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|source| StateError::Io {
-                    path: shown.clone(),
-                    source,
-                })?;
+            tokio::fs::create_dir_all(dir).await.map_err(|source| StateError::Io { path: shown.clone(), source })?;
         }
-        tokio::fs::write(&tmp, text)
-            .await
-            .map_err(|source| StateError::Io {
-                path: shown.clone(),
-                source,
-            })?;
-        tokio::fs::rename(&tmp, path)
-            .await
-            .map_err(|source| StateError::Io {
-                path: shown,
-                source,
-            })
+        tokio::fs::write(&tmp, text).await.map_err(|source| StateError::Io { path: shown.clone(), source })?;
+        tokio::fs::rename(&tmp, path).await.map_err(|source| StateError::Io { path: shown, source })
     }
 
     /// Looks up any directory object by id; returns its kind and creation time.
@@ -400,10 +375,7 @@ impl Tenant {
         if let Some(s) = self.service_principals.iter().find(|s| eq_ci(&s.id, id)) {
             return Some((ObjectKind::ServicePrincipal, s.created_ms));
         }
-        self.applications
-            .iter()
-            .find(|a| eq_ci(&a.id, id))
-            .map(|a| (ObjectKind::Application, a.created_ms))
+        self.applications.iter().find(|a| eq_ci(&a.id, id)).map(|a| (ObjectKind::Application, a.created_ms))
     }
 
     /// True when the subscription is recorded.
@@ -414,18 +386,14 @@ impl Tenant {
     /// Records a subscription if new (lenient mode).
     pub fn ensure_subscription(&mut self, sub: &str) {
         if !self.has_subscription(sub) {
-            self.subscriptions.push(Subscription {
-                id: sub.to_owned(),
-                display_name: "Emulated subscription".to_owned(),
-            });
+            self.subscriptions
+                .push(Subscription { id: sub.to_owned(), display_name: "Emulated subscription".to_owned() });
         }
     }
 
     /// Finds a resource group.
     pub fn resource_group(&self, sub: &str, rg: &str) -> Option<&ResourceGroup> {
-        self.resource_groups
-            .iter()
-            .find(|g| eq_ci(&g.subscription, sub) && eq_ci(&g.name, rg))
+        self.resource_groups.iter().find(|g| eq_ci(&g.subscription, sub) && eq_ci(&g.name, rg))
     }
 
     /// Resolves a human reference (object id, UPN, group unique/display name, SP display name or
@@ -434,18 +402,11 @@ impl Tenant {
         if self.directory_object(reference).is_some() {
             return Some(self.canonical_id(reference));
         }
-        if let Some(u) = self
-            .users
-            .iter()
-            .find(|u| eq_ci(&u.user_principal_name, reference))
-        {
+        if let Some(u) = self.users.iter().find(|u| eq_ci(&u.user_principal_name, reference)) {
             return Some(u.id.clone());
         }
         if let Some(g) = self.groups.iter().find(|g| {
-            g.unique_name
-                .as_deref()
-                .is_some_and(|n| eq_ci(n, reference))
-                || eq_ci(&g.display_name, reference)
+            g.unique_name.as_deref().is_some_and(|n| eq_ci(n, reference)) || eq_ci(&g.display_name, reference)
         }) {
             return Some(g.id.clone());
         }
@@ -482,11 +443,7 @@ impl Tenant {
                 "Emulated subscription".clone_into(&mut s.display_name);
             }
         }
-        let default_sub = self
-            .subscriptions
-            .first()
-            .map(|s| s.id.clone())
-            .unwrap_or_default();
+        let default_sub = self.subscriptions.first().map(|s| s.id.clone()).unwrap_or_default();
         for g in &mut self.resource_groups {
             if g.subscription.is_empty() {
                 g.subscription.clone_from(&default_sub);
@@ -500,12 +457,7 @@ impl Tenant {
                 u.id = stable_id("user", &u.user_principal_name);
             }
             if u.display_name.is_empty() {
-                u.display_name = u
-                    .user_principal_name
-                    .split('@')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
+                u.display_name = u.user_principal_name.split('@').next().unwrap_or_default().to_owned();
             }
         }
         for g in &mut self.groups {
@@ -513,11 +465,7 @@ impl Tenant {
                 g.id = stable_id("group", g.unique_name.as_deref().unwrap_or(&g.display_name));
             }
             if g.mail_nickname.is_empty() {
-                g.mail_nickname = g
-                    .display_name
-                    .chars()
-                    .filter(char::is_ascii_alphanumeric)
-                    .collect::<String>();
+                g.mail_nickname = g.display_name.chars().filter(char::is_ascii_alphanumeric).collect::<String>();
                 if g.mail_nickname.is_empty() {
                     "group".clone_into(&mut g.mail_nickname);
                 }
@@ -545,17 +493,10 @@ impl Tenant {
                 }
             }
         }
-        let apps: Vec<(String, String)> = self
-            .applications
-            .iter()
-            .map(|a| (a.app_id.clone(), a.display_name.clone()))
-            .collect();
+        let apps: Vec<(String, String)> =
+            self.applications.iter().map(|a| (a.app_id.clone(), a.display_name.clone())).collect();
         for (app_id, name) in apps {
-            if !self
-                .service_principals
-                .iter()
-                .any(|s| eq_ci(&s.app_id, &app_id))
-            {
+            if !self.service_principals.iter().any(|s| eq_ci(&s.app_id, &app_id)) {
                 self.service_principals.push(ServicePrincipal {
                     id: stable_id("sp", &app_id),
                     app_id,
@@ -582,14 +523,7 @@ impl Tenant {
         let uais: Vec<(String, String, String, String)> = self
             .identities
             .iter()
-            .map(|i| {
-                (
-                    i.principal_id.clone(),
-                    i.client_id.clone(),
-                    i.name.clone(),
-                    i.id(),
-                )
-            })
+            .map(|i| (i.principal_id.clone(), i.client_id.clone(), i.name.clone(), i.id()))
             .collect();
         for (pid, cid, name, id) in uais {
             if !self.service_principals.iter().any(|s| eq_ci(&s.id, &pid)) {
@@ -617,9 +551,8 @@ impl Tenant {
         let identity_ids: Vec<String> = self.identities.iter().map(Identity::id).collect();
         for f in &mut self.federated_credentials {
             if !f.identity.starts_with('/')
-                && let Some(full) = identity_ids
-                    .iter()
-                    .find(|id| id.rsplit('/').next().is_some_and(|n| eq_ci(n, &f.identity)))
+                && let Some(full) =
+                    identity_ids.iter().find(|id| id.rsplit('/').next().is_some_and(|n| eq_ci(n, &f.identity)))
             {
                 f.identity.clone_from(full);
             }
@@ -634,9 +567,7 @@ impl Tenant {
             .iter()
             .map(|g| {
                 let map = |list: &Vec<String>| {
-                    list.iter()
-                        .map(|m| self.resolve_principal(m).unwrap_or_else(|| m.clone()))
-                        .collect::<Vec<_>>()
+                    list.iter().map(|m| self.resolve_principal(m).unwrap_or_else(|| m.clone())).collect::<Vec<_>>()
                 };
                 (map(&g.members), map(&g.owners))
             })
@@ -672,9 +603,7 @@ impl Tenant {
                 if ra.principal_type.is_empty() {
                     match self.directory_object(&pid).map(|o| o.0) {
                         Some(ObjectKind::Group) => "Group",
-                        Some(ObjectKind::ServicePrincipal | ObjectKind::Application) => {
-                            "ServicePrincipal"
-                        }
+                        Some(ObjectKind::ServicePrincipal | ObjectKind::Application) => "ServicePrincipal",
                         _ => "User",
                     }
                     .clone_into(&mut ra.principal_type);
@@ -687,12 +616,7 @@ impl Tenant {
             if ra.name.is_empty() {
                 ra.name = stable_id(
                     "role-assignment",
-                    &format!(
-                        "{}|{}|{}",
-                        ra.scope,
-                        ra.principal_id,
-                        roles::guid_of(&ra.role_definition_id)
-                    ),
+                    &format!("{}|{}|{}", ra.scope, ra.principal_id, roles::guid_of(&ra.role_definition_id)),
                 );
             }
             if ra.created_on.is_empty() {
@@ -712,8 +636,7 @@ impl Tenant {
         let mut frontier = vec![principal.to_owned()];
         while let Some(p) = frontier.pop() {
             for g in &self.groups {
-                if g.members.iter().any(|m| eq_ci(m, &p)) && !found.iter().any(|f| eq_ci(f, &g.id))
-                {
+                if g.members.iter().any(|m| eq_ci(m, &p)) && !found.iter().any(|f| eq_ci(f, &g.id)) {
                     found.push(g.id.clone());
                     frontier.push(g.id.clone());
                 }
@@ -781,23 +704,12 @@ role_assignments:
         let alice = &a.users[0].id;
         assert!(is_guid(alice));
         assert_eq!(a.groups[0].members[0], *alice);
-        assert_eq!(
-            a.groups[0].members[1],
-            "11111111-1111-1111-1111-111111111111"
-        );
+        assert_eq!(a.groups[0].members[1], "11111111-1111-1111-1111-111111111111");
         assert_eq!(a.role_assignments[0].principal_id, a.groups[0].id);
         assert_eq!(a.role_assignments[0].principal_type, "Group");
-        assert!(
-            a.role_assignments[0]
-                .role_definition_id
-                .ends_with("acdd72a7-3385-48ef-bd42-f606fba81ae7")
-        );
+        assert!(a.role_assignments[0].role_definition_id.ends_with("acdd72a7-3385-48ef-bd42-f606fba81ae7"));
         assert_eq!(a.service_principals.len(), 2);
-        assert!(
-            a.federated_credentials[0]
-                .identity
-                .ends_with("/userAssignedIdentities/uai-train")
-        );
+        assert!(a.federated_credentials[0].identity.ends_with("/userAssignedIdentities/uai-train"));
         let mut c = a.clone();
         c.normalize();
         assert_eq!(a, c);

@@ -26,24 +26,16 @@ fn tls_err(e: impl std::fmt::Display) -> EmulatorError {
 pub fn self_signed(state_file: Option<&Path>, port: u16) -> Result<Tls, EmulatorError> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(tls_err)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "mlpolicy emulator CA");
+    ca_params.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.distinguished_name.push(DnType::CommonName, "mlpolicy emulator CA");
     let ca_key = KeyPair::generate().map_err(tls_err)?;
     let ca_cert = ca_params.self_signed(&ca_key).map_err(tls_err)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
     let mut leaf_params =
-        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .map_err(tls_err)?;
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).map_err(tls_err)?;
+    leaf_params.distinguished_name.push(DnType::CommonName, "localhost");
     let leaf_key = KeyPair::generate().map_err(tls_err)?;
     let leaf = leaf_params.signed_by(&leaf_key, &issuer).map_err(tls_err)?;
 
@@ -67,8 +59,5 @@ pub fn self_signed(state_file: Option<&Path>, port: u16) -> Result<Tls, Emulator
         None => std::env::temp_dir().join(format!("mlpolicy-emulator-{port}.ca.pem")),
     };
     std::fs::write(&ca_path, &ca_pem).map_err(tls_err)?;
-    Ok(Tls {
-        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
-        ca_pem,
-    })
+    Ok(Tls { acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)), ca_pem })
 }

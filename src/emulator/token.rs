@@ -55,10 +55,7 @@ fn trim_resource(r: &str) -> String {
 /// Which API a token resource (scope without `/.default`) belongs to, if any.
 fn audience_of(resource: &str, base_url: &str) -> Option<Audience> {
     let r = trim_resource(resource);
-    let arm = [
-        "https://management.azure.com",
-        "https://management.core.windows.net",
-    ];
+    let arm = ["https://management.azure.com", "https://management.core.windows.net"];
     if arm.contains(&r.as_str()) || r == trim_resource(base_url) {
         return Some(Audience::Arm);
     }
@@ -71,11 +68,8 @@ fn audience_of(resource: &str, base_url: &str) -> Option<Audience> {
 /// Mints a signed access token.
 pub fn mint(secret: &[u8], claims: &Value) -> String {
     let header = json!({"typ": "JWT", "alg": "HS256", "kid": "mlpolicy-emulator"});
-    let signing_input = format!(
-        "{}.{}",
-        b64url_encode(header.to_string().as_bytes()),
-        b64url_encode(claims.to_string().as_bytes())
-    );
+    let signing_input =
+        format!("{}.{}", b64url_encode(header.to_string().as_bytes()), b64url_encode(claims.to_string().as_bytes()));
     let sig = hmac_sha256(secret, signing_input.as_bytes());
     format!("{signing_input}.{}", b64url_encode(&sig))
 }
@@ -109,28 +103,15 @@ pub fn verify(
         return Err(TokenProblem::Invalid);
     }
     let claims = payload_unverified(token).ok_or(TokenProblem::Invalid)?;
-    let token_aud = claims
-        .get("aud")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let token_aud = claims.get("aud").and_then(Value::as_str).unwrap_or_default();
     if audience_of(token_aud, base_url) != Some(aud) {
         return Err(TokenProblem::WrongAudience(token_aud.to_owned()));
     }
-    let exp = claims
-        .get("exp")
-        .and_then(Value::as_u64)
-        .ok_or(TokenProblem::Invalid)?;
+    let exp = claims.get("exp").and_then(Value::as_u64).ok_or(TokenProblem::Invalid)?;
     if exp.saturating_mul(1000) <= now_ms {
-        return Err(TokenProblem::Expired {
-            exp_ms: exp * 1000,
-            now_ms,
-        });
+        return Err(TokenProblem::Expired { exp_ms: exp * 1000, now_ms });
     }
-    let oid = claims
-        .get("oid")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let oid = claims.get("oid").and_then(Value::as_str).unwrap_or_default().to_owned();
     Ok(Caller { oid })
 }
 
@@ -155,43 +136,24 @@ fn aad_error(ctx: &Ctx, status: u16, error: &str, code: u32, text: &str) -> Repl
 
 /// A 5xx from the token endpoint, for fault injection.
 pub fn fault(ctx: &Ctx, status: u16) -> Reply {
-    aad_error(
-        ctx,
-        status,
-        "temporarily_unavailable",
-        90033,
-        "A transient error has occurred. Please try again.",
-    )
+    aad_error(ctx, status, "temporarily_unavailable", 90033, "A transient error has occurred. Please try again.")
 }
 
 /// Whether `path` is the token endpoint; returns the tenant segment.
 pub fn token_path(segs: &[String]) -> Option<&str> {
     match segs {
-        [tenant, a, b, c] if eq_ci(a, "oauth2") && eq_ci(b, "v2.0") && eq_ci(c, "token") => {
-            Some(tenant)
-        }
+        [tenant, a, b, c] if eq_ci(a, "oauth2") && eq_ci(b, "v2.0") && eq_ci(c, "token") => Some(tenant),
         _ => None,
     }
 }
 
 /// Handles `POST /{tenant}/oauth2/v2.0/token`.
-#[expect(
-    clippy::too_many_lines,
-    reason = "the grant's checks in the order Entra applies them"
-)]
+#[expect(clippy::too_many_lines, reason = "the grant's checks in the order Entra applies them")]
 pub async fn handle(shared: &Shared, ctx: &Ctx, tenant_segment: &str) -> Reply {
     if ctx.method != "POST" {
-        return aad_error(
-            ctx,
-            405,
-            "invalid_request",
-            900_561,
-            "The endpoint only accepts POST requests.",
-        );
+        return aad_error(ctx, 405, "invalid_request", 900_561, "The endpoint only accepts POST requests.");
     }
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(&ctx.body)
-        .into_owned()
-        .collect();
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&ctx.body).into_owned().collect();
     let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let mut client_id = get("client_id");
     let mut client_secret = get("client_secret");
@@ -288,13 +250,7 @@ pub async fn handle(shared: &Shared, ctx: &Ctx, tenant_segment: &str) -> Reply {
         Some(a) => match payload_unverified(a) {
             Some(c) => Some(c),
             None => {
-                return aad_error(
-                    ctx,
-                    400,
-                    "invalid_client",
-                    50027,
-                    "JWT token is invalid or malformed.",
-                );
+                return aad_error(ctx, 400, "invalid_client", 50027, "JWT token is invalid or malformed.");
             }
         },
         None => None,
@@ -312,14 +268,8 @@ pub async fn handle(shared: &Shared, ctx: &Ctx, tenant_segment: &str) -> Reply {
                 ),
             );
         }
-        let app = tenant
-            .applications
-            .iter()
-            .find(|a| eq_ci(&a.app_id, &client_id));
-        let uai = tenant
-            .identities
-            .iter()
-            .find(|i| eq_ci(&i.client_id, &client_id));
+        let app = tenant.applications.iter().find(|a| eq_ci(&a.app_id, &client_id));
+        let uai = tenant.identities.iter().find(|i| eq_ci(&i.client_id, &client_id));
         if app.is_none() && uai.is_none() {
             return aad_error(
                 ctx,
@@ -333,30 +283,13 @@ pub async fn handle(shared: &Shared, ctx: &Ctx, tenant_segment: &str) -> Reply {
             );
         }
         if let Some(claims) = &assertion_claims {
-            let iss = claims
-                .get("iss")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let sub = claims
-                .get("sub")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let aud = claims
-                .get("aud")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let mut creds = app
-                .map(|a| a.federated_credentials.clone())
-                .unwrap_or_default();
+            let iss = claims.get("iss").and_then(Value::as_str).unwrap_or_default();
+            let sub = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
+            let aud = claims.get("aud").and_then(Value::as_str).unwrap_or_default();
+            let mut creds = app.map(|a| a.federated_credentials.clone()).unwrap_or_default();
             if let Some(i) = uai {
                 let id = i.id();
-                creds.extend(
-                    tenant
-                        .federated_credentials
-                        .iter()
-                        .filter(|f| eq_ci(&f.identity, &id))
-                        .cloned(),
-                );
+                creds.extend(tenant.federated_credentials.iter().filter(|f| eq_ci(&f.identity, &id)).cloned());
             }
             if !creds.iter().any(|f| f.issuer == iss && f.subject == sub) {
                 return aad_error(
@@ -371,11 +304,7 @@ pub async fn handle(shared: &Shared, ctx: &Ctx, tenant_segment: &str) -> Reply {
             }
         } else {
             let secret = client_secret.clone().unwrap_or_default();
-            let ok = app.is_some_and(|a| {
-                a.password_credentials
-                    .iter()
-                    .any(|p| p.secret_text == secret)
-            });
+            let ok = app.is_some_and(|a| a.password_credentials.iter().any(|p| p.secret_text == secret));
             if !ok {
                 return aad_error(
                     ctx,
@@ -389,11 +318,7 @@ pub async fn handle(shared: &Shared, ctx: &Ctx, tenant_segment: &str) -> Reply {
             }
         }
     }
-    let oid = if let Some(sp) = tenant
-        .service_principals
-        .iter()
-        .find(|s| eq_ci(&s.app_id, &client_id))
-    {
+    let oid = if let Some(sp) = tenant.service_principals.iter().find(|s| eq_ci(&s.app_id, &client_id)) {
         sp.id.clone()
     } else {
         let id = stable_id("sp", &client_id);
@@ -460,44 +385,22 @@ mod tests {
         let ok = verify(secret, Some(&t), Audience::Arm, "http://127.0.0.1:1", 1_000).unwrap();
         assert_eq!(ok.oid, "o");
         assert_eq!(
-            verify(
-                secret,
-                Some(&t),
-                Audience::Graph,
-                "http://127.0.0.1:1",
-                1_000
-            )
-            .unwrap_err(),
+            verify(secret, Some(&t), Audience::Graph, "http://127.0.0.1:1", 1_000).unwrap_err(),
             TokenProblem::WrongAudience("https://management.azure.com".into())
         );
-        assert_eq!(
-            verify(b"other", Some(&t), Audience::Arm, "x", 1_000).unwrap_err(),
-            TokenProblem::Invalid
-        );
+        assert_eq!(verify(b"other", Some(&t), Audience::Arm, "x", 1_000).unwrap_err(), TokenProblem::Invalid);
         assert!(matches!(
             verify(secret, Some(&t), Audience::Arm, "x", 2_000_000_000_000).unwrap_err(),
             TokenProblem::Expired { .. }
         ));
-        assert_eq!(
-            verify(secret, None, Audience::Arm, "x", 0).unwrap_err(),
-            TokenProblem::Missing
-        );
-        assert_eq!(
-            verify(secret, Some("Bearer abc"), Audience::Arm, "x", 0).unwrap_err(),
-            TokenProblem::Invalid
-        );
+        assert_eq!(verify(secret, None, Audience::Arm, "x", 0).unwrap_err(), TokenProblem::Missing);
+        assert_eq!(verify(secret, Some("Bearer abc"), Audience::Arm, "x", 0).unwrap_err(), TokenProblem::Invalid);
     }
 
     #[test]
     fn base_url_is_an_arm_audience() {
-        assert_eq!(
-            audience_of("http://127.0.0.1:8080/", "http://127.0.0.1:8080"),
-            Some(Audience::Arm)
-        );
-        assert_eq!(
-            audience_of("https://graph.microsoft.com", "x"),
-            Some(Audience::Graph)
-        );
+        assert_eq!(audience_of("http://127.0.0.1:8080/", "http://127.0.0.1:8080"), Some(Audience::Arm));
+        assert_eq!(audience_of("https://graph.microsoft.com", "x"), Some(Audience::Graph));
         assert_eq!(audience_of("https://vault.azure.net", "x"), None);
     }
 }

@@ -6,9 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Civil date (year, month, day) for days since 1970-01-01 (H. Hinnant's algorithm).
@@ -40,33 +38,19 @@ fn parts(ms: u64) -> Parts {
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rem = secs % 86_400;
     let (y, mo, d) = civil_from_days(days);
-    Parts {
-        y,
-        mo,
-        d,
-        h: rem / 3600,
-        mi: rem % 3600 / 60,
-        s: rem % 60,
-        ms: ms % 1000,
-    }
+    Parts { y, mo, d, h: rem / 3600, mi: rem % 3600 / 60, s: rem % 60, ms: ms % 1000 }
 }
 
 /// `2025-11-27T07:15:13.123Z`.
 pub fn iso8601(ms: u64) -> String {
     let p = parts(ms);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        p.y, p.mo, p.d, p.h, p.mi, p.s, p.ms
-    )
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", p.y, p.mo, p.d, p.h, p.mi, p.s, p.ms)
 }
 
 /// `2025-11-27T07:15:13Z` (Graph `createdDateTime` style).
 pub fn iso8601_secs(ms: u64) -> String {
     let p = parts(ms);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        p.y, p.mo, p.d, p.h, p.mi, p.s
-    )
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", p.y, p.mo, p.d, p.h, p.mi, p.s)
 }
 
 /// `11/24/2025 11:31:00 PM`, the US style ARM uses in `ExpiredAuthenticationToken`.
@@ -78,19 +62,13 @@ pub fn us_datetime(ms: u64) -> String {
         12 => (12, "PM"),
         _ => (p.h - 12, "PM"),
     };
-    format!(
-        "{}/{}/{} {}:{:02}:{:02} {}",
-        p.mo, p.d, p.y, h12, p.mi, p.s, ampm
-    )
+    format!("{}/{}/{} {}:{:02}:{:02} {}", p.mo, p.d, p.y, h12, p.mi, p.s, ampm)
 }
 
 /// `20251127T071513Z`, the timestamp part of `x-ms-routing-request-id`.
 pub fn compact_timestamp(ms: u64) -> String {
     let p = parts(ms);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        p.y, p.mo, p.d, p.h, p.mi, p.s
-    )
+    format!("{:04}{:02}{:02}T{:02}{:02}{:02}Z", p.y, p.mo, p.d, p.h, p.mi, p.s)
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -98,11 +76,7 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 fn encode_with(data: &[u8], url: bool) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         let chars = chunk.len() + 1;
         for i in 0..4 {
@@ -229,16 +203,8 @@ const K: [u32; 64] = [
 /// SHA-256 of `data`.
 #[expect(clippy::many_single_char_names, reason = "FIPS 180-4 names")]
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    let mut h: [u32; 8] = [
-        0x6a09_e667,
-        0xbb67_ae85,
-        0x3c6e_f372,
-        0xa54f_f53a,
-        0x510e_527f,
-        0x9b05_688c,
-        0x1f83_d9ab,
-        0x5be0_cd19,
-    ];
+    let mut h: [u32; 8] =
+        [0x6a09_e667, 0xbb67_ae85, 0x3c6e_f372, 0xa54f_f53a, 0x510e_527f, 0x9b05_688c, 0x1f83_d9ab, 0x5be0_cd19];
     let mut msg = data.to_vec();
     let bit_len = (data.len() as u64).wrapping_mul(8);
     msg.push(0x80);
@@ -254,20 +220,13 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
         for i in 16..64 {
             let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
             let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
-            w[i] = w[i - 16]
-                .wrapping_add(s0)
-                .wrapping_add(w[i - 7])
-                .wrapping_add(s1);
+            w[i] = w[i - 16].wrapping_add(s0).wrapping_add(w[i - 7]).wrapping_add(s1);
         }
         let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
         for i in 0..64 {
             let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
             let ch = (e & f) ^ (!e & g);
-            let t1 = hh
-                .wrapping_add(s1)
-                .wrapping_add(ch)
-                .wrapping_add(K[i])
-                .wrapping_add(w[i]);
+            let t1 = hh.wrapping_add(s1).wrapping_add(ch).wrapping_add(K[i]).wrapping_add(w[i]);
             let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
             let maj = (a & b) ^ (a & c) ^ (b & c);
             let t2 = s0.wrapping_add(maj);
@@ -362,14 +321,8 @@ mod tests {
 
     #[test]
     fn sha256_known_vectors() {
-        assert_eq!(
-            hex(&sha256(b"abc")),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert_eq!(
-            hex(&sha256(b"")),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(hex(&sha256(b"abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(hex(&sha256(b"")), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 
     #[test]
@@ -384,10 +337,7 @@ mod tests {
     #[test]
     fn base64_round_trip() {
         for s in ["", "f", "fo", "foo", "foob", "fooba", "foobar"] {
-            assert_eq!(
-                b64_decode(&b64url_encode(s.as_bytes())).unwrap(),
-                s.as_bytes()
-            );
+            assert_eq!(b64_decode(&b64url_encode(s.as_bytes())).unwrap(), s.as_bytes());
             assert_eq!(b64_decode(&b64_encode(s.as_bytes())).unwrap(), s.as_bytes());
         }
         assert_eq!(b64_encode(b"foob"), "Zm9vYg==");

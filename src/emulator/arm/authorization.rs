@@ -5,24 +5,16 @@
 #![expect(clippy::too_many_lines, reason = "resource handlers read best whole")]
 
 use super::{
-    Ctx, ML_PROVIDER, MSI_TYPE, RA_TYPE, Reply, Shared, Tenant, Value, bad_content, body_object,
-    eq_ci, is_guid, iso8601, json, listed, method_not_allowed, not_found, page, rg_check, roles,
-    subscription_check,
+    Ctx, ML_PROVIDER, MSI_TYPE, RA_TYPE, Reply, Shared, Tenant, Value, bad_content, body_object, eq_ci, is_guid,
+    iso8601, json, listed, method_not_allowed, not_found, page, rg_check, roles, subscription_check,
 };
 
 pub(super) fn scope_segments(scope: &str) -> Vec<String> {
-    scope
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_ascii_lowercase)
-        .collect()
+    scope.split('/').filter(|s| !s.is_empty()).map(str::to_ascii_lowercase).collect()
 }
 
 pub(super) fn is_management_group(parts: &[String]) -> bool {
-    parts.len() >= 3
-        && parts[0] == "providers"
-        && parts[1] == "microsoft.management"
-        && parts[2] == "managementgroups"
+    parts.len() >= 3 && parts[0] == "providers" && parts[1] == "microsoft.management" && parts[2] == "managementgroups"
 }
 
 /// True when `a` is `b` or one of its ancestors (management groups sit above every subscription).
@@ -34,22 +26,13 @@ pub(super) fn is_ancestor_or_self(a: &str, b: &str) -> bool {
     pa.len() <= pb.len() && pa.iter().zip(&pb).all(|(x, y)| x == y)
 }
 
-pub(super) fn scope_check(
-    shared: &Shared,
-    ctx: &Ctx,
-    t: &mut Tenant,
-    scope: &str,
-) -> Result<(), Reply> {
+pub(super) fn scope_check(shared: &Shared, ctx: &Ctx, t: &mut Tenant, scope: &str) -> Result<(), Reply> {
     let parts: Vec<&str> = scope.split('/').filter(|s| !s.is_empty()).collect();
     if parts.is_empty() || is_management_group(&scope_segments(scope)) {
         return Ok(());
     }
     if !eq_ci(parts[0], "subscriptions") || parts.len() < 2 {
-        return Err(Reply::arm_error(
-            400,
-            "InvalidScope",
-            format!("The scope '{scope}' is not valid."),
-        ));
+        return Err(Reply::arm_error(400, "InvalidScope", format!("The scope '{scope}' is not valid.")));
     }
     subscription_check(shared, ctx, t, parts[1])?;
     if parts.len() >= 4 && eq_ci(parts[2], "resourceGroups") {
@@ -65,9 +48,7 @@ pub(super) fn scope_check(
                 }))
             } else if eq_ci(&ns_type, MSI_TYPE) {
                 Some(t.identities.iter().any(|i| {
-                    eq_ci(&i.subscription, parts[1])
-                        && eq_ci(&i.resource_group, parts[3])
-                        && eq_ci(&i.name, parts[7])
+                    eq_ci(&i.subscription, parts[1]) && eq_ci(&i.resource_group, parts[3]) && eq_ci(&i.name, parts[7])
                 }))
             } else {
                 None
@@ -77,11 +58,7 @@ pub(super) fn scope_check(
             }
         }
     } else if parts.len() > 2 && !eq_ci(parts[2], "providers") {
-        return Err(Reply::arm_error(
-            400,
-            "InvalidScope",
-            format!("The scope '{scope}' is not valid."),
-        ));
+        return Err(Reply::arm_error(400, "InvalidScope", format!("The scope '{scope}' is not valid.")));
     }
     Ok(())
 }
@@ -90,10 +67,7 @@ pub(super) fn scope_check(
 pub(super) fn eq_clause(clause: &str) -> Option<(String, String)> {
     let (lhs, rhs) = clause.split_once(" eq ")?;
     let rhs = rhs.trim();
-    let value = rhs
-        .strip_prefix('\'')?
-        .strip_suffix('\'')?
-        .replace("''", "'");
+    let value = rhs.strip_prefix('\'')?.strip_suffix('\'')?.replace("''", "'");
     Some((lhs.trim().to_owned(), value))
 }
 
@@ -108,13 +82,7 @@ pub(super) fn split_and(filter: &str) -> Vec<String> {
         if c == '\'' {
             in_quote = !in_quote;
         }
-        if !in_quote
-            && chars[i..]
-                .iter()
-                .take(5)
-                .collect::<String>()
-                .eq_ignore_ascii_case(" and ")
-        {
+        if !in_quote && chars[i..].iter().take(5).collect::<String>().eq_ignore_ascii_case(" and ") {
             out.push(current.trim().to_owned());
             current.clear();
             i += 5;
@@ -130,18 +98,10 @@ pub(super) fn split_and(filter: &str) -> Vec<String> {
 }
 
 pub(super) fn unsupported_filter(filter: &str) -> Reply {
-    Reply::arm_error(
-        400,
-        "UnsupportedQuery",
-        format!("The filter '{filter}' is not supported."),
-    )
+    Reply::arm_error(400, "UnsupportedQuery", format!("The filter '{filter}' is not supported."))
 }
 
-pub(super) fn list_role_definitions(
-    shared: &Shared,
-    ctx: &Ctx,
-    scope: &str,
-) -> Result<Reply, Reply> {
+pub(super) fn list_role_definitions(shared: &Shared, ctx: &Ctx, scope: &str) -> Result<Reply, Reply> {
     if ctx.method != "GET" {
         return Err(method_not_allowed(ctx));
     }
@@ -169,11 +129,7 @@ pub(super) fn list_role_definitions(
 }
 
 pub(super) fn assignment_json(r: &crate::emulator::state::RoleAssignment) -> Value {
-    let prefix = if r.scope == "/" {
-        String::new()
-    } else {
-        r.scope.clone()
-    };
+    let prefix = if r.scope == "/" { String::new() } else { r.scope.clone() };
     json!({
         "id": format!("{prefix}/providers/{RA_TYPE}/{}", r.name),
         "name": r.name,
@@ -197,19 +153,10 @@ pub(super) fn assignment_json(r: &crate::emulator::state::RoleAssignment) -> Val
 
 pub(super) fn normalize_scope(scope: &str) -> String {
     let trimmed = scope.trim_end_matches('/');
-    if trimmed.is_empty() {
-        "/".to_owned()
-    } else {
-        trimmed.to_owned()
-    }
+    if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() }
 }
 
-pub(super) fn list_role_assignments(
-    shared: &Shared,
-    ctx: &Ctx,
-    t: &Tenant,
-    scope: &str,
-) -> Result<Reply, Reply> {
+pub(super) fn list_role_assignments(shared: &Shared, ctx: &Ctx, t: &Tenant, scope: &str) -> Result<Reply, Reply> {
     let scope = normalize_scope(scope);
     let mut at_scope = false;
     let mut principals: Option<Vec<String>> = None;
@@ -217,8 +164,7 @@ pub(super) fn list_role_assignments(
         for clause in split_and(filter) {
             if eq_ci(&clause, "atScope()") {
                 at_scope = true;
-            } else if let Some((k, v)) = eq_clause(&clause).filter(|(k, _)| eq_ci(k, "principalId"))
-            {
+            } else if let Some((k, v)) = eq_clause(&clause).filter(|(k, _)| eq_ci(k, "principalId")) {
                 let _ = k;
                 principals = Some(vec![v]);
             } else if let Some(id) = clause
@@ -237,15 +183,8 @@ pub(super) fn list_role_assignments(
     let items = t
         .role_assignments
         .iter()
-        .filter(|r| {
-            is_ancestor_or_self(&r.scope, &scope)
-                || (!at_scope && is_ancestor_or_self(&scope, &r.scope))
-        })
-        .filter(|r| {
-            principals
-                .as_ref()
-                .is_none_or(|ps| ps.iter().any(|p| eq_ci(p, &r.principal_id)))
-        })
+        .filter(|r| is_ancestor_or_self(&r.scope, &scope) || (!at_scope && is_ancestor_or_self(&scope, &r.scope)))
+        .filter(|r| principals.as_ref().is_none_or(|ps| ps.iter().any(|p| eq_ci(p, &r.principal_id))))
         .map(assignment_json)
         .collect();
     Ok(page(shared, ctx, items, "$skipToken"))
@@ -259,22 +198,14 @@ pub(super) fn role_assignment(
     name: &str,
 ) -> Result<Reply, Reply> {
     let scope = normalize_scope(scope);
-    let at = |r: &crate::emulator::state::RoleAssignment| {
-        eq_ci(&r.name, name) && eq_ci(&normalize_scope(&r.scope), &scope)
-    };
+    let at =
+        |r: &crate::emulator::state::RoleAssignment| eq_ci(&r.name, name) && eq_ci(&normalize_scope(&r.scope), &scope);
     match ctx.method.as_str() {
-        "GET" => t
-            .role_assignments
-            .iter()
-            .find(|r| at(r))
-            .map(|r| Reply::json(200, assignment_json(r)))
-            .ok_or_else(|| {
-                Reply::arm_error(
-                    404,
-                    "RoleAssignmentNotFound",
-                    format!("The role assignment '{name}' is not found."),
-                )
-            }),
+        "GET" => {
+            t.role_assignments.iter().find(|r| at(r)).map(|r| Reply::json(200, assignment_json(r))).ok_or_else(|| {
+                Reply::arm_error(404, "RoleAssignmentNotFound", format!("The role assignment '{name}' is not found."))
+            })
+        }
         "DELETE" => match t.role_assignments.iter().position(at) {
             Some(i) => {
                 let r = t.role_assignments.remove(i);
@@ -298,33 +229,19 @@ pub(super) fn put_role_assignment(
         return Err(Reply::arm_error(
             400,
             "InvalidRoleAssignmentId",
-            format!(
-                "The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID."
-            ),
+            format!("The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID."),
         ));
     }
     let body = body_object(ctx)?;
     let Some(Value::Object(props)) = body.get("properties") else {
-        return Err(bad_content(
-            "Required property 'properties' not found in JSON.",
-        ));
+        return Err(bad_content("Required property 'properties' not found in JSON."));
     };
-    let text = |k: &str| {
-        props
-            .get(k)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .filter(|s| !s.is_empty())
-    };
+    let text = |k: &str| props.get(k).and_then(Value::as_str).map(str::to_owned).filter(|s| !s.is_empty());
     let Some(role_id) = text("roleDefinitionId") else {
-        return Err(bad_content(
-            "Required property 'roleDefinitionId' not found in JSON.",
-        ));
+        return Err(bad_content("Required property 'roleDefinitionId' not found in JSON."));
     };
     let Some(principal) = text("principalId") else {
-        return Err(bad_content(
-            "Required property 'principalId' not found in JSON.",
-        ));
+        return Err(bad_content("Required property 'principalId' not found in JSON."));
     };
     let role_guid = roles::guid_of(&role_id).to_owned();
     if roles::by_guid(&role_guid).is_none() {
@@ -335,9 +252,7 @@ pub(super) fn put_role_assignment(
         ));
     }
     let given_type = text("principalType");
-    let object = t
-        .directory_object(&principal)
-        .filter(|(_, created)| shared.replicated(*created, ctx.now_ms));
+    let object = t.directory_object(&principal).filter(|(_, created)| shared.replicated(*created, ctx.now_ms));
     let principal_type = match (&given_type, object) {
         (None, None) => {
             return Err(Reply::arm_error(
@@ -352,18 +267,10 @@ pub(super) fn put_role_assignment(
         }
         (None, Some(_)) => "User".to_owned(),
         (Some(given), _) => {
-            let Some(canonical) = [
-                "User",
-                "Group",
-                "ServicePrincipal",
-                "ForeignGroup",
-                "Device",
-            ]
-            .into_iter()
-            .find(|k| eq_ci(k, given)) else {
-                return Err(bad_content(&format!(
-                    "Error converting value \"{given}\" to type 'PrincipalType'."
-                )));
+            let Some(canonical) =
+                ["User", "Group", "ServicePrincipal", "ForeignGroup", "Device"].into_iter().find(|k| eq_ci(k, given))
+            else {
+                return Err(bad_content(&format!("Error converting value \"{given}\" to type 'PrincipalType'.")));
             };
             canonical.to_owned()
         }

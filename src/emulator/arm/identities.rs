@@ -5,21 +5,17 @@
 #![expect(clippy::too_many_lines, reason = "resource handlers read best whole")]
 
 use super::{
-    Ctx, FIC_TYPE, FederatedCredential, Identity, MSI_TYPE, Reply, ServicePrincipal, Shared,
-    Tenant, Value, body_object, eq_ci, json, location_conflict, location_of, method_not_allowed,
-    not_found, page, same_location, tags_of,
+    Ctx, FIC_TYPE, FederatedCredential, Identity, MSI_TYPE, Reply, ServicePrincipal, Shared, Tenant, Value,
+    body_object, eq_ci, json, location_conflict, location_of, method_not_allowed, not_found, page, same_location,
+    tags_of,
 };
 
 pub(super) fn identity_arm_id(i: &Identity) -> String {
-    format!(
-        "/subscriptions/{}/resourcegroups/{}/providers/{MSI_TYPE}/{}",
-        i.subscription, i.resource_group, i.name
-    )
+    format!("/subscriptions/{}/resourcegroups/{}/providers/{MSI_TYPE}/{}", i.subscription, i.resource_group, i.name)
 }
 
 pub(super) fn identity_json(t: &Tenant, i: &Identity) -> Value {
-    let mut props =
-        json!({"tenantId": t.tenant_id, "principalId": i.principal_id, "clientId": i.client_id});
+    let mut props = json!({"tenantId": t.tenant_id, "principalId": i.principal_id, "clientId": i.client_id});
     if let Some(scope) = &i.isolation_scope {
         props["isolationScope"] = json!(scope);
     }
@@ -36,8 +32,7 @@ pub(super) fn identity_json(t: &Tenant, i: &Identity) -> Value {
 pub(super) fn valid_identity_name(n: &str) -> bool {
     (3..=128).contains(&n.len())
         && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 pub(super) fn identity(
@@ -48,9 +43,10 @@ pub(super) fn identity(
     rg: &str,
     name: &str,
 ) -> Result<Reply, Reply> {
-    let idx = t.identities.iter().position(|i| {
-        eq_ci(&i.subscription, sub) && eq_ci(&i.resource_group, rg) && eq_ci(&i.name, name)
-    });
+    let idx = t
+        .identities
+        .iter()
+        .position(|i| eq_ci(&i.subscription, sub) && eq_ci(&i.resource_group, rg) && eq_ci(&i.name, name));
     match ctx.method.as_str() {
         "GET" => idx
             .map(|i| Reply::json(200, identity_json(t, &t.identities[i])))
@@ -68,11 +64,8 @@ pub(super) fn identity(
             let body = body_object(ctx)?;
             let location = location_of(&body)?;
             let tags = tags_of(&body)?.unwrap_or_default();
-            let isolation = body
-                .get("properties")
-                .and_then(|p| p.get("isolationScope"))
-                .and_then(Value::as_str)
-                .map(str::to_owned);
+            let isolation =
+                body.get("properties").and_then(|p| p.get("isolationScope")).and_then(Value::as_str).map(str::to_owned);
             if let Some(i) = idx {
                 let ident = &mut t.identities[i];
                 if !same_location(&ident.location, &location) {
@@ -121,8 +114,7 @@ pub(super) fn identity(
             let ident = t.identities.remove(i);
             let id = ident.id();
             t.federated_credentials.retain(|f| !eq_ci(&f.identity, &id));
-            t.service_principals
-                .retain(|s| !eq_ci(&s.id, &ident.principal_id));
+            t.service_principals.retain(|s| !eq_ci(&s.id, &ident.principal_id));
             Ok(Reply::empty(200))
         }
         _ => Err(method_not_allowed(ctx)),
@@ -138,18 +130,17 @@ pub(super) fn fic_json(identity: &Identity, f: &FederatedCredential) -> Value {
     })
 }
 
-pub(super) fn parent_identity(
-    t: &Tenant,
-    sub: &str,
-    rg: &str,
-    name: &str,
-) -> Result<Identity, Reply> {
+pub(super) fn parent_identity(t: &Tenant, sub: &str, rg: &str, name: &str) -> Result<Identity, Reply> {
     t.identities
         .iter()
         .find(|i| eq_ci(&i.subscription, sub) && eq_ci(&i.resource_group, rg) && eq_ci(&i.name, name))
         .cloned()
         .ok_or_else(|| {
-            Reply::arm_error(404, "ParentResourceNotFound", format!("Can not perform requested operation on nested resource. Parent resource '{name}' not found."))
+            Reply::arm_error(
+                404,
+                "ParentResourceNotFound",
+                format!("Can not perform requested operation on nested resource. Parent resource '{name}' not found."),
+            )
         })
 }
 
@@ -166,20 +157,15 @@ pub(super) fn list_fics(
     }
     let parent = parent_identity(t, sub, rg, name)?;
     let id = parent.id();
-    let items = t
-        .federated_credentials
-        .iter()
-        .filter(|f| eq_ci(&f.identity, &id))
-        .map(|f| fic_json(&parent, f))
-        .collect();
+    let items =
+        t.federated_credentials.iter().filter(|f| eq_ci(&f.identity, &id)).map(|f| fic_json(&parent, f)).collect();
     Ok(page(shared, ctx, items, "$skiptoken"))
 }
 
 pub(super) fn valid_fic_name(n: &str) -> bool {
     (3..=120).contains(&n.len())
         && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 pub(super) fn federated_credential(
@@ -192,15 +178,12 @@ pub(super) fn federated_credential(
 ) -> Result<Reply, Reply> {
     let parent = parent_identity(t, sub, rg, name)?;
     let pid = parent.id();
-    let idx = t
-        .federated_credentials
-        .iter()
-        .position(|f| eq_ci(&f.identity, &pid) && eq_ci(&f.name, fic));
+    let idx = t.federated_credentials.iter().position(|f| eq_ci(&f.identity, &pid) && eq_ci(&f.name, fic));
     let fic_not_found = || not_found(FIC_TYPE, &format!("{name}/{fic}"), rg);
     match ctx.method.as_str() {
-        "GET" => idx
-            .map(|i| Reply::json(200, fic_json(&parent, &t.federated_credentials[i])))
-            .ok_or_else(fic_not_found),
+        "GET" => {
+            idx.map(|i| Reply::json(200, fic_json(&parent, &t.federated_credentials[i]))).ok_or_else(fic_not_found)
+        }
         "DELETE" => match idx {
             Some(i) => {
                 t.federated_credentials.remove(i);
@@ -220,20 +203,10 @@ pub(super) fn federated_credential(
             let props = match body.get("properties") {
                 Some(Value::Object(p)) if !p.is_empty() => p.clone(),
                 _ => {
-                    return Err(Reply::arm_error(
-                        400,
-                        "BadRequest",
-                        "The request properties are empty or missing.",
-                    ));
+                    return Err(Reply::arm_error(400, "BadRequest", "The request properties are empty or missing."));
                 }
             };
-            let text = |k: &str| {
-                props
-                    .get(k)
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .filter(|s| !s.is_empty())
-            };
+            let text = |k: &str| props.get(k).and_then(Value::as_str).map(str::to_owned).filter(|s| !s.is_empty());
             let (Some(issuer), Some(subject)) = (text("issuer"), text("subject")) else {
                 return Err(Reply::arm_error(
                     400,
@@ -242,11 +215,7 @@ pub(super) fn federated_credential(
                 ));
             };
             let audiences: Vec<String> = match props.get("audiences") {
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect(),
+                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
                 _ => Vec::new(),
             };
             if audiences.len() != 1 {
@@ -263,12 +232,10 @@ pub(super) fn federated_credential(
                     "Invalid issuer. The issuer must be a valid URL that starts with 'https://'.",
                 ));
             }
-            let duplicate = t.federated_credentials.iter().enumerate().any(|(j, f)| {
-                Some(j) != idx
-                    && eq_ci(&f.identity, &pid)
-                    && f.issuer == issuer
-                    && f.subject == subject
-            });
+            let duplicate =
+                t.federated_credentials.iter().enumerate().any(|(j, f)| {
+                    Some(j) != idx && eq_ci(&f.identity, &pid) && f.issuer == issuer && f.subject == subject
+                });
             if duplicate {
                 return Err(Reply::arm_error(
                     400,
@@ -276,11 +243,7 @@ pub(super) fn federated_credential(
                     "Issuer and subject combination already exists for this Managed Identity.",
                 ));
             }
-            let count = t
-                .federated_credentials
-                .iter()
-                .filter(|f| eq_ci(&f.identity, &pid))
-                .count();
+            let count = t.federated_credentials.iter().filter(|f| eq_ci(&f.identity, &pid)).count();
             if idx.is_none() && count >= 20 {
                 return Err(Reply::arm_error(
                     400,
@@ -291,21 +254,13 @@ pub(super) fn federated_credential(
                     ),
                 ));
             }
-            let record = FederatedCredential {
-                identity: pid,
-                name: fic.to_owned(),
-                issuer,
-                subject,
-                audiences,
-            };
+            let record = FederatedCredential { identity: pid, name: fic.to_owned(), issuer, subject, audiences };
             let status = if idx.is_some() { 200 } else { 201 };
             let reply = Reply::json(status, fic_json(&parent, &record));
             match idx {
                 Some(i) => {
-                    t.federated_credentials[i] = FederatedCredential {
-                        name: t.federated_credentials[i].name.clone(),
-                        ..record
-                    }
+                    t.federated_credentials[i] =
+                        FederatedCredential { name: t.federated_credentials[i].name.clone(), ..record }
                 }
                 None => t.federated_credentials.push(record),
             }

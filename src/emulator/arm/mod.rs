@@ -4,10 +4,7 @@
 //! assignments (`2022-04-01`) at any scope. Ids and names compare case-insensitively; lists page
 //! with absolute `nextLink`s; errors use the `{"error":{code,message}}` envelope (wire §1–§6).
 
-#![expect(
-    clippy::too_many_lines,
-    reason = "route tables and resource handlers read best whole"
-)]
+#![expect(clippy::too_many_lines, reason = "route tables and resource handlers read best whole")]
 
 mod authorization;
 mod identities;
@@ -19,18 +16,12 @@ use serde_json::{Map, Value, json};
 
 use super::realism::BucketKind;
 use super::roles;
-use super::state::{
-    FederatedCredential, Identity, ResourceGroup, ServicePrincipal, Tenant, Workspace,
-};
+use super::state::{FederatedCredential, Identity, ResourceGroup, ServicePrincipal, Tenant, Workspace};
 use super::util::{decode_skip_token, encode_skip_token, eq_ci, is_guid, iso8601};
 use super::{Ctx, Reply, Shared, lock};
-use authorization::{
-    is_ancestor_or_self, list_role_assignments, list_role_definitions, role_assignment, scope_check,
-};
+use authorization::{is_ancestor_or_self, list_role_assignments, list_role_definitions, role_assignment, scope_check};
 use identities::{federated_credential, identity, identity_json, list_fics};
-use resources::{
-    listed, poll_operation, resource_group, rg_json, settle_ops, workspace, workspace_json,
-};
+use resources::{listed, poll_operation, resource_group, rg_json, settle_ops, workspace, workspace_json};
 
 const V_SUBSCRIPTIONS: &[&str] = &["2022-12-01", "2021-01-01", "2020-01-01", "2016-06-01"];
 const V_RESOURCES: &[&str] = &[
@@ -45,28 +36,15 @@ const V_RESOURCES: &[&str] = &[
     "2020-06-01",
     "2019-10-01",
 ];
-const V_ML: &[&str] = &[
-    "2025-06-01",
-    "2025-04-01",
-    "2025-01-01-preview",
-    "2024-10-01",
-    "2024-04-01",
-    "2023-10-01",
-    "2023-04-01",
-];
+const V_ML: &[&str] =
+    &["2025-06-01", "2025-04-01", "2025-01-01-preview", "2024-10-01", "2024-04-01", "2023-10-01", "2023-04-01"];
 const V_MSI: &[&str] = &["2024-11-30", "2023-01-31", "2018-11-30"];
-const V_AUTHZ: &[&str] = &[
-    "2022-04-01",
-    "2020-10-01-preview",
-    "2020-04-01-preview",
-    "2018-09-01-preview",
-    "2015-07-01",
-];
+const V_AUTHZ: &[&str] =
+    &["2022-04-01", "2020-10-01-preview", "2020-04-01-preview", "2018-09-01-preview", "2015-07-01"];
 
 const ML_PROVIDER: &str = "Microsoft.MachineLearningServices";
 const MSI_TYPE: &str = "Microsoft.ManagedIdentity/userAssignedIdentities";
-const FIC_TYPE: &str =
-    "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials";
+const FIC_TYPE: &str = "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials";
 const RA_TYPE: &str = "Microsoft.Authorization/roleAssignments";
 
 /// A long-running operation behind a `Location` URL.
@@ -139,16 +117,8 @@ pub fn throttle_key(ctx: &Ctx) -> String {
 
 /// The 429 answer for an empty bucket.
 pub fn throttled(ctx: &Ctx, kind: BucketKind, key: &str, secs: u64) -> Reply {
-    let op = if kind == BucketKind::Read {
-        "read"
-    } else {
-        "write"
-    };
-    let actor = ctx
-        .caller
-        .as_ref()
-        .map(|c| c.oid.clone())
-        .unwrap_or_default();
+    let op = if kind == BucketKind::Read { "read" } else { "write" };
+    let actor = ctx.caller.as_ref().map(|c| c.oid.clone()).unwrap_or_default();
     let (code, msg) = if key == "tenant" {
         (
             "TenantRequestsThrottled",
@@ -192,9 +162,8 @@ fn route(segs: &[String]) -> Route {
     let lc: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
     let l: Vec<&str> = lc.iter().map(String::as_str).collect();
     let s = |i: usize| segs[i].clone();
-    if let Some(i) = (0..l.len().saturating_sub(1))
-        .rev()
-        .find(|&i| l[i] == "providers" && l[i + 1] == "microsoft.authorization")
+    if let Some(i) =
+        (0..l.len().saturating_sub(1)).rev().find(|&i| l[i] == "providers" && l[i + 1] == "microsoft.authorization")
     {
         let scope = format!("/{}", segs[..i].join("/"));
         return match &l[i + 2..] {
@@ -211,39 +180,18 @@ fn route(segs: &[String]) -> Route {
         ["subscriptions", _, "resourcegroups"] => Route::ResourceGroups(s(1)),
         ["subscriptions", _, "resourcegroups", _] => Route::ResourceGroup(s(1), s(3)),
         ["subscriptions", _, "operationresults", _]
-        | [
-            "subscriptions",
-            _,
-            "providers",
-            "microsoft.machinelearningservices",
-            "locations",
-            _,
-            _,
-            _,
-        ] => Route::Operation(s(1), segs[segs.len() - 1].clone()),
-        [
-            "subscriptions",
-            _,
-            "providers",
-            "microsoft.machinelearningservices",
-            "workspaces",
-        ] => Route::WorkspacesBySub(s(1)),
-        [
-            "subscriptions",
-            _,
-            "providers",
-            "microsoft.managedidentity",
-            "userassignedidentities",
-        ] => Route::IdentitiesBySub(s(1)),
-        [
-            "subscriptions",
-            _,
-            "resourcegroups",
-            _,
-            "providers",
-            "microsoft.machinelearningservices",
-            "workspaces",
-        ] => Route::WorkspacesByRg(s(1), s(3)),
+        | ["subscriptions", _, "providers", "microsoft.machinelearningservices", "locations", _, _, _] => {
+            Route::Operation(s(1), segs[segs.len() - 1].clone())
+        }
+        ["subscriptions", _, "providers", "microsoft.machinelearningservices", "workspaces"] => {
+            Route::WorkspacesBySub(s(1))
+        }
+        ["subscriptions", _, "providers", "microsoft.managedidentity", "userassignedidentities"] => {
+            Route::IdentitiesBySub(s(1))
+        }
+        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.machinelearningservices", "workspaces"] => {
+            Route::WorkspacesByRg(s(1), s(3))
+        }
         [
             "subscriptions",
             _,
@@ -311,10 +259,7 @@ fn check_version(ctx: &Ctx, allowed: &[&str]) -> Result<(), Reply> {
         Some(v) => Err(Reply::arm_error(
             400,
             "InvalidApiVersionParameter",
-            format!(
-                "The api-version '{v}' is invalid. The supported versions are '{}'.",
-                allowed.join(",")
-            ),
+            format!("The api-version '{v}' is invalid. The supported versions are '{}'.", allowed.join(",")),
         )),
     }
 }
@@ -330,11 +275,7 @@ fn not_found(kind: &str, name: &str, rg: &str) -> Reply {
 }
 
 fn rg_not_found(rg: &str) -> Reply {
-    Reply::arm_error(
-        404,
-        "ResourceGroupNotFound",
-        format!("Resource group '{rg}' could not be found."),
-    )
+    Reply::arm_error(404, "ResourceGroupNotFound", format!("Resource group '{rg}' could not be found."))
 }
 
 fn bad_content(e: &str) -> Reply {
@@ -359,14 +300,7 @@ fn tags_of(body: &Map<String, Value>) -> Result<Option<BTreeMap<String, String>>
     match body.get("tags") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => Ok(Some(
-            m.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str().map_or_else(|| v.to_string(), str::to_owned),
-                    )
-                })
-                .collect(),
+            m.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect(),
         )),
         Some(_) => Err(bad_content("'tags' must be an object of strings")),
     }
@@ -375,21 +309,12 @@ fn tags_of(body: &Map<String, Value>) -> Result<Option<BTreeMap<String, String>>
 fn location_of(body: &Map<String, Value>) -> Result<String, Reply> {
     match body.get("location").and_then(Value::as_str) {
         Some(l) if !l.trim().is_empty() => Ok(l.to_owned()),
-        _ => Err(Reply::arm_error(
-            400,
-            "LocationRequired",
-            "The location property is required for this definition.",
-        )),
+        _ => Err(Reply::arm_error(400, "LocationRequired", "The location property is required for this definition.")),
     }
 }
 
 fn same_location(a: &str, b: &str) -> bool {
-    let norm = |s: &str| {
-        s.chars()
-            .filter(|c| !c.is_whitespace())
-            .collect::<String>()
-            .to_ascii_lowercase()
-    };
+    let norm = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
     norm(a) == norm(b)
 }
 
@@ -436,11 +361,7 @@ fn subscription_check(shared: &Shared, ctx: &Ctx, t: &mut Tenant, sub: &str) -> 
 }
 
 fn rg_check(t: &Tenant, sub: &str, rg: &str) -> Result<(), Reply> {
-    if t.resource_group(sub, rg).is_some() {
-        Ok(())
-    } else {
-        Err(rg_not_found(rg))
-    }
+    if t.resource_group(sub, rg).is_some() { Ok(()) } else { Err(rg_not_found(rg)) }
 }
 
 fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
@@ -448,11 +369,8 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
         match route {
             Route::Subscriptions => {
                 check_version(ctx, V_SUBSCRIPTIONS)?;
-                let items = t
-                    .subscriptions
-                    .iter()
-                    .map(|s| subscription_json(&s.id, &s.display_name, &t.tenant_id))
-                    .collect();
+                let items =
+                    t.subscriptions.iter().map(|s| subscription_json(&s.id, &s.display_name, &t.tenant_id)).collect();
                 Ok(page(shared, ctx, items, "$skipToken"))
             }
             Route::Subscription(sub) => {
@@ -465,24 +383,13 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
                     .subscriptions
                     .iter()
                     .find(|s| eq_ci(&s.id, &sub))
-                    .map_or_else(
-                        || "Emulated subscription".to_owned(),
-                        |s| s.display_name.clone(),
-                    );
-                Ok(Reply::json(
-                    200,
-                    subscription_json(&sub, &name, &t.tenant_id),
-                ))
+                    .map_or_else(|| "Emulated subscription".to_owned(), |s| s.display_name.clone());
+                Ok(Reply::json(200, subscription_json(&sub, &name, &t.tenant_id)))
             }
             Route::ResourceGroups(sub) => {
                 check_version(ctx, V_RESOURCES)?;
                 subscription_check(shared, ctx, t, &sub)?;
-                let items = t
-                    .resource_groups
-                    .iter()
-                    .filter(|g| eq_ci(&g.subscription, &sub))
-                    .map(rg_json)
-                    .collect();
+                let items = t.resource_groups.iter().filter(|g| eq_ci(&g.subscription, &sub)).map(rg_json).collect();
                 Ok(page(shared, ctx, items, "$skipToken"))
             }
             Route::ResourceGroup(sub, rg) => {
@@ -512,9 +419,7 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
                 let items = t
                     .workspaces
                     .iter()
-                    .filter(|w| {
-                        eq_ci(&w.subscription, &sub) && eq_ci(&w.resource_group, &rg) && listed(w)
-                    })
+                    .filter(|w| eq_ci(&w.subscription, &sub) && eq_ci(&w.resource_group, &rg) && listed(w))
                     .map(|w| workspace_json(t, w))
                     .collect();
                 Ok(page(shared, ctx, items, "$skip"))
@@ -528,12 +433,8 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
             Route::IdentitiesBySub(sub) => {
                 check_version(ctx, V_MSI)?;
                 subscription_check(shared, ctx, t, &sub)?;
-                let items = t
-                    .identities
-                    .iter()
-                    .filter(|i| eq_ci(&i.subscription, &sub))
-                    .map(|i| identity_json(t, i))
-                    .collect();
+                let items =
+                    t.identities.iter().filter(|i| eq_ci(&i.subscription, &sub)).map(|i| identity_json(t, i)).collect();
                 Ok(page(shared, ctx, items, "$skiptoken"))
             }
             Route::IdentitiesByRg(sub, rg) => {
@@ -577,15 +478,13 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
                     return Err(method_not_allowed(ctx));
                 }
                 scope_check(shared, ctx, t, &scope)?;
-                roles::by_guid(&id)
-                    .map(|r| Reply::json(200, roles::to_json(r, &scope)))
-                    .ok_or_else(|| {
-                        Reply::arm_error(
-                            404,
-                            "RoleDefinitionDoesNotExist",
-                            format!("The specified role definition with ID '{id}' does not exist."),
-                        )
-                    })
+                roles::by_guid(&id).map(|r| Reply::json(200, roles::to_json(r, &scope))).ok_or_else(|| {
+                    Reply::arm_error(
+                        404,
+                        "RoleDefinitionDoesNotExist",
+                        format!("The specified role definition with ID '{id}' does not exist."),
+                    )
+                })
             }
             Route::RoleAssignments(scope) => {
                 check_version(ctx, V_AUTHZ)?;
@@ -612,25 +511,16 @@ fn method_not_allowed(ctx: &Ctx) -> Reply {
     Reply::arm_error(
         405,
         "MethodNotAllowed",
-        format!(
-            "The requested resource does not support http method '{}'.",
-            ctx.method
-        ),
+        format!("The requested resource does not support http method '{}'.", ctx.method),
     )
 }
 
 fn unknown_path(ctx: &Ctx) -> Reply {
     let segs = &ctx.segs;
-    let rg = segs
-        .iter()
-        .position(|s| eq_ci(s, "resourceGroups"))
-        .and_then(|i| segs.get(i + 1))
-        .cloned()
-        .unwrap_or_default();
-    let tail = segs
-        .iter()
-        .rposition(|s| eq_ci(s, "providers"))
-        .map_or_else(|| ctx.path.clone(), |i| segs[i + 1..].join("/"));
+    let rg =
+        segs.iter().position(|s| eq_ci(s, "resourceGroups")).and_then(|i| segs.get(i + 1)).cloned().unwrap_or_default();
+    let tail =
+        segs.iter().rposition(|s| eq_ci(s, "providers")).map_or_else(|| ctx.path.clone(), |i| segs[i + 1..].join("/"));
     Reply::arm_error(
         404,
         "ResourceNotFound",
@@ -673,11 +563,7 @@ fn page(shared: &Shared, ctx: &Ctx, items: Vec<Value>, token_key: &str) -> Reply
         Some(tok) => match decode_skip_token(tok) {
             Some(o) => o,
             None => {
-                return Reply::arm_error(
-                    400,
-                    "InvalidSkipToken",
-                    format!("The skip token '{tok}' is invalid."),
-                );
+                return Reply::arm_error(400, "InvalidSkipToken", format!("The skip token '{tok}' is invalid."));
             }
         },
     };
@@ -685,8 +571,7 @@ fn page(shared: &Shared, ctx: &Ctx, items: Vec<Value>, token_key: &str) -> Reply
     let slice: Vec<Value> = items.into_iter().skip(offset).take(size).collect();
     let mut body = json!({"value": slice});
     if slice.len() == size && size > 0 {
-        body["nextLink"] =
-            json!(ctx.next_link(&shared.base_url, token_key, &encode_skip_token(end)));
+        body["nextLink"] = json!(ctx.next_link(&shared.base_url, token_key, &encode_skip_token(end)));
     }
     Reply::json(200, body)
 }
@@ -700,50 +585,24 @@ mod tests {
 
     #[test]
     fn scope_ancestry_is_segment_based_and_case_insensitive() {
-        assert!(is_ancestor_or_self(
-            "/subscriptions/S",
-            "/subscriptions/s/resourceGroups/rg"
-        ));
+        assert!(is_ancestor_or_self("/subscriptions/S", "/subscriptions/s/resourceGroups/rg"));
         assert!(is_ancestor_or_self("/", "/subscriptions/s"));
-        assert!(!is_ancestor_or_self(
-            "/subscriptions/s/resourceGroups/rg",
-            "/subscriptions/s/resourceGroups/rg2"
-        ));
-        assert!(!is_ancestor_or_self(
-            "/subscriptions/s/resourceGroups/rg",
-            "/subscriptions/s"
-        ));
-        assert!(is_ancestor_or_self(
-            "/providers/Microsoft.Management/managementGroups/mg",
-            "/subscriptions/s"
-        ));
+        assert!(!is_ancestor_or_self("/subscriptions/s/resourceGroups/rg", "/subscriptions/s/resourceGroups/rg2"));
+        assert!(!is_ancestor_or_self("/subscriptions/s/resourceGroups/rg", "/subscriptions/s"));
+        assert!(is_ancestor_or_self("/providers/Microsoft.Management/managementGroups/mg", "/subscriptions/s"));
     }
 
     #[test]
     fn filters_parse() {
-        assert_eq!(
-            split_and("atScope() and principalId eq 'a and b'"),
-            vec!["atScope()", "principalId eq 'a and b'"]
-        );
-        assert_eq!(
-            eq_clause("roleName eq 'O''Brien'"),
-            Some(("roleName".into(), "O'Brien".into()))
-        );
+        assert_eq!(split_and("atScope() and principalId eq 'a and b'"), vec!["atScope()", "principalId eq 'a and b'"]);
+        assert_eq!(eq_clause("roleName eq 'O''Brien'"), Some(("roleName".into(), "O'Brien".into())));
         assert_eq!(eq_clause("roleName eq Reader"), None);
     }
 
     #[test]
     fn routes_are_case_insensitive() {
-        let segs = |p: &str| {
-            p.split('/')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        };
-        assert!(matches!(
-            route(&segs("/SUBSCRIPTIONS/s/resourcegroups/rg")),
-            Route::ResourceGroup(_, _)
-        ));
+        let segs = |p: &str| p.split('/').filter(|s| !s.is_empty()).map(str::to_owned).collect::<Vec<_>>();
+        assert!(matches!(route(&segs("/SUBSCRIPTIONS/s/resourcegroups/rg")), Route::ResourceGroup(_, _)));
         assert!(matches!(
             route(&segs("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Authorization/roleAssignments/x")),
             Route::RoleAssignment(scope, _) if scope == "/subscriptions/s/resourceGroups/rg"

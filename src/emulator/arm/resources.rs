@@ -5,10 +5,9 @@
 #![expect(clippy::too_many_lines, reason = "resource handlers read best whole")]
 
 use super::{
-    Ctx, Identity, ML_PROVIDER, Map, OpKind, Operation, Reply, ResourceGroup, ServicePrincipal,
-    Shared, Tenant, Value, Workspace, bad_content, body_object, eq_ci, is_ancestor_or_self, json,
-    location_conflict, location_of, lock, method_not_allowed, not_found, rg_not_found,
-    same_location, tags_of,
+    Ctx, Identity, ML_PROVIDER, Map, OpKind, Operation, Reply, ResourceGroup, ServicePrincipal, Shared, Tenant, Value,
+    Workspace, bad_content, body_object, eq_ci, is_ancestor_or_self, json, location_conflict, location_of, lock,
+    method_not_allowed, not_found, rg_not_found, same_location, tags_of,
 };
 
 pub(super) fn rg_json(g: &ResourceGroup) -> Value {
@@ -25,26 +24,13 @@ pub(super) fn rg_json(g: &ResourceGroup) -> Value {
 pub(super) fn valid_rg_name(name: &str) -> bool {
     (1..=90).contains(&name.chars().count())
         && !name.ends_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_alphanumeric() || "-_.()".contains(c))
+        && name.chars().all(|c| c.is_alphanumeric() || "-_.()".contains(c))
 }
 
-pub(super) fn resource_group(
-    shared: &Shared,
-    ctx: &Ctx,
-    t: &mut Tenant,
-    sub: &str,
-    rg: &str,
-) -> Result<Reply, Reply> {
-    let idx = t
-        .resource_groups
-        .iter()
-        .position(|g| eq_ci(&g.subscription, sub) && eq_ci(&g.name, rg));
+pub(super) fn resource_group(shared: &Shared, ctx: &Ctx, t: &mut Tenant, sub: &str, rg: &str) -> Result<Reply, Reply> {
+    let idx = t.resource_groups.iter().position(|g| eq_ci(&g.subscription, sub) && eq_ci(&g.name, rg));
     match ctx.method.as_str() {
-        "GET" => idx
-            .map(|i| Reply::json(200, rg_json(&t.resource_groups[i])))
-            .ok_or_else(|| rg_not_found(rg)),
+        "GET" => idx.map(|i| Reply::json(200, rg_json(&t.resource_groups[i]))).ok_or_else(|| rg_not_found(rg)),
         "HEAD" => Ok(Reply::empty(if idx.is_some() { 204 } else { 404 })),
         "PUT" => {
             if !valid_rg_name(rg) {
@@ -74,12 +60,7 @@ pub(super) fn resource_group(
                 g.tags = tags;
                 Ok(Reply::json(200, rg_json(g)))
             } else {
-                let g = ResourceGroup {
-                    subscription: sub.to_owned(),
-                    name: rg.to_owned(),
-                    location,
-                    tags,
-                };
+                let g = ResourceGroup { subscription: sub.to_owned(), name: rg.to_owned(), location, tags };
                 let reply = Reply::json(201, rg_json(&g));
                 t.resource_groups.push(g);
                 Ok(reply)
@@ -109,36 +90,15 @@ pub(super) fn resource_group(
                         .filter_map(|w| w.principal_id.clone()),
                 )
                 .collect();
-            t.service_principals
-                .retain(|s| !doomed.iter().any(|d| eq_ci(d, &s.id)));
-            let ids: Vec<String> = t
-                .identities
-                .iter()
-                .filter(|i| in_rg(&i.subscription, &i.resource_group))
-                .map(Identity::id)
-                .collect();
-            t.federated_credentials
-                .retain(|f| !ids.iter().any(|id| eq_ci(id, &f.identity)));
-            t.identities
-                .retain(|i| !in_rg(&i.subscription, &i.resource_group));
-            t.workspaces
-                .retain(|w| !in_rg(&w.subscription, &w.resource_group));
-            let prefix = format!(
-                "/subscriptions/{}/resourcegroups/{}",
-                g.subscription, g.name
-            )
-            .to_ascii_lowercase();
-            t.role_assignments
-                .retain(|r| !is_ancestor_or_self(&prefix, &r.scope));
-            Ok(start_operation(
-                shared,
-                ctx,
-                sub,
-                "eastus",
-                OpKind::ResourceGroupDelete,
-                String::new(),
-                t,
-            ))
+            t.service_principals.retain(|s| !doomed.iter().any(|d| eq_ci(d, &s.id)));
+            let ids: Vec<String> =
+                t.identities.iter().filter(|i| in_rg(&i.subscription, &i.resource_group)).map(Identity::id).collect();
+            t.federated_credentials.retain(|f| !ids.iter().any(|id| eq_ci(id, &f.identity)));
+            t.identities.retain(|i| !in_rg(&i.subscription, &i.resource_group));
+            t.workspaces.retain(|w| !in_rg(&w.subscription, &w.resource_group));
+            let prefix = format!("/subscriptions/{}/resourcegroups/{}", g.subscription, g.name).to_ascii_lowercase();
+            t.role_assignments.retain(|r| !is_ancestor_or_self(&prefix, &r.scope));
+            Ok(start_operation(shared, ctx, sub, "eastus", OpKind::ResourceGroupDelete, String::new(), t))
         }
         _ => Err(method_not_allowed(ctx)),
     }
@@ -155,37 +115,19 @@ pub(super) fn start_operation(
 ) -> Reply {
     let polls = shared.realism().lro_polls;
     let id = shared.uuid();
-    let mut op = Operation {
-        kind,
-        target,
-        started_ms: ctx.now_ms,
-        polls_done: 0,
-        polls_needed: polls,
-        done: false,
-    };
+    let mut op = Operation { kind, target, started_ms: ctx.now_ms, polls_done: 0, polls_needed: polls, done: false };
     if polls == 0 {
         complete(&mut op, t);
     }
     lock(&shared.ops).insert(id.clone(), op);
     let url = operation_url(shared, sub, location, kind, &id);
-    Reply::empty(202)
-        .header("Location", url)
-        .header("Retry-After", if polls == 0 { "0" } else { "1" })
+    Reply::empty(202).header("Location", url).header("Retry-After", if polls == 0 { "0" } else { "1" })
 }
 
-pub(super) fn operation_url(
-    shared: &Shared,
-    sub: &str,
-    location: &str,
-    kind: OpKind,
-    id: &str,
-) -> String {
+pub(super) fn operation_url(shared: &Shared, sub: &str, location: &str, kind: OpKind, id: &str) -> String {
     match kind {
         OpKind::ResourceGroupDelete => {
-            format!(
-                "{}/subscriptions/{sub}/operationresults/{id}?api-version=2025-04-01",
-                shared.base_url
-            )
+            format!("{}/subscriptions/{sub}/operationresults/{id}?api-version=2025-04-01", shared.base_url)
         }
         _ => format!(
             "{}/subscriptions/{sub}/providers/Microsoft.MachineLearningServices/locations/{}/mfeOperationResults/{id}?api-version=2025-06-01&type=location",
@@ -197,11 +139,7 @@ pub(super) fn operation_url(
 
 pub(super) fn complete(op: &mut Operation, t: &mut Tenant) {
     op.done = true;
-    let Some(i) = t
-        .workspaces
-        .iter()
-        .position(|w| ws_key(w) == op.target && !w.soft_deleted)
-    else {
+    let Some(i) = t.workspaces.iter().position(|w| ws_key(w) == op.target && !w.soft_deleted) else {
         return;
     };
     match op.kind {
@@ -235,24 +173,14 @@ pub(super) fn settle_ops(shared: &Shared, t: &mut Tenant, now: u64) -> bool {
     changed
 }
 
-pub(super) fn poll_operation(
-    shared: &Shared,
-    ctx: &Ctx,
-    t: &mut Tenant,
-    sub: &str,
-    id: &str,
-) -> Reply {
+pub(super) fn poll_operation(shared: &Shared, ctx: &Ctx, t: &mut Tenant, sub: &str, id: &str) -> Reply {
     if ctx.method != "GET" {
         return method_not_allowed(ctx);
     }
     let snapshot = {
         let mut ops = lock(&shared.ops);
         let Some(op) = ops.get_mut(id) else {
-            return Reply::arm_error(
-                404,
-                "OperationNotFound",
-                format!("The operation '{id}' could not be found."),
-            );
+            return Reply::arm_error(404, "OperationNotFound", format!("The operation '{id}' could not be found."));
         };
         if !op.done {
             op.polls_done += 1;
@@ -263,24 +191,14 @@ pub(super) fn poll_operation(
         op.clone()
     };
     if !snapshot.done {
-        let location = t
-            .workspaces
-            .iter()
-            .find(|w| ws_key(w) == snapshot.target)
-            .map_or("eastus", |w| w.location.as_str());
+        let location =
+            t.workspaces.iter().find(|w| ws_key(w) == snapshot.target).map_or("eastus", |w| w.location.as_str());
         return Reply::empty(202)
-            .header(
-                "Location",
-                operation_url(shared, sub, location, snapshot.kind, id),
-            )
+            .header("Location", operation_url(shared, sub, location, snapshot.kind, id))
             .header("Retry-After", "1");
     }
     match snapshot.kind {
-        OpKind::WorkspacePut => match t
-            .workspaces
-            .iter()
-            .find(|w| ws_key(w) == snapshot.target && !w.soft_deleted)
-        {
+        OpKind::WorkspacePut => match t.workspaces.iter().find(|w| ws_key(w) == snapshot.target && !w.soft_deleted) {
             Some(w) => Reply::json(200, workspace_json(t, w)),
             None => Reply::arm_error(404, "ResourceNotFound", "The workspace no longer exists."),
         },
@@ -304,12 +222,7 @@ pub(super) fn workspace_id(w: &Workspace) -> String {
     )
 }
 
-pub(super) fn identity_block(
-    t: &Tenant,
-    kind: &str,
-    principal: Option<&String>,
-    uais: &[String],
-) -> Value {
+pub(super) fn identity_block(t: &Tenant, kind: &str, principal: Option<&String>, uais: &[String]) -> Value {
     let mut block = json!({"type": kind});
     if let Some(pid) = principal {
         block["principalId"] = json!(pid);
@@ -340,10 +253,7 @@ pub(super) fn workspace_json(t: &Tenant, w: &Workspace) -> Value {
         _ => Map::new(),
     };
     if let Some(Value::String(ai)) = props.get("applicationInsights") {
-        let lowered = ai.replace(
-            "/providers/Microsoft.Insights/",
-            "/providers/microsoft.insights/",
-        );
+        let lowered = ai.replace("/providers/Microsoft.Insights/", "/providers/microsoft.insights/");
         props.insert("applicationInsights".into(), json!(lowered));
     }
     let loc = w.location.to_ascii_lowercase().replace(' ', "");
@@ -360,16 +270,10 @@ pub(super) fn workspace_json(t: &Tenant, w: &Workspace) -> Value {
     props.insert("provisioningState".into(), json!(w.provisioning_state));
     props.insert("workspaceId".into(), json!(w.workspace_id));
     props.insert("tenantId".into(), json!(t.tenant_id));
-    props.insert(
-        "discoveryUrl".into(),
-        json!(format!("https://{loc}.api.azureml.ms/discovery")),
-    );
+    props.insert("discoveryUrl".into(), json!(format!("https://{loc}.api.azureml.ms/discovery")));
     props.insert(
         "mlFlowTrackingUri".into(),
-        json!(format!(
-            "azureml://{loc}.api.azureml.ms/mlflow/v1.0{}",
-            workspace_id(w)
-        )),
+        json!(format!("azureml://{loc}.api.azureml.ms/mlflow/v1.0{}", workspace_id(w))),
     );
     props.insert("privateLinkCount".into(), json!(0));
     props.insert("storageHnsEnabled".into(), json!(false));
@@ -390,8 +294,7 @@ pub(super) fn valid_workspace_name(n: &str) -> bool {
     let len = n.len();
     (3..=33).contains(&len)
         && n.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// Parses an `identity` block: (type, user-assigned ids).
@@ -403,10 +306,8 @@ pub(super) fn parse_identity(
     let Some(identity) = body.get("identity").filter(|v| !v.is_null()) else {
         return Ok(None);
     };
-    let kind = identity
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad_content("'identity.type' is required"))?;
+    let kind =
+        identity.get("type").and_then(Value::as_str).ok_or_else(|| bad_content("'identity.type' is required"))?;
     let canonical = ["None", "SystemAssigned", "UserAssigned", "SystemAssigned,UserAssigned"]
         .into_iter()
         .find(|k| eq_ci(k, kind))
@@ -447,9 +348,7 @@ pub(super) fn parse_identity(
 
 /// Creates or removes the system-assigned identity's service principal to match `kind`.
 pub(super) fn sync_system_identity(shared: &Shared, ctx: &Ctx, t: &mut Tenant, idx: usize) {
-    let wants = t.workspaces[idx]
-        .identity_type
-        .starts_with("SystemAssigned");
+    let wants = t.workspaces[idx].identity_type.starts_with("SystemAssigned");
     let has = t.workspaces[idx].principal_id.clone();
     match (wants, has) {
         (true, None) => {
@@ -514,14 +413,11 @@ pub(super) fn workspace(
             let properties = match body.get("properties") {
                 Some(Value::Object(m)) => Value::Object(m.clone()),
                 _ => {
-                    return Err(bad_content(
-                        "Required property 'properties' not found in JSON.",
-                    ));
+                    return Err(bad_content("Required property 'properties' not found in JSON."));
                 }
             };
-            let resource_id = format!(
-                "/subscriptions/{sub}/resourceGroups/{rg}/providers/{ML_PROVIDER}/workspaces/{name}"
-            );
+            let resource_id =
+                format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{ML_PROVIDER}/workspaces/{name}");
             let identity = parse_identity(t, &body, &resource_id)?;
             let tags = tags_of(&body)?.unwrap_or_default();
             let idx = if let Some(i) = live {
@@ -530,11 +426,7 @@ pub(super) fn workspace(
                     return Err(location_conflict(name, &w.location, rg, &location));
                 }
                 if w.provisioning_state == "Deleting" {
-                    return Err(Reply::arm_error(
-                        409,
-                        "Conflict",
-                        format!("Workspace '{name}' is being deleted."),
-                    ));
+                    return Err(Reply::arm_error(409, "Conflict", format!("Workspace '{name}' is being deleted.")));
                 }
                 for immutable in ["storageAccount", "keyVault"] {
                     let old = w.properties.get(immutable).and_then(Value::as_str);
@@ -545,9 +437,7 @@ pub(super) fn workspace(
                         return Err(Reply::arm_error(
                             400,
                             "BadRequest",
-                            format!(
-                                "Property '{immutable}' of an existing workspace cannot be changed."
-                            ),
+                            format!("Property '{immutable}' of an existing workspace cannot be changed."),
                         ));
                     }
                 }
@@ -597,15 +487,7 @@ pub(super) fn workspace(
             };
             sync_system_identity(shared, ctx, t, idx);
             let key = ws_key(&t.workspaces[idx]);
-            Ok(start_operation(
-                shared,
-                ctx,
-                sub,
-                &location,
-                OpKind::WorkspacePut,
-                key,
-                t,
-            ))
+            Ok(start_operation(shared, ctx, sub, &location, OpKind::WorkspacePut, key, t))
         }
         "PATCH" => {
             let i = live
@@ -619,9 +501,7 @@ pub(super) fn workspace(
             if let Some(tags) = tags {
                 w.tags = tags;
             }
-            if let (Some(Value::Object(patch)), Value::Object(props)) =
-                (body.get("properties"), &mut w.properties)
-            {
+            if let (Some(Value::Object(patch)), Value::Object(props)) = (body.get("properties"), &mut w.properties) {
                 for (k, v) in patch {
                     props.insert(k.clone(), v.clone());
                 }
@@ -640,15 +520,7 @@ pub(super) fn workspace(
                 "Deleting".clone_into(&mut w.provisioning_state);
                 let key = ws_key(w);
                 let location = w.location.clone();
-                return Ok(start_operation(
-                    shared,
-                    ctx,
-                    sub,
-                    &location,
-                    OpKind::WorkspaceDelete { purge },
-                    key,
-                    t,
-                ));
+                return Ok(start_operation(shared, ctx, sub, &location, OpKind::WorkspaceDelete { purge }, key, t));
             }
             match find(t, true) {
                 Some(i) if purge => {
@@ -659,15 +531,7 @@ pub(super) fn workspace(
                         ..w.clone()
                     });
                     let key = ws_key(&w);
-                    Ok(start_operation(
-                        shared,
-                        ctx,
-                        sub,
-                        &w.location,
-                        OpKind::WorkspaceDelete { purge: true },
-                        key,
-                        t,
-                    ))
+                    Ok(start_operation(shared, ctx, sub, &w.location, OpKind::WorkspaceDelete { purge: true }, key, t))
                 }
                 _ => Ok(Reply::empty(204)),
             }

@@ -148,29 +148,30 @@ struct Spec<'a> {
 fn section(spec: &Spec<'_>, budget: usize) -> String {
     let entries: Vec<String> = spec.entries.iter().map(|e| symbols_first(e)).collect();
     let fence = "`".repeat(entries.iter().map(|e| longest_backtick_run(e)).max().unwrap_or(0).max(2) + 1);
-    let head = format!(
-        "<details{}><summary>{} ({})</summary>\n\n{fence}diff\n",
-        if spec.open { " open" } else { "" },
-        spec.title,
-        spec.entries.len()
-    );
+    let open = if spec.open { " open" } else { "" };
+    let total = spec.entries.len();
+    // Room for the longest summary, `(N, N shown)`.
+    let head_len =
+        format!("<details open><summary>{} ({total}, {total} shown)</summary>\n\n{fence}diff\n", spec.title).len();
     let tail_len = fence.len() + "\n\n</details>\n".len() + NOTE_ROOM;
     let mut body = String::new();
     let mut shown = 0;
     for e in &entries {
         let sep = if shown == 0 { "" } else { spec.separator };
-        if head.len() + body.len() + sep.len() + e.len() + tail_len > budget {
+        if head_len + body.len() + sep.len() + e.len() + tail_len > budget {
             break;
         }
         body.push_str(sep);
         body.push_str(e);
         shown += 1;
     }
-    let left = entries.len() - shown;
+    let left = total - shown;
     let note = format!("_{left} more {} not shown here (comment size limit); {ELSEWHERE}._\n", spec.what);
     if shown == 0 {
-        return format!("<details><summary>{} ({})</summary>\n\n{note}\n</details>\n", spec.title, spec.entries.len());
+        return format!("<details><summary>{} ({total}, none shown)</summary>\n\n{note}\n</details>\n", spec.title);
     }
+    let count = if left > 0 { format!("{total}, {shown} shown") } else { total.to_string() };
+    let head = format!("<details{open}><summary>{} ({count})</summary>\n\n{fence}diff\n", spec.title);
     let mut out = head;
     out.push_str(&body);
     let _ = writeln!(out, "{fence}");
@@ -237,6 +238,7 @@ mod tests {
         }
         assert!(out.contains("not shown here (comment size limit); the full plan is in the job log"));
         assert!(out.contains("<summary>Unmanaged drift (1)</summary>"));
+        assert!(out.contains("<summary>Changes (5000, "));
         assert!(out.contains("Owner → mallory@contoso.com"));
         assert_eq!(out, markdown(&plan));
     }

@@ -1,46 +1,60 @@
-//! Benchmark of validation on large synthetic configurations (`mlpolicy::synth`): 2,000 and
-//! 4,000 teams, each written to a temporary directory and loaded. Prints wall time per step and
-//! the process's peak resident memory (`VmHWM`, cumulative over the run).
+//! Benchmark of `validate` (source → syntax → resolve → check → policies → graph) on synthetic
+//! configurations from `mlpolicy::synth`: 2,000 and 4,000 teams (each team: a group of 20
+//! members, an identity with 2 federated credentials, 5 grants). Each size is compiled in a
+//! child process of this binary so that its peak resident memory (`VmHWM`) is its own.
 //!
-//! Run with `cargo bench --bench validate`.
+//! Run with `cargo bench --bench validate`; figures are recorded in docs/performance.md.
 
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
-use mlpolicy::source::{self, Sources};
+use mlpolicy::settings::Overrides;
 use mlpolicy::synth;
 
+const RUNS: usize = 5;
+
 fn main() {
-    println!("{:>6}  {:>6}  {:>10}  {:>10}  {:>10}  {:>12}", "teams", "files", "bytes", "generate", "load", "peak RSS");
+    if let Ok(dir) = std::env::var("MLPOLICY_BENCH_DIR") {
+        child(std::path::Path::new(&dir));
+        return;
+    }
+    println!("{:>6}  {:>9}  {:>10}  {:>8}  {:>12}  {:>12}  {:>10}", "teams", "policies", "bytes", "objects", "median wall", "min wall", "peak RSS");
     for teams in [2_000, 4_000] {
-        let dir = tempfile::tempdir().expect("temporary directory");
-
-        let started = Instant::now();
-        let files = synth::generate(teams);
-        let bytes: usize = files.iter().map(|(_, text)| text.len()).sum();
-        for (name, text) in &files {
-            std::fs::write(dir.path().join(name), text).expect("write synthetic file");
+        for packs in ["none", "baseline"] {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let files = synth::generate(teams);
+            let bytes: usize = files.iter().map(|(_, text)| text.len()).sum();
+            for (name, text) in &files {
+                let text = if name == "mlpolicy.yaml" && packs == "baseline" { format!("{text}policies: [baseline]\n") } else { text.clone() };
+                std::fs::write(dir.path().join(name), text).expect("write synthetic file");
+            }
+            let exe = std::env::current_exe().expect("own path");
+            let out = Command::new(exe).env("MLPOLICY_BENCH_DIR", dir.path()).output().expect("run child");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let line = String::from_utf8_lossy(&out.stdout);
+            println!("{teams:>6}  {packs:>9}  {bytes:>10}  {}", line.trim_end());
         }
-        let generate = started.elapsed();
-
-        let started = Instant::now();
-        let mut sources = Sources::default();
-        let diags = source::load_dir(dir.path(), &mut sources);
-        assert!(!diags.has_errors(), "synthetic configuration failed to load: {diags:?}");
-        // TODO(lead): call compile() here and time it; assert it reports no errors.
-        let load = started.elapsed();
-
-        println!(
-            "{teams:>6}  {:>6}  {bytes:>10}  {:>10}  {:>10}  {:>12}",
-            files.len(),
-            millis(generate),
-            millis(load),
-            peak_rss().unwrap_or_else(|| "n/a".to_owned()),
-        );
     }
 }
 
-fn millis(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+/// Compiles `dir` RUNS times; prints objects, median and min wall time, and peak RSS.
+fn child(dir: &std::path::Path) {
+    let mut times = Vec::with_capacity(RUNS);
+    let mut objects = 0;
+    for _ in 0..RUNS {
+        let started = Instant::now();
+        let compiled = mlpolicy::compile(dir, &Overrides::default());
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert!(!compiled.has_errors(), "synthetic configuration has errors: {:?}", compiled.diagnostics.items.first());
+        objects = compiled.model.len();
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "{objects:>8}  {:>9.1} ms  {:>9.1} ms  {:>10}",
+        times[RUNS / 2],
+        times[0],
+        peak_rss().unwrap_or_else(|| "n/a".to_owned())
+    );
 }
 
 /// `VmHWM` from `/proc/self/status` (Linux only).

@@ -134,6 +134,15 @@ fn tags_attr(tags: &BTreeMap<String, String>) -> AttrValue {
     AttrValue::Map(tags.clone())
 }
 
+/// A live ARM id as the configuration spells it when both name the same resource (ids are
+/// case-insensitive and Azure echoes its own casing), else as Azure returned it.
+fn same_id(live: &str, desired: Option<&String>) -> String {
+    match desired {
+        Some(d) if canonical(d) == canonical(live) => d.clone(),
+        _ => live.to_owned(),
+    }
+}
+
 fn norm_location(l: &str) -> String {
     l.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase()
 }
@@ -341,13 +350,13 @@ impl Differ<'_> {
                     let mut a = Attrs::new();
                     a.insert("location".into(), s(norm_location(&l.location)));
                     a.insert("identity".into(), s(identity_name(&user)));
-                    a.insert("storage_account".into(), s(canonical(p.storage_account.as_deref().unwrap_or(""))));
-                    a.insert("key_vault".into(), s(canonical(p.key_vault.as_deref().unwrap_or(""))));
+                    a.insert("storage_account".into(), s(same_id(p.storage_account.as_deref().unwrap_or(""), Some(&w.storage_account))));
+                    a.insert("key_vault".into(), s(same_id(p.key_vault.as_deref().unwrap_or(""), Some(&w.key_vault))));
                     if let Some(x) = &p.application_insights {
-                        a.insert("application_insights".into(), s(canonical(x)));
+                        a.insert("application_insights".into(), s(same_id(x, w.application_insights.as_ref())));
                     }
                     if let Some(x) = &p.container_registry {
-                        a.insert("container_registry".into(), s(canonical(x)));
+                        a.insert("container_registry".into(), s(same_id(x, w.container_registry.as_ref())));
                     }
                     let public = p.public_network_access.as_deref().is_none_or(|v| v.eq_ignore_ascii_case("Enabled"));
                     a.insert("public_network_access".into(), AttrValue::Bool(public));
@@ -363,13 +372,13 @@ impl Differ<'_> {
                 let mut after = Attrs::new();
                 after.insert("location".into(), s(norm_location(&w.location)));
                 after.insert("identity".into(), s(identity_name(&w.user_identity)));
-                after.insert("storage_account".into(), s(canonical(&w.storage_account)));
-                after.insert("key_vault".into(), s(canonical(&w.key_vault)));
+                after.insert("storage_account".into(), s(&w.storage_account));
+                after.insert("key_vault".into(), s(&w.key_vault));
                 if let Some(x) = &w.application_insights {
-                    after.insert("application_insights".into(), s(canonical(x)));
+                    after.insert("application_insights".into(), s(x));
                 }
                 if let Some(x) = &w.container_registry {
-                    after.insert("container_registry".into(), s(canonical(x)));
+                    after.insert("container_registry".into(), s(x));
                 }
                 after.insert("public_network_access".into(), AttrValue::Bool(w.public_network_access));
                 if let Some(x) = &w.friendly_name {

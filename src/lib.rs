@@ -20,6 +20,7 @@ pub mod lower;
 pub mod model;
 pub mod plan;
 pub mod policy;
+pub mod render;
 pub mod resolve;
 pub mod roles;
 pub mod settings;

@@ -31,6 +31,9 @@ pub enum Command {
         after_help = "Example:\n  mlpolicy graph examples/contoso-ml | dot -Tsvg > graph.svg\n\nEdges point from an object to what must exist before it."
     )]
     Graph(ConfigArgs),
+    /// Read the live tenant, diff it with the configuration and print the plan.
+    #[command(after_help = "Example:\n  mlpolicy plan examples/contoso-ml --emulator\n  mlpolicy plan . --out plan.json --format markdown > comment.md\n  mlpolicy plan . --detailed-exitcode     # 0 no changes, 2 changes, 1 error, 3 policy deny")]
+    Plan(PlanArgs),
 }
 
 /// Options shared by commands that compile a configuration.
@@ -67,4 +70,49 @@ pub struct FmtArgs {
     /// Change nothing; exit 1 and list the files that would change.
     #[arg(long)]
     pub check: bool,
+}
+
+/// Options of commands that reach Azure.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AzureArgs {
+    /// Run against an in-process Azure emulator whose state lives in DIR/.mlpolicy/.
+    #[arg(long)]
+    pub emulator: bool,
+    /// Log each Azure request, retry and the credential used (never a token).
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The configuration directory.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Also save the plan, with fingerprints of what it was computed from, for `apply FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Exit 2 when the plan has changes, 0 when it has none.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Allow replacing or deleting this workspace, identity or resource group (repeatable).
+    #[arg(long, value_name = "ADDRESS")]
+    pub allow_replace: Vec<String>,
+    /// Allow removing more than 10 members, or the last owner, of a group.
+    #[arg(long)]
+    pub allow_mass_removal: bool,
+    #[command(flatten)]
+    pub azure: AzureArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }

@@ -4,6 +4,7 @@
 mod args;
 mod fmt;
 mod graph;
+mod plan;
 mod validate;
 
 use std::io::IsTerminal;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> ExitStatus {
         Command::Validate(a) => validate::run(&a),
         Command::Fmt(a) => fmt::run(&a),
         Command::Graph(a) => graph::run(&a),
+        Command::Plan(a) => plan::run(&a),
     }
 }
 
@@ -50,6 +52,28 @@ pub(crate) fn print_diagnostics(diags: &Diagnostics, sources: &Sources) {
     eprint!("{}", diagnostics::render_all(diags, sources, RenderOptions { color: stderr_color(), width }));
 }
 
+/// Whether stdout gets colour: a terminal, and `NO_COLOR` unset.
+pub(crate) fn stdout_color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
 fn terminal_width() -> usize {
     std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).filter(|w| *w >= 40).unwrap_or(100)
+}
+
+/// A runtime for the commands that talk to Azure.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, crate::diagnostics::Diagnostic> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| crate::diagnostics::Diagnostic::error("E0601", format!("cannot start the async runtime: {e}")))
+}
+
+/// Connection options from the shared Azure flags.
+pub(crate) fn connect_options(a: &args::AzureArgs) -> crate::connect::ConnectOptions {
+    crate::connect::ConnectOptions {
+        emulator: a.emulator,
+        log: a.verbose.then(crate::connect::stderr_log),
+        concurrency: None,
+    }
 }

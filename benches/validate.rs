@@ -29,7 +29,11 @@ fn main() {
                 std::fs::write(dir.path().join(name), text).expect("write synthetic file");
             }
             let exe = std::env::current_exe().expect("own path");
-            let out = Command::new(exe).env("MLPOLICY_BENCH_DIR", dir.path()).output().expect("run child");
+            let out = Command::new(exe)
+                .env("MLPOLICY_BENCH_DIR", dir.path())
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .expect("run child");
             assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
             let line = String::from_utf8_lossy(&out.stdout);
             println!("{teams:>6}  {packs:>9}  {bytes:>10}  {}", line.trim_end());

@@ -188,9 +188,12 @@ pub fn subject_values(model: &Model) -> HashMap<&'static str, Vec<(&Meta, Env)>>
         ]);
         out.entry("group").or_default().push((&g.meta, env));
     }
+    let mut subjects_of: HashMap<&Address, Vec<Value>> = HashMap::new();
+    for f in model.federated.values() {
+        subjects_of.entry(&f.identity).or_default().push(s(&f.subject));
+    }
     for (a, i) in &model.identities {
-        let federated: Vec<Value> =
-            model.federated.values().filter(|f| &f.identity == a).map(|f| s(&f.subject)).collect();
+        let federated = subjects_of.remove(a).unwrap_or_default();
         let rg = model.resource_groups.get(&i.resource_group).map_or_else(String::new, |r| r.name.clone());
         let env = bind(vec![
             ("name", s(&i.name)),

@@ -976,7 +976,7 @@ pub fn subject_attributes(subject: &str) -> Option<&'static [&'static str]> {
     Some(match subject {
         "grant" => &["role", "principal", "scope", "description", "condition"],
         "group" => &["name", "description", "members", "owners", "members_additive"],
-        "identity" => &["name", "location", "resource_group", "tags", "federated", "roles"],
+        "identity" => &["name", "location", "resource_group", "tags", "federated", "roles", "write_roles"],
         "federated" => &["name", "issuer", "subject", "audiences", "identity"],
         "workspace" => {
             &["name", "location", "identity", "public_network_access", "tags", "description", "resource_group"]
@@ -988,7 +988,8 @@ pub fn subject_attributes(subject: &str) -> Option<&'static [&'static str]> {
 /// Fields of a compound attribute (`principal.kind`).
 fn sub_attributes(subject: &str, attr: &str) -> Option<&'static [&'static str]> {
     Some(match (subject, attr) {
-        ("grant", "principal" | "scope") | ("workspace", "identity") => &["kind", "name"],
+        ("grant", "principal") => &["kind", "name", "member_count"],
+        ("grant", "scope") | ("workspace", "identity") => &["kind", "name"],
         ("federated", "identity") => &["name"],
         _ => return None,
     })

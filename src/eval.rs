@@ -223,6 +223,21 @@ impl<'a> Evaluator<'a> {
     }
 
     fn eval_binary(&self, op: BinaryOp, op_span: Span, lhs: &Expr, rhs: &Expr, env: &Env) -> Option<Value> {
+        // `and` / `or` short-circuit, so `"env" in tags and tags["env"] == "prod"` is safe.
+        if matches!(op, BinaryOp::And | BinaryOp::Or) {
+            if let Some(Value::Bool(l)) = self.eval(lhs, env) {
+                if l == (op == BinaryOp::Or) {
+                    return Some(Value::Bool(l));
+                }
+                return match self.eval(rhs, env)? {
+                    Value::Bool(r) => Some(Value::Bool(r)),
+                    other => {
+                        self.type_error(rhs.span, &format!("`{}` needs bools", op.symbol()), &other);
+                        None
+                    }
+                };
+            }
+        }
         let l = self.eval(lhs, env);
         let r = self.eval(rhs, env);
         let (l, r) = (l?, r?);
@@ -571,6 +586,9 @@ pub fn apply_binary(op: BinaryOp, l: &Value, r: &Value) -> Option<Value> {
         (BinaryOp::In, Str(a), Str(s)) => b(s.contains(a.as_str())),
         (BinaryOp::NotIn, Str(a), Str(s)) => b(!s.contains(a.as_str())),
         (BinaryOp::Matches, Str(a), Str(pattern)) => b(glob_matches(pattern, a)),
+        (BinaryOp::Matches, Str(a), List(patterns)) => {
+            b(patterns.iter().any(|p| matches!(p, Str(p) if glob_matches(p, a))))
+        }
         (BinaryOp::Matches, List(items), Str(pattern)) => {
             b(items.iter().any(|i| matches!(i, Str(s) if glob_matches(pattern, s))))
         }

@@ -18,6 +18,7 @@ pub mod graph;
 pub mod live;
 pub mod lower;
 pub mod model;
+pub mod packs;
 pub mod plan;
 pub mod policy;
 pub mod render;
@@ -86,8 +87,15 @@ pub fn compile(dir: &Path, overrides: &Overrides) -> Compiled {
         .flat_map(|f| &f.items)
         .filter_map(|i| if let ast::Item::Let(l) = i { Some(l.name.node.clone()) } else { None })
         .collect();
-    diagnostics.extend(check::check_policies(&resolved.policies, &vars, &lets));
-    let known: HashSet<String> = resolved.policies.iter().map(|p| p.name.node.clone()).collect();
+    let mut policies = resolved.policies.clone();
+    policies.extend(load_packs(&settings, &mut sources, &mut diagnostics));
+    // Packs read variables that have defaults; the configuration's own values win.
+    let mut policy_vars = vars.clone();
+    for (name, value) in packs::default_vars() {
+        policy_vars.entry(name.to_owned()).or_insert(value);
+    }
+    diagnostics.extend(check::check_policies(&policies, &policy_vars, &lets));
+    let known: HashSet<String> = policies.iter().map(|p| p.name.node.clone()).collect();
     let (model, check_diags) = check::check(&resolved.decls, &known);
     diagnostics.extend(check_diags);
     let let_map: std::collections::HashMap<String, &ast::Let> = files
@@ -95,7 +103,7 @@ pub fn compile(dir: &Path, overrides: &Overrides) -> Compiled {
         .flat_map(|f| &f.items)
         .filter_map(|i| if let ast::Item::Let(l) = i { Some((l.name.node.clone(), l)) } else { None })
         .collect();
-    let evaluation = policy::evaluate(&resolved.policies, &model, &vars, &settings.subscriptions, &let_map);
+    let evaluation = policy::evaluate(&policies, &model, &policy_vars, &settings.subscriptions, &let_map);
     diagnostics.extend(evaluation.diagnostics.clone());
     let graph = match DepGraph::build(&model) {
         Ok(g) => Some(g),
@@ -105,7 +113,30 @@ pub fn compile(dir: &Path, overrides: &Overrides) -> Compiled {
         }
     };
     diagnostics.sort();
-    Compiled { sources, settings, files, model, policies: resolved.policies, graph, evaluation, diagnostics }
+    Compiled { sources, settings, files, model, policies, graph, evaluation, diagnostics }
+}
+
+/// Parses the built-in packs the settings select (E0223 for an unknown name).
+fn load_packs(settings: &Settings, sources: &mut Sources, diagnostics: &mut Diagnostics) -> Vec<ast::Policy> {
+    for name in &settings.policies {
+        if packs::find(name).is_none() {
+            let mut d = diagnostics::Diagnostic::error("E0223", format!("there is no built-in policy pack `{name}`"));
+            if let Some(span) = settings.span_of(sources, &["policies"]) {
+                d = d.with_label(span, "selected here");
+            }
+            d.help = suggest::did_you_mean(name, packs::PACKS.iter().map(|p| p.name))
+                .or_else(|| Some(format!("the packs are {}", packs::PACKS.iter().map(|p| format!("`{}`", p.name)).collect::<Vec<_>>().join(", "))));
+            diagnostics.push(d);
+        }
+    }
+    let mut out = Vec::new();
+    for pack in packs::expand(&settings.policies) {
+        let id = sources.add(pack.file, std::path::PathBuf::new(), pack.text);
+        let (file, diags) = syntax::parse(id, pack.text);
+        diagnostics.extend(diags);
+        out.extend(file.items.into_iter().filter_map(|i| if let ast::Item::Policy(p) = i { Some(p) } else { None }));
+    }
+    out
 }
 
 /// The outcome of planning: the plan, the desired state it was computed for, and the

@@ -117,6 +117,19 @@ pub fn evaluate(
     out
 }
 
+/// Whether a role only reads: listed in [`READ_ONLY_ROLES`] or named `... Reader`.
+fn is_read_only(role: &Value) -> bool {
+    matches!(role, Value::Str(r) if READ_ONLY_ROLES.contains(&r.as_str()) || r.ends_with(" Reader"))
+}
+
+/// Direct members of a group principal of the configuration (0 for anything else).
+fn member_count(model: &Model, p: &Principal) -> i64 {
+    match p {
+        Principal::Group(a) => model.groups.get(a).map_or(0, |g| i64::try_from(g.members.len()).unwrap_or(i64::MAX)),
+        _ => 0,
+    }
+}
+
 fn s(v: &str) -> Value {
     Value::Str(v.to_owned())
 }
@@ -170,7 +183,14 @@ pub fn subject_values(model: &Model) -> HashMap<&'static str, Vec<(&Meta, Env)>>
         }
         let env = bind(vec![
             ("role", s(&g.role)),
-            ("principal", map(&[("kind", s(g.principal.kind())), ("name", s(&principal_name(model, &g.principal)))])),
+            (
+                "principal",
+                map(&[
+                    ("kind", s(g.principal.kind())),
+                    ("name", s(&principal_name(model, &g.principal))),
+                    ("member_count", Value::Int(member_count(model, &g.principal))),
+                ]),
+            ),
             ("scope", map(&[("kind", s(g.scope.kind())), ("name", s(&scope_name(model, &g.scope)))])),
             ("description", opt(g.description.as_ref())),
             ("condition", opt(g.condition.as_ref())),
@@ -194,6 +214,7 @@ pub fn subject_values(model: &Model) -> HashMap<&'static str, Vec<(&Meta, Env)>>
     }
     for (a, i) in &model.identities {
         let federated = subjects_of.remove(a).unwrap_or_default();
+        let roles = roles_of.remove(a).unwrap_or_default();
         let rg = model.resource_groups.get(&i.resource_group).map_or_else(String::new, |r| r.name.clone());
         let env = bind(vec![
             ("name", s(&i.name)),
@@ -201,7 +222,8 @@ pub fn subject_values(model: &Model) -> HashMap<&'static str, Vec<(&Meta, Env)>>
             ("resource_group", s(&rg)),
             ("tags", tags(&i.tags)),
             ("federated", Value::List(federated)),
-            ("roles", Value::List(roles_of.remove(a).unwrap_or_default())),
+            ("write_roles", Value::List(roles.iter().filter(|r| !is_read_only(r)).cloned().collect())),
+            ("roles", Value::List(roles)),
         ]);
         out.entry("identity").or_default().push((&i.meta, env));
     }

@@ -4,5 +4,6 @@ mod cli;
 mod codes;
 mod examples;
 mod golden;
+mod policies;
 mod robustness;
 mod support;

@@ -229,7 +229,10 @@ fn blocked_by(op: &Op, failed: &BTreeMap<String, String>) -> Option<String> {
     let own = canonical(&op.change.azure_id);
     if op.step == Step::Delete {
         // A parent is kept when deleting one of its children failed.
-        return failed.iter().find(|(k, _)| k.starts_with('/') && contains(&own, k) && **k != own).map(|(_, a)| a.clone());
+        return failed
+            .iter()
+            .find(|(k, _)| k.starts_with('/') && contains(&own, k) && **k != own)
+            .map(|(_, a)| a.clone());
     }
     for key in needs(op) {
         if let Some(a) = failed.get(&key) {
@@ -252,7 +255,9 @@ fn blocked_by(op: &Op, failed: &BTreeMap<String, String>) -> Option<String> {
 /// `(subscription, resource group, name)` of an ARM id.
 fn arm_parts(id: &str) -> Option<(String, String, String)> {
     let segs: Vec<&str> = id.trim_matches('/').split('/').collect();
-    if segs.len() < 4 || !segs[0].eq_ignore_ascii_case("subscriptions") || !segs[2].eq_ignore_ascii_case("resourcegroups")
+    if segs.len() < 4
+        || !segs[0].eq_ignore_ascii_case("subscriptions")
+        || !segs[2].eq_ignore_ascii_case("resourcegroups")
     {
         return None;
     }
@@ -424,8 +429,7 @@ impl Shared {
                     // The replacement reuses the name, which a soft-deleted workspace would keep.
                     client.delete_workspace(&w.subscription, &w.resource_group, &w.name, true).await?;
                 }
-                let out =
-                    client.put_workspace(&w.subscription, &w.resource_group, &w.name, &workspace_body(w)).await?;
+                let out = client.put_workspace(&w.subscription, &w.resource_group, &w.name, &workspace_body(w)).await?;
                 let principal = out.identity.and_then(|i| i.principal_id);
                 Ok((out.id, principal))
             }
@@ -450,12 +454,13 @@ impl Shared {
                 Ok((id.clone(), Some(id)))
             }
             (Desired::Group(g), _) => {
-                let gid = self.principal(&PrincipalRef::Group {
-                    address: c.address.clone(),
-                    unique_name: g.unique_name.clone(),
-                    display_name: g.display_name.clone(),
-                })
-                .await?;
+                let gid = self
+                    .principal(&PrincipalRef::Group {
+                        address: c.address.clone(),
+                        unique_name: g.unique_name.clone(),
+                        display_name: g.display_name.clone(),
+                    })
+                    .await?;
                 self.sync_members(&gid, &g.owners, true, false).await?;
                 self.sync_members(&gid, &g.members, false, g.members_additive).await?;
                 Ok((gid.clone(), Some(gid)))
@@ -503,14 +508,11 @@ impl Shared {
         additive: bool,
     ) -> Result<(), AzureError> {
         let client = &self.client;
-        let current: BTreeSet<String> = if owners {
-            client.list_group_owners(gid).await?
-        } else {
-            client.list_group_members(gid).await?
-        }
-        .into_iter()
-        .map(|o| o.id.to_ascii_lowercase())
-        .collect();
+        let current: BTreeSet<String> =
+            if owners { client.list_group_owners(gid).await? } else { client.list_group_members(gid).await? }
+                .into_iter()
+                .map(|o| o.id.to_ascii_lowercase())
+                .collect();
         let mut want = BTreeSet::new();
         for p in wanted {
             want.insert(self.principal(p).await?);
@@ -794,8 +796,7 @@ pub async fn apply(
         },
         None => None,
     };
-    let shared =
-        Arc::new(Shared { client: client.clone(), principals: Mutex::default(), resolved: Mutex::default() });
+    let shared = Arc::new(Shared { client: client.clone(), principals: Mutex::default(), resolved: Mutex::default() });
     // Principals the plan already knows.
     for c in changes {
         if let Some(id) = c.live_ref.get("object_id") {
@@ -854,7 +855,9 @@ pub async fn apply(
                 Ok(out) => {
                     let elapsed = started.get(&c.address).map_or(Duration::ZERO, Instant::elapsed);
                     if let Some(a) = audit.as_mut() {
-                        if let Err(d) = a.write(c, &out.azure_id, (out.request_id.as_deref(), out.correlation_id.as_deref()), None) {
+                        if let Err(d) =
+                            a.write(c, &out.azure_id, (out.request_id.as_deref(), out.correlation_id.as_deref()), None)
+                        {
                             report.failed.push(d);
                             audit_broken = true;
                         }
@@ -895,8 +898,10 @@ pub async fn apply(
 /// Why a saved plan cannot be applied (E0703 stale, E0704 altered or invalid).
 pub fn saved_plan_error(path: &str, e: &SavedPlanError) -> Diagnostic {
     match e {
-        SavedPlanError::Altered => Diagnostic::error("E0704", format!("the plan file `{path}` was altered after it was written"))
-            .with_help("a saved plan is applied exactly as reviewed; run `mlpolicy plan --out` again"),
+        SavedPlanError::Altered => {
+            Diagnostic::error("E0704", format!("the plan file `{path}` was altered after it was written"))
+                .with_help("a saved plan is applied exactly as reviewed; run `mlpolicy plan --out` again")
+        }
         SavedPlanError::Invalid(m) => Diagnostic::error("E0704", format!("`{path}` cannot be applied: {m}"))
             .with_help("pass a file written by `mlpolicy plan --out`, or a configuration directory"),
     }
@@ -915,7 +920,10 @@ pub async fn check_stale(
             return Err(Box::new(
                 Diagnostic::error(
                     "E0703",
-                    format!("the plan is stale: the configuration in `{}` changed since it was planned", saved.config_dir),
+                    format!(
+                        "the plan is stale: the configuration in `{}` changed since it was planned",
+                        saved.config_dir
+                    ),
                 )
                 .with_help("run `mlpolicy plan --out` again, with the same `--var` options, and review the new plan"),
             ));
@@ -947,7 +955,11 @@ pub async fn check_stale(
     Err(Box::new(
         Diagnostic::error(
             "E0703",
-            format!("the plan is stale: {} object(s) changed since it was planned: {}", changed.len(), changed.join(", ")),
+            format!(
+                "the plan is stale: {} object(s) changed since it was planned: {}",
+                changed.len(),
+                changed.join(", ")
+            ),
         )
         .with_help("run `mlpolicy plan --out` again and review the new plan"),
     ))
@@ -955,9 +967,11 @@ pub async fn check_stale(
 
 /// A fingerprint key as reviewers know it: the address of the plan's change, else the key.
 fn describe_key(saved: &SavedPlan, key: &str) -> String {
-    let by_id = saved.plan.changes.iter().find(|c| {
-        canonical(&c.azure_id) == *key || (c.kind == "group" && c.azure_id.eq_ignore_ascii_case(key))
-    });
+    let by_id = saved
+        .plan
+        .changes
+        .iter()
+        .find(|c| canonical(&c.azure_id) == *key || (c.kind == "group" && c.azure_id.eq_ignore_ascii_case(key)));
     if let Some(c) = by_id {
         return c.address.clone();
     }
@@ -1005,10 +1019,8 @@ mod tests {
             change("resource_group.r", "resource_group", rg, Action::Create),
             change("group.n", "group", "n", Action::NoOp),
         ];
-        let order: Vec<Vec<(String, Step)>> = layers(&changes)
-            .into_iter()
-            .map(|l| l.into_iter().map(|o| (o.change.address, o.step)).collect())
-            .collect();
+        let order: Vec<Vec<(String, Step)>> =
+            layers(&changes).into_iter().map(|l| l.into_iter().map(|o| (o.change.address, o.step)).collect()).collect();
         assert_eq!(
             order,
             vec![
@@ -1028,12 +1040,22 @@ mod tests {
         failed.insert("/subscriptions/s/resourcegroups/rg".to_owned(), "resource_group.r".to_owned());
         let inside = Op {
             step: Step::Write,
-            change: change("identity.i", "identity", "/subscriptions/s/resourceGroups/rg/providers/x/y/i", Action::Create),
+            change: change(
+                "identity.i",
+                "identity",
+                "/subscriptions/s/resourceGroups/rg/providers/x/y/i",
+                Action::Create,
+            ),
         };
         assert_eq!(blocked_by(&inside, &failed), Some("resource_group.r".into()));
         let outside = Op {
             step: Step::Write,
-            change: change("identity.j", "identity", "/subscriptions/s/resourceGroups/rg2/providers/x/y/j", Action::Create),
+            change: change(
+                "identity.j",
+                "identity",
+                "/subscriptions/s/resourceGroups/rg2/providers/x/y/j",
+                Action::Create,
+            ),
         };
         assert_eq!(blocked_by(&outside, &failed), None);
         // A parent is not deleted when deleting a child failed.

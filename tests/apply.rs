@@ -129,10 +129,7 @@ async fn example_applies_replans_clean_and_a_second_apply_changes_nothing() {
     let opts = ApplyOptions { audit_log: Some(audit.clone()), ..ApplyOptions::default() };
     let report = apply(&planned.plan.changes, &planned.desired, &conn.client, &opts, &no_events).await;
     assert!(report.ok(), "{:#?}", report.failed);
-    assert_eq!(
-        report.summary,
-        format!("Apply complete: {} added, 0 changed, 0 destroyed.", planned.plan.summary.add)
-    );
+    assert_eq!(report.summary, format!("Apply complete: {} added, 0 changed, 0 destroyed.", planned.plan.summary.add));
     let again = plan_of(&compiled, &conn.client).await;
     assert!(!again.plan.has_changes(), "{:#?}", again.plan.actions().collect::<Vec<_>>());
     let emulator = conn.emulator.as_ref().unwrap();
@@ -163,7 +160,10 @@ async fn example_applies_replans_clean_and_a_second_apply_changes_nothing() {
         assert!(l["request_id"].as_str().is_some(), "{l}");
         assert!(l["after_digest"].as_str().is_some_and(|d| d.len() == 64));
     }
-    assert!(!text.contains("eyJ") && !text.to_ascii_lowercase().contains("bearer"), "a token leaked into the audit log");
+    assert!(
+        !text.contains("eyJ") && !text.to_ascii_lowercase().contains("bearer"),
+        "a token leaked into the audit log"
+    );
     conn.close().await;
 }
 
@@ -182,7 +182,9 @@ async fn removing_the_running_principals_access_is_refused_unless_allowed() {
     .unwrap();
     let (compiled, conn) = connect_emulator(dir.path()).await;
     let planned = plan_of(&compiled, &conn.client).await;
-    assert!(apply(&planned.plan.changes, &planned.desired, &conn.client, &ApplyOptions::default(), &no_events).await.ok());
+    assert!(
+        apply(&planned.plan.changes, &planned.desired, &conn.client, &ApplyOptions::default(), &no_events).await.ok()
+    );
     // The running principal holds Owner on the group through an assignment marked as ours that
     // the configuration no longer declares: the plan deletes it.
     let oid = conn.client.principal_object_id().await.unwrap().unwrap();
@@ -201,7 +203,8 @@ async fn removing_the_running_principals_access_is_refused_unless_allowed() {
         .unwrap();
     let planned = plan_of(&compiled, &conn.client).await;
     assert_eq!(planned.plan.summary.destroy, 1, "{:#?}", planned.plan.changes);
-    let report = apply(&planned.plan.changes, &planned.desired, &conn.client, &ApplyOptions::default(), &no_events).await;
+    let report =
+        apply(&planned.plan.changes, &planned.desired, &conn.client, &ApplyOptions::default(), &no_events).await;
     assert_eq!(report.failed.len(), 1);
     assert_eq!(report.failed[0].code, "E0702");
     assert!(report.done.is_empty());
@@ -235,16 +238,9 @@ async fn saved_plans_apply_once_and_stale_or_altered_ones_are_refused() {
         plan: planned.plan.clone(),
     };
     // Someone creates one of the planned groups by hand after the plan was made.
-    let group = planned
-        .plan
-        .changes
-        .iter()
-        .find(|c| c.kind == "group")
-        .cloned()
-        .unwrap();
+    let group = planned.plan.changes.iter().find(|c| c.kind == "group").cloned().unwrap();
     let Some(Desired::Group(g)) = &group.desired else { panic!() };
-    let upsert =
-        mlpolicy::azure::GroupUpsert::security_group(&g.unique_name, &g.display_name, &g.mail_nickname, None);
+    let upsert = mlpolicy::azure::GroupUpsert::security_group(&g.unique_name, &g.display_name, &g.mail_nickname, None);
     conn.client.upsert_group(&upsert).await.unwrap();
     conn.close().await;
 
@@ -420,7 +416,8 @@ async fn chaos_converges_with_nothing_duplicated_or_lost() {
         if !planned.plan.has_changes() {
             break;
         }
-        let report = apply(&planned.plan.changes, &planned.desired, &client, &ApplyOptions::default(), &no_events).await;
+        let report =
+            apply(&planned.plan.changes, &planned.desired, &client, &ApplyOptions::default(), &no_events).await;
         assert_no_duplicates(&census(&emulator.tenant().await));
         let _ = report;
     }
@@ -429,6 +426,11 @@ async fn chaos_converges_with_nothing_duplicated_or_lost() {
     let (groups, assignments) = expected_synth(teams);
     assert_eq!((c.groups.len(), c.assignments.len()), (groups, assignments));
     assert_eq!((c.identities, c.federated, c.members, c.owners), (teams, 2 * teams, teams * 20, teams));
+    let stats: serde_json::Value =
+        reqwest::get(format!("{}/_emulator/stats", emulator.base_url())).await.unwrap().json().await.unwrap();
+    let trouble = ["throttled", "faults", "dropped"].iter().map(|k| stats[k].as_u64().unwrap_or(0)).sum::<u64>();
+    assert!(trouble > 10, "the emulator caused too little trouble: {stats}");
+    eprintln!("chaos: {stats}");
     eprintln!("chaos: converged in {rounds} plan rounds, {:?}", started.elapsed());
     emulator.shutdown().await;
 }

@@ -25,9 +25,7 @@ pub fn run(args: &ApplyArgs) -> ExitStatus {
             return ExitStatus::Error;
         }
     };
-    runtime.block_on(async {
-        if args.target.is_file() { apply_saved(args).await } else { apply_dir(args).await }
-    })
+    runtime.block_on(async { if args.target.is_file() { apply_saved(args).await } else { apply_dir(args).await } })
 }
 
 fn report(d: Diagnostic) {
@@ -42,11 +40,7 @@ fn diff_options(args: &ApplyArgs) -> DiffOptions {
 }
 
 fn connect_options(args: &ApplyArgs, emulator: bool) -> ConnectOptions {
-    ConnectOptions {
-        emulator,
-        log: args.verbose.then(stderr_log),
-        concurrency: Some(args.parallelism.max(1) * 2),
-    }
+    ConnectOptions { emulator, log: args.verbose.then(stderr_log), concurrency: Some(args.parallelism.max(1) * 2) }
 }
 
 fn apply_options(args: &ApplyArgs) -> ApplyOptions {
@@ -95,7 +89,9 @@ async fn plan_and_apply(
     }
     print!("{}", render_text(&planned.plan));
     if planned.plan.denied {
-        eprintln!("error: a policy denies this configuration; apply refuses (the plan above is what would have happened)");
+        eprintln!(
+            "error: a policy denies this configuration; apply refuses (the plan above is what would have happened)"
+        );
         return ExitStatus::PolicyDeny;
     }
     if !planned.plan.has_changes() {
@@ -146,7 +142,11 @@ fn config_dir_of(saved: &SavedPlan) -> Option<PathBuf> {
 
 fn settings_of(saved: &SavedPlan) -> Settings {
     let [arm, graph, authority] = saved.cloud.clone();
-    Settings { tenant: saved.tenant.clone(), cloud: CloudSetting::Custom { arm, graph, authority }, ..Settings::default() }
+    Settings {
+        tenant: saved.tenant.clone(),
+        cloud: CloudSetting::Custom { arm, graph, authority },
+        ..Settings::default()
+    }
 }
 
 async fn apply_saved(args: &ApplyArgs) -> ExitStatus {
@@ -178,7 +178,8 @@ async fn apply_saved(args: &ApplyArgs) -> ExitStatus {
         }
         None => (settings_of(&saved), None),
     };
-    let state_dir = dir.clone().unwrap_or_else(|| args.target.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf));
+    let state_dir =
+        dir.clone().unwrap_or_else(|| args.target.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf));
     let conn = match connect(&state_dir, &settings, &connect_options(args, saved.emulator || args.emulator)).await {
         Ok(c) => c,
         Err(d) => {
@@ -187,7 +188,9 @@ async fn apply_saved(args: &ApplyArgs) -> ExitStatus {
         }
     };
     let status = async {
-        if let Err(d) = crate::apply::check_stale(&saved, &conn.client, &diff_options(args), fingerprint.as_deref()).await {
+        if let Err(d) =
+            crate::apply::check_stale(&saved, &conn.client, &diff_options(args), fingerprint.as_deref()).await
+        {
             report(*d);
             return ExitStatus::Error;
         }
@@ -250,5 +253,9 @@ pub(crate) fn render_text(plan: &Plan) -> String {
 /// The plan as Markdown for a pull-request comment: summary first, details collapsed.
 // TODO(lead): render::markdown
 pub(crate) fn render_markdown(plan: &Plan) -> String {
-    format!("**{}**\n\n<details><summary>Details</summary>\n\n```\n{}```\n\n</details>\n", plan.summary_line(), render_text(plan))
+    format!(
+        "**{}**\n\n<details><summary>Details</summary>\n\n```\n{}```\n\n</details>\n",
+        plan.summary_line(),
+        render_text(plan)
+    )
 }

@@ -21,6 +21,7 @@
 //! E0704 (altered or invalid plan file), E0705 (audit log cannot be written).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -135,6 +136,7 @@ struct Op {
 }
 
 /// What one finished operation produced.
+#[expect(clippy::struct_field_names, reason = "they are all ids, as Azure names them")]
 struct OpOutput {
     azure_id: String,
     /// Object id of the principal the object is or carries (identity, system identity, group).
@@ -238,16 +240,16 @@ fn blocked_by(op: &Op, failed: &BTreeMap<String, String>) -> Option<String> {
         if let Some(a) = failed.get(&key) {
             return Some(a.clone());
         }
-        if key.starts_with('/') {
-            if let Some((_, a)) = failed.iter().find(|(k, _)| k.starts_with('/') && contains(k, &key)) {
-                return Some(a.clone());
-            }
-        }
-    }
-    if own.starts_with('/') {
-        if let Some((_, a)) = failed.iter().find(|(k, _)| k.starts_with('/') && contains(k, &own) && **k != own) {
+        if key.starts_with('/')
+            && let Some((_, a)) = failed.iter().find(|(k, _)| k.starts_with('/') && contains(k, &key))
+        {
             return Some(a.clone());
         }
+    }
+    if own.starts_with('/')
+        && let Some((_, a)) = failed.iter().find(|(k, _)| k.starts_with('/') && contains(k, &own) && **k != own)
+    {
+        return Some(a.clone());
     }
     None
 }
@@ -373,12 +375,12 @@ impl Shared {
         }
         let upns: Vec<String> = upns.into_iter().collect();
         // A failure here only means each user is read on its own later.
-        if let Ok(found) = self.client.resolve_upns(&upns).await {
-            if let Ok(mut m) = self.resolved.lock() {
-                for (upn, user) in found {
-                    if let Some(u) = user {
-                        m.insert(PrincipalRef::User { upn }, u.id.to_ascii_lowercase());
-                    }
+        if let Ok(found) = self.client.resolve_upns(&upns).await
+            && let Ok(mut m) = self.resolved.lock()
+        {
+            for (upn, user) in found {
+                if let Some(u) = user {
+                    m.insert(PrincipalRef::User { upn }, u.id.to_ascii_lowercase());
                 }
             }
         }
@@ -541,6 +543,7 @@ impl Shared {
     async fn delete(&self, c: &Change) -> Result<(), AzureError> {
         let client = &self.client;
         let what = format!("delete {}", c.address);
+        #[expect(clippy::result_large_err, reason = "AzureError is the client's error type")]
         let parts = || arm_parts(&c.azure_id).ok_or_else(|| local(&what, format!("not an ARM id: {}", c.azure_id)));
         match c.kind.as_str() {
             "role_assignment" => {
@@ -674,8 +677,12 @@ fn failure(c: &Change, e: &AzureError) -> Diagnostic {
         "fix the cause and run apply again: finished objects are kept, and it continues where it stopped".into()
     });
     match (&e.request_id, &e.correlation_id) {
-        (Some(r), Some(co)) => help.push_str(&format!(" (request id {r}, correlation id {co})")),
-        (Some(r), None) => help.push_str(&format!(" (request id {r})")),
+        (Some(r), Some(co)) => {
+            let _ = write!(help, " (request id {r}, correlation id {co})");
+        }
+        (Some(r), None) => {
+            let _ = write!(help, " (request id {r})");
+        }
         _ => {}
     }
     d = d.with_help(help);
@@ -767,6 +774,7 @@ fn finish(mut report: ApplyReport) -> ApplyReport {
 /// Carries out `changes` (a plan's, in any order) in dependency layers. `events` hears about
 /// each object as it starts, finishes, fails or is skipped. `desired` is the state the plan was
 /// computed for (reserved for principals the changes do not carry).
+#[expect(clippy::too_many_lines, reason = "one scheduling loop reads best whole")]
 pub async fn apply(
     changes: &[Change],
     desired: &DesiredState,
@@ -778,13 +786,13 @@ pub async fn apply(
     let mut report = ApplyReport::default();
     let actionable = changes.iter().any(|c| !matches!(c.action, Action::NoOp | Action::Read));
     let principal = if actionable { client.principal_object_id().await.ok().flatten() } else { None };
-    if actionable && !opts.allow_self_lockout {
-        if let Some(p) = &principal {
-            if let Err(d) = check_self_lockout(changes, client, p).await {
-                report.failed.push(*d);
-                return finish(report);
-            }
-        }
+    if actionable
+        && !opts.allow_self_lockout
+        && let Some(p) = &principal
+        && let Err(d) = check_self_lockout(changes, client, p).await
+    {
+        report.failed.push(*d);
+        return finish(report);
     }
     let mut audit = match &opts.audit_log {
         Some(path) => match Audit::open(path, principal.clone()) {
@@ -854,13 +862,12 @@ pub async fn apply(
                 }
                 Ok(out) => {
                     let elapsed = started.get(&c.address).map_or(Duration::ZERO, Instant::elapsed);
-                    if let Some(a) = audit.as_mut() {
-                        if let Err(d) =
+                    if let Some(a) = audit.as_mut()
+                        && let Err(d) =
                             a.write(c, &out.azure_id, (out.request_id.as_deref(), out.correlation_id.as_deref()), None)
-                        {
-                            report.failed.push(d);
-                            audit_broken = true;
-                        }
+                    {
+                        report.failed.push(d);
+                        audit_broken = true;
                     }
                     events(ApplyEvent::Finished {
                         address: c.address.clone(),
@@ -915,19 +922,16 @@ pub async fn check_stale(
     options: &DiffOptions,
     config_fingerprint: Option<&str>,
 ) -> Result<(), Box<Diagnostic>> {
-    if let Some(now) = config_fingerprint {
-        if now != saved.plan.fingerprints.config {
-            return Err(Box::new(
-                Diagnostic::error(
-                    "E0703",
-                    format!(
-                        "the plan is stale: the configuration in `{}` changed since it was planned",
-                        saved.config_dir
-                    ),
-                )
-                .with_help("run `mlpolicy plan --out` again, with the same `--var` options, and review the new plan"),
-            ));
-        }
+    if let Some(now) = config_fingerprint
+        && now != saved.plan.fingerprints.config
+    {
+        return Err(Box::new(
+            Diagnostic::error(
+                "E0703",
+                format!("the plan is stale: the configuration in `{}` changed since it was planned", saved.config_dir),
+            )
+            .with_help("run `mlpolicy plan --out` again, with the same `--var` options, and review the new plan"),
+        ));
     }
     let live = crate::live::read(client, &saved.desired, &saved.subscriptions).await.map_err(Box::new)?;
     let order: Vec<String> = saved.desired.objects.keys().cloned().collect();
@@ -976,13 +980,13 @@ fn describe_key(saved: &SavedPlan, key: &str) -> String {
         return c.address.clone();
     }
     let mut parts = key.split('|');
-    if let (Some(scope), Some(role)) = (parts.next(), parts.next()) {
-        if let Some(c) = saved.plan.changes.iter().find(|c| {
+    if let (Some(scope), Some(role)) = (parts.next(), parts.next())
+        && let Some(c) = saved.plan.changes.iter().find(|c| {
             matches!(&c.desired, Some(Desired::RoleAssignment(r)) if r.scope == scope)
                 && c.live_ref.get("role_guid").is_some_and(|g| g == role)
-        }) {
-            return c.address.clone();
-        }
+        })
+    {
+        return c.address.clone();
     }
     key.to_owned()
 }

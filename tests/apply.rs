@@ -4,6 +4,7 @@
 //! duplicates, and the saved-plan, self-lock-out and audit-log guards hold.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::BufRead as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -32,7 +33,7 @@ fn write_seed(dir: &Path) {
     let mut seed = String::from("users:\n");
     for r in mlpolicy::live::principal_refs(&desired) {
         if let PrincipalRef::User { upn } = r {
-            seed.push_str(&format!("  - user_principal_name: {upn}\n"));
+            let _ = writeln!(seed, "  - user_principal_name: {upn}");
         }
     }
     std::fs::write(dir.join("emulator-seed.yaml"), seed).unwrap();

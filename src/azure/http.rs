@@ -110,10 +110,10 @@ pub async fn capture_request_ids<F: std::future::Future>(fut: F) -> (F::Output, 
 fn record_ids(method: &Method, ids: &RequestIds) {
     let write = *method != Method::GET && *method != Method::HEAD;
     let _ = CAPTURED.try_with(|cell| {
-        if let Ok(mut c) = cell.lock() {
-            if write || c.as_ref().is_none_or(|(w, _)| !w) {
-                *c = Some((write, ids.clone()));
-            }
+        if let Ok(mut c) = cell.lock()
+            && (write || c.as_ref().is_none_or(|(w, _)| !w))
+        {
+            *c = Some((write, ids.clone()));
         }
     });
 }

@@ -45,6 +45,7 @@ pub enum Command {
 
 /// `mlpolicy apply`.
 #[derive(Debug, Args)]
+#[expect(clippy::struct_excessive_bools, reason = "independent command-line switches")]
 pub struct ApplyArgs {
     /// A configuration directory, or a plan file written by `mlpolicy plan --out`.
     #[arg(default_value = ".", value_name = "DIR | PLANFILE")]

@@ -4,6 +4,7 @@
 //! source → syntax → resolve → check → lower → graph → live → diff → plan → render → apply.
 
 pub mod access;
+pub mod apply;
 pub mod ast;
 pub mod azure;
 pub mod check;

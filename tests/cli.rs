@@ -155,3 +155,73 @@ fn bad_flags_exit_1_with_usage() {
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(run.stderr.contains("--no-such-flag"));
 }
+
+const APPLY_SUB: &str = "6c1e9a42-3b7d-4f05-8e2a-9d4b1c7f3e60";
+
+fn apply_config(dir: &Path, seed: &str) {
+    std::fs::write(
+        dir.join("mlpolicy.yaml"),
+        format!("tenant: 3f6b2d1e-8c4a-4e71-9b0d-5a2c7e9f1b34\nsubscriptions:\n  main: {APPLY_SUB}\nowner: clitest\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("main.mlp"),
+        format!(
+            "resource_group ml {{\n  subscription = sub.main\n  name = \"rg-cli\"\n  location = \"westeurope\"\n}}\n\n\
+             workspace w {{\n  resource_group = resource_group.ml\n  name = \"mlw-cli\"\n  \
+             storage_account = \"/subscriptions/{APPLY_SUB}/resourceGroups/rg-cli/providers/Microsoft.Storage/storageAccounts/stcli\"\n  \
+             key_vault = \"/subscriptions/{APPLY_SUB}/resourceGroups/rg-cli/providers/Microsoft.KeyVault/vaults/kv-cli\"\n}}\n\n\
+             group ds {{\n  name = \"ml-cli-ds\"\n  members = [user(\"alice@contoso.com\")]\n  owners = [user(\"alice@contoso.com\")]\n}}\n\n\
+             identity ci {{\n  resource_group = resource_group.ml\n  name = \"id-cli\"\n}}\n\n\
+             grant \"AzureML Data Scientist\" to group.ds on workspace.w\n\
+             grant \"Reader\" to identity.ci on resource_group.ml\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("emulator-seed.yaml"), seed).unwrap();
+}
+
+#[test]
+fn apply_failure_is_e0701_and_skips_only_dependents() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A soft-deleted workspace holds the name: creating it fails with 409.
+    let seed = format!(
+        "users:\n  - user_principal_name: alice@contoso.com\nworkspaces:\n  - subscription: {APPLY_SUB}\n    \
+         resource_group: rg-cli\n    name: mlw-cli\n    location: westeurope\n    soft_deleted: true\n"
+    );
+    apply_config(tmp.path(), &seed);
+    let run = mlpolicy(tmp.path(), &["apply", ".", "--emulator", "--auto-approve"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        run.stderr.contains("E0701") && run.stderr.contains("workspace.w failed: HTTP 409"),
+        "{}",
+        run.transcript()
+    );
+    assert!(run.stdout.contains("Skipped: depends on workspace.w, which failed"), "{}", run.transcript());
+    assert!(run.stdout.contains("group.ds: Creation complete"), "{}", run.transcript());
+    assert!(run.stdout.contains("identity.ci: Creation complete"), "{}", run.transcript());
+    assert!(run.stdout.contains("Apply failed: 1 failed, 1 skipped; 4 added"), "{}", run.transcript());
+}
+
+#[test]
+fn unwritable_audit_log_is_e0705_and_nothing_is_applied() {
+    let tmp = tempfile::tempdir().unwrap();
+    apply_config(tmp.path(), "users:\n  - user_principal_name: alice@contoso.com\n");
+    let run =
+        mlpolicy(tmp.path(), &["apply", ".", "--emulator", "--auto-approve", "--audit-log", "no/such/dir/a.jsonl"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("E0705"), "{}", run.transcript());
+    assert!(!run.stdout.contains("Creating..."), "{}", run.transcript());
+}
+
+#[test]
+fn show_refuses_a_file_that_is_not_a_plan_e0704() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("plan.json"), "{\"integrity\": \"00\", \"content\": {}}").unwrap();
+    let run = mlpolicy(tmp.path(), &["show", "plan.json"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("E0704"), "{}", run.transcript());
+    let run = mlpolicy(tmp.path(), &["apply", "plan.json"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("E0704"), "{}", run.transcript());
+}

@@ -99,6 +99,9 @@ pub struct RoleAssignmentRequest {
     pub description: Option<String>,
     /// ABAC condition (sent with `conditionVersion` 2.0).
     pub condition: Option<String>,
+    /// Name (GUID) of an existing assignment to update in place, e.g. one adopted from outside
+    /// mlpolicy; `None` uses the deterministic [`role_assignment_name`].
+    pub name: Option<String>,
 }
 
 /// Result of [`AzureClient::put_role_assignment`].
@@ -277,6 +280,20 @@ impl AzureClient {
         let url = self.arm_url(&format!("/subscriptions/{subscription}/resourcegroups/{name}"), API_RESOURCES, &[])?;
         let body = serde_json::json!({ "location": location, "tags": tags });
         self.arm_put(url, &body, &format!("create or update resource group {name}")).await
+    }
+
+    /// Deletes a resource group and everything in it (LRO); false when it did not exist.
+    pub async fn delete_resource_group(&self, subscription: &str, name: &str) -> Result<bool, AzureError> {
+        let op = format!("delete resource group {name}");
+        let url = self.arm_url(&format!("/subscriptions/{subscription}/resourcegroups/{name}"), API_RESOURCES, &[])?;
+        let initial = self.core().send(Call::new(Audience::Arm, Method::DELETE, url.clone(), &op)).await?;
+        match initial.status {
+            204 | 404 => Ok(false),
+            _ => {
+                lro::complete(self.core(), &self.inner.lro, &op, initial, &url, LroKind::Delete).await?;
+                Ok(true)
+            }
+        }
     }
 
     /// All resource groups of a subscription.
@@ -629,7 +646,9 @@ impl AzureClient {
     ) -> Result<PutRoleAssignmentOutcome, AzureError> {
         let role_id = Self::role_definition_id_for(&request.scope, &request.role_definition_id);
         let role_guid = last_segment(&role_id).to_ascii_lowercase();
-        let name = role_assignment_name(&request.scope, &request.principal_id, &role_guid);
+        let name = request.name.clone().unwrap_or_else(|| {
+            role_assignment_name(&request.scope, &request.principal_id, &role_guid).hyphenated().to_string()
+        });
         let op = format!(
             "create role assignment {role_guid} for {} {} on {}",
             request.principal_type.as_str(),

@@ -93,6 +93,31 @@ pub struct RequestIds {
     pub correlation_id: Option<String>,
 }
 
+tokio::task_local! {
+    static CAPTURED: Arc<Mutex<Option<(bool, RequestIds)>>>;
+}
+
+/// Runs `fut` and returns, with its output, the request ids of the last write (PUT, PATCH,
+/// POST, DELETE) it sent, or of its last request when it wrote nothing: the ids an audit trail
+/// quotes to Azure support.
+pub async fn capture_request_ids<F: std::future::Future>(fut: F) -> (F::Output, Option<RequestIds>) {
+    let cell: Arc<Mutex<Option<(bool, RequestIds)>>> = Arc::default();
+    let out = CAPTURED.scope(cell.clone(), fut).await;
+    let ids = cell.lock().ok().and_then(|mut c| c.take()).map(|(_, ids)| ids);
+    (out, ids)
+}
+
+fn record_ids(method: &Method, ids: &RequestIds) {
+    let write = *method != Method::GET && *method != Method::HEAD;
+    let _ = CAPTURED.try_with(|cell| {
+        if let Ok(mut c) = cell.lock()
+            && (write || c.as_ref().is_none_or(|(w, _)| !w))
+        {
+            *c = Some((write, ids.clone()));
+        }
+    });
+}
+
 /// A response after the retry policy ran.
 #[derive(Debug, Clone)]
 pub(crate) struct Resp {
@@ -283,6 +308,7 @@ impl Core {
             if let (Some(pacer), Some(key)) = (&self.pacer, &pace_key) {
                 pacer.observe(key, &resp.headers);
             }
+            record_ids(&call.method, &resp.ids);
             if resp.status == 401 && !refreshed && is_stale_token(&resp) {
                 refreshed = true;
                 if self.tokens.invalidate(call.audience, &token).await {

@@ -42,7 +42,7 @@ pub use auth::{
 pub use cloud::{Audience, Cloud};
 pub use error::{AzureError, parse_existing_assignment_id};
 pub use graph::{BatchRequest, BatchResponse, GroupMembership, GroupUpsert, MembershipChange, UpsertOutcome};
-pub use http::{LogFn, RequestIds, RetryPolicy};
+pub use http::{LogFn, RequestIds, RetryPolicy, capture_request_ids};
 pub use lro::LroPolicy;
 pub use model::*;
 

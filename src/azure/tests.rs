@@ -508,6 +508,7 @@ async fn role_assignment_exists_is_adopted() {
         principal_type: PrincipalType::Group,
         description: Some("managed by mlpolicy".into()),
         condition: None,
+        name: None,
     };
     let out = client(&base).put_role_assignment(&request).await.unwrap();
     assert!(out.adopted);
@@ -542,10 +543,34 @@ async fn principal_not_found_is_retried() {
         principal_type: PrincipalType::ServicePrincipal,
         description: None,
         condition: None,
+        name: None,
     };
     let out = client(&base).put_role_assignment(&request).await.unwrap();
     assert!(!out.adopted);
     assert_eq!(script.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn explicit_name_updates_an_adopted_assignment_in_place() {
+    let ok = r#"{"id":"/subscriptions/s/providers/Microsoft.Authorization/roleAssignments/716c4d15-9bc8-476d-a3c1-6ccb70082517","name":"716c4d15-9bc8-476d-a3c1-6ccb70082517","properties":{"roleDefinitionId":"/r/acdd72a7-3385-48ef-bd42-f606fba81ae7","principalId":"p","scope":"/subscriptions/s","description":"new [mlpolicy:o]"}}"#;
+    let (base, script) = serve(vec![canned(200, ok)]).await;
+    let request = RoleAssignmentRequest {
+        scope: "/subscriptions/s".into(),
+        role_definition_id: "acdd72a7-3385-48ef-bd42-f606fba81ae7".into(),
+        principal_id: "p".into(),
+        principal_type: PrincipalType::User,
+        description: Some("new [mlpolicy:o]".into()),
+        condition: None,
+        name: Some("716c4d15-9bc8-476d-a3c1-6ccb70082517".into()),
+    };
+    let (out, ids) = crate::azure::capture_request_ids(client(&base).put_role_assignment(&request)).await;
+    assert!(!out.unwrap().adopted);
+    let seen = script.seen();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].uri.contains("roleAssignments/716c4d15-9bc8-476d-a3c1-6ccb70082517"), "{}", seen[0].uri);
+    let body: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
+    assert_eq!(body["properties"]["description"], "new [mlpolicy:o]");
+    assert!(ids.is_some_and(|i| !i.client_request_id.is_empty()));
 }
 
 fn jwt(oid: &str) -> String {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::settings::Overrides;
 
@@ -34,6 +34,69 @@ pub enum Command {
     /// Read the live tenant, diff it with the configuration and print the plan.
     #[command(after_help = "Example:\n  mlpolicy plan examples/contoso-ml --emulator\n  mlpolicy plan . --out plan.json --format markdown > comment.md\n  mlpolicy plan . --detailed-exitcode     # 0 no changes, 2 changes, 1 error, 3 policy deny")]
     Plan(PlanArgs),
+    /// Carry out a plan: of a configuration directory (asks first), or a saved plan file.
+    #[command(
+        after_help = "Example:\n  mlpolicy apply examples/contoso-ml                 # plan, ask, apply\n  mlpolicy apply . --auto-approve --audit-log audit.jsonl\n  mlpolicy plan . --out plan.json && mlpolicy apply plan.json   # applies what was reviewed\n  mlpolicy apply . --emulator --auto-approve        # against the local emulator\n\nExit codes: 0 applied, 1 error (a stale or altered plan file included), 3 a policy `deny`."
+    )]
+    Apply(ApplyArgs),
+    /// Print a plan saved with `plan --out`.
+    #[command(
+        after_help = "Example:\n  mlpolicy show plan.json\n  mlpolicy show plan.json --format markdown > comment.md\n  mlpolicy show plan.json --format json | jq '.changes[].address'"
+    )]
+    Show(ShowArgs),
+}
+
+/// `mlpolicy apply`.
+#[derive(Debug, Args)]
+#[expect(clippy::struct_excessive_bools, reason = "independent command-line switches")]
+pub struct ApplyArgs {
+    /// A configuration directory, or a plan file written by `mlpolicy plan --out`.
+    #[arg(default_value = ".", value_name = "DIR | PLANFILE")]
+    pub target: PathBuf,
+    /// Apply without asking for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Operations in flight at once.
+    #[arg(long, default_value_t = crate::apply::DEFAULT_PARALLELISM, value_name = "N")]
+    pub parallelism: usize,
+    /// Append one JSON line per change made to FILE (who, what, when, Azure request ids).
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
+    /// Run against the in-process emulator (state in `.mlpolicy/emulator.yaml`).
+    #[arg(long)]
+    pub emulator: bool,
+    /// Allow replacing or destroying this address or Azure id (repeatable).
+    #[arg(long = "allow-replace", value_name = "ADDR")]
+    pub allow_replace: Vec<String>,
+    /// Allow removing more than 10 members, or the last owner, of a group.
+    #[arg(long)]
+    pub allow_mass_removal: bool,
+    /// Allow removing the role assignment that lets the running principal manage access.
+    #[arg(long)]
+    pub allow_self_lockout: bool,
+    /// Log Azure calls, retries and authentication to stderr (never tokens).
+    #[arg(long)]
+    pub verbose: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// How `show` prints a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum PlanFormat {
+    #[default]
+    Text,
+    Markdown,
+    Json,
+}
+
+/// `mlpolicy show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A plan file written by `mlpolicy plan --out`.
+    pub plan_file: PathBuf,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
 }
 
 /// Options shared by commands that compile a configuration.
@@ -83,14 +146,6 @@ pub struct AzureArgs {
     pub verbose: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
-pub enum Format {
-    #[default]
-    Text,
-    Markdown,
-    Json,
-}
-
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// The configuration directory.
@@ -100,8 +155,8 @@ pub struct PlanArgs {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
     /// Exit 2 when the plan has changes, 0 when it has none.
     #[arg(long)]
     pub detailed_exitcode: bool,

@@ -1,10 +1,12 @@
 //! The command line: clap argument types and a dispatcher. Each command lives in its own file
 //! and only calls the library, picks a renderer and writes to stdout/stderr.
 
+mod apply;
 mod args;
 mod fmt;
 mod graph;
 mod plan;
+mod show;
 mod validate;
 
 use std::io::IsTerminal;
@@ -35,6 +37,8 @@ pub fn run(cli: Cli) -> ExitStatus {
         Command::Fmt(a) => fmt::run(&a),
         Command::Graph(a) => graph::run(&a),
         Command::Plan(a) => plan::run(&a),
+        Command::Apply(a) => apply::run(&a),
+        Command::Show(a) => show::run(&a),
     }
 }
 

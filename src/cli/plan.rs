@@ -1,6 +1,6 @@
 //! `mlpolicy plan`
 
-use super::args::{Format, PlanArgs};
+use super::args::{PlanArgs, PlanFormat};
 use super::{ExitStatus, connect_options, print_diagnostics, runtime};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::plan::SavedPlan;
@@ -46,9 +46,9 @@ pub fn run(args: &PlanArgs) -> ExitStatus {
     print_diagnostics(&diags, &compiled.sources);
     let plan_errors = planned.diagnostics.has_errors();
     let out = match args.format {
-        Format::Text => render::text(&planned.plan, &render::Style { color: super::stdout_color(), width: 100 }),
-        Format::Markdown => render::markdown(&planned.plan),
-        Format::Json => render::json(&planned.plan),
+        PlanFormat::Text => render::text(&planned.plan, &render::Style { color: super::stdout_color(), width: 100 }),
+        PlanFormat::Markdown => render::markdown(&planned.plan),
+        PlanFormat::Json => render::json(&planned.plan),
     };
     print!("{out}");
     if plan_errors {

@@ -1,0 +1,240 @@
+//! `mlpolicy apply [DIR | PLANFILE]`: plan, confirm and apply a configuration directory, or
+//! apply a saved plan after checking that it is intact and not stale. Progress goes to stdout
+//! one line per event, Terraform style, so CI logs and terminals read the same.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+
+use super::args::ApplyArgs;
+use super::{ExitStatus, print_diagnostics};
+use crate::apply::{ApplyEvent, ApplyOptions, ApplyReport};
+use crate::connect::{ConnectOptions, Connection, connect, stderr_log};
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::diff::DiffOptions;
+use crate::plan::{Action, Plan, SavedPlan};
+use crate::settings::{CloudSetting, Settings};
+use crate::source::Sources;
+
+/// Runs `apply`.
+pub fn run(args: &ApplyArgs) -> ExitStatus {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitStatus::Error;
+        }
+    };
+    runtime.block_on(async { if args.target.is_file() { apply_saved(args).await } else { apply_dir(args).await } })
+}
+
+fn report(d: Diagnostic) {
+    print_diagnostics(&Diagnostics::from(d), &Sources::default());
+}
+
+fn diff_options(args: &ApplyArgs) -> DiffOptions {
+    DiffOptions {
+        allow_replace: args.allow_replace.iter().cloned().collect::<BTreeSet<String>>(),
+        allow_mass_removal: args.allow_mass_removal,
+    }
+}
+
+fn connect_options(args: &ApplyArgs, emulator: bool) -> ConnectOptions {
+    ConnectOptions { emulator, log: args.verbose.then(stderr_log), concurrency: Some(args.parallelism.max(1) * 2) }
+}
+
+fn apply_options(args: &ApplyArgs) -> ApplyOptions {
+    ApplyOptions {
+        parallelism: args.parallelism.max(1),
+        allow_self_lockout: args.allow_self_lockout,
+        audit_log: args.audit_log.clone(),
+    }
+}
+
+async fn apply_dir(args: &ApplyArgs) -> ExitStatus {
+    let overrides = args.common.overrides();
+    let compiled = crate::compile(&args.target, &overrides);
+    print_diagnostics(&compiled.diagnostics, &compiled.sources);
+    if compiled.diagnostics.items.iter().any(|d| d.is_error() && d.code != "E0401") {
+        return ExitStatus::Error;
+    }
+    let conn = match connect(&args.target, &compiled.settings, &connect_options(args, args.emulator)).await {
+        Ok(c) => c,
+        Err(d) => {
+            report(d);
+            return ExitStatus::Error;
+        }
+    };
+    let status = plan_and_apply(args, &compiled, &overrides, &conn).await;
+    conn.close().await;
+    status
+}
+
+async fn plan_and_apply(
+    args: &ApplyArgs,
+    compiled: &crate::Compiled,
+    overrides: &crate::settings::Overrides,
+    conn: &Connection,
+) -> ExitStatus {
+    let planned = match crate::plan(compiled, overrides, &conn.client, &diff_options(args)).await {
+        Ok(p) => p,
+        Err(diags) => {
+            print_diagnostics(&diags, &compiled.sources);
+            return ExitStatus::Error;
+        }
+    };
+    print_diagnostics(&planned.diagnostics, &compiled.sources);
+    if planned.diagnostics.has_errors() {
+        return ExitStatus::Error;
+    }
+    print!("{}", render_text(&planned.plan));
+    if planned.plan.denied {
+        eprintln!(
+            "error: a policy denies this configuration; apply refuses (the plan above is what would have happened)"
+        );
+        return ExitStatus::PolicyDeny;
+    }
+    if !planned.plan.has_changes() {
+        return ExitStatus::Success;
+    }
+    if !args.auto_approve {
+        if !std::io::stdin().is_terminal() {
+            eprintln!("error: stdin is not a terminal, so apply cannot ask for confirmation; pass `--auto-approve`");
+            return ExitStatus::Error;
+        }
+        print!("\nDo you want to perform these actions? Only 'yes' will be accepted: ");
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if answer.trim() != "yes" {
+            println!("\nApply cancelled.");
+            return ExitStatus::Error;
+        }
+    }
+    println!();
+    let report = run_apply(args, &planned.plan, &planned.desired, conn).await;
+    finish(&report)
+}
+
+async fn run_apply(
+    args: &ApplyArgs,
+    plan: &Plan,
+    desired: &crate::lower::DesiredState,
+    conn: &Connection,
+) -> ApplyReport {
+    crate::apply::apply(&plan.changes, desired, &conn.client, &apply_options(args), &print_event).await
+}
+
+fn finish(report: &ApplyReport) -> ExitStatus {
+    if !report.failed.is_empty() {
+        let diags = Diagnostics { items: report.failed.clone() };
+        print_diagnostics(&diags, &Sources::default());
+    }
+    println!("\n{}", report.summary);
+    if report.ok() { ExitStatus::Success } else { ExitStatus::Error }
+}
+
+/// Where a saved plan's configuration is, as `plan` was given it.
+fn config_dir_of(saved: &SavedPlan) -> Option<PathBuf> {
+    let dir = PathBuf::from(&saved.config_dir);
+    dir.is_dir().then_some(dir)
+}
+
+fn settings_of(saved: &SavedPlan) -> Settings {
+    let [arm, graph, authority] = saved.cloud.clone();
+    Settings {
+        tenant: saved.tenant.clone(),
+        cloud: CloudSetting::Custom { arm, graph, authority },
+        ..Settings::default()
+    }
+}
+
+async fn apply_saved(args: &ApplyArgs) -> ExitStatus {
+    let path = args.target.display().to_string();
+    let text = match std::fs::read_to_string(&args.target) {
+        Ok(t) => t,
+        Err(e) => {
+            report(crate::apply::saved_plan_error(&path, &crate::plan::SavedPlanError::Invalid(e.to_string())));
+            return ExitStatus::Error;
+        }
+    };
+    let saved = match SavedPlan::from_file_text(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            report(crate::apply::saved_plan_error(&path, &e));
+            return ExitStatus::Error;
+        }
+    };
+    if saved.plan.denied {
+        eprintln!("error: a policy denies this plan; apply refuses");
+        return ExitStatus::PolicyDeny;
+    }
+    let overrides = args.common.overrides();
+    let dir = config_dir_of(&saved);
+    let (settings, fingerprint) = match &dir {
+        Some(d) => {
+            let compiled = crate::compile(d, &overrides);
+            (compiled.settings.clone(), Some(crate::config_fingerprint(&compiled, &overrides)))
+        }
+        None => (settings_of(&saved), None),
+    };
+    let state_dir =
+        dir.clone().unwrap_or_else(|| args.target.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf));
+    let conn = match connect(&state_dir, &settings, &connect_options(args, saved.emulator || args.emulator)).await {
+        Ok(c) => c,
+        Err(d) => {
+            report(d);
+            return ExitStatus::Error;
+        }
+    };
+    let status = async {
+        if let Err(d) =
+            crate::apply::check_stale(&saved, &conn.client, &diff_options(args), fingerprint.as_deref()).await
+        {
+            report(*d);
+            return ExitStatus::Error;
+        }
+        print!("{}", render_text(&saved.plan));
+        if !saved.plan.has_changes() {
+            return ExitStatus::Success;
+        }
+        println!();
+        let report = run_apply(args, &saved.plan, &saved.desired, &conn).await;
+        finish(&report)
+    }
+    .await;
+    conn.close().await;
+    status
+}
+
+fn verbs(action: Action) -> (&'static str, &'static str) {
+    match action {
+        Action::Create => ("Creating...", "Creation complete"),
+        Action::Update => ("Modifying...", "Modifications complete"),
+        Action::Replace => ("Replacing...", "Replacement complete"),
+        Action::Delete => ("Destroying...", "Destruction complete"),
+        Action::Read | Action::NoOp => ("Reading...", "Read complete"),
+    }
+}
+
+/// One progress line per event, flushed at once (CI logs and the interruption tests read them).
+fn print_event(e: ApplyEvent) {
+    let line = match e {
+        ApplyEvent::Started { address, action } => format!("{address}: {}", verbs(action).0),
+        ApplyEvent::Finished { address, action, azure_id, elapsed, .. } => {
+            format!("{address}: {} after {}s [id={azure_id}]", verbs(action).1, elapsed.as_secs())
+        }
+        ApplyEvent::Failed { address, error } => {
+            format!("{address}: Failed: {}", error.lines().next().unwrap_or_default())
+        }
+        ApplyEvent::Skipped { address, reason } => format!("{address}: Skipped: {reason}"),
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// The plan as text, coloured on a terminal.
+pub(crate) fn render_text(plan: &Plan) -> String {
+    crate::render::text(plan, &crate::render::Style { color: super::stdout_color(), width: 100 })
+}

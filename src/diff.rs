@@ -84,6 +84,7 @@ pub fn diff(desired: &DesiredState, live: &LiveState, input: &DiffInput<'_>) -> 
             d.object(o);
         }
     }
+    d.recreate_dependents();
     d.orphans();
     d.unmanaged_assignments();
     d.safety();
@@ -469,7 +470,7 @@ impl Differ<'_> {
                 self.drift.push(Drift {
                     widens_access: true,
                     kind: "group_member".into(),
-                    summary: format!("{name} is a member of {} outside the configuration ({what})", g.display_name),
+                    summary: format!("{name} is a member of {} but not in the configuration ({what})", g.display_name),
                     azure_id: format!("{}/members/{id}", lg.group.id),
                 });
             }
@@ -563,6 +564,32 @@ impl Differ<'_> {
             }
             if adopted && last.action == Action::Update {
                 last.reason = Some("adopts an equivalent assignment made outside mlpolicy".into());
+            }
+        }
+    }
+
+    /// Objects that depend on a replaced one go with it and are created again after it.
+    fn recreate_dependents(&mut self) {
+        let replaced: Vec<String> = self.changes.iter().filter(|c| c.action == Action::Replace).map(|c| c.address.clone()).collect();
+        let mut because: BTreeMap<String, String> = BTreeMap::new();
+        for r in replaced {
+            let mut stack = vec![r.clone()];
+            while let Some(a) = stack.pop() {
+                for d in self.input.dependents.get(&a).into_iter().flatten() {
+                    if !because.contains_key(d) {
+                        because.insert(d.clone(), r.clone());
+                        stack.push(d.clone());
+                    }
+                }
+            }
+        }
+        for c in &mut self.changes {
+            let Some(r) = because.get(&c.address) else { continue };
+            if matches!(c.action, Action::NoOp | Action::Update) {
+                c.action = Action::Create;
+                c.before = None;
+                c.changes.clear();
+                c.reason = Some(format!("created again with {r}"));
             }
         }
     }
@@ -661,7 +688,7 @@ impl Differ<'_> {
             }
         }
         for mut c in deletes {
-            c.address = format!("{} (no longer in the configuration)", c.display);
+            c.address.clone_from(&c.display);
             c.reason = Some("no longer in the configuration".into());
             self.fingerprints.insert(canonical(&c.azure_id), "present".into());
             self.deletes.push(c);
@@ -712,7 +739,10 @@ impl Differ<'_> {
         let dependents = self.input.dependents;
         let assignments_at: BTreeMap<String, Vec<String>> = {
             let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            for a in self.live.role_assignments.values() {
+            for (id, a) in &self.live.role_assignments {
+                if self.matched_assignments.contains(id) {
+                    continue;
+                }
                 m.entry(canonical(&a.properties.scope)).or_default().push(format!(
                     "{} → {}",
                     self.role_name(a),

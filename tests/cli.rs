@@ -225,3 +225,21 @@ fn show_refuses_a_file_that_is_not_a_plan_e0704() {
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(run.stderr.contains("E0704"), "{}", run.transcript());
 }
+
+#[test]
+fn plan_without_a_tenant_is_e0601() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("main.mlp"), VALID).unwrap();
+    let run = mlpolicy(tmp.path(), &["plan", "."]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("E0601"), "{}", run.transcript());
+    assert!(run.stderr.contains("--emulator"), "the help suggests the emulator:\n{}", run.transcript());
+}
+
+#[test]
+fn unwritable_plan_file_is_e0602() {
+    let tmp = crate::plans::prepare(&root().join("tests/cases/plan/empty-tenant"));
+    let run = mlpolicy(tmp.path(), &["plan", ".", "--emulator", "--out", "no/such/dir/plan.json"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("E0602"), "{}", run.transcript());
+}

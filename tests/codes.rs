@@ -1,5 +1,5 @@
 //! Every diagnostic code used in `src/` is documented in `docs/diagnostics.md` and has a golden
-//! case (a directory under `tests/cases/diagnostics/`, or a test in `tests/*.rs` that asserts it).
+//! case (a directory under `tests/cases/diagnostics/` or `tests/cases/plan/`, or a test in `tests/*.rs` that asserts it).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -42,8 +42,9 @@ fn every_code_is_documented() {
 
 #[test]
 fn every_code_has_a_golden_case() {
-    let cases: Vec<String> = std::fs::read_dir(root().join("tests/cases/diagnostics"))
-        .unwrap()
+    let cases: Vec<String> = ["tests/cases/diagnostics", "tests/cases/plan"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(root().join(d)).unwrap())
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     // Codes that need a live tenant or a real directory are exercised by named tests instead.

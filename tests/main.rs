@@ -5,6 +5,7 @@ mod cli;
 mod codes;
 mod examples;
 mod golden;
+mod plans;
 mod policies;
 mod robustness;
 mod support;

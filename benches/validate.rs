@@ -18,14 +18,21 @@ fn main() {
         child(std::path::Path::new(&dir));
         return;
     }
-    println!("{:>6}  {:>9}  {:>10}  {:>8}  {:>12}  {:>12}  {:>10}", "teams", "policies", "bytes", "objects", "median wall", "min wall", "peak RSS");
+    println!(
+        "{:>6}  {:>9}  {:>10}  {:>8}  {:>12}  {:>12}  {:>10}",
+        "teams", "policies", "bytes", "objects", "median wall", "min wall", "peak RSS"
+    );
     for teams in [2_000, 4_000] {
         for packs in ["none", "baseline"] {
             let dir = tempfile::tempdir().expect("temporary directory");
             let files = synth::generate(teams);
             let bytes: usize = files.iter().map(|(_, text)| text.len()).sum();
             for (name, text) in &files {
-                let text = if name == "mlpolicy.yaml" && packs == "baseline" { format!("{text}policies: [baseline]\n") } else { text.clone() };
+                let text = if name == "mlpolicy.yaml" && packs == "baseline" {
+                    format!("{text}policies: [baseline]\n")
+                } else {
+                    text.clone()
+                };
                 std::fs::write(dir.path().join(name), text).expect("write synthetic file");
             }
             let exe = std::env::current_exe().expect("own path");

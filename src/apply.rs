@@ -774,7 +774,6 @@ fn finish(mut report: ApplyReport) -> ApplyReport {
 /// Carries out `changes` (a plan's, in any order) in dependency layers. `events` hears about
 /// each object as it starts, finishes, fails or is skipped. `desired` is the state the plan was
 /// computed for (reserved for principals the changes do not carry).
-#[expect(clippy::too_many_lines, reason = "one scheduling loop reads best whole")]
 pub async fn apply(
     changes: &[Change],
     desired: &DesiredState,

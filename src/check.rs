@@ -291,16 +291,16 @@ impl Checker<'_> {
         let tags = f.tags();
         let meta = f.meta(self.known_policies, &mut self.diags);
         let mut ok = self.finish(f);
-        if let Some(n) = &name {
-            if !valid_rg_name(n) {
-                ok = false;
-                self.invalid(
-                    "E0212",
-                    format!("`{n}` is not a valid resource group name"),
-                    meta.attr_span("name"),
-                    "1–90 letters, digits, `-`, `_`, `.`, `(`, `)`; not ending in `.`",
-                );
-            }
+        if let Some(n) = &name
+            && !valid_rg_name(n)
+        {
+            ok = false;
+            self.invalid(
+                "E0212",
+                format!("`{n}` is not a valid resource group name"),
+                meta.attr_span("name"),
+                "1–90 letters, digits, `-`, `_`, `.`, `(`, `)`; not ending in `.`",
+            );
         }
         if let Some(l) = &location {
             ok &= self.location(l, meta.attr_span("location"));
@@ -345,16 +345,16 @@ impl Checker<'_> {
         let tags = f.tags();
         let meta = f.meta(self.known_policies, &mut self.diags);
         let mut ok = self.finish(f);
-        if let Some(n) = &name {
-            if !valid_identity_name(n) {
-                ok = false;
-                self.invalid(
-                    "E0212",
-                    format!("`{n}` is not a valid managed identity name"),
-                    meta.attr_span("name"),
-                    "3–128 letters, digits, `-` and `_`, starting with a letter or digit",
-                );
-            }
+        if let Some(n) = &name
+            && !valid_identity_name(n)
+        {
+            ok = false;
+            self.invalid(
+                "E0212",
+                format!("`{n}` is not a valid managed identity name"),
+                meta.attr_span("name"),
+                "3–128 letters, digits, `-` and `_`, starting with a letter or digit",
+            );
         }
         if let Some(l) = &location {
             ok &= self.location(l, meta.attr_span("location"));
@@ -430,40 +430,40 @@ impl Checker<'_> {
                 "3–120 letters, digits, `-` and `_`, starting with a letter or digit",
             );
         }
-        if let Some(i) = &issuer {
-            if !valid_issuer(i) {
-                ok = false;
-                self.invalid(
-                    "E0208",
-                    format!("issuer `{i}` is not an https URL"),
-                    meta.attr_span("issuer"),
-                    "the issuer is the OIDC provider's https URL, e.g. \"https://token.actions.githubusercontent.com\"",
-                );
-            }
+        if let Some(i) = &issuer
+            && !valid_issuer(i)
+        {
+            ok = false;
+            self.invalid(
+                "E0208",
+                format!("issuer `{i}` is not an https URL"),
+                meta.attr_span("issuer"),
+                "the issuer is the OIDC provider's https URL, e.g. \"https://token.actions.githubusercontent.com\"",
+            );
         }
-        if let Some(s) = &subject {
-            if s.is_empty() || s.len() > 600 || s.trim() != s || s.contains(char::is_whitespace) && !s.contains(':') {
-                ok = false;
-                self.invalid(
-                    "E0209",
-                    format!("subject `{s}` is not a valid federated subject"),
-                    meta.attr_span("subject"),
-                    "1–600 characters without surrounding spaces, e.g. \"repo:contoso/fraud-model:environment:prod\"",
-                );
-            }
+        if let Some(s) = &subject
+            && (s.is_empty() || s.len() > 600 || s.trim() != s || s.contains(char::is_whitespace) && !s.contains(':'))
+        {
+            ok = false;
+            self.invalid(
+                "E0209",
+                format!("subject `{s}` is not a valid federated subject"),
+                meta.attr_span("subject"),
+                "1–600 characters without surrounding spaces, e.g. \"repo:contoso/fraud-model:environment:prod\"",
+            );
         }
-        if let Some(a) = &audiences {
-            if a.len() != 1 {
-                ok = false;
-                self.diags.push(
-                    Diagnostic::error(
-                        "E0215",
-                        format!("a federated credential takes exactly one audience, found {}", a.len()),
-                    )
-                    .with_label(meta.attr_span("audiences"), "here")
-                    .with_help(format!("use [\"{FIC_AUDIENCE}\"] (the default)")),
-                );
-            }
+        if let Some(a) = &audiences
+            && a.len() != 1
+        {
+            ok = false;
+            self.diags.push(
+                Diagnostic::error(
+                    "E0215",
+                    format!("a federated credential takes exactly one audience, found {}", a.len()),
+                )
+                .with_label(meta.attr_span("audiences"), "here")
+                .with_help(format!("use [\"{FIC_AUDIENCE}\"] (the default)")),
+            );
         }
         let (Some(issuer), Some(subject), Some(audiences), true) = (issuer, subject, audiences, ok) else {
             return None;
@@ -477,8 +477,7 @@ impl Checker<'_> {
         let name = f.req_str("name", "\"mlw-fraud-prod\"");
         let location = f.opt_str("location");
         let identity = match f.value("identity") {
-            None => Some(WorkspaceIdentity::System),
-            Some((Value::Ref(Ref::System), _)) => Some(WorkspaceIdentity::System),
+            None | Some((Value::Ref(Ref::System), _)) => Some(WorkspaceIdentity::System),
             Some((Value::Ref(Ref::Object(a)), _)) if a.kind() == Kind::Identity => {
                 Some(WorkspaceIdentity::User(a.clone()))
             }
@@ -503,16 +502,16 @@ impl Checker<'_> {
         let tags = f.tags();
         let meta = f.meta(self.known_policies, &mut self.diags);
         let mut ok = self.finish(f);
-        if let Some(n) = &name {
-            if !valid_workspace_name(n) {
-                ok = false;
-                self.invalid(
-                    "E0212",
-                    format!("`{n}` is not a valid workspace name"),
-                    meta.attr_span("name"),
-                    "3–33 letters, digits, `-` and `_`, starting with a letter or digit",
-                );
-            }
+        if let Some(n) = &name
+            && !valid_workspace_name(n)
+        {
+            ok = false;
+            self.invalid(
+                "E0212",
+                format!("`{n}` is not a valid workspace name"),
+                meta.attr_span("name"),
+                "3–33 letters, digits, `-` and `_`, starting with a letter or digit",
+            );
         }
         if let Some(l) = &location {
             ok &= self.location(l, meta.attr_span("location"));
@@ -786,18 +785,20 @@ impl Checker<'_> {
             .chain(
                 self.model
                     .identities
-                    .iter()
-                    .map(|(_, i)| (format!("id/{}/{}", i.resource_group, i.name.to_lowercase()), &i.meta, "identity")),
+                    .values()
+                    .map(|i| (format!("id/{}/{}", i.resource_group, i.name.to_lowercase()), &i.meta, "identity")),
             )
             .chain(
                 self.model
                     .workspaces
-                    .iter()
-                    .map(|(_, w)| (format!("ws/{}/{}", w.resource_group, w.name.to_lowercase()), &w.meta, "workspace")),
+                    .values()
+                    .map(|w| (format!("ws/{}/{}", w.resource_group, w.name.to_lowercase()), &w.meta, "workspace")),
             )
-            .chain(self.model.federated.iter().map(|(_, c)| {
-                (format!("fic/{}/{}", c.identity, c.name.to_lowercase()), &c.meta, "federated credential")
-            }))
+            .chain(
+                self.model.federated.values().map(|c| {
+                    (format!("fic/{}/{}", c.identity, c.name.to_lowercase()), &c.meta, "federated credential")
+                }),
+            )
             .chain(self.model.groups.values().map(|g| (format!("group/{}", g.name.to_lowercase()), &g.meta, "group")))
             .chain(
                 self.model
@@ -938,7 +939,7 @@ pub fn check_resource_id(id: &str, expected_type: Option<&str>) -> Result<(), St
     if !is_guid(segs[1]) {
         return Err(format!("`{}` is not a subscription GUID", segs[1]));
     }
-    if segs.iter().any(|s| s.is_empty()) || segs.len() % 2 != 0 {
+    if segs.iter().any(|s| s.is_empty()) || !segs.len().is_multiple_of(2) {
         return Err("it has an empty or missing segment".into());
     }
     if let Some(t) = expected_type {
@@ -1062,15 +1063,14 @@ fn check_condition(
         ExprKind::Path(p) => {
             let root = p.root.node.as_str();
             if root == "var" {
-                if let Some(Segment::Field(name)) = p.segments.first() {
-                    if !vars.contains_key(&name.node) {
-                        let mut d =
-                            Diagnostic::error("E0103", format!("variable `{}` is used but not given", name.node))
-                                .with_label(name.span, "no such variable");
-                        d.help = suggest::closest(&name.node, vars.keys().map(String::as_str))
-                            .map(|c| format!("did you mean `var.{c}`?"));
-                        diags.push(d);
-                    }
+                if let Some(Segment::Field(name)) = p.segments.first()
+                    && !vars.contains_key(&name.node)
+                {
+                    let mut d = Diagnostic::error("E0103", format!("variable `{}` is used but not given", name.node))
+                        .with_label(name.span, "no such variable");
+                    d.help = suggest::closest(&name.node, vars.keys().map(String::as_str))
+                        .map(|c| format!("did you mean `var.{c}`?"));
+                    diags.push(d);
                 }
                 return;
             }
@@ -1089,18 +1089,18 @@ fn check_condition(
                 diags.push(d);
                 return;
             }
-            if let (Some(Segment::Field(f)), Some(subs)) = (p.segments.first(), sub_attributes(subject, root)) {
-                if !subs.contains(&f.node.as_str()) {
-                    let mut d = Diagnostic::error("E0219", format!("`{root}` has no attribute `{}`", f.node))
-                        .with_label(f.span, "unknown attribute");
-                    d.help = suggest::did_you_mean(&f.node, subs.iter().copied()).or_else(|| {
-                        Some(format!(
-                            "`{root}` has {}",
-                            subs.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
-                        ))
-                    });
-                    diags.push(d);
-                }
+            if let (Some(Segment::Field(f)), Some(subs)) = (p.segments.first(), sub_attributes(subject, root))
+                && !subs.contains(&f.node.as_str())
+            {
+                let mut d = Diagnostic::error("E0219", format!("`{root}` has no attribute `{}`", f.node))
+                    .with_label(f.span, "unknown attribute");
+                d.help = suggest::did_you_mean(&f.node, subs.iter().copied()).or_else(|| {
+                    Some(format!(
+                        "`{root}` has {}",
+                        subs.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+                    ))
+                });
+                diags.push(d);
             }
             for seg in &p.segments {
                 if let Segment::Index(i) = seg {
@@ -1116,7 +1116,9 @@ fn check_condition(
                         .with_help("conditions may call `count(...)`"),
                 );
             }
-            args.iter().for_each(|a| recurse(a, diags));
+            for a in args {
+                recurse(a, diags);
+            }
         }
         ExprKind::Unary { operand, .. } => recurse(operand, diags),
         ExprKind::Binary { lhs, rhs, .. } => {

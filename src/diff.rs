@@ -5,7 +5,7 @@
 //! so casing and id-format differences never show as changes, and an equivalent assignment made
 //! by hand is adopted instead of duplicated. Only what carries this configuration's ownership
 //! marker is ever deleted; other access at a managed scope is reported as drift, widening drift
-//! first. Safety rails (prevent_destroy, `--allow-replace`, `--allow-mass-removal`) turn
+//! first. Safety rails (`prevent_destroy`, `--allow-replace`, `--allow-mass-removal`) turn
 //! dangerous changes into errors. Codes: E0502–E0507.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -220,6 +220,7 @@ impl Differ<'_> {
         self.live.resolved.get(r).cloned().flatten()
     }
 
+    #[expect(clippy::too_many_arguments, reason = "one call per kind builds a change from its parts")]
     fn push(
         &mut self,
         o: &DesiredObject,
@@ -351,7 +352,10 @@ impl Differ<'_> {
                     let mut a = Attrs::new();
                     a.insert("location".into(), s(norm_location(&l.location)));
                     a.insert("identity".into(), s(identity_name(&user)));
-                    a.insert("storage_account".into(), s(same_id(p.storage_account.as_deref().unwrap_or(""), Some(&w.storage_account))));
+                    a.insert(
+                        "storage_account".into(),
+                        s(same_id(p.storage_account.as_deref().unwrap_or(""), Some(&w.storage_account))),
+                    );
                     a.insert("key_vault".into(), s(same_id(p.key_vault.as_deref().unwrap_or(""), Some(&w.key_vault))));
                     if let Some(x) = &p.application_insights {
                         a.insert("application_insights".into(), s(same_id(x, w.application_insights.as_ref())));
@@ -417,15 +421,12 @@ impl Differ<'_> {
         let mut ids = BTreeSet::new();
         let mut names = Vec::new();
         for r in refs {
-            match self.principal_id(r) {
-                Some(id) => {
-                    names.push(self.live.display(&id));
-                    ids.insert(id);
-                }
-                None => {
-                    names.push(r.display().to_owned());
-                    ids.insert(format!("new:{}", r.display()));
-                }
+            if let Some(id) = self.principal_id(r) {
+                names.push(self.live.display(&id));
+                ids.insert(id);
+            } else {
+                names.push(r.display().to_owned());
+                ids.insert(format!("new:{}", r.display()));
             }
         }
         names.sort();
@@ -570,7 +571,8 @@ impl Differ<'_> {
 
     /// Objects that depend on a replaced one go with it and are created again after it.
     fn recreate_dependents(&mut self) {
-        let replaced: Vec<String> = self.changes.iter().filter(|c| c.action == Action::Replace).map(|c| c.address.clone()).collect();
+        let replaced: Vec<String> =
+            self.changes.iter().filter(|c| c.action == Action::Replace).map(|c| c.address.clone()).collect();
         let mut because: BTreeMap<String, String> = BTreeMap::new();
         for r in replaced {
             let mut stack = vec![r.clone()];
@@ -732,7 +734,7 @@ impl Differ<'_> {
         self.drift.extend(found);
     }
 
-    /// prevent_destroy, replacement and mass-removal rails.
+    /// `prevent_destroy`, replacement and mass-removal rails.
     fn safety(&mut self) {
         let desired = self.desired;
         let mut errors = Vec::new();

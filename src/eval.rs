@@ -224,19 +224,19 @@ impl<'a> Evaluator<'a> {
 
     fn eval_binary(&self, op: BinaryOp, op_span: Span, lhs: &Expr, rhs: &Expr, env: &Env) -> Option<Value> {
         // `and` / `or` short-circuit, so `"env" in tags and tags["env"] == "prod"` is safe.
-        if matches!(op, BinaryOp::And | BinaryOp::Or) {
-            if let Some(Value::Bool(l)) = self.eval(lhs, env) {
-                if l == (op == BinaryOp::Or) {
-                    return Some(Value::Bool(l));
-                }
-                return match self.eval(rhs, env)? {
-                    Value::Bool(r) => Some(Value::Bool(r)),
-                    other => {
-                        self.type_error(rhs.span, &format!("`{}` needs bools", op.symbol()), &other);
-                        None
-                    }
-                };
+        if matches!(op, BinaryOp::And | BinaryOp::Or)
+            && let Some(Value::Bool(l)) = self.eval(lhs, env)
+        {
+            if l == (op == BinaryOp::Or) {
+                return Some(Value::Bool(l));
             }
+            return match self.eval(rhs, env)? {
+                Value::Bool(r) => Some(Value::Bool(r)),
+                other => {
+                    self.type_error(rhs.span, &format!("`{}` needs bools", op.symbol()), &other);
+                    None
+                }
+            };
         }
         let l = self.eval(lhs, env);
         let r = self.eval(rhs, env);
@@ -438,11 +438,11 @@ impl<'a> Evaluator<'a> {
             }
         }
         let address = Address::decl(kind, name.node.clone(), keys);
-        if let Some(symbols) = self.symbols {
-            if !symbols.addresses.contains(&address) {
-                self.report_missing(symbols, kind, name, &address, span);
-                return None;
-            }
+        if let Some(symbols) = self.symbols
+            && !symbols.addresses.contains(&address)
+        {
+            self.report_missing(symbols, kind, name, &address, span);
+            return None;
         }
         let Some(attr) = attr else {
             return Some(Value::Ref(Ref::Object(address)));
@@ -538,15 +538,14 @@ impl<'a> Evaluator<'a> {
                 }
                 (Value::List(l), Value::Int(i)) => {
                     let len = l.len();
-                    match usize::try_from(i).ok().and_then(|i| l.into_iter().nth(i)) {
-                        Some(v) => v,
-                        None => {
-                            self.report(
-                                Diagnostic::error("E0108", format!("index {i} is out of range for a list of {len}"))
-                                    .with_label(span, "out of range"),
-                            );
-                            return None;
-                        }
+                    if let Some(v) = usize::try_from(i).ok().and_then(|i| l.into_iter().nth(i)) {
+                        v
+                    } else {
+                        self.report(
+                            Diagnostic::error("E0108", format!("index {i} is out of range for a list of {len}"))
+                                .with_label(span, "out of range"),
+                        );
+                        return None;
                     }
                 }
                 (v, k) => {
@@ -567,6 +566,7 @@ impl<'a> Evaluator<'a> {
 }
 
 /// `op` applied to two values; `None` when the types do not fit the operator.
+#[expect(clippy::many_single_char_names, reason = "operands of a table of operators")]
 pub fn apply_binary(op: BinaryOp, l: &Value, r: &Value) -> Option<Value> {
     use Value::{Bool, Int, List, Map, Str};
     let b = |x: bool| Some(Bool(x));
@@ -602,8 +602,7 @@ pub fn glob_matches(pattern: &str, text: &str) -> bool {
         .literal_separator(false)
         .backslash_escape(true)
         .build()
-        .map(|g| g.compile_matcher().is_match(text))
-        .unwrap_or(false)
+        .is_ok_and(|g| g.compile_matcher().is_match(text))
 }
 
 /// A shared, immutable environment for many declarations.

@@ -75,7 +75,7 @@ impl DepGraph {
             }
             match &g.scope {
                 Scope::ResourceGroup(t) | Scope::Workspace(t) | Scope::WorkspaceDependency(t, _) => {
-                    add(a, t, Edge::Reference)
+                    add(a, t, Edge::Reference);
                 }
                 Scope::Subscription { .. } | Scope::Arm(_) => {}
             }

@@ -125,8 +125,12 @@ fn load_packs(settings: &Settings, sources: &mut Sources, diagnostics: &mut Diag
             if let Some(span) = settings.span_of(sources, &["policies"]) {
                 d = d.with_label(span, "selected here");
             }
-            d.help = suggest::did_you_mean(name, packs::PACKS.iter().map(|p| p.name))
-                .or_else(|| Some(format!("the packs are {}", packs::PACKS.iter().map(|p| format!("`{}`", p.name)).collect::<Vec<_>>().join(", "))));
+            d.help = suggest::did_you_mean(name, packs::PACKS.iter().map(|p| p.name)).or_else(|| {
+                Some(format!(
+                    "the packs are {}",
+                    packs::PACKS.iter().map(|p| format!("`{}`", p.name)).collect::<Vec<_>>().join(", ")
+                ))
+            });
             diagnostics.push(d);
         }
     }

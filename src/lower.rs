@@ -55,10 +55,12 @@ impl PrincipalRef {
     /// How the principal is shown in plans before its object id is known.
     pub fn display(&self) -> &str {
         match self {
-            PrincipalRef::User { upn } => upn,
-            PrincipalRef::ServicePrincipal { name } | PrincipalRef::ExistingGroup { name } => name,
-            PrincipalRef::Group { display_name, .. } => display_name,
-            PrincipalRef::Identity { name, .. } | PrincipalRef::WorkspaceSystem { name, .. } => name,
+            PrincipalRef::User { upn: name }
+            | PrincipalRef::ServicePrincipal { name }
+            | PrincipalRef::ExistingGroup { name }
+            | PrincipalRef::Group { display_name: name, .. }
+            | PrincipalRef::Identity { name, .. }
+            | PrincipalRef::WorkspaceSystem { name, .. } => name,
         }
     }
 

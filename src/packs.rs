@@ -17,8 +17,18 @@ pub struct Pack {
 
 /// Every built-in pack.
 pub const PACKS: &[Pack] = &[
-    Pack { name: "baseline", file: "policies/baseline.mlp", text: include_str!("../policies/baseline.mlp"), includes: &[] },
-    Pack { name: "strict", file: "policies/strict.mlp", text: include_str!("../policies/strict.mlp"), includes: &["baseline"] },
+    Pack {
+        name: "baseline",
+        file: "policies/baseline.mlp",
+        text: include_str!("../policies/baseline.mlp"),
+        includes: &[],
+    },
+    Pack {
+        name: "strict",
+        file: "policies/strict.mlp",
+        text: include_str!("../policies/strict.mlp"),
+        includes: &["baseline"],
+    },
 ];
 
 /// A pack by name.
@@ -32,10 +42,10 @@ pub fn expand(selected: &[String]) -> Vec<&'static Pack> {
     for name in selected {
         let Some(p) = find(name) else { continue };
         for inc in p.includes {
-            if let Some(i) = find(inc) {
-                if !out.iter().any(|o| o.name == i.name) {
-                    out.push(i);
-                }
+            if let Some(i) = find(inc)
+                && !out.iter().any(|o| o.name == i.name)
+            {
+                out.push(i);
             }
         }
         if !out.iter().any(|o| o.name == p.name) {
@@ -80,7 +90,11 @@ mod tests {
         for p in PACKS {
             let (file, diags) = crate::syntax::parse(crate::source::FileId(0), p.text);
             assert!(!diags.has_errors(), "{}: {diags:?}", p.name);
-            assert!(file.items.iter().all(|i| matches!(i, crate::ast::Item::Policy(_))), "{} holds only policies", p.name);
+            assert!(
+                file.items.iter().all(|i| matches!(i, crate::ast::Item::Policy(_))),
+                "{} holds only policies",
+                p.name
+            );
             assert_eq!(crate::fmt::format(&file, p.text), p.text, "{} is formatted", p.name);
         }
     }

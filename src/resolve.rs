@@ -8,7 +8,7 @@
 //! of the right kind family (`kind.name[keys]` exists). Types and required attributes are left to
 //! `check`. Codes: E0102 E0112 E0113 E0114 E0115 (and the evaluation codes of `eval`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::ast::{self, BodyItem, Item};
 use crate::diagnostics::{Diagnostic, Diagnostics};
@@ -211,7 +211,7 @@ impl<'a> Walker<'_, 'a> {
             }
         }
         let Some(iterable) = self.eval.eval(&f.iterable, env) else { return };
-        let mut seen: HashMap<Key, ()> = HashMap::new();
+        let mut seen: HashSet<Key> = HashSet::new();
         let entries: Vec<(Key, Value)> = match iterable {
             Value::List(items) => {
                 if f.value.is_some() {
@@ -256,7 +256,7 @@ impl<'a> Walker<'_, 'a> {
             }
         };
         for (key, value) in entries {
-            if seen.insert(key.clone(), ()).is_some() {
+            if !seen.insert(key.clone()) {
                 self.diags.push(
                     Diagnostic::error("E0112", format!("loop key {key} appears twice"))
                         .with_label(f.iterable.span, "duplicate key in this list")

@@ -89,9 +89,15 @@ impl Sources {
         self.files
             .iter()
             .enumerate()
-            .filter(|(_, f)| f.name.ends_with(".mlp"))
+            .filter(|(_, f)| is_mlp(&f.name))
             .map(|(i, _)| FileId(u32::try_from(i).unwrap_or(u32::MAX)))
     }
+}
+
+/// Whether a file name is a configuration file: exactly `*.mlp`, as the language defines it.
+#[expect(clippy::case_sensitive_file_extension_comparisons, reason = "the language reads `*.mlp` only, not `*.MLP`")]
+fn is_mlp(name: &str) -> bool {
+    name.ends_with(".mlp")
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -135,7 +141,7 @@ pub fn load_dir(dir: &Path, sources: &mut Sources) -> Diagnostics {
         .filter_map(Result::ok)
         .filter_map(|e| {
             let name = e.file_name().to_str()?.to_owned();
-            name.ends_with(".mlp").then(|| (name, e.path()))
+            is_mlp(&name).then(|| (name, e.path()))
         })
         .collect();
     names.sort();
@@ -189,7 +195,7 @@ pub fn read_inside(canonical_dir: &Path, path: &Path) -> Result<String, Box<Diag
         .map_err(|e| Box::new(Diagnostic::error("E0003", format!("cannot read `{shown}`: {e}"))))?;
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
-        let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
+        let line = e.as_bytes()[..at].split(|b| *b == b'\n').count();
         Box::new(
             Diagnostic::error("E0003", format!("`{shown}` is not valid UTF-8 (line {line}, byte {at})"))
                 .with_help("save the file as UTF-8"),

@@ -131,7 +131,10 @@ async fn example_applies_replans_clean_and_a_second_apply_changes_nothing() {
     let report = apply(&planned.plan.changes, &planned.desired, &conn.client, &opts, &no_events).await;
     assert!(report.ok(), "{:#?}", report.failed);
     let s = planned.plan.summary;
-    assert_eq!(report.summary, format!("Apply complete: {} added, {} changed, {} destroyed.", s.add, s.change, s.destroy));
+    assert_eq!(
+        report.summary,
+        format!("Apply complete: {} added, {} changed, {} destroyed.", s.add, s.change, s.destroy)
+    );
     let again = plan_of(&compiled, &conn.client).await;
     assert!(!again.plan.has_changes(), "{:#?}", again.plan.actions().collect::<Vec<_>>());
     let emulator = conn.emulator.as_ref().unwrap();

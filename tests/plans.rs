@@ -46,7 +46,9 @@ fn stable(text: &str, case: &Path) -> String {
     while i < text.len() {
         let candidate = text.get(i..i + 36);
         let is_uuid = candidate.is_some_and(|c| {
-            c.bytes().enumerate().all(|(j, b)| if [8, 13, 18, 23].contains(&j) { b == b'-' } else { b.is_ascii_hexdigit() })
+            c.bytes()
+                .enumerate()
+                .all(|(j, b)| if [8, 13, 18, 23].contains(&j) { b == b'-' } else { b.is_ascii_hexdigit() })
         }) && (i == 0 || !bytes[i - 1].is_ascii_hexdigit());
         if is_uuid && !known.to_lowercase().contains(&candidate.unwrap().to_lowercase()) {
             out.push_str("[ID]");
@@ -136,7 +138,9 @@ fn stale_saved_plans_are_refused_naming_what_changed() {
     clear_config(other.path());
     std::fs::create_dir_all(other.path().join(".mlpolicy")).unwrap();
     copy_files(&tmp.path().join(".mlpolicy"), &other.path().join(".mlpolicy"));
-    let before = std::fs::read_to_string(case.join("before/main.mlp")).unwrap().replace("\"Data scientists\"", "\"Changed in the portal\"");
+    let before = std::fs::read_to_string(case.join("before/main.mlp"))
+        .unwrap()
+        .replace("\"Data scientists\"", "\"Changed in the portal\"");
     std::fs::write(other.path().join("main.mlp"), before).unwrap();
     std::fs::copy(case.join("before/mlpolicy.yaml"), other.path().join("mlpolicy.yaml")).unwrap();
     let change = mlpolicy(other.path(), &["apply", ".", "--emulator", "--auto-approve"]);
@@ -155,8 +159,17 @@ async fn refused_reads_are_e0501() {
     use mlpolicy::azure::{AzureClient, ClientOptions, Cloud, TokenSource};
     let emu = mlpolicy::emulator::Emulator::start(mlpolicy::emulator::EmulatorConfig::default()).await.unwrap();
     let cloud = Cloud::single_endpoint(&emu.base_url()).unwrap();
-    let client = AzureClient::new(cloud, "t", TokenSource::fixed(Some("not-a-token"), Some("not-a-token")), ClientOptions::default()).unwrap();
-    let compiled = mlpolicy::compile(&root().join("tests/cases/plan/empty-tenant/config"), &Default::default());
+    let client = AzureClient::new(
+        cloud,
+        "t",
+        TokenSource::fixed(Some("not-a-token"), Some("not-a-token")),
+        ClientOptions::default(),
+    )
+    .unwrap();
+    let compiled = mlpolicy::compile(
+        &root().join("tests/cases/plan/empty-tenant/config"),
+        &mlpolicy::settings::Overrides::default(),
+    );
     let desired = mlpolicy::lower::lower(&compiled.model, "t");
     let err = mlpolicy::live::read(&client, &desired, &[]).await.unwrap_err();
     assert_eq!(err.code, "E0501");

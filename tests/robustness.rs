@@ -2,6 +2,7 @@
 //! mutations of real configurations, and pathological nesting, through parse, resolve and check.
 
 use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
 
 use mlpolicy::source::FileId;
 use proptest::prelude::*;
@@ -87,7 +88,7 @@ fn deep_nesting_is_a_diagnostic_not_a_stack_overflow() {
 fn huge_flat_file_parses() {
     let mut text = String::new();
     for i in 0..20_000 {
-        text.push_str(&format!("let v{i} = [\"a\", \"b\", {i}]\n"));
+        let _ = writeln!(text, "let v{i} = [\"a\", \"b\", {i}]");
     }
     let (file, diags) = mlpolicy::syntax::parse(FileId(0), &text);
     assert!(!diags.has_errors());

@@ -163,7 +163,6 @@ impl TokenSource {
     }
 
     /// Picks the credential from `lookup` (the environment, or a map in tests).
-    #[expect(clippy::too_many_lines, reason = "one decision table, clearer in one place")]
     pub fn from_lookup(options: &AuthOptions, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, AzureError> {
         let get = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
         let mut source = Self {

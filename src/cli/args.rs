@@ -32,7 +32,9 @@ pub enum Command {
     )]
     Graph(ConfigArgs),
     /// Read the live tenant, diff it with the configuration and print the plan.
-    #[command(after_help = "Example:\n  mlpolicy plan examples/contoso-ml --emulator\n  mlpolicy plan . --out plan.json --format markdown > comment.md\n  mlpolicy plan . --detailed-exitcode     # 0 no changes, 2 changes, 1 error, 3 policy deny")]
+    #[command(
+        after_help = "Example:\n  mlpolicy plan examples/contoso-ml --emulator\n  mlpolicy plan . --out plan.json --format markdown > comment.md\n  mlpolicy plan . --detailed-exitcode     # 0 no changes, 2 changes, 1 error, 3 policy deny"
+    )]
     Plan(PlanArgs),
     /// Carry out a plan: of a configuration directory (asks first), or a saved plan file.
     #[command(

@@ -26,7 +26,9 @@ pub fn run(args: &PlanArgs) -> ExitStatus {
         allow_mass_removal: args.allow_mass_removal,
     };
     let result = rt.block_on(async {
-        let conn = crate::connect::connect(&args.dir, &compiled.settings, &connect_options(&args.azure)).await.map_err(Diagnostics::from)?;
+        let conn = crate::connect::connect(&args.dir, &compiled.settings, &connect_options(&args.azure))
+            .await
+            .map_err(Diagnostics::from)?;
         let planned = crate::plan(&compiled, &overrides, &conn.client, &options).await;
         let endpoints = conn.endpoints.clone();
         conn.close().await;

@@ -944,7 +944,6 @@ struct Item {
 }
 
 /// Serves `POST /v1.0/$batch`.
-#[expect(clippy::too_many_lines, reason = "validation, ordering and execution of one batch")]
 pub async fn batch(shared: &Shared, ctx: &Ctx) -> Reply {
     if ctx.method != "POST" {
         return Reply::graph_error(ctx, 405, "Request_BadRequest", "The $batch endpoint only accepts POST.");

@@ -440,7 +440,6 @@ fn classify(segs: &[String]) -> Surface {
     }
 }
 
-#[expect(clippy::too_many_lines, reason = "the request pipeline reads best in one place")]
 async fn serve(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let request_id = shared.uuid();

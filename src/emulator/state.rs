@@ -433,7 +433,6 @@ impl Tenant {
 
     /// Fills in missing ids and defaults, creates service principals for apps and identities,
     /// and resolves human references in memberships and role assignments. Idempotent.
-    #[expect(clippy::too_many_lines, reason = "one pass per object kind")]
     pub fn normalize(&mut self) {
         for s in &mut self.subscriptions {
             if s.id.is_empty() {

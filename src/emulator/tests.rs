@@ -1,8 +1,6 @@
 //! HTTP tests: each starts an emulator on port 0 and talks to it with plain reqwest, checking
 //! the wire behaviour of azure-wire.md (status codes, envelopes, headers, paging, LROs).
 
-#![expect(clippy::too_many_lines, reason = "each test walks one scenario end to end")]
-
 use std::time::Duration;
 
 use reqwest::Method;

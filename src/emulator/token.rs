@@ -148,7 +148,6 @@ pub fn token_path(segs: &[String]) -> Option<&str> {
 }
 
 /// Handles `POST /{tenant}/oauth2/v2.0/token`.
-#[expect(clippy::too_many_lines, reason = "the grant's checks in the order Entra applies them")]
 pub async fn handle(shared: &Shared, ctx: &Ctx, tenant_segment: &str) -> Reply {
     if ctx.method != "POST" {
         return aad_error(ctx, 405, "invalid_request", 900_561, "The endpoint only accepts POST requests.");

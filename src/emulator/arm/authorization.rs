@@ -2,8 +2,6 @@
 //! parsing, tenant-wide assignment names, `RoleAssignmentExists`, `RoleAssignmentUpdateNotPermitted`
 //! and `PrincipalNotFound` with the replication delay.
 
-#![expect(clippy::too_many_lines, reason = "resource handlers read best whole")]
-
 use super::{
     Ctx, ML_PROVIDER, MSI_TYPE, RA_TYPE, Reply, Shared, Tenant, Value, bad_content, body_object, eq_ci, is_guid,
     iso8601, json, listed, method_not_allowed, not_found, page, rg_check, roles, subscription_check,

@@ -2,8 +2,6 @@
 //! synchronous 201/200, stable principal and client ids backed by a `ManagedIdentity` service
 //! principal, the FIC name rule, 20-per-identity cap, issuer+subject uniqueness and one audience.
 
-#![expect(clippy::too_many_lines, reason = "resource handlers read best whole")]
-
 use super::{
     Ctx, FIC_TYPE, FederatedCredential, Identity, MSI_TYPE, Reply, ServicePrincipal, Shared, Tenant, Value,
     body_object, eq_ci, json, location_conflict, location_of, method_not_allowed, not_found, page, same_location,

@@ -4,8 +4,6 @@
 //! assignments (`2022-04-01`) at any scope. Ids and names compare case-insensitively; lists page
 //! with absolute `nextLink`s; errors use the `{"error":{code,message}}` envelope (wire §1–§6).
 
-#![expect(clippy::too_many_lines, reason = "route tables and resource handlers read best whole")]
-
 mod authorization;
 mod identities;
 mod resources;

@@ -2,8 +2,6 @@
 //! URLs, and Azure ML workspaces (`2025-06-01`): PUT/DELETE as 202 LROs, soft delete and purge,
 //! system- and user-assigned identity blocks.
 
-#![expect(clippy::too_many_lines, reason = "resource handlers read best whole")]
-
 use super::{
     Ctx, Identity, ML_PROVIDER, Map, OpKind, Operation, Reply, ResourceGroup, ServicePrincipal, Shared, Tenant, Value,
     Workspace, bad_content, body_object, eq_ci, is_ancestor_or_self, json, location_conflict, location_of, lock,

@@ -141,8 +141,9 @@ async fn example_applies_replans_clean_and_a_second_apply_changes_nothing() {
     let first = census(&emulator.tenant().await);
     assert_no_duplicates(&first);
     assert_eq!(first.groups.len(), 4);
-    // 14 grants, plus the hand-made Contributor grant of the seed (drift, never deleted).
-    assert_eq!(first.assignments.len(), 2 + 3 * 4 + 1);
+    // 15 grants (one adopted from the seed, not duplicated), plus the seed's hand-made
+    // Contributor grant (drift, never deleted).
+    assert_eq!(first.assignments.len(), 3 + 3 * 4 + 1);
 
     // Replaying the whole first plan converges to the same tenant: nothing is duplicated.
     let replay = apply(&planned.plan.changes, &planned.desired, &conn.client, &opts, &no_events).await;

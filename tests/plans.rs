@@ -99,7 +99,8 @@ fn golden_plans_in_every_format() {
             if let Some(code) = name.split('-').next().filter(|c| c.starts_with('E')) {
                 assert_eq!(run.code, 1, "{name}:\n{}", run.transcript());
                 assert!(run.stderr.contains(code), "{name} does not report {code}:\n{}", run.transcript());
-            } else if name == "no-op" {
+            } else if name == "no-op" || name == "drift" {
+                // Unmanaged drift is reported but apply changes nothing: exit 0.
                 assert_eq!(run.code, 0, "{name}:\n{}", run.transcript());
             } else {
                 assert_eq!(run.code, 2, "{name}:\n{}", run.transcript());
@@ -176,4 +177,40 @@ async fn refused_reads_are_e0501() {
     assert!(err.message.contains("401"), "{}", err.message);
     assert!(!err.message.contains("not-a-token"), "the token never appears: {}", err.message);
     emu.shutdown().await;
+}
+
+/// The main job end to end: apply the shipped example, then `plan --detailed-exitcode` exits 0;
+/// a member added "in the portal" (Graph, through the emulator's API) is exactly the drift the
+/// next plan shows.
+#[test]
+fn example_applied_then_a_portal_change_is_exactly_the_drift() {
+    let tmp = crate::support::copy_to_temp(&root().join("examples/contoso-ml"));
+    let apply = mlpolicy(tmp.path(), &["apply", ".", "--emulator", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.transcript());
+    let clean = mlpolicy(tmp.path(), &["plan", ".", "--emulator", "--detailed-exitcode"]);
+    assert_eq!(clean.code, 0, "{}", clean.transcript());
+    assert!(clean.stdout.contains("No changes."), "{}", clean.stdout);
+
+    let state = tmp.path().join(".mlpolicy/emulator.yaml");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        use mlpolicy::azure::{AzureClient, ClientOptions, Cloud, Credential, SecretString, TokenSource};
+        let cfg = mlpolicy::emulator::EmulatorConfig { state_file: Some(state.clone()), ..Default::default() };
+        let emu = mlpolicy::emulator::Emulator::start(cfg).await.unwrap();
+        let tenant = emu.tenant().await.tenant_id.clone();
+        let source = TokenSource::credential(Credential::ClientSecret { client_id: "portal".into(), secret: SecretString::new("x") });
+        let client = AzureClient::new(Cloud::single_endpoint(&emu.base_url()).unwrap(), &tenant, source, ClientOptions::default()).unwrap();
+        let group = client.get_group_by_unique_name("mlpolicy.contoso-ml-prod.data_scientists.fraud").await.unwrap().unwrap();
+        let hana = client.get_user("hana.sato@contoso.com").await.unwrap().unwrap();
+        client.add_group_member(&group.id, &hana.id).await.unwrap();
+        emu.shutdown().await;
+    });
+
+    let drift = mlpolicy(tmp.path(), &["plan", ".", "--emulator", "--detailed-exitcode"]);
+    assert_eq!(drift.code, 2, "{}", drift.transcript());
+    let actions: Vec<&str> = drift.stdout.lines().filter(|l| l.starts_with("  # ")).collect();
+    assert_eq!(actions, ["  # group.data_scientists[\"fraud\"] will be updated in place"], "{}", drift.stdout);
+    assert!(drift.stdout.contains("- hana.sato@contoso.com"), "{}", drift.stdout);
+    assert!(drift.stdout.contains("hana.sato@contoso.com is a member of ml-fraud-data-scientists"), "{}", drift.stdout);
+    assert!(drift.stdout.contains("Plan: 0 to add, 1 to change, 0 to destroy."), "{}", drift.stdout);
 }

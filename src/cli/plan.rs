@@ -76,7 +76,7 @@ pub fn run(args: &PlanArgs) -> ExitStatus {
     }
     if planned.plan.denied {
         ExitStatus::PolicyDeny
-    } else if args.detailed_exitcode && (planned.plan.has_changes() || !planned.plan.drift.is_empty()) {
+    } else if args.detailed_exitcode && planned.plan.has_changes() {
         ExitStatus::Changes
     } else {
         ExitStatus::Success

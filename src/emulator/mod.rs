@@ -159,6 +159,7 @@ impl Emulator {
             secret,
             fic_locks: Mutex::new(HashSet::new()),
             ops: Mutex::new(HashMap::new()),
+            issued: Mutex::new(Vec::new()),
         });
         let (shutdown, rx) = watch::channel(false);
         let acceptor = tls.map(|t| t.acceptor);
@@ -185,6 +186,11 @@ impl Emulator {
     /// A snapshot of the current tenant state.
     pub async fn tenant(&self) -> Tenant {
         self.shared.state.lock().await.clone()
+    }
+
+    /// Every access token this emulator has issued, oldest first (for no-leak tests).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.shared.issued).clone()
     }
 
     /// Stops serving and closes every connection.
@@ -268,6 +274,8 @@ pub(crate) struct Shared {
     pub secret: Vec<u8>,
     pub fic_locks: Mutex<HashSet<String>>,
     pub ops: Mutex<HashMap<String, arm::Operation>>,
+    /// Every access token minted, so leak tests can look for them.
+    pub issued: Mutex<Vec<String>>,
 }
 
 /// Locks a std mutex, ignoring poisoning (no handler panics while holding one).

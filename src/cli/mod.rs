@@ -2,6 +2,7 @@
 //! and only calls the library, picks a renderer and writes to stdout/stderr.
 
 mod args;
+mod emulator;
 mod fmt;
 mod graph;
 mod validate;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> ExitStatus {
         Command::Validate(a) => validate::run(&a),
         Command::Fmt(a) => fmt::run(&a),
         Command::Graph(a) => graph::run(&a),
+        Command::Emulator(a) => emulator::run(&a),
     }
 }
 

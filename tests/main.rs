@@ -1,5 +1,6 @@
 //! One integration-test binary: `cargo test` builds it once.
 
+mod azure;
 mod cli;
 mod codes;
 mod examples;

@@ -636,8 +636,18 @@ pub(crate) fn throttle(
     kind: BucketKind,
     key: &str,
 ) -> (Option<u64>, u32) {
-    let params = realism.throttle.clone().unwrap_or_default();
-    let draw = lock(&shared.buckets).draw(kind, key, &params, realism.throttle.is_some());
+    let Some(params) = realism.throttle.clone() else {
+        // Throttling switched off: the headers report a full bucket, so a client that paces
+        // itself from them runs at full speed.
+        let t = Throttle::default();
+        let cap = match kind {
+            BucketKind::Read => t.arm_read_capacity,
+            BucketKind::Write => t.arm_write_capacity,
+            BucketKind::Graph => t.graph_capacity,
+        };
+        return (None, cap.saturating_sub(1));
+    };
+    let draw = lock(&shared.buckets).draw(kind, key, &params, true);
     if draw.throttled.is_some() {
         return (draw.throttled, 0);
     }

@@ -246,7 +246,7 @@ impl AzureClient {
     ) -> Result<Vec<Group>, AzureError> {
         let filter = format!("startswith(uniqueName,{})", odata_quote(prefix));
         self.graph_list(
-            &relative("/groups", &[("$filter", &filter)]),
+            &relative("/groups", &[("$filter", &filter), ("$top", "999")]),
             &format!("list groups with uniqueName prefix {prefix}"),
         )
         .await

@@ -279,21 +279,29 @@ impl Core {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            if let (Some(pacer), Some(key)) = (&self.pacer, &pace_key) {
-                pacer.wait(key).await;
-            }
-            let token = self
-                .tokens
-                .token(call.audience)
-                .await
-                .map_err(|e| e.with_op(call.op))?;
             let outcome = {
                 let _permit =
                     self.semaphore.acquire().await.map_err(|_| {
                         AzureError::local(call.op, "Closed", "client is shutting down")
                     })?;
-                self.exchange(&call, &token, &client_request_id).await
+                // Pace after taking a permit: requests waiting for a permit have not spent a
+                // token yet, so a burst of queued tasks cannot slip past the pacer.
+                if let (Some(pacer), Some(key)) = (&self.pacer, &pace_key) {
+                    pacer.wait(key).await;
+                }
+                // The token is taken last, so waiting for a permit, the pacer or a retry never
+                // sends one that expired meanwhile.
+                let token = self
+                    .tokens
+                    .token(call.audience)
+                    .await
+                    .map_err(|e| e.with_op(call.op))?;
+                (
+                    self.exchange(&call, &token, &client_request_id).await,
+                    token,
+                )
             };
+            let (outcome, token) = outcome;
             let resp = match outcome {
                 Ok(resp) => resp,
                 Err(failure) => {
@@ -551,12 +559,18 @@ fn pace_key(audience: Audience, method: &Method, url: &Url) -> Option<PaceKey> {
 const PACE_SHARE: f64 = 0.95;
 
 /// Takes one token from the client's mirror of the ARM bucket: `tokens` as estimated
-/// `elapsed_s` seconds ago. Returns the new estimate (negative: requests queued ahead) and how
+/// `elapsed_s` seconds ago, in a bucket of `capacity` (Azure's size, or more when the headers
+/// have reported more). Returns the new estimate (negative: requests queued ahead) and how
 /// long this request waits so that spend never outruns the refill.
-pub(crate) fn take_token(tokens: f64, elapsed_s: f64, bucket: Bucket) -> (f64, Duration) {
-    let (size, refill) = bucket.limits();
+pub(crate) fn take_token(
+    tokens: f64,
+    elapsed_s: f64,
+    bucket: Bucket,
+    capacity: f64,
+) -> (f64, Duration) {
+    let (_, refill) = bucket.limits();
     let refill = refill * PACE_SHARE;
-    let now = (tokens + elapsed_s.max(0.0) * refill).min(f64::from(size)) - 1.0;
+    let now = (tokens + elapsed_s.max(0.0) * refill).min(capacity) - 1.0;
     let wait = if now >= 0.0 {
         Duration::ZERO
     } else {
@@ -571,6 +585,7 @@ pub(crate) fn take_token(tokens: f64, elapsed_s: f64, bucket: Bucket) -> (f64, D
 #[derive(Debug)]
 struct PaceState {
     tokens: Option<f64>,
+    capacity: f64,
     last: Instant,
 }
 
@@ -593,8 +608,12 @@ impl Pacer {
             let Some(tokens) = entry.tokens else {
                 return;
             };
-            let (left, wait) =
-                take_token(tokens, now.duration_since(entry.last).as_secs_f64(), key.1);
+            let (left, wait) = take_token(
+                tokens,
+                now.duration_since(entry.last).as_secs_f64(),
+                key.1,
+                entry.capacity,
+            );
             entry.tokens = Some(left);
             entry.last = now;
             if wait.is_zero() {
@@ -627,9 +646,11 @@ impl Pacer {
             let now = Instant::now();
             let entry = state.entry(key.clone()).or_insert_with(|| PaceState {
                 tokens: None,
+                capacity: f64::from(key.1.limits().0),
                 last: now,
             });
             let reported = f64::from(remaining);
+            entry.capacity = entry.capacity.max(reported + 1.0);
             entry.tokens = Some(match entry.tokens {
                 None => reported,
                 Some(tokens) => {
@@ -638,6 +659,7 @@ impl Pacer {
                         tokens + 1.0,
                         now.duration_since(entry.last).as_secs_f64(),
                         key.1,
+                        entry.capacity,
                     );
                     current.min(reported)
                 }

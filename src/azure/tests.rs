@@ -134,8 +134,11 @@ fn retry_decisions() {
 
 #[test]
 fn pacing_holds_throttles_under_five_percent() {
-    assert_eq!(take_token(10.0, 0.0, Bucket::Reads).1, Duration::ZERO);
-    let (left, wait) = take_token(0.0, 0.0, Bucket::Reads);
+    assert_eq!(
+        take_token(10.0, 0.0, Bucket::Reads, 250.0).1,
+        Duration::ZERO
+    );
+    let (left, wait) = take_token(0.0, 0.0, Bucket::Reads, 250.0);
     assert!(left < 0.0 && wait > Duration::from_millis(40) && wait < Duration::from_millis(45));
 
     // Simulate a 250/25 bucket against a client that wants 200 req/s with 16 requests in
@@ -150,7 +153,7 @@ fn pacing_holds_throttles_under_five_percent() {
     while sent < 5000 {
         let mut gap = 1.0 / 200.0;
         if let Some(m) = mirror {
-            let (left, wait) = take_token(m, t + gap - last, Bucket::Reads);
+            let (left, wait) = take_token(m, t + gap - last, Bucket::Reads, 250.0);
             mirror = Some(left);
             last = t + gap;
             gap += wait.as_secs_f64();

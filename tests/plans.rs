@@ -198,9 +198,19 @@ fn example_applied_then_a_portal_change_is_exactly_the_drift() {
         let cfg = mlpolicy::emulator::EmulatorConfig { state_file: Some(state.clone()), ..Default::default() };
         let emu = mlpolicy::emulator::Emulator::start(cfg).await.unwrap();
         let tenant = emu.tenant().await.tenant_id.clone();
-        let source = TokenSource::credential(Credential::ClientSecret { client_id: "portal".into(), secret: SecretString::new("x") });
-        let client = AzureClient::new(Cloud::single_endpoint(&emu.base_url()).unwrap(), &tenant, source, ClientOptions::default()).unwrap();
-        let group = client.get_group_by_unique_name("mlpolicy.contoso-ml-prod.data_scientists.fraud").await.unwrap().unwrap();
+        let source = TokenSource::credential(Credential::ClientSecret {
+            client_id: "portal".into(),
+            secret: SecretString::new("x"),
+        });
+        let client = AzureClient::new(
+            Cloud::single_endpoint(&emu.base_url()).unwrap(),
+            &tenant,
+            source,
+            ClientOptions::default(),
+        )
+        .unwrap();
+        let group =
+            client.get_group_by_unique_name("mlpolicy.contoso-ml-prod.data_scientists.fraud").await.unwrap().unwrap();
         let hana = client.get_user("hana.sato@contoso.com").await.unwrap().unwrap();
         client.add_group_member(&group.id, &hana.id).await.unwrap();
         emu.shutdown().await;

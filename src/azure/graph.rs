@@ -212,7 +212,7 @@ impl AzureClient {
     pub async fn list_groups_by_unique_name_prefix(&self, prefix: &str) -> Result<Vec<Group>, AzureError> {
         let filter = format!("startswith(uniqueName,{})", odata_quote(prefix));
         self.graph_list(
-            &relative("/groups", &[("$filter", &filter)]),
+            &relative("/groups", &[("$filter", &filter), ("$top", "999")]),
             &format!("list groups with uniqueName prefix {prefix}"),
         )
         .await
@@ -259,12 +259,22 @@ impl AzureClient {
             let group: Group = resp.json(&op)?;
             return Ok(UpsertOutcome { group, created: resp.status == 201 });
         }
-        match self.get_group_by_unique_name(&desired.unique_name).await? {
-            Some(group) => Ok(UpsertOutcome { group, created: false }),
-            None => {
-                Err(AzureError::local(&op, "Request_ResourceNotFound", "the group was updated but cannot be read back"))
+        // 204: the group existed. When an earlier attempt created it and its answer was lost,
+        // the read can still miss it for a few seconds (directory replication): wait it out.
+        let attempts = self.inner.replication.graph_attempts.max(1);
+        for attempt in 1..=attempts {
+            if let Some(group) = self.get_group_by_unique_name(&desired.unique_name).await? {
+                return Ok(UpsertOutcome { group, created: false });
+            }
+            if attempt < attempts {
+                let delay = self.inner.replication.graph_delay;
+                self.log(&format!(
+                    "{op}: updated but not yet readable (attempt {attempt}/{attempts}); retrying in {delay:?}"
+                ));
+                tokio::time::sleep(delay).await;
             }
         }
+        Err(AzureError::local(&op, "Request_ResourceNotFound", "the group was updated but cannot be read back"))
     }
 
     /// `PATCH /groups/{id}` with a partial body.

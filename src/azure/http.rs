@@ -269,18 +269,23 @@ impl Core {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            if let (Some(pacer), Some(key)) = (&self.pacer, &pace_key) {
-                pacer.wait(key).await;
-            }
-            let token = self.tokens.token(call.audience).await.map_err(|e| e.with_op(call.op))?;
             let outcome = {
                 let _permit = self
                     .semaphore
                     .acquire()
                     .await
                     .map_err(|_| AzureError::local(call.op, "Closed", "client is shutting down"))?;
-                self.exchange(&call, &token, &client_request_id).await
+                // Pace after taking a permit: requests waiting for a permit have not spent a
+                // token yet, so a burst of queued tasks cannot slip past the pacer.
+                if let (Some(pacer), Some(key)) = (&self.pacer, &pace_key) {
+                    pacer.wait(key).await;
+                }
+                // The token is taken last, so waiting for a permit, the pacer or a retry never
+                // sends one that expired meanwhile.
+                let token = self.tokens.token(call.audience).await.map_err(|e| e.with_op(call.op))?;
+                (self.exchange(&call, &token, &client_request_id).await, token)
             };
+            let (outcome, token) = outcome;
             let resp = match outcome {
                 Ok(resp) => resp,
                 Err(failure) => {
@@ -505,25 +510,30 @@ fn pace_key(audience: Audience, method: &Method, url: &Url) -> Option<PaceKey> {
     Some((sub, bucket))
 }
 
-/// Minimum spacing between requests given the remaining budget: none while at least 10% of
-/// the bucket is left, the refill interval below that (spend = refill, so the budget holds),
-/// and twice the refill interval under 2% (the budget recovers).
-pub(crate) fn pacing_interval(remaining: u32, bucket: Bucket) -> Duration {
-    let (size, refill) = bucket.limits();
-    let per_token = Duration::from_secs_f64(1.0 / refill);
-    if remaining >= size / 10 {
-        Duration::ZERO
-    } else if remaining > size / 50 {
-        per_token
-    } else {
-        per_token * 2
-    }
+/// Share of Azure's refill rate the client spends once the bucket is empty, so clock drift and
+/// other callers do not push it into 429s.
+const PACE_SHARE: f64 = 0.95;
+
+/// Takes one token from the client's mirror of the ARM bucket: `tokens` as estimated
+/// `elapsed_s` seconds ago, in a bucket of `capacity` (Azure's size, or more when the headers
+/// have reported more). Returns the new estimate (negative: requests queued ahead) and how
+/// long this request waits so that spend never outruns the refill.
+pub(crate) fn take_token(tokens: f64, elapsed_s: f64, bucket: Bucket, capacity: f64) -> (f64, Duration) {
+    let (_, refill) = bucket.limits();
+    let refill = refill * PACE_SHARE;
+    let now = (tokens + elapsed_s.max(0.0) * refill).min(capacity) - 1.0;
+    let wait = if now >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-now / refill) };
+    (now, wait)
 }
 
+/// The client's mirror of one ARM bucket: spent by every request it sends, refilled at (a
+/// share of) Azure's rate, and lowered to what `x-ms-ratelimit-remaining-*` reports. Requests
+/// in flight are already counted, so a concurrent client does not overshoot the bucket.
 #[derive(Debug)]
 struct PaceState {
-    remaining: Option<u32>,
-    next_slot: Instant,
+    tokens: Option<f64>,
+    capacity: f64,
+    last: Instant,
 }
 
 /// Per-subscription pacing from the remaining-budget headers.
@@ -542,16 +552,16 @@ impl Pacer {
             let Some(entry) = state.get_mut(key) else {
                 return;
             };
-            let Some(remaining) = entry.remaining else {
+            let Some(tokens) = entry.tokens else {
                 return;
             };
-            let interval = pacing_interval(remaining, key.1);
-            if interval.is_zero() {
+            let (left, wait) = take_token(tokens, now.duration_since(entry.last).as_secs_f64(), key.1, entry.capacity);
+            entry.tokens = Some(left);
+            entry.last = now;
+            if wait.is_zero() {
                 return;
             }
-            let slot = entry.next_slot.max(now);
-            entry.next_slot = slot + interval;
-            slot
+            now + wait
         };
         tokio::time::sleep_until(slot).await;
     }
@@ -569,9 +579,24 @@ impl Pacer {
             .min();
         let Some(remaining) = remaining else { return };
         if let Ok(mut state) = self.state.lock() {
-            let entry =
-                state.entry(key.clone()).or_insert_with(|| PaceState { remaining: None, next_slot: Instant::now() });
-            entry.remaining = Some(remaining);
+            let now = Instant::now();
+            let entry = state.entry(key.clone()).or_insert_with(|| PaceState {
+                tokens: None,
+                capacity: f64::from(key.1.limits().0),
+                last: now,
+            });
+            let reported = f64::from(remaining);
+            entry.capacity = entry.capacity.max(reported + 1.0);
+            entry.tokens = Some(match entry.tokens {
+                None => reported,
+                Some(tokens) => {
+                    // Bring the estimate to now (no spend) before comparing.
+                    let (current, _) =
+                        take_token(tokens + 1.0, now.duration_since(entry.last).as_secs_f64(), key.1, entry.capacity);
+                    current.min(reported)
+                }
+            });
+            entry.last = now;
         }
     }
 }

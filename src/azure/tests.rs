@@ -14,7 +14,7 @@ use super::{
     arm::{encode_component, odata_quote},
     auth::refresh_time,
     error::parse_error_body,
-    http::{Bucket, Decision, Replay, backoff_delay, decide, pacing_interval, retry_after},
+    http::{Bucket, Decision, Replay, backoff_delay, decide, retry_after, take_token},
     *,
 };
 
@@ -111,36 +111,45 @@ fn retry_decisions() {
 
 #[test]
 fn pacing_holds_throttles_under_five_percent() {
-    assert_eq!(pacing_interval(200, Bucket::Reads), Duration::ZERO);
-    assert_eq!(pacing_interval(20, Bucket::Reads), Duration::from_millis(40));
-    assert_eq!(pacing_interval(3, Bucket::Reads), Duration::from_millis(80));
+    assert_eq!(take_token(10.0, 0.0, Bucket::Reads, 250.0).1, Duration::ZERO);
+    let (left, wait) = take_token(0.0, 0.0, Bucket::Reads, 250.0);
+    assert!(left < 0.0 && wait > Duration::from_millis(40) && wait < Duration::from_millis(45));
 
-    // Simulate a 250/25 bucket against a client that wants 200 req/s, with the remaining
-    // count it sees lagging 16 requests behind (concurrency).
+    // Simulate a 250/25 bucket against a client that wants 200 req/s with 16 requests in
+    // flight: the headers it sees lag 16 requests behind.
     let (size, refill) = Bucket::Reads.limits();
-    let mut tokens = f64::from(size);
+    let mut server = f64::from(size);
+    let mut mirror: Option<f64> = None;
     let mut t = 0.0_f64;
+    let mut last = 0.0_f64;
     let mut observed: VecDeque<u32> = VecDeque::new();
     let (mut sent, mut throttled) = (0u32, 0u32);
-    let mut last_seen = size;
     while sent < 5000 {
-        let gap = pacing_interval(last_seen, Bucket::Reads).as_secs_f64().max(1.0 / 200.0);
+        let mut gap = 1.0 / 200.0;
+        if let Some(m) = mirror {
+            let (left, wait) = take_token(m, t + gap - last, Bucket::Reads, 250.0);
+            mirror = Some(left);
+            last = t + gap;
+            gap += wait.as_secs_f64();
+        }
         t += gap;
-        tokens = (tokens + gap * refill).min(f64::from(size));
+        server = (server + gap * refill).min(f64::from(size));
         sent += 1;
-        if tokens >= 1.0 {
-            tokens -= 1.0;
+        if server >= 1.0 {
+            server -= 1.0;
         } else {
             throttled += 1;
         }
         #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "bounded 0..=250")]
-        observed.push_back(tokens.floor() as u32);
+        observed.push_back(server.floor() as u32);
         if observed.len() > 16 {
-            last_seen = observed.pop_front().unwrap_or(size);
+            let seen = f64::from(observed.pop_front().unwrap_or(size));
+            mirror = Some(mirror.map_or(seen, |m| m.min(seen)));
         }
     }
     assert!(f64::from(throttled) / f64::from(sent) < 0.05, "{throttled} of {sent} throttled");
-    assert!(t > 0.0);
+    // Close to the bucket's own pace: (5000 - 250) / 25 s.
+    assert!(t < 190.0 * 1.15, "{t}");
 }
 
 #[test]

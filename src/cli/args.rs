@@ -1,6 +1,8 @@
 //! Argument types, clap derive only.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -46,6 +48,11 @@ pub enum Command {
         after_help = "Example:\n  mlpolicy show plan.json\n  mlpolicy show plan.json --format markdown > comment.md\n  mlpolicy show plan.json --format json | jq '.changes[].address'"
     )]
     Show(ShowArgs),
+    /// Run a local Azure (ARM, Microsoft Graph, token endpoint) on one loopback port.
+    #[command(
+        after_help = "Example:\n  mlpolicy emulator --listen 127.0.0.1:0 --state .mlpolicy/emulator.yaml\n  mlpolicy emulator --seed tenant.yaml --latency 30ms --throttle azure --fault-rate 0.05 --replication-delay 5s\n\nPrints one line, `mlpolicy emulator listening on URL`, when ready; Ctrl-C stops it."
+    )]
+    Emulator(EmulatorArgs),
 }
 
 /// `mlpolicy apply`.
@@ -172,4 +179,50 @@ pub struct PlanArgs {
     pub azure: AzureArgs,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Address to listen on; port 0 picks a free port (printed on the ready line).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// YAML state: loaded at start when it exists, saved after every change.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Tenant id (default: the state's, or a fixed one).
+    #[arg(long, value_name = "ID")]
+    pub tenant: Option<String>,
+    /// Initial tenant (YAML) when the state file does not exist.
+    #[arg(long, value_name = "FILE")]
+    pub seed: Option<PathBuf>,
+    /// Added latency per request, e.g. `30ms`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub latency: Option<Duration>,
+    /// List page size (Azure's default is 100).
+    #[arg(long, value_name = "N")]
+    pub page_size: Option<usize>,
+    /// Token-bucket throttling: `azure`, or `read=CAP/REFILL,write=CAP/REFILL,graph=CAP/REFILL,random=RATE`.
+    #[arg(long, value_name = "SPEC")]
+    pub throttle: Option<String>,
+    /// Probability of an injected 500/503 per request, 0 to 1.
+    #[arg(long, value_name = "RATE")]
+    pub fault_rate: Option<f64>,
+    /// Probability of a dropped connection per request, 0 to 1.
+    #[arg(long, value_name = "RATE")]
+    pub drop_rate: Option<f64>,
+    /// How long new principals stay invisible to role assignments and Graph, e.g. `5s`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub replication_delay: Option<Duration>,
+    /// Access token lifetime, e.g. `30s` (default `1h`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub token_lifetime: Option<Duration>,
+    /// Random seed, for reproducible faults, throttling and ids.
+    #[arg(long = "random-seed", value_name = "N")]
+    pub random_seed: Option<u64>,
+    /// Serve HTTPS with a certificate from a throwaway CA (its PEM is written beside the state).
+    #[arg(long)]
+    pub tls: bool,
+    /// Accept only applications and subscriptions present in the state.
+    #[arg(long)]
+    pub strict_auth: bool,
 }

@@ -3,6 +3,7 @@
 
 mod apply;
 mod args;
+mod emulator;
 mod fmt;
 mod graph;
 mod plan;
@@ -39,6 +40,7 @@ pub fn run(cli: Cli) -> ExitStatus {
         Command::Plan(a) => plan::run(&a),
         Command::Apply(a) => apply::run(&a),
         Command::Show(a) => show::run(&a),
+        Command::Emulator(a) => emulator::run(&a),
     }
 }
 

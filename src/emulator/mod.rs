@@ -145,6 +145,7 @@ impl Emulator {
             secret,
             fic_locks: Mutex::new(HashSet::new()),
             ops: Mutex::new(HashMap::new()),
+            issued: Mutex::new(Vec::new()),
         });
         let (shutdown, rx) = watch::channel(false);
         let acceptor = tls.map(|t| t.acceptor);
@@ -165,6 +166,11 @@ impl Emulator {
     /// A snapshot of the current tenant state.
     pub async fn tenant(&self) -> Tenant {
         self.shared.state.lock().await.clone()
+    }
+
+    /// Every access token this emulator has issued, oldest first (for no-leak tests).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.shared.issued).clone()
     }
 
     /// Stops serving and closes every connection.
@@ -246,6 +252,8 @@ pub(crate) struct Shared {
     pub secret: Vec<u8>,
     pub fic_locks: Mutex<HashSet<String>>,
     pub ops: Mutex<HashMap<String, arm::Operation>>,
+    /// Every access token minted, so leak tests can look for them.
+    pub issued: Mutex<Vec<String>>,
 }
 
 /// Locks a std mutex, ignoring poisoning (no handler panics while holding one).
@@ -545,8 +553,18 @@ async fn drop_connection(shared: &Shared, kill: &Notify) -> Response<Body> {
 
 /// Draws a token; returns `Some(retry_after)` when throttled, and the remaining count.
 pub(crate) fn throttle(shared: &Shared, realism: &Realism, kind: BucketKind, key: &str) -> (Option<u64>, u32) {
-    let params = realism.throttle.clone().unwrap_or_default();
-    let draw = lock(&shared.buckets).draw(kind, key, &params, realism.throttle.is_some());
+    let Some(params) = realism.throttle.clone() else {
+        // Throttling switched off: the headers report a full bucket, so a client that paces
+        // itself from them runs at full speed.
+        let t = Throttle::default();
+        let cap = match kind {
+            BucketKind::Read => t.arm_read_capacity,
+            BucketKind::Write => t.arm_write_capacity,
+            BucketKind::Graph => t.graph_capacity,
+        };
+        return (None, cap.saturating_sub(1));
+    };
+    let draw = lock(&shared.buckets).draw(kind, key, &params, true);
     if draw.throttled.is_some() {
         return (draw.throttled, 0);
     }

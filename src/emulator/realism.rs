@@ -1,12 +1,15 @@
 //! Realism switches and their machinery: the [`Realism`] and [`Throttle`] settings, a seedable
-//! random generator (so fault injection is reproducible), Azure-style token buckets (ARM reads
-//! 250 refilling 25/s and writes 200 refilling 10/s per subscription; Graph separately), the
-//! fault plan for one request, and the request counters behind `/_emulator/stats`.
+//! random generator (`rand`'s `StdRng`, so fault injection is reproducible), Azure-style token
+//! buckets (ARM reads 250 refilling 25/s and writes 200 refilling 10/s per subscription; Graph
+//! separately), the fault plan for one request, and the request counters behind `/_emulator/stats`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng as _, RngExt as _, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -126,56 +129,42 @@ impl std::str::FromStr for Throttle {
     }
 }
 
-/// `SplitMix64`: tiny, seedable and good enough for fault injection.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
+/// The emulator's random source: `StdRng` from `rand`, seeded for reproducible runs or from
+/// the operating system otherwise.
+#[derive(Debug)]
+pub struct Rng(StdRng);
 
 impl Rng {
-    /// A generator from a seed, or from the clock when `None`.
+    /// A generator from a seed, or from operating-system entropy when `None`.
     pub fn new(seed: Option<u64>) -> Rng {
-        Rng(seed.unwrap_or_else(|| {
-            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-            #[expect(clippy::cast_possible_truncation, reason = "only entropy is wanted")]
-            let low = t as u64;
-            low ^ u64::from(std::process::id()).rotate_left(32)
-        }))
+        Rng(seed.map_or_else(rand::make_rng, StdRng::seed_from_u64))
     }
 
     /// Next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `[0, 1)`.
+    #[cfg(test)]
     pub fn next_f64(&mut self) -> f64 {
-        #[expect(clippy::cast_precision_loss, reason = "53 bits are exact in f64")]
-        let v = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        v
+        self.0.random()
     }
 
-    /// True with probability `p`.
+    /// True with probability `p` (clamped to `[0, 1]`).
     pub fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && self.next_f64() < p
+        p > 0.0 && self.0.random_bool(p.min(1.0))
     }
 
     /// A random (version 4) UUID drawn from this generator.
     pub fn uuid(&mut self) -> String {
-        let mut bytes = [0u8; 16];
-        bytes[..8].copy_from_slice(&self.next_u64().to_le_bytes());
-        bytes[8..].copy_from_slice(&self.next_u64().to_le_bytes());
+        let bytes: [u8; 16] = self.0.random();
         uuid::Builder::from_random_bytes(bytes).into_uuid().to_string()
     }
 
-    /// Shuffles a slice in place (Fisher–Yates).
+    /// Shuffles a slice in place.
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = usize::try_from(self.next_u64() % (i as u64 + 1)).unwrap_or(0);
-            items.swap(i, j);
-        }
+        items.shuffle(&mut self.0);
     }
 }
 

@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 
 use super::state::{ServicePrincipal, stable_id};
-use super::util::{b64_decode, b64url_encode, eq_ci, hmac_sha256, iso8601_secs, percent_decode};
+use super::util::{b64_decode, b64url_encode, eq_ci, hmac_sha256, hmac_sha256_verify, iso8601_secs, percent_decode};
 use super::{Ctx, Reply, Shared};
 
 /// The Graph resource app id, also accepted as a Graph audience.
@@ -98,8 +98,8 @@ pub fn verify(
     }
     let token = token.trim();
     let (signing_input, sig) = token.rsplit_once('.').ok_or(TokenProblem::Invalid)?;
-    let expected = b64url_encode(&hmac_sha256(secret, signing_input.as_bytes()));
-    if sig != expected {
+    let sig = b64_decode(sig).ok_or(TokenProblem::Invalid)?;
+    if !hmac_sha256_verify(secret, signing_input.as_bytes(), &sig) {
         return Err(TokenProblem::Invalid);
     }
     let claims = payload_unverified(token).ok_or(TokenProblem::Invalid)?;
@@ -349,13 +349,15 @@ pub async fn handle(shared: &Shared, ctx: &Ctx, tenant_segment: &str) -> Reply {
         "idtyp": "app",
         "ver": "1.0",
     });
+    let access_token = mint(&shared.secret, &claims);
+    super::lock(&shared.issued).push(access_token.clone());
     Reply::json(
         200,
         json!({
             "token_type": "Bearer",
             "expires_in": lifetime,
             "ext_expires_in": lifetime,
-            "access_token": mint(&shared.secret, &claims),
+            "access_token": access_token,
         }),
     )
 }

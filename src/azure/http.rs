@@ -534,6 +534,8 @@ struct PaceState {
     tokens: Option<f64>,
     capacity: f64,
     last: Instant,
+    /// Requests sent whose answer has not reported the budget yet.
+    in_flight: f64,
 }
 
 /// Per-subscription pacing from the remaining-budget headers.
@@ -558,6 +560,7 @@ impl Pacer {
             let (left, wait) = take_token(tokens, now.duration_since(entry.last).as_secs_f64(), key.1, entry.capacity);
             entry.tokens = Some(left);
             entry.last = now;
+            entry.in_flight += 1.0;
             if wait.is_zero() {
                 return;
             }
@@ -584,18 +587,16 @@ impl Pacer {
                 tokens: None,
                 capacity: f64::from(key.1.limits().0),
                 last: now,
+                in_flight: 0.0,
             });
             let reported = f64::from(remaining);
             entry.capacity = entry.capacity.max(reported + 1.0);
-            entry.tokens = Some(match entry.tokens {
-                None => reported,
-                Some(tokens) => {
-                    // Bring the estimate to now (no spend) before comparing.
-                    let (current, _) =
-                        take_token(tokens + 1.0, now.duration_since(entry.last).as_secs_f64(), key.1, entry.capacity);
-                    current.min(reported)
-                }
-            });
+            // Azure's figure is the truth after this request; requests sent since and not yet
+            // answered will spend from it too. Trusting it both ways lets the client run at
+            // full speed when the service reports budget, and slow down as soon as it reports
+            // little.
+            entry.in_flight = (entry.in_flight - 1.0).max(0.0);
+            entry.tokens = Some(reported - entry.in_flight);
             entry.last = now;
         }
     }

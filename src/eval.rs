@@ -8,7 +8,6 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::rc::Rc;
 
 use crate::ast::{self, BinaryOp, Expr, ExprKind, Segment, StrPart, UnaryOp};
 use crate::diagnostics::{Diagnostic, Diagnostics};
@@ -598,15 +597,23 @@ pub fn apply_binary(op: BinaryOp, l: &Value, r: &Value) -> Option<Value> {
 
 /// Glob match where `*` is any run of characters and `?` one character (the whole string).
 pub fn glob_matches(pattern: &str, text: &str) -> bool {
-    globset::GlobBuilder::new(pattern)
-        .literal_separator(false)
-        .backslash_escape(true)
-        .build()
-        .is_ok_and(|g| g.compile_matcher().is_match(text))
+    thread_local! {
+        // Policies apply the same few patterns to every object: compile each once.
+        static COMPILED: RefCell<HashMap<String, Option<globset::GlobMatcher>>> = RefCell::default();
+    }
+    COMPILED.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let matcher = cache.entry(pattern.to_owned()).or_insert_with(|| {
+            globset::GlobBuilder::new(pattern)
+                .literal_separator(false)
+                .backslash_escape(true)
+                .build()
+                .ok()
+                .map(|g| g.compile_matcher())
+        });
+        matcher.as_ref().is_some_and(|m| m.is_match(text))
+    })
 }
-
-/// A shared, immutable environment for many declarations.
-pub type SharedEnv = Rc<Env>;
 
 #[cfg(test)]
 mod tests {

@@ -70,16 +70,11 @@ pub fn compile(dir: &Path, overrides: &Overrides) -> Compiled {
     let mut diagnostics = source::load_dir(dir, &mut sources);
     let (settings, settings_diags) = settings::load(dir, overrides, &mut sources);
     diagnostics.extend(settings_diags);
-    let files: Vec<ast::File> = sources
-        .mlp_files()
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|id| {
-            let (file, diags) = syntax::parse(id, &sources.get(id).text);
-            diagnostics.extend(diags);
-            file
-        })
-        .collect();
+    let mut files = Vec::new();
+    for (file, diags) in parse_all(&sources) {
+        diagnostics.extend(diags);
+        files.push(file);
+    }
     let vars: BTreeMap<String, Value> = settings.vars.iter().map(|(k, v)| (k.clone(), v.to_value())).collect();
     let (resolved, resolve_diags) = resolve::resolve(&files, &vars, &settings.subscriptions);
     diagnostics.extend(resolve_diags);
@@ -115,6 +110,35 @@ pub fn compile(dir: &Path, overrides: &Overrides) -> Compiled {
     };
     diagnostics.sort();
     Compiled { sources, settings, files, model, policies, graph, evaluation, diagnostics }
+}
+
+/// Parses every `.mlp` file, spread over the machine's cores; results in file order.
+fn parse_all(sources: &Sources) -> Vec<(ast::File, Diagnostics)> {
+    let ids: Vec<source::FileId> = sources.mlp_files().collect();
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(ids.len()).max(1);
+    let mut results: Vec<Option<(ast::File, Diagnostics)>> = ids.iter().map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let ids = &ids;
+                scope.spawn(move || {
+                    ids.iter()
+                        .enumerate()
+                        .skip(w)
+                        .step_by(workers)
+                        .map(|(i, id)| (i, syntax::parse(*id, &sources.get(*id).text)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            // INVARIANT: `syntax::parse` catches its own panics; a worker cannot panic.
+            for (i, r) in h.join().expect("parse worker") {
+                results[i] = Some(r);
+            }
+        }
+    });
+    results.into_iter().flatten().collect()
 }
 
 /// Parses the built-in packs the settings select (E0223 for an unknown name).

@@ -390,7 +390,7 @@ impl Converter<'_> {
     }
 
     fn end_of(p: &Pair<'_, Rule>) -> usize {
-        let last = p.clone().into_inner().filter(|k| k.as_rule() != Rule::COMMENT).last();
+        let last = p.clone().into_inner().rev().find(|k| k.as_rule() != Rule::COMMENT);
         let Some(last) = last else {
             return p.as_span().end();
         };

@@ -24,6 +24,11 @@ pub struct Env {
 }
 
 impl Env {
+    /// An environment holding exactly these bindings.
+    pub fn from_bindings(bindings: Vec<(String, Value)>) -> Env {
+        Env { bindings, keys: Vec::new() }
+    }
+
     #[must_use]
     pub fn with(&self, name: &str, value: Value) -> Env {
         let mut e = self.clone();

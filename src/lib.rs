@@ -99,9 +99,15 @@ pub fn compile(dir: &Path, overrides: &Overrides) -> Compiled {
         .flat_map(|f| &f.items)
         .filter_map(|i| if let ast::Item::Let(l) = i { Some((l.name.node.clone(), l)) } else { None })
         .collect();
-    let evaluation = policy::evaluate(&policies, &model, &policy_vars, &settings.subscriptions, &let_map);
+    // Policies and the graph both only read the model: build them side by side.
+    let (evaluation, graph) = std::thread::scope(|scope| {
+        let graph = scope.spawn(|| DepGraph::build(&model));
+        let evaluation = policy::evaluate(&policies, &model, &policy_vars, &settings.subscriptions, &let_map);
+        // INVARIANT: building the graph does not panic on a checked model.
+        (evaluation, graph.join().expect("graph builder"))
+    });
     diagnostics.extend(evaluation.diagnostics.clone());
-    let graph = match DepGraph::build(&model) {
+    let graph = match graph {
         Ok(g) => Some(g),
         Err(d) => {
             diagnostics.push(d);

@@ -38,6 +38,9 @@ pub fn evaluate(
 ) -> Evaluation {
     let evaluator = Evaluator::new(vars, subscriptions, lets, None);
     let mut out = Evaluation::default();
+    if policies.iter().all(|p| p.rules.is_empty()) {
+        return out;
+    }
     let subjects = subject_values(model);
     for p in policies {
         let message = p.attrs.iter().find(|a| a.name.node == "message").and_then(|a| match &a.value.kind {
@@ -175,7 +178,8 @@ pub fn scope_name(model: &Model, sc: &Scope) -> String {
 /// For each subject, every object with the environment its conditions see.
 pub fn subject_values(model: &Model) -> HashMap<&'static str, Vec<(&Meta, Env)>> {
     let mut out: HashMap<&'static str, Vec<(&Meta, Env)>> = HashMap::new();
-    let bind = |pairs: Vec<(&str, Value)>| pairs.into_iter().fold(Env::default(), |env, (k, v)| env.with(k, v));
+    let bind =
+        |pairs: Vec<(&str, Value)>| Env::from_bindings(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
     let mut roles_of: HashMap<&Address, Vec<Value>> = HashMap::new();
     for g in model.grants.values() {
         if let Principal::Identity(a) = &g.principal {

@@ -622,7 +622,7 @@ fn map_key(k: &str) -> String {
 }
 
 /// Appends literal string text with the canonical escapes.
-fn escape_into(out: &mut String, text: &str, before_interp: bool) {
+pub(crate) fn escape_into(out: &mut String, text: &str, before_interp: bool) {
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         match c {

@@ -3,7 +3,7 @@
 //! `graph`, `lower` and the policies read.
 
 use std::collections::BTreeMap;
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use crate::source::Span;
 
@@ -109,24 +109,11 @@ impl fmt::Display for Address {
     }
 }
 
-/// A string as the language writes it, with escapes.
+/// A string as the language writes it, with escapes (the formatter's own).
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '$' if chars.peek() == Some(&'{') => out.push_str("\\u{24}"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
+    crate::fmt::escape_into(&mut out, s, false);
     out.push('"');
     out
 }
@@ -501,6 +488,6 @@ mod tests {
     #[test]
     fn quote_escapes() {
         assert_eq!(quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
-        assert_eq!(quote("${x} $y"), "\"\\u{24}{x} $y\"");
+        assert_eq!(quote("${x} $y"), "\"$${x} $y\"");
     }
 }

@@ -138,7 +138,9 @@ pub fn percent_decode(s: &str) -> String {
 
 /// ASCII case-insensitive equality.
 pub fn eq_ci(a: &str, b: &str) -> bool {
-    a.eq_ignore_ascii_case(b)
+    // Compared from the end: ids of siblings share long prefixes and differ in their last
+    // segment, so a mismatch shows after a few bytes instead of a whole id.
+    a.len() == b.len() && a.bytes().rev().zip(b.bytes().rev()).all(|(x, y)| x.eq_ignore_ascii_case(&y))
 }
 
 /// Encodes a list offset as an opaque continuation token.

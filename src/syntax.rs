@@ -633,12 +633,26 @@ impl Converter<'_> {
     }
 
     fn expr(&mut self, p: Pair<'_, Rule>, depth: usize) -> Expr {
-        let span = self.span(&p);
         if depth > MAX_EXPR_DEPTH {
+            let span = self.span(&p);
             return self.too_deep(span);
         }
+        // The precedence levels wrap every operand; their spans are only needed when they hold
+        // an operator, so they are not computed on the way down to a plain value.
         match p.as_rule() {
-            Rule::expr | Rule::conj => self.chain(p, depth),
+            Rule::expr | Rule::conj => return self.chain(p, depth),
+            Rule::cmp => return self.comparison(p, depth),
+            Rule::neg if p.clone().into_inner().all(|k| k.as_rule() != Rule::op_not) => {
+                let mut kids = self.kids(p);
+                if let Some(only) = kids.pop() {
+                    return self.expr(only, depth);
+                }
+                return error_expr(Span::new(self.file, self.offset, self.offset));
+            }
+            _ => {}
+        }
+        let span = self.span(&p);
+        match p.as_rule() {
             Rule::neg => {
                 let kids = self.kids(p);
                 let nots = kids.len().saturating_sub(1);
@@ -660,7 +674,6 @@ impl Converter<'_> {
                 }
                 e
             }
-            Rule::cmp => self.comparison(p, depth),
             Rule::paren => {
                 let inner = self.kids(p).into_iter().next();
                 let e = inner.map_or_else(|| error_expr(span), |i| self.expr(i, depth + 1));
@@ -723,14 +736,16 @@ impl Converter<'_> {
 
     /// `a or b or c` / `a and b`: a left-leaning chain, refused beyond [`MAX_EXPR_DEPTH`].
     fn chain(&mut self, p: Pair<'_, Rule>, depth: usize) -> Expr {
-        let span = self.span(&p);
+        let whole = p.clone();
         let kids = self.kids(p);
         if kids.len() / 2 + depth > MAX_EXPR_DEPTH {
+            let span = self.span(&whole);
             return self.too_deep(span);
         }
         let step = usize::from(kids.len() > 1);
         let mut it = kids.into_iter();
         let Some(first) = it.next() else {
+            let span = self.span(&whole);
             return error_expr(span);
         };
         let mut lhs = self.expr(first, depth + step);
@@ -749,15 +764,17 @@ impl Converter<'_> {
 
     /// `a OP b` with one comparison operator at most (they do not associate).
     fn comparison(&mut self, p: Pair<'_, Rule>, depth: usize) -> Expr {
-        let span = self.span(&p);
+        let whole = p.clone();
         let mut it = self.kids(p).into_iter();
         let Some(first) = it.next() else {
+            let span = self.span(&whole);
             return error_expr(span);
         };
         let (op, rhs) = (it.next(), it.next());
         let lhs = self.expr(first, depth + usize::from(rhs.is_some()));
         match (op, rhs) {
             (Some(op), Some(rhs)) => {
+                let span = self.span(&whole);
                 let op_span = self.span(&op);
                 let op = match op.as_str() {
                     "==" => BinaryOp::Eq,

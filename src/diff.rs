@@ -480,15 +480,12 @@ impl Differ<'_> {
                 member_names.sort();
                 member_names.dedup();
             }
-        } else {
-            // A new group is shown as `group "name"`; its name is not repeated as an attribute.
         }
         after.insert("members".into(), AttrValue::List(member_names));
         after.insert("owners".into(), AttrValue::List(owner_names));
-        let action = self.push(o, "group", &g.unique_name, format!("group \"{}\"", g.display_name), before, after, &[]);
+        self.push(o, "group", &g.unique_name, format!("group \"{}\"", g.display_name), before, after, &[]);
         if let (Some((id, _)), Some(last)) = (live, self.changes.last_mut()) {
             last.live_ref.insert("object_id".into(), id.clone());
-            let _ = action;
         }
     }
 

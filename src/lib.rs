@@ -78,11 +78,12 @@ pub fn compile(dir: &Path, overrides: &Overrides) -> Compiled {
     let vars: BTreeMap<String, Value> = settings.vars.iter().map(|(k, v)| (k.clone(), v.to_value())).collect();
     let (resolved, resolve_diags) = resolve::resolve(&files, &vars, &settings.subscriptions);
     diagnostics.extend(resolve_diags);
-    let lets: HashSet<String> = files
+    let let_map: std::collections::HashMap<String, &ast::Let> = files
         .iter()
         .flat_map(|f| &f.items)
-        .filter_map(|i| if let ast::Item::Let(l) = i { Some(l.name.node.clone()) } else { None })
+        .filter_map(|i| if let ast::Item::Let(l) = i { Some((l.name.node.clone(), l)) } else { None })
         .collect();
+    let lets: HashSet<String> = let_map.keys().cloned().collect();
     let mut policies = resolved.policies.clone();
     policies.extend(load_packs(&settings, &mut sources, &mut diagnostics));
     // Packs read variables that have defaults; the configuration's own values win.
@@ -94,11 +95,6 @@ pub fn compile(dir: &Path, overrides: &Overrides) -> Compiled {
     let known: HashSet<String> = policies.iter().map(|p| p.name.node.clone()).collect();
     let (model, check_diags) = check::check(&resolved.decls, &known);
     diagnostics.extend(check_diags);
-    let let_map: std::collections::HashMap<String, &ast::Let> = files
-        .iter()
-        .flat_map(|f| &f.items)
-        .filter_map(|i| if let ast::Item::Let(l) = i { Some((l.name.node.clone(), l)) } else { None })
-        .collect();
     // Policies and the graph both only read the model: build them side by side.
     let (evaluation, graph) = std::thread::scope(|scope| {
         let graph = scope.spawn(|| DepGraph::build(&model));

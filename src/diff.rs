@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256};
 
-use crate::access::{self, AccessGraph, Assignment, Node};
+use crate::access::{self, Assignment, Node};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::live::{LiveState, managed_scopes};
 use crate::lower::{
@@ -695,13 +695,7 @@ impl Differ<'_> {
     }
 
     fn role_name(&self, a: &crate::azure::RoleAssignment) -> String {
-        let guid = a.role_guid();
-        self.live
-            .roles
-            .values()
-            .find_map(|c| c.by_guid(&guid).map(|d| d.properties.role_name.clone()))
-            .or_else(|| crate::roles::built_in_name(&guid).map(str::to_owned))
-            .unwrap_or(guid)
+        self.live.role_name(a)
     }
 
     /// Role assignments at managed scopes that neither the configuration nor its marker explain.
@@ -835,36 +829,10 @@ impl Differ<'_> {
     /// The effective-access delta between live state and live state after the plan.
     fn access_changes(&self) -> Vec<crate::plan::AccessChange> {
         let scopes = managed_scopes(self.desired);
-        let mut before = AccessGraph::default();
-        for (id, p) in &self.live.principals {
-            before.nodes.insert(id.clone(), Node { display: p.display.clone(), is_group: p.kind == "group" });
-        }
-        for (id, g) in &self.live.groups {
-            before.members.insert(id.clone(), g.members.clone());
-        }
-        let scope_names: BTreeMap<String, String> = self
-            .desired
-            .objects
-            .values()
-            .filter_map(|o| {
-                if let Desired::RoleAssignment(r) = &o.object {
-                    Some((r.scope.clone(), r.scope_display.clone()))
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let scope_names = access::scope_names(self.desired);
         let show_scope =
             |scope: &str| scope_names.get(&canonical(scope)).cloned().unwrap_or_else(|| scope_display(scope));
-        for a in self.live.role_assignments.values() {
-            if scopes.contains(&canonical(&a.properties.scope)) {
-                before.assignments.insert(Assignment {
-                    principal: a.properties.principal_id.to_ascii_lowercase(),
-                    role: self.role_name(a),
-                    scope: show_scope(&a.properties.scope),
-                });
-            }
-        }
+        let before = access::from_live(self.live, |s| scopes.contains(s), show_scope);
         let mut after = before.clone();
         let key_of = |r: &PrincipalRef| self.principal_id(r).unwrap_or_else(|| format!("new:{}", r.display()));
         for c in self.changes.iter().chain(&self.deletes) {
@@ -897,6 +865,7 @@ impl Differ<'_> {
                         principal: key,
                         role: r.role.clone(),
                         scope: r.scope_display.clone(),
+                        scope_id: r.scope.clone(),
                     });
                 }
                 (None, Action::Delete) if c.kind == "role_assignment" => {
@@ -905,6 +874,7 @@ impl Differ<'_> {
                             principal: a.properties.principal_id.to_ascii_lowercase(),
                             role: self.role_name(a),
                             scope: show_scope(&a.properties.scope),
+                            scope_id: canonical(&a.properties.scope),
                         });
                     }
                 }

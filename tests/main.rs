@@ -1,5 +1,6 @@
 //! One integration-test binary: `cargo test` builds it once.
 
+mod access;
 mod apply;
 mod azure;
 mod cli;

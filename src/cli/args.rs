@@ -48,6 +48,11 @@ pub enum Command {
         after_help = "Example:\n  mlpolicy show plan.json\n  mlpolicy show plan.json --format markdown > comment.md\n  mlpolicy show plan.json --format json | jq '.changes[].address'"
     )]
     Show(ShowArgs),
+    /// Who can do what: a principal's roles on every scope, or everyone's access at a scope.
+    #[command(
+        after_help = "Example:\n  mlpolicy access alice@contoso.com examples/contoso-ml          # as the configuration would make it\n  mlpolicy access group.fraud_ds examples/contoso-ml --live --emulator\n  mlpolicy access --scope workspace.fraud examples/contoso-ml --live\n\nPRINCIPAL is a UPN, an address (`group.NAME`, `identity.NAME`, `workspace.NAME.identity`),\na display name, or (with --live) an object id. Each line is a path: holder → group → … → role @ scope."
+    )]
+    Access(AccessArgs),
     /// Run a local Azure (ARM, Microsoft Graph, token endpoint) on one loopback port.
     #[command(
         after_help = "Example:\n  mlpolicy emulator --listen 127.0.0.1:0 --state .mlpolicy/emulator.yaml\n  mlpolicy emulator --seed tenant.yaml --latency 30ms --throttle azure --fault-rate 0.05 --replication-delay 5s\n\nPrints one line, `mlpolicy emulator listening on URL`, when ready; Ctrl-C stops it."
@@ -175,6 +180,39 @@ pub struct PlanArgs {
     /// Allow removing more than 10 members, or the last owner, of a group.
     #[arg(long)]
     pub allow_mass_removal: bool,
+    #[command(flatten)]
+    pub azure: AzureArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// How `access` prints its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum ReportFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `mlpolicy access`.
+#[derive(Debug, Args)]
+pub struct AccessArgs {
+    /// A UPN, `group.NAME`, `identity.NAME`, `workspace.NAME.identity`, a display name or an
+    /// object id. With `--scope` it may be left out: the first argument is then DIR.
+    #[arg(value_name = "PRINCIPAL")]
+    pub principal: Option<String>,
+    /// The configuration directory.
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Everyone with access at this scope (`workspace.NAME`, `resource_group.NAME`,
+    /// `workspace.NAME.storage_account`, `sub.ALIAS`, an ARM id), and how.
+    #[arg(long, value_name = "SCOPE")]
+    pub scope: Option<String>,
+    /// Ask the tenant; without it the answer is what the configuration would make.
+    #[arg(long)]
+    pub live: bool,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
     #[command(flatten)]
     pub azure: AzureArgs,
     #[command(flatten)]

@@ -1,6 +1,7 @@
 //! The command line: clap argument types and a dispatcher. Each command lives in its own file
 //! and only calls the library, picks a renderer and writes to stdout/stderr.
 
+mod access;
 mod apply;
 mod args;
 mod emulator;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> ExitStatus {
         Command::Plan(a) => plan::run(&a),
         Command::Apply(a) => apply::run(&a),
         Command::Show(a) => show::run(&a),
+        Command::Access(a) => access::run(&a),
         Command::Emulator(a) => emulator::run(&a),
     }
 }

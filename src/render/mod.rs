@@ -5,10 +5,12 @@
 //! schema of `docs/plan-json.md`. None of them reads the environment, the clock or Azure:
 //! the same plan gives the same bytes. No-op changes are never shown; read-only changes are.
 
+mod access;
 mod json;
 mod markdown;
 mod text;
 
+pub use self::access::{ACCESS_FORMAT_VERSION, access_json, access_text};
 pub use self::json::json;
 pub use self::markdown::markdown;
 pub use self::text::text;

@@ -100,10 +100,19 @@ fn tenant() -> LiveState {
 }
 
 fn answer(live: &LiveState, desired: &DesiredState, query: &str) -> (usize, usize) {
+    let stages = std::env::var_os("ACCESS_BENCH_STAGES").is_some();
+    let t = Instant::now();
+    let lap = |name: &str| {
+        if stages {
+            eprintln!("  {name}: {:.1} ms", ms(t.elapsed()));
+        }
+    };
     let graph = access::from_live(live, |_| true, mlpolicy::diff::scope_display);
+    lap("graph");
     let kinds = access::live_kinds(live);
     let scopes = access::managed_scope_names(desired);
     let managed = access::managed_live_assignments(desired, live);
+    lap("kinds, managed");
     let is_managed = |a: &access::Assignment| {
         managed.contains(&(a.principal.clone(), a.role.to_ascii_lowercase(), a.scope_id.clone()))
     };
@@ -116,7 +125,9 @@ fn answer(live: &LiveState, desired: &DesiredState, query: &str) -> (usize, usiz
         let key = access::principal_key(query, desired, &graph, Some(live)).expect("principal");
         ctx.principal_report(&key)
     };
+    lap("report");
     let text = mlpolicy::render::access_text(&report);
+    lap("text");
     (report.entries.len(), text.len())
 }
 

@@ -9,7 +9,7 @@
 //! Scopes inherit downwards as in Azure RBAC: a role held on a subscription applies to its
 //! resource groups, a role on a resource group to the resources in it ([`covers`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
@@ -36,22 +36,24 @@ pub struct Assignment {
     pub scope_id: String,
 }
 
-/// Principals, memberships and assignments.
+/// Principals, memberships and assignments. Nodes and memberships are hashed (a tenant has tens
+/// of thousands of principals, looked up once per path step); everything that decides an order
+/// is sorted, so answers stay deterministic.
 #[derive(Debug, Clone, Default)]
 pub struct AccessGraph {
-    pub nodes: BTreeMap<String, Node>,
+    pub nodes: HashMap<String, Node>,
     /// Group key → direct member keys.
-    pub members: BTreeMap<String, BTreeSet<String>>,
+    pub members: HashMap<String, BTreeSet<String>>,
     pub assignments: BTreeSet<Assignment>,
 }
 
 /// A principal's role on a scope through one assignment, with the group path that grants it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Effective {
+pub struct Effective<'a> {
     /// The principal that holds the access (a user, service principal or identity).
     pub leaf: String,
     /// The assignment it comes from.
-    pub assignment: Assignment,
+    pub assignment: &'a Assignment,
     /// Group keys from the assigned group down to the one holding the leaf; empty when direct.
     pub via: Vec<String>,
 }
@@ -136,8 +138,8 @@ impl AccessGraph {
 
     /// Everything `key` holds: its own assignments and those of every group that contains it,
     /// directly or through nesting — one entry per assignment, with the shortest group path.
-    pub fn holdings_of(&self, key: &str) -> Vec<Effective> {
-        let mut parents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    pub fn holdings_of(&self, key: &str) -> Vec<Effective<'_>> {
+        let mut parents: HashMap<&str, Vec<&str>> = HashMap::new();
         for (group, members) in &self.members {
             for m in members {
                 parents.entry(m.as_str()).or_default().push(group.as_str());
@@ -169,16 +171,18 @@ impl AccessGraph {
             .filter_map(|a| {
                 let path = paths.get(a.principal.as_str())?;
                 let via = if a.principal == key { Vec::new() } else { path.clone() };
-                Some(Effective { leaf: key.to_owned(), assignment: a.clone(), via })
+                Some(Effective { leaf: key.to_owned(), assignment: a, via })
             })
             .collect();
         out.sort_by(order);
         out
     }
 
-    /// Everyone holding a role that applies at `target` (a canonical ARM id): assignments on it,
-    /// on its ancestors, and on scopes below it, each expanded to the principals that hold it.
-    pub fn holders_at(&self, targets: &[String]) -> Vec<Effective> {
+    /// Everyone holding a role that applies at `targets` (canonical ARM ids): assignments on them,
+    /// on their ancestors, and on scopes below them, each expanded to the principals that hold
+    /// it. In assignment order; callers sort for their report.
+    pub fn holders_at(&self, targets: &[String]) -> Vec<Effective<'_>> {
+        let mut leaves: HashMap<&str, BTreeMap<String, Vec<String>>> = HashMap::new();
         let mut out = Vec::new();
         for a in &self.assignments {
             let relevant = targets.iter().any(|t| covers(&a.scope_id, t) || covers(t, &a.scope_id));
@@ -186,14 +190,14 @@ impl AccessGraph {
                 continue;
             }
             if self.members.contains_key(&a.principal) {
-                for (leaf, via) in self.leaves_of(&a.principal) {
-                    out.push(Effective { leaf, assignment: a.clone(), via });
+                let of = leaves.entry(a.principal.as_str()).or_insert_with(|| self.leaves_of(&a.principal));
+                for (leaf, via) in of.iter() {
+                    out.push(Effective { leaf: leaf.clone(), assignment: a, via: via.clone() });
                 }
             } else {
-                out.push(Effective { leaf: a.principal.clone(), assignment: a.clone(), via: Vec::new() });
+                out.push(Effective { leaf: a.principal.clone(), assignment: a, via: Vec::new() });
             }
         }
-        out.sort_by(order);
         out
     }
 
@@ -337,7 +341,7 @@ pub struct Entry {
 pub struct Context<'a> {
     pub graph: &'a AccessGraph,
     /// Key → kind shown in the report.
-    pub kinds: &'a BTreeMap<String, String>,
+    pub kinds: &'a HashMap<String, String>,
     /// Managed scopes below which `covers` is computed: canonical id → display name.
     pub managed_scopes: &'a BTreeMap<String, String>,
     pub is_managed: &'a dyn Fn(&Assignment) -> bool,
@@ -345,8 +349,8 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
-    fn entry(&self, e: &Effective, target: Option<&[String]>) -> Entry {
-        let a = &e.assignment;
+    fn entry(&self, e: &Effective<'_>, target: Option<&[String]>) -> Entry {
+        let a = e.assignment;
         let mut path = vec![self.graph.display(&e.leaf)];
         path.extend(e.via.iter().rev().map(|k| self.graph.display(k)));
         let inherited = target.is_some_and(|t| !t.iter().any(|t| *t == a.scope_id || covers(t, &a.scope_id)));
@@ -398,7 +402,7 @@ impl Context<'_> {
     pub fn scope_report(&self, subject: String, subject_kind: &str, targets: &[String]) -> Report {
         let mut entries: Vec<Entry> =
             self.graph.holders_at(targets).iter().map(|e| self.entry(e, Some(targets))).collect();
-        entries.sort_by(|x, y| {
+        entries.sort_unstable_by(|x, y| {
             (&x.principal, &x.scope_id, &x.role, &x.path).cmp(&(&y.principal, &y.scope_id, &y.role, &y.path))
         });
         Report {
@@ -539,7 +543,11 @@ pub fn principal_key(
     }
     if q.contains('@') {
         let upn = q.to_ascii_lowercase();
-        let found = graph.nodes.iter().find(|(_, n)| !n.is_group && n.display.eq_ignore_ascii_case(&upn));
+        let found = graph
+            .nodes
+            .iter()
+            .filter(|(_, n)| !n.is_group && n.display.eq_ignore_ascii_case(&upn))
+            .min_by(|x, y| x.0.cmp(y.0));
         return match (found, live) {
             (Some((k, _)), _) => Ok(k.clone()),
             (None, None) => Ok(format!("user:{upn}")),
@@ -558,8 +566,9 @@ pub fn principal_key(
             .with_help("add --live to ask the tenant, or give an address such as `group.NAME`"))
         };
     }
-    let matches: Vec<&String> =
+    let mut matches: Vec<&String> =
         graph.nodes.iter().filter(|(_, n)| n.display.eq_ignore_ascii_case(q)).map(|(k, _)| k).collect();
+    matches.sort();
     match matches.as_slice() {
         [one] => Ok((*one).clone()),
         [] => {
@@ -622,8 +631,8 @@ fn principal_ref(q: &str, desired: &DesiredState) -> Option<PrincipalRef> {
 }
 
 /// Kinds of the configuration's principals, by [`desired_key`].
-pub fn desired_kinds(desired: &DesiredState) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
+pub fn desired_kinds(desired: &DesiredState) -> HashMap<String, String> {
+    let mut out = HashMap::new();
     for r in crate::live::principal_refs(desired) {
         let kind = match r {
             PrincipalRef::User { .. } => "user",
@@ -645,9 +654,8 @@ pub fn desired_kinds(desired: &DesiredState) -> BTreeMap<String, String> {
 
 /// Kinds of the tenant's principals: managed identities (user-assigned and workspaces') are
 /// `identity`, the rest as Graph says.
-pub fn live_kinds(live: &LiveState) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> =
-        live.principals.iter().map(|(id, p)| (id.clone(), p.kind.clone())).collect();
+pub fn live_kinds(live: &LiveState) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = live.principals.iter().map(|(id, p)| (id.clone(), p.kind.clone())).collect();
     let identity_ids = live
         .identities
         .values()
@@ -849,9 +857,10 @@ mod tests {
         at(&mut g, "carol", "Owner", "/subscriptions/s/rg");
         at(&mut g, "dave", "Reader", "/subscriptions/s/rg/ws/computes/c1");
         at(&mut g, "eve", "Reader", "/subscriptions/s/rg/other");
-        let leaves: Vec<String> =
+        let mut leaves: Vec<String> =
             g.holders_at(&["/subscriptions/s/rg/ws".into()]).into_iter().map(|e| e.leaf).collect();
-        assert_eq!(leaves, vec!["carol", "alice", "bob", "dave"]);
+        leaves.sort();
+        assert_eq!(leaves, vec!["alice", "bob", "carol", "dave"]);
     }
 
     #[test]

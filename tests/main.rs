@@ -5,6 +5,7 @@ mod azure;
 mod cli;
 mod codes;
 mod examples;
+mod export;
 mod golden;
 mod plans;
 mod policies;

@@ -4,6 +4,7 @@
 mod apply;
 mod args;
 mod emulator;
+mod export;
 mod fmt;
 mod graph;
 mod plan;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> ExitStatus {
         Command::Plan(a) => plan::run(&a),
         Command::Apply(a) => apply::run(&a),
         Command::Show(a) => show::run(&a),
+        Command::Export(a) => export::run(&a),
         Command::Emulator(a) => emulator::run(&a),
     }
 }

@@ -336,3 +336,11 @@ fn export_refuses_to_overwrite_and_rejects_a_bad_scope() {
     let plan = mlpolicy(dir.path(), &["plan", ".", "--emulator", "--detailed-exitcode"]);
     assert_eq!(plan.code, 0, "{}", plan.transcript());
 }
+
+/// The export checks its own output: generated text that does not parse is "E0803", never a
+/// file written silently.
+#[test]
+fn generated_text_that_does_not_parse_is_refused() {
+    let e = mlpolicy::export::format_mlp("main.mlp", "group {").unwrap_err();
+    assert_eq!(e.code, "E0803");
+}

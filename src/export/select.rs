@@ -854,6 +854,143 @@ mod tests {
         assert_eq!(owner_from("___"), "mlpolicy");
     }
 
+    use std::sync::Arc;
+
+    use crate::azure::{self, DirectoryObject, RoleCatalog, RoleDefinition, RoleDefinitionProperties};
+
+    const SUB: &str = "11111111-1111-1111-1111-111111111111";
+    const READER: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+
+    fn estate() -> Estate {
+        let reader = RoleDefinition {
+            id: format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{READER}"),
+            name: READER.into(),
+            properties: RoleDefinitionProperties { role_name: "Reader".into(), ..RoleDefinitionProperties::default() },
+        };
+        let mut e = Estate { subscriptions: vec![("prod".into(), SUB.into())], ..Estate::default() };
+        e.roles.insert(SUB.into(), Arc::new(RoleCatalog::new(vec![reader])));
+        e
+    }
+
+    fn rg(e: &mut Estate, name: &str, owner: Option<&str>) -> String {
+        let id = format!("/subscriptions/{SUB}/resourceGroups/{name}");
+        let tags = owner.map(|o| BTreeMap::from([(OWNER_TAG.to_owned(), o.to_owned())])).unwrap_or_default();
+        e.resource_groups.insert(
+            canonical(&id),
+            azure::ResourceGroup {
+                id: id.clone(),
+                name: name.into(),
+                location: "westeurope".into(),
+                tags,
+                ..Default::default()
+            },
+        );
+        id
+    }
+
+    fn user(e: &mut Estate, id: &str, upn: &str) -> DirectoryObject {
+        e.principals.insert(id.into(), Principal::User { upn: upn.into() });
+        DirectoryObject {
+            odata_type: Some("#microsoft.graph.user".into()),
+            id: id.into(),
+            user_principal_name: Some(upn.into()),
+            ..DirectoryObject::default()
+        }
+    }
+
+    fn group(e: &mut Estate, id: &str, display: &str, unique: Option<&str>, members: Vec<DirectoryObject>) {
+        let g = azure::Group {
+            id: id.into(),
+            display_name: Some(display.into()),
+            unique_name: unique.map(str::to_owned),
+            mail_nickname: Some(default_mail_nickname(display)),
+            ..azure::Group::default()
+        };
+        e.principals.insert(id.into(), Principal::Group { display_name: display.into() });
+        *e.group_name_counts.entry(display.to_lowercase()).or_insert(0) += 1;
+        e.groups.insert(id.into(), GroupInfo { group: g, members, owners: Vec::new() });
+    }
+
+    fn assignment(e: &mut Estate, scope: &str, principal: &str, description: Option<&str>) {
+        let id = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{principal}");
+        e.role_assignments.insert(
+            canonical(&id),
+            azure::RoleAssignment {
+                id: id.clone(),
+                name: principal.into(),
+                properties: azure::RoleAssignmentProperties {
+                    role_definition_id: format!("/providers/Microsoft.Authorization/roleDefinitions/{READER}"),
+                    principal_id: principal.into(),
+                    scope: scope.into(),
+                    description: description.map(str::to_owned),
+                    ..azure::RoleAssignmentProperties::default()
+                },
+            },
+        );
+    }
+
+    fn texts(sel: &Selection) -> Vec<String> {
+        sel.decls
+            .iter()
+            .map(|d| {
+                format!("{} {}", d.item.kind, super::super::ir::Expr::Obj(d.item.kind, d.item.local.clone()).text())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_most_common_marker_owns_and_other_owners_are_left_out() {
+        let mut e = estate();
+        rg(&mut e, "rg-a", Some("alpha"));
+        let b = rg(&mut e, "rg-b", Some("alpha"));
+        let c = rg(&mut e, "rg-c", Some("beta"));
+        rg(&mut e, "rg-d", None);
+        let u = user(&mut e, "00000000-0000-0000-0000-0000000000a1", "alice@contoso.com");
+        let _ = u;
+        assignment(&mut e, &b, "00000000-0000-0000-0000-0000000000a1", Some("Managed by mlpolicy [mlpolicy:alpha]"));
+        assignment(&mut e, &c, "00000000-0000-0000-0000-0000000000a1", None);
+        let sel = select(&e, &Scope::default());
+        assert_eq!(sel.owner, "alpha");
+        assert_eq!(sel.owners_found, BTreeMap::from([("alpha".into(), 3), ("beta".into(), 1)]));
+        assert_eq!(
+            texts(&sel),
+            ["resource_group resource_group.a", "resource_group resource_group.b", "resource_group resource_group.d"]
+        );
+        let lines: Vec<String> = sel.grants.iter().map(|g| g.item.line()).collect();
+        assert_eq!(lines, ["grant \"Reader\" to user(\"alice@contoso.com\") on resource_group.b"]);
+        assert!(sel.grants[0].item.attrs.is_empty(), "the default description is not written");
+        let why: Vec<&str> = sel.skipped.iter().map(|s| s.why.as_str()).collect();
+        assert_eq!(why.len(), 2, "{why:?}");
+        assert!(why.iter().all(|w| w.contains("`beta`")), "{why:?}");
+        // `--owner` wins, and a filter narrows the scope but never drops what carries the marker.
+        let scope = Scope { resource_groups: vec!["rg-d".into()], owner: Some("beta".into()), ..Scope::default() };
+        let sel = select(&e, &scope);
+        assert_eq!(texts(&sel), ["resource_group resource_group.c", "resource_group resource_group.d"]);
+    }
+
+    #[test]
+    fn groups_are_declared_adopted_or_kept_as_comments() {
+        let mut e = estate();
+        let alice = user(&mut e, "00000000-0000-0000-0000-0000000000a1", "alice@contoso.com");
+        group(&mut e, "g1", "ml-readers", None, vec![alice.clone()]);
+        group(&mut e, "g2", "ml-dup", None, Vec::new());
+        group(&mut e, "g3", "ml-dup", None, Vec::new());
+        group(&mut e, "g4", "ml-tool", Some("other-tool.ml-tool"), Vec::new());
+        group(&mut e, "g5", "admins of x", Some("mlpolicy.alpha.admins.x"), Vec::new());
+        group(&mut e, "g6", "odd", Some("mlpolicy.alpha.Odd-Name"), Vec::new());
+        let gone = DirectoryObject { id: "00000000-0000-0000-0000-0000000000ff".into(), ..DirectoryObject::default() };
+        group(&mut e, "g7", "ml-partial", None, vec![alice, gone]);
+        let scope = Scope { group_prefixes: vec!["ML-".into()], owner: Some("alpha".into()), ..Scope::default() };
+        let sel = select(&e, &scope);
+        assert_eq!(texts(&sel), ["group group.admins[\"x\"]", "group group.ml_partial", "group group.ml_readers"]);
+        let partial = &sel.decls[1].item;
+        assert!(partial.attrs.contains(&("members_additive".into(), Expr::Bool(true))), "{partial:?}");
+        assert_eq!(partial.notes.len(), 1);
+        let skipped: Vec<&str> = sel.skipped.iter().map(|s| s.what.as_str()).collect();
+        assert_eq!(skipped, ["group ml-dup (g2)", "group ml-dup (g3)", "group ml-tool", "group odd"]);
+        assert!(sel.notes.iter().any(|n| n.contains("a plan of this export deletes it")), "{:?}", sel.notes);
+    }
+
     #[test]
     fn kind_prefixes_are_dropped_when_something_is_left() {
         assert_eq!(strip_kind_prefix(Kind::ResourceGroup, "rg-ml-shared"), "ml-shared");

@@ -1,7 +1,8 @@
 //! `mlpolicy export` round trip through the emulator over HTTP: the shipped example is applied,
 //! hand-made extras are added through the emulator's API (a group under the prefix with its
 //! members, a portal grant to it, an identity with a federated credential, a grant with a
-//! condition, an assignment of a role the tenant's catalog does not have), then the estate is
+//! condition, a workspace whose system identity holds a grant, an assignment of a role the
+//! tenant's catalog does not have), then the estate is
 //! exported flat and `--compact` into directories that share the emulator's state. Both pass
 //! `fmt --check`, plan to no changes (only adoptions), lower to the same desired state; applying
 //! the export adopts without creating anything, after which the plan is empty.
@@ -113,6 +114,31 @@ async fn add_extras(state: &Path) {
             principal_type: PrincipalType::ServicePrincipal,
             description: Some("Batch scoring reads the models container".into()),
             condition: Some(CONDITION.into()),
+            name: None,
+        })
+        .await
+        .unwrap();
+
+    // A workspace made in the portal, with its system identity granted Reader on its group.
+    let rg = rg_id(PROD, "rg-ml-teams-prod");
+    let body = json!({
+        "location": "westeurope",
+        "identity": { "type": "SystemAssigned" },
+        "properties": {
+            "storageAccount": format!("{rg}/providers/Microsoft.Storage/storageAccounts/stscoring"),
+            "keyVault": format!("{rg}/providers/Microsoft.KeyVault/vaults/kv-scoring"),
+            "friendlyName": "Batch scoring",
+        },
+    });
+    let workspace = client.put_workspace(PROD, "rg-ml-teams-prod", "mlw-scoring", &body).await.unwrap();
+    client
+        .put_role_assignment(&RoleAssignmentRequest {
+            scope: rg.clone(),
+            role_definition_id: READER.into(),
+            principal_id: workspace.identity.unwrap().principal_id.unwrap(),
+            principal_type: PrincipalType::ServicePrincipal,
+            description: None,
+            condition: None,
             name: None,
         })
         .await
@@ -275,7 +301,7 @@ fn export_round_trips_and_applying_it_only_adopts() {
         assert_eq!(fmt.code, 0, "{}", fmt.transcript());
         let plan = mlpolicy(dir, &["plan", ".", "--emulator", "--detailed-exitcode"]);
         assert_eq!(plan.code, 0, "{}", plan.transcript());
-        assert!(plan.stdout.contains("Plan: 0 to add, 0 to change, 0 to destroy, 5 to adopt."), "{}", plan.stdout);
+        assert!(plan.stdout.contains("Plan: 0 to add, 0 to change, 0 to destroy, 7 to adopt."), "{}", plan.stdout);
     }
     // Flat and compact declare the same objects under the same addresses.
     assert_eq!(desired(flat.path()), desired(compact.path()));
@@ -288,7 +314,7 @@ fn export_round_trips_and_applying_it_only_adopts() {
 
     let apply = mlpolicy(flat.path(), &["apply", ".", "--emulator", "--auto-approve"]);
     assert_eq!(apply.code, 0, "{}", apply.transcript());
-    assert!(apply.stdout.contains("Apply complete: 0 added, 0 changed, 0 destroyed, 5 adopted."), "{}", apply.stdout);
+    assert!(apply.stdout.contains("Apply complete: 0 added, 0 changed, 0 destroyed, 7 adopted."), "{}", apply.stdout);
     let after = Tenant::load(&state).unwrap();
     assert_eq!(census(&after), before, "adoption creates and deletes nothing");
     let reviewers = after.groups.iter().find(|g| g.display_name == "ml-fraud-reviewers").unwrap();
@@ -343,4 +369,34 @@ fn export_refuses_to_overwrite_and_rejects_a_bad_scope() {
 fn generated_text_that_does_not_parse_is_refused() {
     let e = mlpolicy::export::format_mlp("main.mlp", "group {").unwrap_err();
     assert_eq!(e.code, "E0803");
+}
+
+/// Applying plans with adoptions (tests/cases/plan/adopt-only, and adopt, whose changes also
+/// adopt) writes the markers and creates nothing: the groups made by hand get their uniqueName
+/// in place, and the next plan is empty.
+#[test]
+fn applying_adoptions_creates_nothing_and_converges() {
+    for case in ["adopt-only", "adopt"] {
+        let tmp = crate::plans::prepare(&root().join("tests/cases/plan").join(case));
+        let plan = mlpolicy(tmp.path(), &["plan", ".", "--emulator"]);
+        assert_eq!(plan.code, 0, "{}", plan.transcript());
+        let state = tmp.path().join(".mlpolicy/emulator.yaml");
+        let objects =
+            |t: &Tenant| (t.resource_groups.len(), t.identities.len(), t.groups.len(), t.role_assignments.len());
+        let before = Tenant::load(&state).unwrap();
+        let apply = mlpolicy(tmp.path(), &["apply", ".", "--emulator", "--auto-approve"]);
+        assert_eq!(apply.code, 0, "{case}: {}", apply.transcript());
+        assert!(apply.stdout.contains("Adoption complete"), "{case}: {}", apply.stdout);
+        let after = Tenant::load(&state).unwrap();
+        assert_eq!(objects(&after), objects(&before), "{case}: nothing created or deleted");
+        assert!(
+            after
+                .groups
+                .iter()
+                .all(|g| g.unique_name.as_deref().is_some_and(|u| u.starts_with("mlpolicy.plan-tests.")))
+        );
+        let again = mlpolicy(tmp.path(), &["plan", ".", "--emulator", "--detailed-exitcode"]);
+        assert_eq!(again.code, 0, "{case}: {}", again.transcript());
+        assert!(again.stdout.starts_with("No changes."), "{case}: {}", again.stdout);
+    }
 }

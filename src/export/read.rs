@@ -141,11 +141,26 @@ pub async fn read(
         estate.roles.insert(sub, roles);
     }
 
-    // Federated credentials of the identities an export may declare.
+    // Federated credentials of the identities an export may declare: those in scope or marked,
+    // and those a workspace in scope or marked runs as (a declared identity's credentials that
+    // the export left out would be planned for deletion).
+    let rg_of = |id: &str| id.split('/').nth(4).unwrap_or_default().to_owned();
+    let mut needed: BTreeSet<String> = estate
+        .identities
+        .iter()
+        .filter(|(id, i)| wanted_rg(&rg_of(id)) || owner_tag(&i.tags).is_some())
+        .map(|(id, _)| id.clone())
+        .collect();
+    for (id, w) in &estate.workspaces {
+        if !wanted_rg(&rg_of(id)) && owner_tag(&w.tags).is_none() {
+            continue;
+        }
+        let user = w.identity.iter().flat_map(|i| i.user_assigned_identities.keys());
+        needed.extend(user.chain(&w.properties.primary_user_assigned_identity).map(|u| canonical(u)));
+    }
     let mut tasks = JoinSet::new();
     for (id, identity) in &estate.identities {
-        let rg = id.split('/').nth(4).unwrap_or_default();
-        if !wanted_rg(rg) && owner_tag(&identity.tags).is_none() {
+        if !needed.contains(id) {
             continue;
         }
         let c = client.clone();

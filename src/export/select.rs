@@ -474,6 +474,12 @@ pub fn select(estate: &Estate, scope: &Scope) -> Selection {
     }
     for (id, why) in dropped {
         groups.remove(&id);
+        if estate.groups[&id].group.unique_name.is_some() {
+            sel.notes.push(format!(
+                "group {} carries this export's marker but cannot be declared ({why}): a plan of this export deletes it",
+                estate.groups[&id].group.display_name.clone().unwrap_or_default()
+            ));
+        }
         sel.skipped.push(Skipped {
             section: Section::Groups,
             what: format!("group {}", estate.groups[&id].group.display_name.clone().unwrap_or_default()),
@@ -788,48 +794,55 @@ pub fn select(estate: &Estate, scope: &Scope) -> Selection {
             sel.skipped.push(skip(format!("inside a resource group of the mlpolicy configuration `{o}`; left to it")));
             continue;
         }
-        let Some(role) = role else {
-            sel.skipped.push(skip(format!(
-                "its role definition {} is not in the subscription's role catalog (a custom role mlpolicy cannot read, or a deleted one)",
-                a.role_guid()
-            )));
-            continue;
-        };
-        if p.condition.as_ref().is_some_and(|c| !c.is_empty())
-            && p.condition_version.as_deref().is_some_and(|v| v != "2.0")
-        {
-            sel.skipped.push(skip(format!(
-                "its condition has version {}; mlpolicy writes conditions as version 2.0",
-                p.condition_version.clone().unwrap_or_default()
-            )));
-            continue;
-        }
-        let (principal_expr, principal_team) = match principal(&p.principal_id) {
+        let made = (|| -> Result<(Grant, Option<String>), String> {
+            let Some(role) = role.clone() else {
+                return Err(format!(
+                    "its role definition {} is not in the subscription's role catalog (a custom role mlpolicy cannot read, or a deleted one)",
+                    a.role_guid()
+                ));
+            };
+            if p.condition.as_ref().is_some_and(|c| !c.is_empty())
+                && p.condition_version.as_deref().is_some_and(|v| v != "2.0")
+            {
+                return Err(format!(
+                    "its condition has version {}; mlpolicy writes conditions as version 2.0",
+                    p.condition_version.clone().unwrap_or_default()
+                ));
+            }
+            let (principal_expr, principal_team) = principal(&p.principal_id)?;
+            let (scope_e, scope_team) = scope_expr(&p.scope);
+            let team = match (principal_team, scope_team) {
+                (Some(a), Some(b)) if a != b => None,
+                (a, b) => a.or(b),
+            };
+            let mut attrs = Vec::new();
+            let description = p.description.as_deref().unwrap_or("").trim();
+            let description = description.strip_suffix(&marker_suffix).unwrap_or(description).trim();
+            if !description.is_empty() && description != "Managed by mlpolicy" {
+                attrs.push(("description".to_owned(), Expr::Str(description.to_owned())));
+            }
+            if let Some(cond) = p.condition.as_ref().filter(|c| !c.is_empty()) {
+                attrs.push(("condition".to_owned(), Expr::Str(cond.clone())));
+            }
+            let grant = Grant { role, principal: principal_expr, scope: scope_e, attrs, notes: Vec::new() };
+            if seen.contains(&grant.line()) {
+                return Err("another assignment is declared by the same grant line".into());
+            }
+            Ok((grant, team))
+        })();
+        let (grant, team) = match made {
             Ok(x) => x,
             Err(why) => {
+                if marked_by.as_deref() == Some(owner.as_str()) {
+                    sel.notes.push(format!(
+                        "{what} carries this export's marker but cannot be declared ({why}): a plan of this export deletes it"
+                    ));
+                }
                 sel.skipped.push(skip(why));
                 continue;
             }
         };
-        let (scope_e, scope_team) = scope_expr(&p.scope);
-        let team = match (principal_team, scope_team) {
-            (Some(a), Some(b)) if a != b => None,
-            (a, b) => a.or(b),
-        };
-        let mut attrs = Vec::new();
-        let description = p.description.as_deref().unwrap_or("").trim();
-        let description = description.strip_suffix(&marker_suffix).unwrap_or(description).trim();
-        if !description.is_empty() && description != "Managed by mlpolicy" {
-            attrs.push(("description".to_owned(), Expr::Str(description.to_owned())));
-        }
-        if let Some(cond) = p.condition.as_ref().filter(|c| !c.is_empty()) {
-            attrs.push(("condition".to_owned(), Expr::Str(cond.clone())));
-        }
-        let grant = Grant { role, principal: principal_expr, scope: scope_e, attrs, notes: Vec::new() };
-        if !seen.insert(grant.line()) {
-            sel.skipped.push(skip("another assignment is declared by the same grant line".into()));
-            continue;
-        }
+        seen.insert(grant.line());
         grants.push(Placed { team, item: grant });
     }
     grants.sort_by_key(|g| g.item.line());

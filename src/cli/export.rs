@@ -119,7 +119,12 @@ fn report(dir: &Path, export: &crate::export::Export) {
         count("grant"),
     );
     if let Some(teams) = &export.teams {
-        println!("Teams: {}.", teams.join(", "));
+        const SHOWN: usize = 12;
+        if teams.len() > SHOWN {
+            println!("Teams ({}): {}, and {} more.", teams.len(), teams[..SHOWN].join(", "), teams.len() - SHOWN);
+        } else {
+            println!("Teams: {}.", teams.join(", "));
+        }
     }
     println!("Wrote {}.", export.files.keys().cloned().collect::<Vec<_>>().join(", "));
     for n in &export.notes {

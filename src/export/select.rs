@@ -1004,6 +1004,100 @@ mod tests {
         assert!(sel.notes.iter().any(|n| n.contains("a plan of this export deletes it")), "{:?}", sel.notes);
     }
 
+    fn identity(e: &mut Estate, rg: &str, name: &str, n: u8, subjects: &[&str]) {
+        let id = format!(
+            "/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
+        );
+        e.identities.insert(
+            canonical(&id),
+            azure::UserAssignedIdentity {
+                id: id.clone(),
+                name: name.into(),
+                location: "westeurope".into(),
+                tags: BTreeMap::new(),
+                properties: azure::UserAssignedIdentityProperties {
+                    principal_id: Some(format!("00000000-0000-0000-0000-0000000001{n:02x}")),
+                    client_id: Some(format!("00000000-0000-0000-0000-0000000002{n:02x}")),
+                    tenant_id: None,
+                },
+            },
+        );
+        let fics = subjects
+            .iter()
+            .enumerate()
+            .map(|(i, s)| azure::FederatedCredential {
+                id: format!("{id}/federatedIdentityCredentials/gh-{i}"),
+                name: format!("gh-{i}"),
+                properties: azure::FederatedCredentialProperties {
+                    issuer: "https://token.actions.githubusercontent.com".into(),
+                    subject: (*s).into(),
+                    audiences: vec![FIC_AUDIENCE.into()],
+                },
+            })
+            .collect();
+        e.federated.insert(canonical(&id), fics);
+    }
+
+    /// What a directory of generated files lowers to.
+    fn lowered(files: &BTreeMap<String, String>) -> crate::lower::DesiredState {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let compiled = crate::compile(dir.path(), &crate::settings::Overrides::default());
+        let errors: Vec<_> = compiled.diagnostics.items.iter().filter(|d| d.is_error()).collect();
+        assert!(errors.is_empty(), "{errors:#?}\n{files:#?}");
+        crate::lower::lower(&compiled.model, compiled.settings.owner.as_deref().unwrap())
+    }
+
+    /// Teams whose objects differ beyond their name: the compact loop reads `let` maps, what
+    /// does not fit stays per team, and both forms lower to the same desired state.
+    #[test]
+    fn compact_and_flat_lower_alike_when_teams_differ() {
+        let mut e = estate();
+        let a = rg(&mut e, "rg-a-ml", None);
+        let b = rg(&mut e, "rg-b-ml", None);
+        identity(&mut e, "rg-a-ml", "id-a-train", 1, &["repo:contoso/a:environment:prod"]);
+        identity(
+            &mut e,
+            "rg-b-ml",
+            "id-b-train",
+            2,
+            &["repo:contoso/b:environment:prod", "repo:contoso/b:pull_request"],
+        );
+        let alice = user(&mut e, "00000000-0000-0000-0000-0000000000a1", "alice@contoso.com");
+        let bob = user(&mut e, "00000000-0000-0000-0000-0000000000b1", "bob@contoso.com");
+        e.principals
+            .insert("00000000-0000-0000-0000-0000000000e1".into(), Principal::Group { display_name: "ext".into() });
+        e.group_name_counts.insert("ext".into(), 1);
+        let ext = DirectoryObject {
+            odata_type: Some("#microsoft.graph.group".into()),
+            id: "00000000-0000-0000-0000-0000000000e1".into(),
+            display_name: Some("ext".into()),
+            ..DirectoryObject::default()
+        };
+        group(&mut e, "g-a", "ml-a-ds", None, vec![alice]);
+        group(&mut e, "g-b", "ml-b-ds", None, vec![bob, ext]);
+        e.groups.get_mut("g-a").unwrap().group.description = Some("Alpha".into());
+        e.groups.get_mut("g-b").unwrap().group.description = Some("Team B".into());
+        assignment(&mut e, &a, "g-a", None);
+        assignment(&mut e, &b, "g-b", None);
+        assignment(&mut e, &a, "00000000-0000-0000-0000-000000000101", Some("CI of a"));
+        let scope = Scope { group_prefixes: vec!["ml-".into()], ..Scope::default() };
+        let options = |compact| super::super::ExportOptions { scope: scope.clone(), compact, ..Default::default() };
+        let settings = crate::settings::Settings::default();
+        let flat = super::super::build(&e, &options(false), &settings, SUB).unwrap();
+        let compact = super::super::build(&e, &options(true), &settings, SUB).unwrap();
+        assert_eq!(flat.teams.as_deref(), Some(&["a".to_owned(), "b".to_owned()][..]));
+        let teams = &compact.files["teams.mlp"];
+        assert!(teams.contains("for team in teams {"), "{teams}");
+        assert!(teams.contains("members     = ml_ds_members[team]"), "{teams}");
+        assert!(teams.contains("description = ml_ds_description[team]"), "{teams}");
+        assert!(teams.contains("# What team b has beside the shared shape."), "{teams}");
+        assert!(teams.contains("identity train {"), "the identities differ in their credentials: {teams}");
+        assert_eq!(lowered(&flat.files), lowered(&compact.files));
+    }
+
     #[test]
     fn kind_prefixes_are_dropped_when_something_is_left() {
         assert_eq!(strip_kind_prefix(Kind::ResourceGroup, "rg-ml-shared"), "ml-shared");

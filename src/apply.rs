@@ -47,6 +47,9 @@ pub const ACCESS_ADMIN_ROLES: [&str; 3] = [
     "f58310d9-a9f6-439a-9e8d-f62e7b41a168",
 ];
 
+/// `live_ref` key of a group change that adopts a group made outside mlpolicy: its object id.
+pub const ADOPT_OBJECT_ID: &str = "adopt_object_id";
+
 /// Default operations in flight at once.
 pub const DEFAULT_PARALLELISM: usize = 10;
 
@@ -176,7 +179,7 @@ fn layers(changes: &[Change]) -> Vec<Vec<Op>> {
     let mut out: Vec<Vec<Op>> = vec![Vec::new(); 13];
     for c in changes {
         match c.action {
-            Action::Create | Action::Update | Action::Replace => {
+            Action::Create | Action::Update | Action::Replace | Action::Adopt => {
                 let Some(rank) = write_rank(&c.kind) else { continue };
                 if c.kind == "group" {
                     out[4].push(Op { step: Step::GroupUpsert, change: c.clone() });
@@ -444,6 +447,22 @@ impl Shared {
                 let out = client.put_federated_credential(&f.identity_id, &f.name, &props).await?;
                 Ok((out.id, None))
             }
+            (Desired::Group(g), Step::GroupUpsert) if c.live_ref.contains_key(ADOPT_OBJECT_ID) => {
+                // A group made outside mlpolicy: its `uniqueName` is set (once, as Graph allows
+                // while it is empty) instead of upserting, which would create a second group.
+                let id = &c.live_ref[ADOPT_OBJECT_ID];
+                let mut patch = serde_json::json!({
+                    "uniqueName": g.unique_name,
+                    "displayName": g.display_name,
+                    "mailNickname": g.mail_nickname,
+                });
+                if let Some(d) = &g.description {
+                    patch["description"] = serde_json::json!(d);
+                }
+                client.patch_group(id, &patch).await?;
+                let id = id.to_ascii_lowercase();
+                Ok((id.clone(), Some(id)))
+            }
             (Desired::Group(g), Step::GroupUpsert) => {
                 let upsert = GroupUpsert::security_group(
                     &g.unique_name,
@@ -484,7 +503,7 @@ impl Shared {
                     "Group" => PrincipalType::Group,
                     _ => PrincipalType::ServicePrincipal,
                 };
-                let existing = (c.action == Action::Update && !c.azure_id.ends_with("(new)"))
+                let existing = (matches!(c.action, Action::Update | Action::Adopt) && !c.azure_id.ends_with("(new)"))
                     .then(|| crate::azure::last_segment(&c.azure_id).to_owned());
                 let request = RoleAssignmentRequest {
                     scope: r.scope.clone(),
@@ -740,8 +759,9 @@ pub async fn check_self_lockout(
     ))
 }
 
-fn summary_counts(done: &[Done]) -> (usize, usize, usize) {
-    let (mut add, mut change, mut destroy) = (0, 0, 0);
+/// `3 added, 1 changed, 0 destroyed`, with `, 2 adopted` when there were adoptions.
+fn summary_counts(done: &[Done]) -> String {
+    let (mut add, mut change, mut destroy, mut adopt) = (0, 0, 0, 0);
     for d in done {
         match d.action {
             Action::Create => add += 1,
@@ -751,22 +771,23 @@ fn summary_counts(done: &[Done]) -> (usize, usize, usize) {
                 destroy += 1;
             }
             Action::Delete => destroy += 1,
+            Action::Adopt => adopt += 1,
             Action::Read | Action::NoOp => {}
         }
     }
-    (add, change, destroy)
+    let mut out = format!("{add} added, {change} changed, {destroy} destroyed");
+    if adopt > 0 {
+        let _ = write!(out, ", {adopt} adopted");
+    }
+    out
 }
 
 fn finish(mut report: ApplyReport) -> ApplyReport {
-    let (add, change, destroy) = summary_counts(&report.done);
+    let counts = summary_counts(&report.done);
     report.summary = if report.failed.is_empty() && report.skipped.is_empty() {
-        format!("Apply complete: {add} added, {change} changed, {destroy} destroyed.")
+        format!("Apply complete: {counts}.")
     } else {
-        format!(
-            "Apply failed: {} failed, {} skipped; {add} added, {change} changed, {destroy} destroyed.",
-            report.failed.len(),
-            report.skipped.len()
-        )
+        format!("Apply failed: {} failed, {} skipped; {counts}.", report.failed.len(), report.skipped.len())
     };
     report
 }

@@ -904,7 +904,7 @@ pub fn valid_upn(s: &str) -> bool {
         && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
 }
 
-fn default_mail_nickname(name: &str) -> String {
+pub(crate) fn default_mail_nickname(name: &str) -> String {
     let s: String = name
         .chars()
         .filter_map(|c| {

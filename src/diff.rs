@@ -3,10 +3,14 @@
 //! Objects are matched by their identity in Azure — canonical ARM id, group `uniqueName`, and
 //! for role assignments the content triple (scope, role definition GUID, principal object id) —
 //! so casing and id-format differences never show as changes, and an equivalent assignment made
-//! by hand is adopted instead of duplicated. Only what carries this configuration's ownership
+//! by hand is adopted instead of duplicated. Adoption: an object made outside mlpolicy that
+//! already is as configured and only lacks the ownership marker (the owner tag, a group's
+//! `uniqueName` — a group is then found by display name among those without one — or the
+//! assignment description's suffix) gets the action `Adopt`; one that also differs is an
+//! `Update` whose reason says it adopts. Only what carries this configuration's ownership
 //! marker is ever deleted; other access at a managed scope is reported as drift, widening drift
 //! first. Safety rails (`prevent_destroy`, `--allow-replace`, `--allow-mass-removal`) turn
-//! dangerous changes into errors. Codes: E0502–E0507.
+//! dangerous changes into errors. Codes: E0502–E0508.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,10 +18,10 @@ use sha2::{Digest, Sha256};
 
 use crate::access::{self, Assignment, Node};
 use crate::diagnostics::{Diagnostic, Diagnostics};
-use crate::live::{LiveState, managed_scopes};
+use crate::live::{GroupMatch, LiveState, managed_scopes};
 use crate::lower::{
-    Desired, DesiredGroup, DesiredObject, DesiredRoleAssignment, DesiredState, PrincipalRef, assignment_marker,
-    canonical, group_unique_prefix,
+    Desired, DesiredGroup, DesiredObject, DesiredRoleAssignment, DesiredState, OWNER_TAG, PrincipalRef,
+    assignment_description, assignment_marker, canonical, group_unique_prefix,
 };
 use crate::plan::{
     Action, AttrChange, AttrValue, Attrs, Change, Drift, FORMAT_VERSION, Fingerprints, Plan, PlanWaiver,
@@ -33,6 +37,9 @@ pub struct DiffOptions {
     /// Allow removing more than 10 members, or the last owner, of a group.
     pub allow_mass_removal: bool,
 }
+
+/// The reason of an adoption: apply writes the ownership marker and nothing else.
+pub const MARKER_ONLY: &str = "ownership marker only";
 
 /// Most members one plan may remove from one group without `--allow-mass-removal`.
 pub const MASS_REMOVAL: usize = 10;
@@ -294,6 +301,7 @@ impl Differ<'_> {
                     after,
                     &["location"],
                 );
+                self.arm_adoption(live.map(|l| &l.tags));
             }
             Desired::Identity(i) => {
                 let live = self.live.identities.get(&canonical(&i.id));
@@ -317,6 +325,7 @@ impl Differ<'_> {
                     after,
                     &["location"],
                 );
+                self.arm_adoption(live.map(|l| &l.tags));
             }
             Desired::Federated(f) => {
                 let parent_replaced = self.parent_recreated(&f.identity_id);
@@ -402,6 +411,7 @@ impl Differ<'_> {
                     after,
                     &["location", "storage_account", "key_vault"],
                 );
+                self.arm_adoption(live.map(|l| &l.tags));
             }
             Desired::Group(g) => self.group(o, g),
             Desired::RoleAssignment(r) => self.assignment(o, r),
@@ -415,6 +425,37 @@ impl Differ<'_> {
                 && canonical(&c.azure_id) == canonical(identity_id)
                 && matches!(c.action, Action::Create | Action::Replace)
         })
+    }
+
+    /// The update of an ARM object that carries no ownership tag at all adopts it: when the tag
+    /// is all that differs, the change is an adoption; otherwise an update that also adopts.
+    fn arm_adoption(&mut self, live_tags: Option<&BTreeMap<String, String>>) {
+        let Some(live_tags) = live_tags else { return };
+        if live_tags.keys().any(|k| k.eq_ignore_ascii_case(OWNER_TAG)) {
+            return;
+        }
+        let owner = &self.desired.owner;
+        let Some(last) = self.changes.last_mut() else { return };
+        if last.action != Action::Update {
+            return;
+        }
+        let marker_only = match last.changes.as_slice() {
+            [c] if c.name == "tags" => match (&c.before, &c.after) {
+                (Some(AttrValue::Map(before)), Some(AttrValue::Map(after))) => {
+                    let mut marked = before.clone();
+                    marked.insert(OWNER_TAG.to_owned(), owner.clone());
+                    marked == *after
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        if marker_only {
+            last.action = Action::Adopt;
+            last.reason = Some(MARKER_ONLY.into());
+        } else {
+            last.reason = Some("adopts a resource made outside mlpolicy".into());
+        }
     }
 
     fn member_names(&self, refs: &[PrincipalRef]) -> (BTreeSet<String>, Vec<String>) {
@@ -435,7 +476,23 @@ impl Differ<'_> {
     }
 
     fn group(&mut self, o: &DesiredObject, g: &DesiredGroup) {
-        let live = self.live.group_by_unique_name(&g.unique_name);
+        let (live, adopting) = match self.live.group_match(&g.unique_name, &g.display_name) {
+            GroupMatch::Owned(id, lg) => (Some((id, lg)), false),
+            GroupMatch::Adoptable(id, lg) => (Some((id, lg)), true),
+            GroupMatch::Ambiguous(n) => {
+                self.error(
+                    "E0508",
+                    &o.address,
+                    format!(
+                        "`{}` could adopt any of {n} groups named `{}` that mlpolicy did not create",
+                        o.address, g.display_name
+                    ),
+                    "rename all but one of them in Entra ID (or delete the extra ones), so the group to adopt is unambiguous".into(),
+                );
+                (None, false)
+            }
+            GroupMatch::Absent => (None, false),
+        };
         self.fingerprints.insert(
             g.unique_name.clone(),
             live.map_or_else(|| "absent".into(), |(_, lg)| fingerprint(&(&lg.group, &lg.members, &lg.owners))),
@@ -483,9 +540,21 @@ impl Differ<'_> {
         }
         after.insert("members".into(), AttrValue::List(member_names));
         after.insert("owners".into(), AttrValue::List(owner_names));
+        if adopting {
+            after.insert("unique_name".into(), s(&g.unique_name));
+        }
         self.push(o, "group", &g.unique_name, format!("group \"{}\"", g.display_name), before, after, &[]);
         if let (Some((id, _)), Some(last)) = (live, self.changes.last_mut()) {
             last.live_ref.insert("object_id".into(), id.clone());
+            if adopting {
+                last.live_ref.insert(crate::apply::ADOPT_OBJECT_ID.into(), id.clone());
+                if last.changes.len() == 1 && last.action == Action::Update {
+                    last.action = Action::Adopt;
+                    last.reason = Some(MARKER_ONLY.into());
+                } else if last.action == Action::Update {
+                    last.reason = Some("adopts a group made outside mlpolicy".into());
+                }
+            }
         }
     }
 
@@ -561,7 +630,17 @@ impl Differ<'_> {
                 last.live_ref.insert("principal_id".into(), pid);
             }
             if adopted && last.action == Action::Update {
-                last.reason = Some("adopts an equivalent assignment made outside mlpolicy".into());
+                let live_description = live.and_then(|l| l.properties.description.as_deref()).unwrap_or("");
+                let marker_only = last.changes.len() == 1
+                    && last.changes[0].name == "description"
+                    && !live_description.contains("[mlpolicy:")
+                    && assignment_description(&self.desired.owner, Some(live_description)) == r.description;
+                if marker_only {
+                    last.action = Action::Adopt;
+                    last.reason = Some(MARKER_ONLY.into());
+                } else {
+                    last.reason = Some("adopts an equivalent assignment made outside mlpolicy".into());
+                }
             }
         }
     }
@@ -584,7 +663,7 @@ impl Differ<'_> {
         }
         for c in &mut self.changes {
             let Some(r) = because.get(&c.address) else { continue };
-            if matches!(c.action, Action::NoOp | Action::Update) {
+            if matches!(c.action, Action::NoOp | Action::Update | Action::Adopt) {
                 c.action = Action::Create;
                 c.before = None;
                 c.changes.clear();

@@ -2,6 +2,7 @@
 //!
 //! The pipeline reads top to bottom, one module per stage:
 //! source → syntax → resolve → check → lower → graph → live → diff → plan → render → apply.
+//! `export` runs the other way: live state → a configuration directory.
 
 pub mod access;
 pub mod apply;
@@ -14,6 +15,7 @@ pub mod diagnostics;
 pub mod diff;
 pub mod emulator;
 pub mod eval;
+pub mod export;
 pub mod fmt;
 pub mod graph;
 pub mod live;

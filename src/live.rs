@@ -5,8 +5,10 @@
 //! and every role assignment (one paged list each), the role catalog once, and the federated
 //! credentials of every identity the configuration manages or owns. From Graph: every group
 //! carrying this configuration's `uniqueName` prefix, the groups the configuration names by
-//! display name, their members and owners (batched), and the object ids of named users and
-//! service principals (batched, only for those not already seen as members).
+//! display name, their members and owners (batched), the object ids of named users and
+//! service principals (batched, only for those not already seen as members), and — for a
+//! declared group without a live `uniqueName` match — the groups without a `uniqueName` that
+//! carry its display name (batched), which the plan adopts.
 //! Codes: E0501 (Azure error while reading).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -69,6 +71,21 @@ pub struct LiveState {
     pub resolved: BTreeMap<PrincipalRef, Option<String>>,
     /// Display names that matched more than one object (service principals, existing groups).
     pub ambiguous: BTreeMap<PrincipalRef, usize>,
+    /// Groups made outside mlpolicy (no `uniqueName`) that a desired group without a live
+    /// `uniqueName` match could adopt: lower-case display name → their object ids, sorted.
+    pub adoptable: BTreeMap<String, Vec<String>>,
+}
+
+/// How a desired group is found live.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum GroupMatch<'a> {
+    /// By its `uniqueName`: the group is this configuration's.
+    Owned(&'a String, &'a LiveGroup),
+    /// The one group with its display name and no `uniqueName`, which it adopts.
+    Adoptable(&'a String, &'a LiveGroup),
+    /// Several groups without a `uniqueName` carry its display name.
+    Ambiguous(usize),
+    Absent,
 }
 
 impl LiveState {
@@ -77,6 +94,20 @@ impl LiveState {
         self.groups
             .iter()
             .find(|(_, g)| g.group.unique_name.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(unique_name)))
+    }
+
+    /// Finds a desired group: by `uniqueName`, else the one group it can adopt.
+    pub fn group_match(&self, unique_name: &str, display_name: &str) -> GroupMatch<'_> {
+        if let Some((id, g)) = self.group_by_unique_name(unique_name) {
+            return GroupMatch::Owned(id, g);
+        }
+        match self.adoptable.get(&display_name.to_lowercase()).map(Vec::as_slice) {
+            Some([one]) => {
+                self.groups.get_key_value(one).map_or(GroupMatch::Absent, |(id, g)| GroupMatch::Adoptable(id, g))
+            }
+            Some(many) if many.len() > 1 => GroupMatch::Ambiguous(many.len()),
+            _ => GroupMatch::Absent,
+        }
     }
 
     /// How a principal id is shown.
@@ -195,6 +226,7 @@ pub async fn read(
             }
         }
     }
+    read_adoptable(client, desired, &mut groups, &mut live.adoptable).await?;
     let group_ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
     let memberships = client.batch_group_members(&group_ids).await.map_err(|e| read_error(&e))?;
     for g in groups {
@@ -267,8 +299,11 @@ pub async fn read(
                     }
                 }
             }
-            PrincipalRef::Group { unique_name, .. } => {
-                let id = live.group_by_unique_name(unique_name).map(|(id, _)| id.clone());
+            PrincipalRef::Group { unique_name, display_name, .. } => {
+                let id = match live.group_match(unique_name, display_name) {
+                    GroupMatch::Owned(id, _) | GroupMatch::Adoptable(id, _) => Some(id.clone()),
+                    GroupMatch::Ambiguous(_) | GroupMatch::Absent => None,
+                };
                 live.resolved.insert(r.clone(), id);
             }
             PrincipalRef::Identity { id, .. } => {
@@ -436,6 +471,47 @@ pub async fn expand_groups(client: &AzureClient, live: &mut LiveState) -> Result
         .filter(|id| !live.principals.contains_key(id))
         .collect();
     name_principals(client, live, &unnamed).await
+}
+
+/// Groups the desired state declares that have no live `uniqueName` match are looked up by
+/// display name (batched); those without a `uniqueName` are adoption candidates, added to
+/// `groups` so their members are read too.
+async fn read_adoptable(
+    client: &AzureClient,
+    desired: &DesiredState,
+    groups: &mut Vec<azure::Group>,
+    adoptable: &mut BTreeMap<String, Vec<String>>,
+) -> Result<(), Diagnostic> {
+    let owned: BTreeSet<String> =
+        groups.iter().filter_map(|g| g.unique_name.as_deref()).map(str::to_ascii_lowercase).collect();
+    let names: BTreeSet<String> = desired
+        .objects
+        .values()
+        .filter_map(|o| match &o.object {
+            Desired::Group(g) if !owned.contains(&g.unique_name.to_ascii_lowercase()) => Some(g.display_name.clone()),
+            _ => None,
+        })
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = names.into_iter().collect();
+    let found = client.find_groups_by_display_names(&names).await.map_err(|e| read_error(&e))?;
+    for (name, candidates) in found {
+        let mut ids = Vec::new();
+        for g in candidates.into_iter().filter(|g| g.unique_name.as_deref().is_none_or(str::is_empty)) {
+            ids.push(g.id.to_ascii_lowercase());
+            if !groups.iter().any(|x| x.id.eq_ignore_ascii_case(&g.id)) {
+                groups.push(g);
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        if !ids.is_empty() {
+            adoptable.insert(name.to_lowercase(), ids);
+        }
+    }
+    Ok(())
 }
 
 fn subscription_of(d: &Desired) -> Option<String> {

@@ -8,6 +8,7 @@
 //! (`format_version`).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,10 @@ pub enum Action {
     /// Read only (data the configuration refers to but does not manage).
     Read,
     NoOp,
+    /// The object already is as configured and only lacks this configuration's ownership
+    /// marker: apply writes the marker and nothing else. Changes no access and no attribute,
+    /// so it does not count as a change for `--detailed-exitcode`.
+    Adopt,
 }
 
 impl Action {
@@ -39,6 +44,7 @@ impl Action {
             Action::Delete => "-",
             Action::Read => "<=",
             Action::NoOp => " ",
+            Action::Adopt => "&",
         }
     }
 
@@ -51,6 +57,7 @@ impl Action {
             Action::Delete => "will be destroyed",
             Action::Read => "will be read",
             Action::NoOp => "is up to date",
+            Action::Adopt => "will be adopted",
         }
     }
 }
@@ -142,6 +149,21 @@ pub struct Summary {
     pub add: usize,
     pub change: usize,
     pub destroy: usize,
+    /// Objects adopted: only their ownership marker is written.
+    #[serde(default)]
+    pub adopt: usize,
+}
+
+impl Summary {
+    /// `3 to add, 1 to change, 0 to destroy`, with `, 2 to adopt` only when there are
+    /// adoptions (so plans without any read as they always did).
+    pub fn counts(&self) -> String {
+        let mut out = format!("{} to add, {} to change, {} to destroy", self.add, self.change, self.destroy);
+        if self.adopt > 0 {
+            let _ = write!(out, ", {} to adopt", self.adopt);
+        }
+        out
+    }
 }
 
 /// What the plan was computed from, to refuse stale or altered saved plans.
@@ -171,13 +193,20 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Changes that do something (no-ops left out).
+    /// Changes that do something (no-ops and adoptions left out).
     pub fn actions(&self) -> impl Iterator<Item = &Change> {
-        self.changes.iter().filter(|c| c.action != Action::NoOp && c.action != Action::Read)
+        self.changes.iter().filter(|c| !matches!(c.action, Action::NoOp | Action::Read | Action::Adopt))
     }
 
+    /// Whether the plan changes an attribute or access (adoptions alone do not count: this is
+    /// what `--detailed-exitcode` reports).
     pub fn has_changes(&self) -> bool {
         self.actions().next().is_some()
+    }
+
+    /// Whether apply has anything to write: changes, or ownership markers of adoptions.
+    pub fn has_work(&self) -> bool {
+        self.has_changes() || self.changes.iter().any(|c| c.action == Action::Adopt)
     }
 
     /// Counts of the actions.
@@ -192,18 +221,17 @@ impl Plan {
                     s.destroy += 1;
                 }
                 Action::Delete => s.destroy += 1,
+                Action::Adopt => s.adopt += 1,
                 Action::Read | Action::NoOp => {}
             }
         }
         s
     }
 
-    /// `Plan: 3 to add, 1 to change, 0 to destroy.`
+    /// `Plan: 3 to add, 1 to change, 0 to destroy.`, with `, 2 to adopt` when there are
+    /// adoptions.
     pub fn summary_line(&self) -> String {
-        format!(
-            "Plan: {} to add, {} to change, {} to destroy.",
-            self.summary.add, self.summary.change, self.summary.destroy
-        )
+        format!("Plan: {}.", self.summary.counts())
     }
 }
 

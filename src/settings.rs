@@ -847,7 +847,7 @@ fn is_domain(s: &str) -> bool {
         && labels.last().is_some_and(|tld| tld.bytes().any(|b| b.is_ascii_alphabetic()))
 }
 
-fn is_owner_marker(s: &str) -> bool {
+pub(crate) fn is_owner_marker(s: &str) -> bool {
     (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 

@@ -131,12 +131,18 @@ async fn example_applies_replans_clean_and_a_second_apply_changes_nothing() {
     let report = apply(&planned.plan.changes, &planned.desired, &conn.client, &opts, &no_events).await;
     assert!(report.ok(), "{:#?}", report.failed);
     let s = planned.plan.summary;
+    // The seed's hand-made Reader grant is adopted: only its ownership marker is written.
+    assert_eq!(s.adopt, 1, "{}", planned.plan.summary_line());
     assert_eq!(
         report.summary,
-        format!("Apply complete: {} added, {} changed, {} destroyed.", s.add, s.change, s.destroy)
+        format!("Apply complete: {} added, {} changed, {} destroyed, 1 adopted.", s.add, s.change, s.destroy)
     );
     let again = plan_of(&compiled, &conn.client).await;
-    assert!(!again.plan.has_changes(), "{:#?}", again.plan.actions().collect::<Vec<_>>());
+    assert!(
+        !again.plan.has_work(),
+        "{:#?}",
+        again.plan.changes.iter().filter(|c| c.action != mlpolicy::plan::Action::NoOp).collect::<Vec<_>>()
+    );
     let emulator = conn.emulator.as_ref().unwrap();
     let first = census(&emulator.tenant().await);
     assert_no_duplicates(&first);
@@ -421,7 +427,7 @@ async fn chaos_converges_with_nothing_duplicated_or_lost() {
             continue;
         };
         assert!(!planned.diagnostics.has_errors(), "{:#?}", planned.diagnostics);
-        if !planned.plan.has_changes() {
+        if !planned.plan.has_work() {
             break;
         }
         let report =

@@ -6,6 +6,7 @@ mod azure;
 mod cli;
 mod codes;
 mod examples;
+mod export;
 mod golden;
 mod plans;
 mod policies;

@@ -22,12 +22,14 @@ use super::{
     lro::{self, LroKind},
     model::{
         FederatedCredential, FederatedCredentialProperties, Page, ResourceGroup, RoleAssignment, RoleDefinition,
-        UserAssignedIdentity, Workspace,
+        Subscription, UserAssignedIdentity, Workspace,
     },
 };
 
 /// api-version for resource groups.
 pub const API_RESOURCES: &str = "2025-04-01";
+/// Subscriptions (`GET /subscriptions`).
+pub const API_SUBSCRIPTIONS: &str = "2022-12-01";
 /// api-version for ML workspaces.
 pub const API_ML: &str = "2025-06-01";
 /// api-version for user-assigned identities and FICs.
@@ -255,6 +257,20 @@ impl AzureClient {
             _ if resp.ok() => Ok(true),
             _ => Err(resp.error(op)),
         }
+    }
+
+    // ---- subscriptions ---------------------------------------------------------------------
+
+    /// The subscriptions the caller can see.
+    pub async fn list_subscriptions(&self) -> Result<Vec<Subscription>, AzureError> {
+        let url = self.arm_url("/subscriptions", API_SUBSCRIPTIONS, &[])?;
+        self.list_pages(Audience::Arm, url, "list subscriptions").await
+    }
+
+    /// `GET /subscriptions/{id}`; `None` when missing.
+    pub async fn get_subscription(&self, id: &str) -> Result<Option<Subscription>, AzureError> {
+        let url = self.arm_url(&format!("/subscriptions/{id}"), API_SUBSCRIPTIONS, &[])?;
+        self.arm_get_opt(url, &format!("read subscription {id}")).await
     }
 
     // ---- resource groups -------------------------------------------------------------------

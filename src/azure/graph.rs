@@ -218,6 +218,16 @@ impl AzureClient {
         .await
     }
 
+    /// Groups whose display name starts with `prefix`.
+    pub async fn list_groups_by_display_name_prefix(&self, prefix: &str) -> Result<Vec<Group>, AzureError> {
+        let filter = format!("startswith(displayName,{})", odata_quote(prefix));
+        self.graph_list(
+            &relative("/groups", &[("$filter", &filter), ("$top", "999")]),
+            &format!("list groups named {prefix}*"),
+        )
+        .await
+    }
+
     /// Groups with this display name (not unique: may be several).
     pub async fn find_groups_by_display_name(&self, display_name: &str) -> Result<Vec<Group>, AzureError> {
         let filter = format!("displayName eq {}", odata_quote(display_name));
@@ -603,6 +613,35 @@ impl AzureClient {
             let members = self.finish_page(&m.body, &op).await?;
             let owners = self.finish_page(&o.body, &op).await?;
             out.insert(id.clone(), Some(GroupMembership { members, owners }));
+        }
+        Ok(out)
+    }
+
+    /// Display name → the groups that carry it, for many names through `$batch` (20 per call;
+    /// display names are not unique, so each maps to a list, empty when there is none).
+    pub async fn find_groups_by_display_names(
+        &self,
+        names: &[String],
+    ) -> Result<BTreeMap<String, Vec<Group>>, AzureError> {
+        let requests = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let filter = format!("displayName eq {}", odata_quote(name));
+                BatchRequest::get(format!("n{i}"), relative("/groups", &[("$filter", &filter)]))
+            })
+            .collect();
+        let responses = self.graph_batch(requests).await?;
+        let mut out = BTreeMap::new();
+        for (i, name) in names.iter().enumerate() {
+            let op = format!("find groups named {name}");
+            let Some(r) = responses.iter().find(|r| r.id == format!("n{i}")) else {
+                return Err(AzureError::local(&op, "MalformedResponse", "missing batch response"));
+            };
+            if !(200..300).contains(&r.status) {
+                return Err(r.error(&op));
+            }
+            out.insert(name.clone(), self.finish_page(&r.body, &op).await?);
         }
         Ok(out)
     }

@@ -18,6 +18,20 @@ pub(crate) struct Page<T> {
 }
 
 /// `Microsoft.Resources/resourceGroups`.
+/// A subscription as `GET /subscriptions` lists it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    /// `/subscriptions/{id}`.
+    #[serde(default)]
+    pub id: String,
+    /// The GUID.
+    #[serde(default)]
+    pub subscription_id: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceGroup {

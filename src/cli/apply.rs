@@ -94,7 +94,7 @@ async fn plan_and_apply(
         );
         return ExitStatus::PolicyDeny;
     }
-    if !planned.plan.has_changes() {
+    if !planned.plan.has_work() {
         return ExitStatus::Success;
     }
     if !args.auto_approve {
@@ -195,7 +195,7 @@ async fn apply_saved(args: &ApplyArgs) -> ExitStatus {
             return ExitStatus::Error;
         }
         print!("{}", render_text(&saved.plan));
-        if !saved.plan.has_changes() {
+        if !saved.plan.has_work() {
             return ExitStatus::Success;
         }
         println!();
@@ -213,6 +213,7 @@ fn verbs(action: Action) -> (&'static str, &'static str) {
         Action::Update => ("Modifying...", "Modifications complete"),
         Action::Replace => ("Replacing...", "Replacement complete"),
         Action::Delete => ("Destroying...", "Destruction complete"),
+        Action::Adopt => ("Adopting...", "Adoption complete"),
         Action::Read | Action::NoOp => ("Reading...", "Read complete"),
     }
 }

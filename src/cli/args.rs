@@ -53,6 +53,11 @@ pub enum Command {
         after_help = "Example:\n  mlpolicy access alice@contoso.com examples/contoso-ml          # as the configuration would make it\n  mlpolicy access group.fraud_ds examples/contoso-ml --live --emulator\n  mlpolicy access --scope workspace.fraud examples/contoso-ml --live\n\nPRINCIPAL is a UPN, an address (`group.NAME`, `identity.NAME`, `workspace.NAME.identity`),\na display name, or (with --live) an object id. Each line is a path: holder → group → … → role @ scope."
     )]
     Access(AccessArgs),
+    /// Write the live estate under a scope as a configuration that plans to no changes.
+    #[command(
+        after_help = "Example:\n  mlpolicy export --out ml --subscription prod=6c1e9a42-3b7d-4f05-8e2a-9d4b1c7f3e60 --group-prefix ml-\n  mlpolicy export --out ml --resource-group rg-ml-teams-prod --group-prefix ml- --compact\n  mlpolicy export --out ml --emulator        # the emulator's state lives in ml/.mlpolicy/\n\nThen `mlpolicy plan ml`: no changes, only adoptions of what lacks the ownership marker.\nExit codes: 0 written, 1 error (nothing is written when the export fails)."
+    )]
+    Export(ExportArgs),
     /// Run a local Azure (ARM, Microsoft Graph, token endpoint) on one loopback port.
     #[command(
         after_help = "Example:\n  mlpolicy emulator --listen 127.0.0.1:0 --state .mlpolicy/emulator.yaml\n  mlpolicy emulator --seed tenant.yaml --latency 30ms --throttle azure --fault-rate 0.05 --replication-delay 5s\n\nPrints one line, `mlpolicy emulator listening on URL`, when ready; Ctrl-C stops it."
@@ -217,6 +222,39 @@ pub struct AccessArgs {
     pub azure: AzureArgs,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// `mlpolicy export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Directory to write to (created when missing); an mlpolicy.yaml there gives the tenant,
+    /// cloud and subscription aliases, and is rewritten.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub out: PathBuf,
+    /// A subscription to read (repeatable): `ALIAS=ID`, an id, or an alias of DIR/mlpolicy.yaml.
+    /// Default: those of DIR/mlpolicy.yaml, else every subscription the caller can list.
+    #[arg(long = "subscription", value_name = "ALIAS=ID")]
+    pub subscriptions: Vec<String>,
+    /// Only these resource groups (repeatable; default: every one of the subscriptions).
+    #[arg(long = "resource-group", value_name = "NAME")]
+    pub resource_groups: Vec<String>,
+    /// Declare the Entra groups whose display name starts with PREFIX (repeatable).
+    #[arg(long = "group-prefix", value_name = "PREFIX")]
+    pub group_prefixes: Vec<String>,
+    /// Write what repeats across teams as one `for` loop over the teams.
+    #[arg(long)]
+    pub compact: bool,
+    /// The owner to write (default: the ownership marker most common in scope).
+    #[arg(long, value_name = "NAME")]
+    pub owner: Option<String>,
+    /// The tenant (id or domain), when DIR/mlpolicy.yaml names none.
+    #[arg(long, value_name = "ID")]
+    pub tenant: Option<String>,
+    /// Replace the `.mlp` files DIR already holds.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub azure: AzureArgs,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ mod access;
 mod apply;
 mod args;
 mod emulator;
+mod export;
 mod fmt;
 mod graph;
 mod plan;
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> ExitStatus {
         Command::Apply(a) => apply::run(&a),
         Command::Show(a) => show::run(&a),
         Command::Access(a) => access::run(&a),
+        Command::Export(a) => export::run(&a),
         Command::Emulator(a) => emulator::run(&a),
     }
 }

@@ -363,7 +363,49 @@ pub fn all() -> Vec<(&'static str, Plan)> {
         ("drift", drift()),
         ("nested_access", nested_access()),
         ("waivers_and_findings", waivers_and_findings()),
+        ("adoptions", adoptions()),
     ]
+}
+
+/// Objects made outside mlpolicy: three only lack the ownership marker, one also changes.
+fn adoptions() -> Plan {
+    B::default()
+        .change(
+            C::new(Action::Adopt, "resource_group", "resource_group.shared", "resource group \"rg-ml-shared\"")
+                .reason("ownership marker only")
+                .change(
+                    "tags",
+                    Some(map(&[("env", "prod")])),
+                    Some(map(&[("env", "prod"), ("mlpolicy-owner", "contoso")])),
+                ),
+        )
+        .change(
+            C::new(Action::Adopt, "group", "group.ml_admins", "group \"ml-admins\"")
+                .reason("ownership marker only")
+                .change("unique_name", None, Some(s("mlpolicy.contoso.ml_admins"))),
+        )
+        .change(
+            C::new(Action::Update, "group", "group.ml_readers", "group \"ml-readers\"")
+                .reason("adopts a group made outside mlpolicy")
+                .change(
+                    "members",
+                    Some(list(&["alice@contoso.com"])),
+                    Some(list(&["alice@contoso.com", "bob@contoso.com"])),
+                )
+                .change("unique_name", None, Some(s("mlpolicy.contoso.ml_readers"))),
+        )
+        .change(
+            C::new(
+                Action::Adopt,
+                "role_assignment",
+                "grant \"Reader\" to group.ml_admins on resource_group.shared",
+                "role assignment Reader → ml-admins @ rg-ml-shared",
+            )
+            .reason("ownership marker only")
+            .change("description", Some(s("")), Some(s("Managed by mlpolicy [mlpolicy:contoso]"))),
+        )
+        .access(true, &["bob@contoso.com"], "Reader", "rg-ml-shared", Some("ml-readers"))
+        .build()
 }
 
 /// `n` group creations and `access` access changes, for the size limit.

@@ -27,6 +27,7 @@ struct JsonSummary {
     add: usize,
     change: usize,
     destroy: usize,
+    adopt: usize,
 }
 
 #[derive(Serialize)]
@@ -83,6 +84,7 @@ fn action_name(a: Action) -> &'static str {
         Action::Delete => "delete",
         Action::Read => "read",
         Action::NoOp => "no-op",
+        Action::Adopt => "adopt",
     }
 }
 
@@ -90,7 +92,12 @@ fn action_name(a: Action) -> &'static str {
 pub fn json(plan: &Plan) -> String {
     let doc = JsonPlan {
         format_version: FORMAT_VERSION,
-        summary: JsonSummary { add: plan.summary.add, change: plan.summary.change, destroy: plan.summary.destroy },
+        summary: JsonSummary {
+            add: plan.summary.add,
+            change: plan.summary.change,
+            destroy: plan.summary.destroy,
+            adopt: plan.summary.adopt,
+        },
         changes: shown(plan)
             .map(|c| JsonChange {
                 address: &c.address,

@@ -76,7 +76,7 @@ fn summary(plan: &Plan) -> String {
     let mut out = if shown(plan).next().is_none() {
         "**Plan:** no changes".to_owned()
     } else {
-        format!("**Plan:** {} to add, {} to change, {} to destroy", s.add, s.change, s.destroy)
+        format!("**Plan:** {}", s.counts())
     };
     if !plan.drift.is_empty() {
         let _ = write!(out, " · ⚠ {} drift", plan.drift.len());
@@ -189,7 +189,7 @@ fn symbols_first(block: &str) -> String {
     for line in block.split_inclusive('\n') {
         let rest = line.trim_start_matches(' ');
         let indent = line.len() - rest.len();
-        let sym = ["-/+ ", "<= ", "+ ", "- ", "~ ", "! "].into_iter().find(|s| rest.starts_with(s));
+        let sym = ["-/+ ", "<= ", "+ ", "- ", "~ ", "! ", "& "].into_iter().find(|s| rest.starts_with(s));
         match sym {
             Some(sym) if indent > 0 => {
                 out.push_str(sym.trim_end());

@@ -83,6 +83,7 @@ impl Paint {
             "-" => "31",
             "-/+" => "35",
             "<=" => "36",
+            "&" => "34",
             "!" => "1;31",
             _ => return sym.to_owned(),
         };
@@ -201,7 +202,7 @@ fn attr_lines(c: &Change) -> Vec<AttrLine<'_>> {
     match c.action {
         Action::Create if whole_object => all(c.after.as_ref(), "+"),
         Action::Delete if whole_object => all(c.before.as_ref(), "-"),
-        Action::Update | Action::Replace => c
+        Action::Update | Action::Replace | Action::Adopt => c
             .changes
             .iter()
             .filter_map(|ch| {

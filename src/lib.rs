@@ -6,6 +6,7 @@
 pub mod access;
 pub mod apply;
 pub mod ast;
+pub mod audit;
 pub mod azure;
 pub mod check;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod diagnostics;
 pub mod diff;
 pub mod emulator;
 pub mod eval;
+pub mod findings;
 pub mod fmt;
 pub mod graph;
 pub mod live;

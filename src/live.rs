@@ -69,6 +69,8 @@ pub struct LiveState {
     pub resolved: BTreeMap<PrincipalRef, Option<String>>,
     /// Display names that matched more than one object (service principals, existing groups).
     pub ambiguous: BTreeMap<PrincipalRef, usize>,
+    /// Principal ids holding roles that Graph answered 404 for: deleted principals.
+    pub not_found: BTreeSet<String>,
 }
 
 impl LiveState {
@@ -323,7 +325,19 @@ pub async fn read(
     }
 
     // Names of the other principals holding roles at the scopes we manage (for drift and access).
-    let scopes = managed_scopes(desired);
+    describe_principals(client, &mut live, &managed_scopes(desired)).await?;
+    Ok(live)
+}
+
+/// Looks up, in Graph, the principals holding roles at `scopes` that `live` does not know yet
+/// (one `$batch` of `/directoryObjects/{id}`). Those Graph answers 404 for go into
+/// [`LiveState::not_found`] (deleted principals: their assignments are orphaned); any other
+/// failure leaves them `unknown`.
+pub async fn describe_principals(
+    client: &AzureClient,
+    live: &mut LiveState,
+    scopes: &BTreeSet<String>,
+) -> Result<(), Diagnostic> {
     let unknown: BTreeSet<String> = live
         .role_assignments
         .values()
@@ -341,6 +355,9 @@ pub async fn read(
         let responses = client.graph_batch(requests).await.map_err(|e| read_error(&e))?;
         for r in responses {
             let Some(id) = r.id.parse::<usize>().ok().and_then(|i| ids.get(i)) else { continue };
+            if r.status == 404 {
+                live.not_found.insert((*id).clone());
+            }
             let info = if r.status == 200 {
                 serde_json::from_value::<DirectoryObject>(r.body.clone())
                     .ok()
@@ -357,7 +374,7 @@ pub async fn read(
             live.principals.insert((*id).clone(), info);
         }
     }
-    Ok(live)
+    Ok(())
 }
 
 fn subscription_of(d: &Desired) -> Option<String> {

@@ -22,7 +22,7 @@ pub enum Command {
     #[command(
         after_help = "Example:\n  mlpolicy validate examples/contoso-ml\n  mlpolicy validate . --var env=dev\n\nExit codes: 0 valid, 1 errors, 3 a policy `deny`."
     )]
-    Validate(ConfigArgs),
+    Validate(ValidateArgs),
     /// Rewrite `.mlp` files in canonical layout, comments kept.
     #[command(
         after_help = "Example:\n  mlpolicy fmt examples/contoso-ml\n  mlpolicy fmt . --check     # in CI: exit 1 and list files that would change"
@@ -48,6 +48,11 @@ pub enum Command {
         after_help = "Example:\n  mlpolicy show plan.json\n  mlpolicy show plan.json --format markdown > comment.md\n  mlpolicy show plan.json --format json | jq '.changes[].address'"
     )]
     Show(ShowArgs),
+    /// Judge the live tenant: policies, orphaned assignments, unmanaged access, expiring app secrets.
+    #[command(
+        after_help = "Example:\n  mlpolicy audit examples/contoso-ml --emulator\n  mlpolicy audit . --format sarif > audit.sarif      # for code scanning\n  mlpolicy audit . --expiring-within 14d --format json\n\nOn GitHub Actions (GITHUB_ACTIONS=true) each finding is also printed to stderr as an annotation.\nExit codes: 0 no `deny` finding (warnings only, or none), 1 error, 3 a `deny` finding."
+    )]
+    Audit(AuditArgs),
     /// Run a local Azure (ARM, Microsoft Graph, token endpoint) on one loopback port.
     #[command(
         after_help = "Example:\n  mlpolicy emulator --listen 127.0.0.1:0 --state .mlpolicy/emulator.yaml\n  mlpolicy emulator --seed tenant.yaml --latency 30ms --throttle azure --fault-rate 0.05 --replication-delay 5s\n\nPrints one line, `mlpolicy emulator listening on URL`, when ready; Ctrl-C stops it."
@@ -106,6 +111,46 @@ pub struct ShowArgs {
     pub plan_file: PathBuf,
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
+}
+
+/// How findings (of `validate` and `audit`) are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum FindingsFormat {
+    #[default]
+    Text,
+    Json,
+    Sarif,
+}
+
+/// `mlpolicy validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The configuration directory.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Output format: `text` is the summary line (diagnostics go to stderr in every format).
+    #[arg(long, value_enum, default_value_t = FindingsFormat::Text)]
+    pub format: FindingsFormat,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `mlpolicy audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The configuration directory.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FindingsFormat::Text)]
+    pub format: FindingsFormat,
+    /// Report client secrets that expire within this time, e.g. `30d`, `2w`.
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub expiring_within: Duration,
+    #[command(flatten)]
+    pub azure: AzureArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// Options shared by commands that compile a configuration.

@@ -3,6 +3,7 @@
 
 mod apply;
 mod args;
+mod audit;
 mod emulator;
 mod fmt;
 mod graph;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> ExitStatus {
         Command::Plan(a) => plan::run(&a),
         Command::Apply(a) => apply::run(&a),
         Command::Show(a) => show::run(&a),
+        Command::Audit(a) => audit::run(&a),
         Command::Emulator(a) => emulator::run(&a),
     }
 }
@@ -56,6 +58,14 @@ pub(crate) fn print_diagnostics(diags: &Diagnostics, sources: &Sources) {
     }
     let width = terminal_width();
     eprint!("{}", diagnostics::render_all(diags, sources, RenderOptions { color: stderr_color(), width }));
+}
+
+/// On GitHub Actions (`GITHUB_ACTIONS=true`), prints each finding to stderr as a workflow
+/// command (`::error file=...,line=...::message`).
+pub(crate) fn annotate(report: &crate::findings::Report, dir: &std::path::Path) {
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        eprint!("{}", crate::render::github_annotations(report, &dir.display().to_string()));
+    }
 }
 
 /// Whether stdout gets colour: a terminal, and `NO_COLOR` unset.

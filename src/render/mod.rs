@@ -5,10 +5,14 @@
 //! schema of `docs/plan-json.md`. None of them reads the environment, the clock or Azure:
 //! the same plan gives the same bytes. No-op changes are never shown; read-only changes are.
 
+mod findings;
 mod json;
 mod markdown;
 mod text;
 
+pub use self::findings::{
+    escape_data, escape_property, findings_json, findings_sarif, findings_text, github_annotations,
+};
 pub use self::json::json;
 pub use self::markdown::markdown;
 pub use self::text::text;

@@ -1,6 +1,7 @@
 //! One integration-test binary: `cargo test` builds it once.
 
 mod apply;
+mod audit;
 mod azure;
 mod cli;
 mod codes;

@@ -235,7 +235,12 @@ fn validate_json_is_versioned() {
 
 /// The workflow-command lines of a run's stderr.
 fn annotations(run: &Run) -> String {
-    run.stderr.lines().filter(|l| l.starts_with("::")).map(|l| format!("{l}\n")).collect()
+    let mut out = String::new();
+    for line in run.stderr.lines().filter(|l| l.starts_with("::")) {
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 #[test]

@@ -32,8 +32,8 @@ pub fn findings_text(report: &Report) -> String {
         }
         out.push('\n');
     }
-    let examined: Vec<String> = report.examined.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    let examined = if examined.is_empty() { String::new() } else { format!(" ({} examined)", examined.join(", ")) };
+    let examined: Vec<String> = report.examined.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    let examined = if examined.is_empty() { String::new() } else { format!(" (examined {})", examined.join(", ")) };
     if report.findings.is_empty() {
         let _ = writeln!(out, "{}: no findings{examined}.", capitalised(&report.command));
     } else {

@@ -46,7 +46,9 @@ fn audit(dir: &Path, format: &str) -> Run {
 }
 
 fn snapshot(name: &str, text: &str) {
-    insta::with_settings!({ snapshot_path => root().join("tests/snapshots/audit"), prepend_module_to_snapshot => false, omit_expression => true }, {
+    // Groups made by `apply` get random object ids from the emulator.
+    let filters = vec![(r"/groups/[0-9a-f-]{36}", "/groups/[group id]")];
+    insta::with_settings!({ snapshot_path => root().join("tests/snapshots/audit"), prepend_module_to_snapshot => false, omit_expression => true, filters => filters }, {
         insta::assert_snapshot!(name, text);
     });
 }
@@ -271,4 +273,35 @@ fn github_actions_get_annotations() {
     // Escaped: the messages' newlines become %0A, no raw line breaks inside a command.
     assert!(lines.contains("%0Ahelp: "), "{lines}");
     snapshot("annotations-audit.txt", &lines);
+}
+
+#[test]
+fn a_live_change_to_a_managed_object_points_at_its_declaration() {
+    let tmp = applied("compliant");
+    // Someone removed the group's owners in the portal: live state breaks `group_owners`.
+    let state_file = tmp.path().join(".mlpolicy/emulator.yaml");
+    let mut tenant: serde_norway::Value =
+        serde_norway::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    let groups = tenant.get_mut("groups").and_then(serde_norway::Value::as_sequence_mut).unwrap();
+    let group = groups.iter_mut().find(|g| g["display_name"].as_str() == Some("ml-audit-data-scientists")).unwrap();
+    group["owners"] = serde_norway::Value::Sequence(Vec::new());
+    std::fs::write(&state_file, serde_norway::to_string(&tenant).unwrap()).unwrap();
+
+    let run = run_with(tmp.path(), &["audit", ".", "--emulator", "--format", "json"], &[("MLPOLICY_NOW", NOW)]);
+    assert_eq!(run.code, 3, "{}", run.transcript());
+    let json: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["findings"].as_array().unwrap().len(), 1, "{}", run.stdout);
+    let f = &json["findings"][0];
+    assert_eq!(f["rule"], "baseline/group_owners");
+    assert_eq!(f["subject"], "group.data_scientists");
+    assert_eq!(f["location"]["file"], "main.mlp");
+    let line = f["location"]["line"].as_u64().unwrap();
+    let source = std::fs::read_to_string(tmp.path().join("main.mlp")).unwrap();
+    assert!(source.lines().nth(usize::try_from(line).unwrap() - 1).unwrap().contains("group data_scientists"));
+
+    let run = run_with(tmp.path(), &["audit", ".", "--emulator"], &[("MLPOLICY_NOW", NOW), ("GITHUB_ACTIONS", "true")]);
+    let gha: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("::")).collect();
+    assert_eq!(gha.len(), 1, "{gha:?}");
+    assert!(gha[0].starts_with(&format!("::error file=main.mlp,line={line},col=")), "{}", gha[0]);
+    snapshot("annotations-audit-declared.txt", &gha[0]);
 }

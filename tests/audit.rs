@@ -303,5 +303,5 @@ fn a_live_change_to_a_managed_object_points_at_its_declaration() {
     let gha: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("::")).collect();
     assert_eq!(gha.len(), 1, "{gha:?}");
     assert!(gha[0].starts_with(&format!("::error file=main.mlp,line={line},col=")), "{}", gha[0]);
-    snapshot("annotations-audit-declared.txt", &gha[0]);
+    snapshot("annotations-audit-declared.txt", gha[0]);
 }

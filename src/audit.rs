@@ -251,6 +251,11 @@ fn role_name(live: &LiveState, a: &azure::RoleAssignment) -> String {
 /// Live role assignment id → address of the grant that declares it (matched as `diff` does:
 /// scope, role GUID, principal object id).
 fn declared_assignments(desired: &DesiredState, live: &LiveState) -> BTreeMap<String, String> {
+    let mut by_content: HashMap<(String, String, String), Vec<&String>> = HashMap::new();
+    for (id, a) in &live.role_assignments {
+        let key = (canonical(&a.properties.scope), a.role_guid(), a.properties.principal_id.to_ascii_lowercase());
+        by_content.entry(key).or_default().push(id);
+    }
     let mut out = BTreeMap::new();
     for o in desired.objects.values() {
         let Desired::RoleAssignment(r) = &o.object else { continue };
@@ -259,13 +264,9 @@ fn declared_assignments(desired: &DesiredState, live: &LiveState) -> BTreeMap<St
         let catalog = sub.as_ref().and_then(|s| live.roles.get(s)).or_else(|| live.roles.values().next());
         let Some(def) = catalog.and_then(|c| c.by_name(&r.role)) else { continue };
         let guid = crate::azure::last_segment(&def.id).to_ascii_lowercase();
-        for (id, a) in &live.role_assignments {
-            if canonical(&a.properties.scope) == r.scope
-                && a.role_guid() == guid
-                && a.properties.principal_id.eq_ignore_ascii_case(pid)
-            {
-                out.insert(id.clone(), o.address.clone());
-            }
+        let key = (r.scope.clone(), guid, pid.to_ascii_lowercase());
+        for id in by_content.get(&key).into_iter().flatten() {
+            out.insert((*id).clone(), o.address.clone());
         }
     }
     out
@@ -304,11 +305,9 @@ pub fn evaluate(
         let kind = match info.map(|i| i.kind.as_str()) {
             _ if orphaned => "unknown",
             Some("service_principal") if identities.contains(&pid) => "identity",
-            Some(k @ ("user" | "group" | "service_principal")) => match k {
-                "user" => "user",
-                "group" => "group",
-                _ => "service_principal",
-            },
+            Some("user") => "user",
+            Some("group") => "group",
+            Some("service_principal") => "service_principal",
             _ => "unknown",
         };
         let member_count = live.groups.get(&pid).map_or(0, |g| i64::try_from(g.members.len()).unwrap_or(i64::MAX));

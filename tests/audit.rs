@@ -260,6 +260,20 @@ fn github_actions_get_annotations() {
     snapshot("annotations-validate.txt", &lines);
     let warn = run_with(&policies.join("baseline-no_client_secrets-fail"), &["validate", "."], &gha);
     assert!(annotations(&warn).starts_with("::warning file=main.mlp,line="), "{}", warn.transcript());
+    // An absolute directory inside the workspace is named from the workspace root.
+    let root_dir = root();
+    let absolute = policies.join("baseline-no_standing_admin-fail");
+    let run = run_with(
+        &policies,
+        &["validate", absolute.to_str().unwrap()],
+        &[gha[0], ("GITHUB_WORKSPACE", root_dir.to_str().unwrap())],
+    );
+    assert!(
+        annotations(&run)
+            .starts_with("::error file=tests/cases/policies/baseline-no_standing_admin-fail/main.mlp,line="),
+        "{}",
+        run.transcript()
+    );
     // Outside GitHub Actions: none.
     let quiet = run_with(&policies, &["validate", "baseline-no_standing_admin-fail"], &[]);
     assert_eq!(annotations(&quiet), "");

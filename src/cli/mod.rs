@@ -64,6 +64,11 @@ pub(crate) fn print_diagnostics(diags: &Diagnostics, sources: &Sources) {
 /// command (`::error file=...,line=...::message`).
 pub(crate) fn annotate(report: &crate::findings::Report, dir: &std::path::Path) {
     if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        // Annotations name files from the repository root: an absolute directory inside the
+        // workspace is made relative to it.
+        let workspace = std::env::var_os("GITHUB_WORKSPACE").map(std::path::PathBuf::from);
+        let dir = workspace.as_deref().and_then(|w| dir.strip_prefix(w).ok()).unwrap_or(dir);
+        let dir = if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir };
         eprint!("{}", crate::render::github_annotations(report, &dir.display().to_string()));
     }
 }

@@ -50,7 +50,7 @@ pub enum Command {
     Show(ShowArgs),
     /// Judge the live tenant: policies, orphaned assignments, unmanaged access, expiring app secrets.
     #[command(
-        after_help = "Example:\n  mlpolicy audit examples/contoso-ml --emulator\n  mlpolicy audit . --format sarif > audit.sarif      # for code scanning\n  mlpolicy audit . --expiring-within 14d --format json\n\nOn GitHub Actions (GITHUB_ACTIONS=true) each finding is also printed to stderr as an annotation.\nExit codes: 0 no `deny` finding (warnings only, or none), 1 error, 3 a `deny` finding."
+        after_help = "Example:\n  mlpolicy audit examples/contoso-ml --emulator\n  mlpolicy audit . --format sarif > audit.sarif      # for code scanning\n  mlpolicy audit . --expiring-within 14d --format json\n\nOn GitHub Actions (GITHUB_ACTIONS=true) each finding is also printed to stderr as an annotation.\nMLPOLICY_NOW=2025-06-01T00:00:00Z judges secret expiry at that time instead of now (tests, reproducible reports).\nExit codes: 0 no `deny` finding (warnings only, or none), 1 error, 3 a `deny` finding."
     )]
     Audit(AuditArgs),
     /// Run a local Azure (ARM, Microsoft Graph, token endpoint) on one loopback port.

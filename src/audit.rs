@@ -102,6 +102,8 @@ pub struct AuditState {
     pub scopes: BTreeSet<String>,
     /// App registrations by lower-case app id, of the service principals holding roles there.
     pub applications: BTreeMap<String, azure::Application>,
+    /// Principal ids holding roles at the audit scopes that Graph answers 404 for: deleted.
+    pub deleted: BTreeSet<String>,
 }
 
 /// Reads what the audit judges.
@@ -111,8 +113,13 @@ pub async fn read(compiled: &Compiled, client: &AzureClient) -> Result<AuditStat
     let subscriptions: Vec<String> = compiled.settings.subscriptions.values().cloned().collect();
     let mut live = live::read(client, &desired, &subscriptions).await.map_err(Diagnostics::from)?;
     let scopes = audit_scopes(&desired);
-    live::describe_principals(client, &mut live, &scopes).await.map_err(Diagnostics::from)?;
-    let app_ids: Vec<String> = principals_with_roles(&live, &scopes)
+    let holders = principals_with_roles(&live, &scopes);
+    let unnamed: BTreeSet<String> = holders.iter().filter(|p| !live.principals.contains_key(*p)).cloned().collect();
+    live::name_principals(client, &mut live, &unnamed).await.map_err(Diagnostics::from)?;
+    let unknown: Vec<String> =
+        holders.iter().filter(|p| live.principals.get(*p).is_none_or(|i| i.kind == "unknown")).cloned().collect();
+    let deleted = deleted_principals(client, &unknown).await.map_err(Diagnostics::from)?;
+    let app_ids: Vec<String> = holders
         .into_iter()
         .filter(|p| !identity_principals(&live).contains(p))
         .filter_map(|p| live.principals.get(&p).and_then(|i| i.app_id.clone()))
@@ -122,12 +129,29 @@ pub async fn read(compiled: &Compiled, client: &AzureClient) -> Result<AuditStat
         .collect();
     let mut applications = BTreeMap::new();
     if !app_ids.is_empty() {
-        let found = client.batch_applications_by_app_id(&app_ids).await.map_err(|e| {
-            Diagnostics::from(Diagnostic::error("E0501", format!("reading the tenant failed: {}: {}", e.op, e.message)))
-        })?;
+        let found = client.batch_applications_by_app_id(&app_ids).await.map_err(|e| live::read_error(&e))?;
         applications.extend(found.into_iter().filter_map(|(k, v)| v.map(|a| (k, a))));
     }
-    Ok(AuditState { desired, live, scopes, applications })
+    Ok(AuditState { desired, live, scopes, applications, deleted })
+}
+
+/// Of principals Graph could not name, those it answers 404 for (`/directoryObjects/{id}` in
+/// `$batch`): deleted. Other failures (403, say) do not make an assignment orphaned.
+async fn deleted_principals(client: &AzureClient, ids: &[String]) -> Result<BTreeSet<String>, Diagnostic> {
+    if ids.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let requests = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| azure::BatchRequest::get(i.to_string(), format!("/directoryObjects/{id}")))
+        .collect();
+    let responses = client.graph_batch(requests).await.map_err(|e| live::read_error(&e))?;
+    Ok(responses
+        .iter()
+        .filter(|r| r.status == 404)
+        .filter_map(|r| r.id.parse::<usize>().ok().and_then(|i| ids.get(i)).cloned())
+        .collect())
 }
 
 /// The audit scopes: what the configuration manages, and its workspaces' attached resources.
@@ -238,16 +262,6 @@ pub fn scope_kind(scope: &str) -> &'static str {
     }
 }
 
-/// A live role's name: from the catalogs read, the built-in table, or its GUID.
-fn role_name(live: &LiveState, a: &azure::RoleAssignment) -> String {
-    let guid = a.role_guid();
-    live.roles
-        .values()
-        .find_map(|c| c.by_guid(&guid).map(|d| d.properties.role_name.clone()))
-        .or_else(|| crate::roles::built_in_name(&guid).map(str::to_owned))
-        .unwrap_or(guid)
-}
-
 /// Live role assignment id → address of the grant that declares it (matched as `diff` does:
 /// scope, role GUID, principal object id).
 fn declared_assignments(desired: &DesiredState, live: &LiveState) -> BTreeMap<String, String> {
@@ -294,13 +308,13 @@ pub fn evaluate(
         }
         *examined.entry("role assignments".into()).or_default() += 1;
         let pid = a.properties.principal_id.to_ascii_lowercase();
-        let role = role_name(live, a);
+        let role = live.role_name(a);
         let scope_name = crate::diff::scope_display(&a.properties.scope);
         let principal = live.display(&pid);
         let display = format!("role assignment {role} → {principal} @ {scope_name}");
         let address = declared.get(id);
         let meta = address.and_then(|a| metas.get(a).copied());
-        let orphaned = live.not_found.contains(&pid);
+        let orphaned = state.deleted.contains(&pid);
         let info = live.principals.get(&pid);
         let kind = match info.map(|i| i.kind.as_str()) {
             _ if orphaned => "unknown",
@@ -420,7 +434,7 @@ pub fn evaluate(
     }
     let mut roles_of: HashMap<String, Vec<String>> = HashMap::new();
     for a in live.role_assignments.values() {
-        roles_of.entry(a.properties.principal_id.to_ascii_lowercase()).or_default().push(role_name(live, a));
+        roles_of.entry(a.properties.principal_id.to_ascii_lowercase()).or_default().push(live.role_name(a));
     }
     for (id, i) in &live.identities {
         if !desired_ids.contains_key(id) && !live.owned_tags(&i.tags) {
@@ -632,7 +646,7 @@ fn secret_findings(state: &AuditState, options: &AuditOptions) -> (Vec<Finding>,
         };
         roles.entry(app_id.to_ascii_lowercase()).or_default().insert(format!(
             "{} @ {}",
-            role_name(live, a),
+            live.role_name(a),
             crate::diff::scope_display(&a.properties.scope)
         ));
     }

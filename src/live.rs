@@ -69,8 +69,6 @@ pub struct LiveState {
     pub resolved: BTreeMap<PrincipalRef, Option<String>>,
     /// Display names that matched more than one object (service principals, existing groups).
     pub ambiguous: BTreeMap<PrincipalRef, usize>,
-    /// Principal ids holding roles that Graph answered 404 for: deleted principals.
-    pub not_found: BTreeSet<String>,
 }
 
 impl LiveState {
@@ -86,13 +84,24 @@ impl LiveState {
         self.principals.get(&id.to_ascii_lowercase()).map_or_else(|| id.to_owned(), |p| p.display.clone())
     }
 
+    /// The name of an assignment's role: from the catalog read, else the built-in table, else
+    /// the role definition GUID.
+    pub fn role_name(&self, a: &azure::RoleAssignment) -> String {
+        let guid = a.role_guid();
+        self.roles
+            .values()
+            .find_map(|c| c.by_guid(&guid).map(|d| d.properties.role_name.clone()))
+            .or_else(|| crate::roles::built_in_name(&guid).map(str::to_owned))
+            .unwrap_or(guid)
+    }
+
     /// Whether an ARM object carries this owner's tag.
     pub fn owned_tags(&self, tags: &BTreeMap<String, String>) -> bool {
         tags.iter().any(|(k, v)| k.eq_ignore_ascii_case(OWNER_TAG) && *v == self.owner)
     }
 }
 
-fn read_error(e: &AzureError) -> Diagnostic {
+pub fn read_error(e: &AzureError) -> Diagnostic {
     let mut d = Diagnostic::error("E0501", format!("reading the tenant failed: {}", e.op)).with_help(
         e.hint.clone().unwrap_or_else(|| "check the credentials, the tenant and the subscription ids".into()),
     );
@@ -325,19 +334,7 @@ pub async fn read(
     }
 
     // Names of the other principals holding roles at the scopes we manage (for drift and access).
-    describe_principals(client, &mut live, &managed_scopes(desired)).await?;
-    Ok(live)
-}
-
-/// Looks up, in Graph, the principals holding roles at `scopes` that `live` does not know yet
-/// (one `$batch` of `/directoryObjects/{id}`). Those Graph answers 404 for go into
-/// [`LiveState::not_found`] (deleted principals: their assignments are orphaned); any other
-/// failure leaves them `unknown`.
-pub async fn describe_principals(
-    client: &AzureClient,
-    live: &mut LiveState,
-    scopes: &BTreeSet<String>,
-) -> Result<(), Diagnostic> {
+    let scopes = managed_scopes(desired);
     let unknown: BTreeSet<String> = live
         .role_assignments
         .values()
@@ -345,36 +342,100 @@ pub async fn describe_principals(
         .map(|r| r.properties.principal_id.to_ascii_lowercase())
         .filter(|id| !live.principals.contains_key(id))
         .collect();
-    if !unknown.is_empty() {
-        let requests: Vec<azure::BatchRequest> = unknown
-            .iter()
-            .enumerate()
-            .map(|(i, id)| azure::BatchRequest::get(i.to_string(), format!("/directoryObjects/{id}")))
-            .collect();
-        let ids: Vec<&String> = unknown.iter().collect();
-        let responses = client.graph_batch(requests).await.map_err(|e| read_error(&e))?;
-        for r in responses {
-            let Some(id) = r.id.parse::<usize>().ok().and_then(|i| ids.get(i)) else { continue };
-            if r.status == 404 {
-                live.not_found.insert((*id).clone());
-            }
-            let info = if r.status == 200 {
-                serde_json::from_value::<DirectoryObject>(r.body.clone())
-                    .ok()
-                    .map(|o| PrincipalInfo::from_directory_object(&o))
-            } else {
-                None
-            };
-            let info = info.unwrap_or_else(|| PrincipalInfo {
-                id: (*id).clone(),
-                kind: "unknown".into(),
-                display: format!("unknown principal {id}"),
-                app_id: None,
-            });
-            live.principals.insert((*id).clone(), info);
-        }
+    name_principals(client, &mut live, &unknown).await?;
+    Ok(live)
+}
+
+/// Names the principals `ids` (object ids, lower-case) through `$batch`; one that Graph no longer
+/// knows is recorded as an unknown principal.
+pub async fn name_principals(
+    client: &AzureClient,
+    live: &mut LiveState,
+    unknown: &BTreeSet<String>,
+) -> Result<(), Diagnostic> {
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let requests: Vec<azure::BatchRequest> = unknown
+        .iter()
+        .enumerate()
+        .map(|(i, id)| azure::BatchRequest::get(i.to_string(), format!("/directoryObjects/{id}")))
+        .collect();
+    let ids: Vec<&String> = unknown.iter().collect();
+    let responses = client.graph_batch(requests).await.map_err(|e| read_error(&e))?;
+    for r in responses {
+        let Some(id) = r.id.parse::<usize>().ok().and_then(|i| ids.get(i)) else { continue };
+        let info = if r.status == 200 {
+            serde_json::from_value::<DirectoryObject>(r.body.clone())
+                .ok()
+                .map(|o| PrincipalInfo::from_directory_object(&o))
+        } else {
+            None
+        };
+        let info = info.unwrap_or_else(|| PrincipalInfo {
+            id: (*id).clone(),
+            kind: "unknown".into(),
+            display: format!("unknown principal {id}"),
+            app_id: None,
+        });
+        live.principals.insert((*id).clone(), info);
     }
     Ok(())
+}
+
+/// Completes a live read for access questions: the members of every group that holds a role
+/// assignment, and of every group nested in those, however deep (a visited set ends cycles), and
+/// the names of every principal that holds a role.
+pub async fn expand_groups(client: &AzureClient, live: &mut LiveState) -> Result<(), Diagnostic> {
+    let mut pending: BTreeSet<String> = live
+        .role_assignments
+        .values()
+        .filter(|a| {
+            let id = a.properties.principal_id.to_ascii_lowercase();
+            a.properties.principal_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("group"))
+                || live.principals.get(&id).is_some_and(|p| p.kind == "group")
+        })
+        .map(|a| a.properties.principal_id.to_ascii_lowercase())
+        .filter(|id| !live.groups.contains_key(id))
+        .collect();
+    let mut visited: BTreeSet<String> = live.groups.keys().cloned().collect();
+    for g in live.groups.values() {
+        for m in &g.members {
+            if live.principals.get(m).is_some_and(|p| p.kind == "group") && !live.groups.contains_key(m) {
+                pending.insert(m.clone());
+            }
+        }
+    }
+    while !pending.is_empty() {
+        let ids: Vec<String> = pending.iter().filter(|id| visited.insert((*id).clone())).cloned().collect();
+        pending.clear();
+        if ids.is_empty() {
+            break;
+        }
+        let memberships = client.batch_group_members(&ids).await.map_err(|e| read_error(&e))?;
+        for id in ids {
+            let Some(Some(m)) = memberships.get(&id) else { continue };
+            for o in m.members.iter().chain(&m.owners) {
+                let info = PrincipalInfo::from_directory_object(o);
+                if info.kind == "group" && !visited.contains(&info.id) {
+                    pending.insert(info.id.clone());
+                }
+                live.principals.entry(info.id.clone()).or_insert(info);
+            }
+            let members = m.members.iter().map(|o| o.id.to_ascii_lowercase()).collect();
+            let owners = m.owners.iter().map(|o| o.id.to_ascii_lowercase()).collect();
+            let group = azure::Group { id: id.clone(), ..azure::Group::default() };
+            live.groups.insert(id, LiveGroup { group, members, owners });
+        }
+    }
+    let unnamed: BTreeSet<String> = live
+        .role_assignments
+        .values()
+        .map(|a| a.properties.principal_id.to_ascii_lowercase())
+        .chain(live.groups.keys().cloned())
+        .filter(|id| !live.principals.contains_key(id))
+        .collect();
+    name_principals(client, live, &unnamed).await
 }
 
 fn subscription_of(d: &Desired) -> Option<String> {

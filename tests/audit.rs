@@ -148,7 +148,7 @@ fn an_invalid_now_is_e0901() {
     let tmp = copy_to_temp(&root().join("tests/cases/audit/compliant"));
     let run = run_with(tmp.path(), &["audit", ".", "--emulator"], &[("MLPOLICY_NOW", "yesterday")]);
     assert_eq!(run.code, 1, "{}", run.transcript());
-    assert!(run.stderr.contains("E0901") && run.stderr.contains("RFC 3339"), "{}", run.transcript());
+    assert!(run.stderr.contains("E0951") && run.stderr.contains("RFC 3339"), "{}", run.transcript());
     let run = run_with(tmp.path(), &["audit", ".", "--emulator", "--expiring-within", "soon"], &[]);
     assert_eq!(run.code, 1, "a bad duration is a usage error:\n{}", run.transcript());
 }

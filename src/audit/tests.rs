@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::*;
@@ -91,7 +90,7 @@ fn fixture() -> Fixture {
     live.principals.insert("sp-scoring".into(), principal("sp-scoring", "service_principal", "scoring", Some("APP-1")));
     live.principals.insert("u-mallory".into(), principal("u-mallory", "user", "mallory@contoso.com", None));
     let scopes = audit_scopes(&desired);
-    let mut state = AuditState { desired, live, scopes, applications: BTreeMap::new() };
+    let mut state = AuditState { desired, live, scopes, ..AuditState::default() };
     assign(&mut state, "ra-ds", &ws(), "AzureML Data Scientist", "g-ds", "Managed by mlpolicy [mlpolicy:mlpolicy]");
     assign(
         &mut state,
@@ -188,7 +187,7 @@ fn an_undeclared_narrow_grant_to_a_user_is_unexplained_access() {
 fn an_orphaned_assignment_is_a_warning_and_nothing_else() {
     let mut f = fixture();
     assign(&mut f.state, "ra-orphan", &storage(), "Owner", "dead", "");
-    f.state.live.not_found.insert("dead".into());
+    f.state.deleted.insert("dead".into());
     f.state.live.principals.insert("dead".into(), principal("dead", "unknown", "unknown principal dead", None));
     let r = run(&f);
     assert_eq!(rules(&r), [ORPHANED]);

@@ -43,16 +43,16 @@ pub enum Command {
         after_help = "Example:\n  mlpolicy apply examples/contoso-ml                 # plan, ask, apply\n  mlpolicy apply . --auto-approve --audit-log audit.jsonl\n  mlpolicy plan . --out plan.json && mlpolicy apply plan.json   # applies what was reviewed\n  mlpolicy apply . --emulator --auto-approve        # against the local emulator\n\nExit codes: 0 applied, 1 error (a stale or altered plan file included), 3 a policy `deny`."
     )]
     Apply(ApplyArgs),
-    /// Print a plan saved with `plan --out`.
-    #[command(
-        after_help = "Example:\n  mlpolicy show plan.json\n  mlpolicy show plan.json --format markdown > comment.md\n  mlpolicy show plan.json --format json | jq '.changes[].address'"
-    )]
-    Show(ShowArgs),
     /// Judge the live tenant: policies, orphaned assignments, unmanaged access, expiring app secrets.
     #[command(
         after_help = "Example:\n  mlpolicy audit examples/contoso-ml --emulator\n  mlpolicy audit . --format sarif > audit.sarif      # for code scanning\n  mlpolicy audit . --expiring-within 14d --format json\n\nOn GitHub Actions (GITHUB_ACTIONS=true) each finding is also printed to stderr as an annotation.\nMLPOLICY_NOW=2025-06-01T00:00:00Z judges secret expiry at that time instead of now (tests, reproducible reports).\nExit codes: 0 no `deny` finding (warnings only, or none), 1 error, 3 a `deny` finding."
     )]
     Audit(AuditArgs),
+    /// Print a plan saved with `plan --out`.
+    #[command(
+        after_help = "Example:\n  mlpolicy show plan.json\n  mlpolicy show plan.json --format markdown > comment.md\n  mlpolicy show plan.json --format json | jq '.changes[].address'"
+    )]
+    Show(ShowArgs),
     /// Run a local Azure (ARM, Microsoft Graph, token endpoint) on one loopback port.
     #[command(
         after_help = "Example:\n  mlpolicy emulator --listen 127.0.0.1:0 --state .mlpolicy/emulator.yaml\n  mlpolicy emulator --seed tenant.yaml --latency 30ms --throttle azure --fault-rate 0.05 --replication-delay 5s\n\nPrints one line, `mlpolicy emulator listening on URL`, when ready; Ctrl-C stops it."

@@ -12,7 +12,7 @@ pub const NOW_VAR: &str = "MLPOLICY_NOW";
 fn now() -> Result<i64, Diagnostic> {
     match std::env::var(NOW_VAR) {
         Ok(v) => parse_rfc3339(&v).ok_or_else(|| {
-            Diagnostic::error("E0901", format!("`{NOW_VAR}` is not an RFC 3339 date-time: `{v}`"))
+            Diagnostic::error("E0951", format!("`{NOW_VAR}` is not an RFC 3339 date-time: `{v}`"))
                 .with_help(format!("write it like `2025-06-01T00:00:00Z`, or unset `{NOW_VAR}` to use the clock"))
         }),
         Err(_) => Ok(std::time::SystemTime::now()

@@ -36,12 +36,12 @@ pub enum ExitStatus {
 pub fn run(cli: Cli) -> ExitStatus {
     match cli.command {
         Command::Validate(a) => validate::run(&a),
+        Command::Audit(a) => audit::run(&a),
         Command::Fmt(a) => fmt::run(&a),
         Command::Graph(a) => graph::run(&a),
         Command::Plan(a) => plan::run(&a),
         Command::Apply(a) => apply::run(&a),
         Command::Show(a) => show::run(&a),
-        Command::Audit(a) => audit::run(&a),
         Command::Emulator(a) => emulator::run(&a),
     }
 }

@@ -12,13 +12,12 @@ mod json;
 mod markdown;
 mod text;
 
-// Findings of `validate` and `audit` (not plans).
-mod findings;
-
 pub use self::json::json;
 pub use self::markdown::markdown;
 pub use self::text::text;
 
+// Findings of `validate` and `audit` (not plans).
+mod findings;
 pub use self::findings::{
     escape_data, escape_property, findings_json, findings_sarif, findings_text, github_annotations,
 };

@@ -672,7 +672,8 @@ pub fn rfc3339_now() -> String {
     rfc3339(secs)
 }
 
-fn rfc3339(secs: u64) -> String {
+/// Seconds since the epoch as RFC 3339 UTC with seconds.
+pub fn rfc3339(secs: u64) -> String {
     let days = i64::try_from(secs / 86_400).unwrap_or(0);
     let rem = secs % 86_400;
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod apply;
 pub mod ast;
+pub mod audit;
 pub mod azure;
 pub mod check;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod diff;
 pub mod emulator;
 pub mod eval;
 pub mod export;
+pub mod findings;
 pub mod fmt;
 pub mod graph;
 pub mod live;

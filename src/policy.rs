@@ -13,15 +13,34 @@ use crate::ast::{self, Effect};
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::eval::{Env, Evaluator};
 use crate::model::{Address, Meta, Model, Principal, Scope, Value, Waiver, WorkspaceIdentity};
+use crate::source::Span;
 
 /// Roles that only read: an identity holding only these needs no federated credential rule.
 pub const READ_ONLY_ROLES: &[&str] =
     &["Reader", "Storage Blob Data Reader", "AzureML Registry User", "Key Vault Secrets User", "AcrPull"];
 
+/// One rule that matched one declaration (also in [`Evaluation::diagnostics`] as E0401/W0401).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The policy's name.
+    pub policy: String,
+    /// Where the policy is declared (its file tells a pack from the configuration).
+    pub policy_span: Span,
+    pub effect: Effect,
+    /// The violating declaration's full address.
+    pub address: String,
+    /// The declaration's name (or, for grants, the `grant` line).
+    pub span: Span,
+    /// The policy's `message`, when it has one.
+    pub message: Option<String>,
+}
+
 /// The outcome of evaluating policies.
 #[derive(Debug, Clone, Default)]
 pub struct Evaluation {
     pub diagnostics: Diagnostics,
+    /// Every violation, in the order found (waived ones are left out).
+    pub violations: Vec<Violation>,
     /// Waivers that were used, for the plan's list of exceptions.
     pub waivers: Vec<(Address, Waiver)>,
     pub denied: usize,
@@ -43,10 +62,7 @@ pub fn evaluate(
     }
     let subjects = subject_values(model);
     for p in policies {
-        let message = p.attrs.iter().find(|a| a.name.node == "message").and_then(|a| match &a.value.kind {
-            ast::ExprKind::Str(s) => s.as_plain(),
-            _ => None,
-        });
+        let message = message_of(p);
         for rule in &p.rules {
             let Some(objects) = subjects.get(rule.subject.node.as_str()) else { continue };
             for (meta, env) in objects {
@@ -86,6 +102,14 @@ pub fn evaluate(
                         ("W0401", "warns about")
                     }
                 };
+                out.violations.push(Violation {
+                    policy: p.name.node.clone(),
+                    policy_span: p.name.span,
+                    effect: rule.effect.node,
+                    address: meta.address.to_string(),
+                    span: meta.name_span,
+                    message: message.clone(),
+                });
                 let text = format!("policy `{}` {verb} `{}`", p.name.node, meta.address);
                 let base = if rule.effect.node == Effect::Deny {
                     Diagnostic::error(code, text)
@@ -120,8 +144,16 @@ pub fn evaluate(
     out
 }
 
+/// A policy's `message`, when it is a plain string.
+pub fn message_of(p: &ast::Policy) -> Option<String> {
+    p.attrs.iter().find(|a| a.name.node == "message").and_then(|a| match &a.value.kind {
+        ast::ExprKind::Str(s) => s.as_plain(),
+        _ => None,
+    })
+}
+
 /// Whether a role only reads: listed in [`READ_ONLY_ROLES`] or named `... Reader`.
-fn is_read_only(role: &Value) -> bool {
+pub fn is_read_only(role: &Value) -> bool {
     matches!(role, Value::Str(r) if READ_ONLY_ROLES.contains(&r.as_str()) || r.ends_with(" Reader"))
 }
 

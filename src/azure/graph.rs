@@ -472,6 +472,49 @@ impl AzureClient {
         .await
     }
 
+    /// Applications by application (client) id through `$batch`
+    /// (`/applications(appId='...')`), with their secrets' metadata; `None` for an app id with
+    /// no registration in this tenant (a managed identity, another tenant's app).
+    pub async fn batch_applications_by_app_id(
+        &self,
+        app_ids: &[String],
+    ) -> Result<BTreeMap<String, Option<Application>>, AzureError> {
+        let requests = app_ids
+            .iter()
+            .enumerate()
+            .map(|(i, app_id)| {
+                let key = encode_segment(&super::arm::odata_quote(app_id));
+                BatchRequest::get(
+                    format!("a{i}"),
+                    relative(
+                        &format!("/applications(appId={key})"),
+                        &[("$select", "id,appId,displayName,passwordCredentials")],
+                    ),
+                )
+            })
+            .collect();
+        let responses = self.graph_batch(requests).await?;
+        let mut out = BTreeMap::new();
+        for (i, app_id) in app_ids.iter().enumerate() {
+            let op = format!("read application {app_id}");
+            let Some(r) = responses.iter().find(|r| r.id == format!("a{i}")) else {
+                return Err(AzureError::local(&op, "MalformedResponse", "missing batch response"));
+            };
+            match r.status {
+                404 => {
+                    out.insert(app_id.clone(), None);
+                }
+                s if (200..300).contains(&s) => {
+                    let app: Application = serde_json::from_value(r.body.clone())
+                        .map_err(|e| AzureError::local(&op, "MalformedResponse", e.to_string()))?;
+                    out.insert(app_id.clone(), Some(app));
+                }
+                _ => return Err(r.error(&op)),
+            }
+        }
+        Ok(out)
+    }
+
     // ---- $batch ----------------------------------------------------------------------------
 
     /// Sends requests through `$batch`, 20 per call (calls run concurrently), retrying inner

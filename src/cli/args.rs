@@ -22,7 +22,7 @@ pub enum Command {
     #[command(
         after_help = "Example:\n  mlpolicy validate examples/contoso-ml\n  mlpolicy validate . --var env=dev\n\nExit codes: 0 valid, 1 errors, 3 a policy `deny`."
     )]
-    Validate(ConfigArgs),
+    Validate(ValidateArgs),
     /// Rewrite `.mlp` files in canonical layout, comments kept.
     #[command(
         after_help = "Example:\n  mlpolicy fmt examples/contoso-ml\n  mlpolicy fmt . --check     # in CI: exit 1 and list files that would change"
@@ -43,6 +43,11 @@ pub enum Command {
         after_help = "Example:\n  mlpolicy apply examples/contoso-ml                 # plan, ask, apply\n  mlpolicy apply . --auto-approve --audit-log audit.jsonl\n  mlpolicy plan . --out plan.json && mlpolicy apply plan.json   # applies what was reviewed\n  mlpolicy apply . --emulator --auto-approve        # against the local emulator\n\nExit codes: 0 applied, 1 error (a stale or altered plan file included), 3 a policy `deny`."
     )]
     Apply(ApplyArgs),
+    /// Judge the live tenant: policies, orphaned assignments, unmanaged access, expiring app secrets.
+    #[command(
+        after_help = "Example:\n  mlpolicy audit examples/contoso-ml --emulator\n  mlpolicy audit . --format sarif > audit.sarif      # for code scanning\n  mlpolicy audit . --expiring-within 14d --format json\n\nOn GitHub Actions (GITHUB_ACTIONS=true) each finding is also printed to stderr as an annotation.\nMLPOLICY_NOW=2025-06-01T00:00:00Z judges secret expiry at that time instead of now (tests, reproducible reports).\nExit codes: 0 no `deny` finding (warnings only, or none), 1 error, 3 a `deny` finding."
+    )]
+    Audit(AuditArgs),
     /// Print a plan saved with `plan --out`.
     #[command(
         after_help = "Example:\n  mlpolicy show plan.json\n  mlpolicy show plan.json --format markdown > comment.md\n  mlpolicy show plan.json --format json | jq '.changes[].address'"
@@ -116,6 +121,46 @@ pub struct ShowArgs {
     pub plan_file: PathBuf,
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
+}
+
+/// How findings (of `validate` and `audit`) are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum FindingsFormat {
+    #[default]
+    Text,
+    Json,
+    Sarif,
+}
+
+/// `mlpolicy validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The configuration directory.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Output format: `text` is the summary line (diagnostics go to stderr in every format).
+    #[arg(long, value_enum, default_value_t = FindingsFormat::Text)]
+    pub format: FindingsFormat,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `mlpolicy audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The configuration directory.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FindingsFormat::Text)]
+    pub format: FindingsFormat,
+    /// Report client secrets that expire within this time, e.g. `30d`, `2w`.
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub expiring_within: Duration,
+    #[command(flatten)]
+    pub azure: AzureArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 /// Options shared by commands that compile a configuration.

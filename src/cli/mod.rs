@@ -4,6 +4,7 @@
 mod access;
 mod apply;
 mod args;
+mod audit;
 mod emulator;
 mod export;
 mod fmt;
@@ -37,6 +38,7 @@ pub enum ExitStatus {
 pub fn run(cli: Cli) -> ExitStatus {
     match cli.command {
         Command::Validate(a) => validate::run(&a),
+        Command::Audit(a) => audit::run(&a),
         Command::Fmt(a) => fmt::run(&a),
         Command::Graph(a) => graph::run(&a),
         Command::Plan(a) => plan::run(&a),
@@ -60,6 +62,19 @@ pub(crate) fn print_diagnostics(diags: &Diagnostics, sources: &Sources) {
     }
     let width = terminal_width();
     eprint!("{}", diagnostics::render_all(diags, sources, RenderOptions { color: stderr_color(), width }));
+}
+
+/// On GitHub Actions (`GITHUB_ACTIONS=true`), prints each finding to stderr as a workflow
+/// command (`::error file=...,line=...::message`).
+pub(crate) fn annotate(report: &crate::findings::Report, dir: &std::path::Path) {
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        // Annotations name files from the repository root: an absolute directory inside the
+        // workspace is made relative to it.
+        let workspace = std::env::var_os("GITHUB_WORKSPACE").map(std::path::PathBuf::from);
+        let dir = workspace.as_deref().and_then(|w| dir.strip_prefix(w).ok()).unwrap_or(dir);
+        let dir = if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir };
+        eprint!("{}", crate::render::github_annotations(report, &dir.display().to_string()));
+    }
 }
 
 /// Whether stdout gets colour: a terminal, and `NO_COLOR` unset.

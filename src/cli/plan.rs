@@ -46,6 +46,9 @@ pub fn run(args: &PlanArgs) -> ExitStatus {
     let mut diags = compiled.diagnostics.clone();
     diags.extend(planned.diagnostics.clone());
     print_diagnostics(&diags, &compiled.sources);
+    let mut violations = crate::findings::from_compiled(&compiled, &args.dir.display().to_string());
+    violations.findings.retain(|f| f.rule.contains('/'));
+    super::annotate(&violations, &args.dir);
     let plan_errors = planned.diagnostics.has_errors();
     let out = match args.format {
         PlanFormat::Text => render::text(&planned.plan, &render::Style { color: super::stdout_color(), width: 100 }),

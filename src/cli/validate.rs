@@ -1,16 +1,28 @@
 //! `mlpolicy validate`
 
-use super::{ExitStatus, args::ConfigArgs, print_diagnostics};
+use super::args::{FindingsFormat, ValidateArgs};
+use super::{ExitStatus, annotate, print_diagnostics};
+use crate::{findings, render};
 
-pub fn run(args: &ConfigArgs) -> ExitStatus {
+pub fn run(args: &ValidateArgs) -> ExitStatus {
     let compiled = crate::compile(&args.dir, &args.common.overrides());
     print_diagnostics(&compiled.diagnostics, &compiled.sources);
+    let report = findings::from_compiled(&compiled, &args.dir.display().to_string());
+    annotate(&report, &args.dir);
+    match args.format {
+        FindingsFormat::Text => {}
+        FindingsFormat::Json => print!("{}", render::findings_json(&report)),
+        FindingsFormat::Sarif => print!("{}", render::findings_sarif(&report)),
+    }
     let other_errors = compiled.diagnostics.items.iter().any(|d| d.is_error() && d.code != "E0401");
     if other_errors {
         return ExitStatus::Error;
     }
     if compiled.evaluation.denied > 0 {
         return ExitStatus::PolicyDeny;
+    }
+    if args.format != FindingsFormat::Text {
+        return ExitStatus::Success;
     }
     let m = &compiled.model;
     println!(

@@ -4,6 +4,9 @@
 //! pull-request comment and folds it under GitHub's size limit, and [`json`] is the versioned
 //! schema of `docs/plan-json.md`. None of them reads the environment, the clock or Azure:
 //! the same plan gives the same bytes. No-op changes are never shown; read-only changes are.
+//!
+//! [`findings_text`], [`findings_json`], [`findings_sarif`] and [`github_annotations`] render the
+//! findings of `validate` and `audit` (docs/findings.md) under the same rules.
 
 mod access;
 mod json;
@@ -14,6 +17,12 @@ pub use self::access::{ACCESS_FORMAT_VERSION, access_json, access_text};
 pub use self::json::json;
 pub use self::markdown::markdown;
 pub use self::text::text;
+
+// Findings of `validate` and `audit` (not plans).
+mod findings;
+pub use self::findings::{
+    escape_data, escape_property, findings_json, findings_sarif, findings_text, github_annotations,
+};
 
 use crate::plan::{Action, Change, Plan};
 

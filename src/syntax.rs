@@ -350,15 +350,12 @@ fn describe(r: Rule) -> Option<&'static str> {
         Rule::EOI => "end of file",
         Rule::cmp_op | Rule::op_and | Rule::op_or => "an operator",
         Rule::expr
-        | Rule::conj
-        | Rule::neg
-        | Rule::cmp
+        | Rule::comparison
         | Rule::op_not
         | Rule::paren
         | Rule::list
         | Rule::map
-        | Rule::call
-        | Rule::path
+        | Rule::named
         | Rule::bool
         | Rule::int => "an expression",
         _ => return None,
@@ -632,48 +629,115 @@ impl Converter<'_> {
         error_expr(span)
     }
 
+    /// An expression: an `expr` pair, whose flat run of operands and operators is grouped here
+    /// by precedence, or a single operand.
     fn expr(&mut self, p: Pair<'_, Rule>, depth: usize) -> Expr {
+        if p.as_rule() != Rule::expr {
+            return self.operand(p, depth);
+        }
+        let run = self.kids(p);
+        self.chain(&run, depth, BinaryOp::Or)
+    }
+
+    /// The span of a run of operands and operators.
+    fn run_span(&self, run: &[Pair<'_, Rule>]) -> Span {
+        match (run.first(), run.last()) {
+            (Some(first), Some(last)) => {
+                Span::new(self.file, self.offset + first.as_span().start(), self.offset + Self::end_of(last))
+            }
+            _ => Span::new(self.file, self.offset, self.offset),
+        }
+    }
+
+    /// `a or b or c` (each side an `and` chain) or `a and b` (each side a negation): a
+    /// left-leaning chain, refused beyond [`MAX_EXPR_DEPTH`].
+    fn chain(&mut self, run: &[Pair<'_, Rule>], depth: usize, op: BinaryOp) -> Expr {
+        let rule = if op == BinaryOp::Or { Rule::op_or } else { Rule::op_and };
+        let ops: Vec<&Pair<'_, Rule>> = run.iter().filter(|k| k.as_rule() == rule).collect();
+        if ops.len() + depth > MAX_EXPR_DEPTH {
+            let span = self.run_span(run);
+            return self.too_deep(span);
+        }
+        let mut sides = run.split(|k| k.as_rule() == rule);
+        let first = sides.next().unwrap_or_default();
+        let mut lhs = self.chain_side(first, depth + usize::from(!ops.is_empty()), op);
+        for (op_pair, side) in ops.into_iter().zip(sides) {
+            let op_span = self.span(op_pair);
+            let rhs = self.chain_side(side, depth + 1, op);
+            let span = lhs.span.to(rhs.span);
+            lhs = Expr {
+                kind: ExprKind::Binary { op: Spanned::new(op, op_span), lhs: Box::new(lhs), rhs: Box::new(rhs) },
+                span,
+            };
+        }
+        lhs
+    }
+
+    /// One side of an `op` chain: the next tighter level.
+    fn chain_side(&mut self, run: &[Pair<'_, Rule>], depth: usize, op: BinaryOp) -> Expr {
+        if op == BinaryOp::Or { self.chain(run, depth, BinaryOp::And) } else { self.negation(run, depth) }
+    }
+
+    /// `not not a == b`: prefix `not`s over a `comparison` pair.
+    fn negation(&mut self, run: &[Pair<'_, Rule>], depth: usize) -> Expr {
+        let nots = run.iter().take_while(|k| k.as_rule() == Rule::op_not).count();
+        if nots + depth > MAX_EXPR_DEPTH {
+            let span = self.run_span(run);
+            return self.too_deep(span);
+        }
+        let Some(cmp) = run.get(nots) else {
+            return error_expr(self.run_span(run));
+        };
+        let mut e = self.comparison(cmp.clone(), depth + nots);
+        for op in run[..nots].iter().rev() {
+            let op_span = self.span(op);
+            let span = op_span.to(e.span);
+            e = Expr { kind: ExprKind::Unary { op: Spanned::new(UnaryOp::Not, op_span), operand: Box::new(e) }, span };
+        }
+        e
+    }
+
+    /// `a OP b` with one comparison operator at most (the grammar does not chain them).
+    fn comparison(&mut self, p: Pair<'_, Rule>, depth: usize) -> Expr {
         if depth > MAX_EXPR_DEPTH {
             let span = self.span(&p);
             return self.too_deep(span);
         }
-        // The precedence levels wrap every operand; their spans are only needed when they hold
-        // an operator, so they are not computed on the way down to a plain value.
-        match p.as_rule() {
-            Rule::expr | Rule::conj => return self.chain(p, depth),
-            Rule::cmp => return self.comparison(p, depth),
-            Rule::neg if p.clone().into_inner().all(|k| k.as_rule() != Rule::op_not) => {
-                let mut kids = self.kids(p);
-                if let Some(only) = kids.pop() {
-                    return self.expr(only, depth);
-                }
-                return error_expr(Span::new(self.file, self.offset, self.offset));
-            }
-            _ => {}
-        }
-        let span = self.span(&p);
-        match p.as_rule() {
-            Rule::neg => {
-                let kids = self.kids(p);
-                let nots = kids.len().saturating_sub(1);
-                if nots + depth > MAX_EXPR_DEPTH {
-                    return self.too_deep(span);
-                }
-                let mut kids = kids;
-                let Some(last) = kids.pop() else {
-                    return error_expr(span);
+        let whole = p.clone();
+        match self.kids(p).as_slice() {
+            [only] => self.operand(only.clone(), depth),
+            [lhs, op, rhs] => {
+                let lhs = self.operand(lhs.clone(), depth + 1);
+                let op_span = self.span(op);
+                let op = match op.as_str() {
+                    "==" => BinaryOp::Eq,
+                    "!=" => BinaryOp::Ne,
+                    "<" => BinaryOp::Lt,
+                    "<=" => BinaryOp::Le,
+                    ">" => BinaryOp::Gt,
+                    ">=" => BinaryOp::Ge,
+                    "in" => BinaryOp::In,
+                    "!in" => BinaryOp::NotIn,
+                    _ => BinaryOp::Matches,
                 };
-                let mut e = self.expr(last, depth + nots);
-                for op in kids.into_iter().rev() {
-                    let op_span = self.span(&op);
-                    let span = op_span.to(e.span);
-                    e = Expr {
-                        kind: ExprKind::Unary { op: Spanned::new(UnaryOp::Not, op_span), operand: Box::new(e) },
-                        span,
-                    };
+                let rhs = self.operand(rhs.clone(), depth + 1);
+                let span = lhs.span.to(rhs.span);
+                Expr {
+                    kind: ExprKind::Binary { op: Spanned::new(op, op_span), lhs: Box::new(lhs), rhs: Box::new(rhs) },
+                    span,
                 }
-                e
             }
+            _ => error_expr(self.span(&whole)),
+        }
+    }
+
+    /// A value: literal, bracketed expression, list, map, call or path.
+    fn operand(&mut self, p: Pair<'_, Rule>, depth: usize) -> Expr {
+        let span = self.span(&p);
+        if depth > MAX_EXPR_DEPTH {
+            return self.too_deep(span);
+        }
+        match p.as_rule() {
             Rule::paren => {
                 let inner = self.kids(p).into_iter().next();
                 let e = inner.map_or_else(|| error_expr(span), |i| self.expr(i, depth + 1));
@@ -700,24 +764,16 @@ impl Converter<'_> {
                 Expr { kind, span }
             }
             Rule::bool => Expr { kind: ExprKind::Bool(p.as_str() == "true"), span },
-            Rule::call => {
-                let mut k = self.kids(p).into_iter();
+            Rule::named => {
+                let mut k = self.kids(p).into_iter().peekable();
                 let Some(name) = k.next() else {
                     return error_expr(span);
                 };
                 let name = self.checked_name(&name);
-                let args = k
-                    .next()
-                    .map(|a| self.kids(a).into_iter().map(|e| self.expr(e, depth + 1)).collect())
-                    .unwrap_or_default();
-                Expr { kind: ExprKind::Call { name, args }, span }
-            }
-            Rule::path => {
-                let mut k = self.kids(p).into_iter();
-                let Some(root) = k.next() else {
-                    return error_expr(span);
-                };
-                let root = self.checked_name(&root);
+                if let Some(args) = k.next_if(|a| a.as_rule() == Rule::call_args) {
+                    let args = self.kids(args).into_iter().map(|e| self.expr(e, depth + 1)).collect();
+                    return Expr { kind: ExprKind::Call { name, args }, span };
+                }
                 let mut segments = Vec::new();
                 for s in k {
                     if s.as_rule() == Rule::field {
@@ -728,72 +784,9 @@ impl Converter<'_> {
                         segments.push(Segment::Index(self.expr(e, depth + 1)));
                     }
                 }
-                Expr { kind: ExprKind::Path(Path { root, segments }), span }
+                Expr { kind: ExprKind::Path(Path { root: name, segments }), span }
             }
             _ => error_expr(span),
-        }
-    }
-
-    /// `a or b or c` / `a and b`: a left-leaning chain, refused beyond [`MAX_EXPR_DEPTH`].
-    fn chain(&mut self, p: Pair<'_, Rule>, depth: usize) -> Expr {
-        let whole = p.clone();
-        let kids = self.kids(p);
-        if kids.len() / 2 + depth > MAX_EXPR_DEPTH {
-            let span = self.span(&whole);
-            return self.too_deep(span);
-        }
-        let step = usize::from(kids.len() > 1);
-        let mut it = kids.into_iter();
-        let Some(first) = it.next() else {
-            let span = self.span(&whole);
-            return error_expr(span);
-        };
-        let mut lhs = self.expr(first, depth + step);
-        while let (Some(op), Some(rhs)) = (it.next(), it.next()) {
-            let op_span = self.span(&op);
-            let op = if op.as_rule() == Rule::op_or { BinaryOp::Or } else { BinaryOp::And };
-            let rhs = self.expr(rhs, depth + 1);
-            let span = lhs.span.to(rhs.span);
-            lhs = Expr {
-                kind: ExprKind::Binary { op: Spanned::new(op, op_span), lhs: Box::new(lhs), rhs: Box::new(rhs) },
-                span,
-            };
-        }
-        lhs
-    }
-
-    /// `a OP b` with one comparison operator at most (they do not associate).
-    fn comparison(&mut self, p: Pair<'_, Rule>, depth: usize) -> Expr {
-        let whole = p.clone();
-        let mut it = self.kids(p).into_iter();
-        let Some(first) = it.next() else {
-            let span = self.span(&whole);
-            return error_expr(span);
-        };
-        let (op, rhs) = (it.next(), it.next());
-        let lhs = self.expr(first, depth + usize::from(rhs.is_some()));
-        match (op, rhs) {
-            (Some(op), Some(rhs)) => {
-                let span = self.span(&whole);
-                let op_span = self.span(&op);
-                let op = match op.as_str() {
-                    "==" => BinaryOp::Eq,
-                    "!=" => BinaryOp::Ne,
-                    "<" => BinaryOp::Lt,
-                    "<=" => BinaryOp::Le,
-                    ">" => BinaryOp::Gt,
-                    ">=" => BinaryOp::Ge,
-                    "in" => BinaryOp::In,
-                    "!in" => BinaryOp::NotIn,
-                    _ => BinaryOp::Matches,
-                };
-                let rhs = self.expr(rhs, depth + 1);
-                Expr {
-                    kind: ExprKind::Binary { op: Spanned::new(op, op_span), lhs: Box::new(lhs), rhs: Box::new(rhs) },
-                    span,
-                }
-            }
-            _ => lhs,
         }
     }
 

@@ -374,38 +374,14 @@ struct Converter<'t> {
     comments: Vec<Spanned<String>>,
 }
 
-/// A placeholder for an expression that was reported as an error.
-fn error_expr(span: Span) -> Expr {
-    Expr { kind: ExprKind::Bool(false), span }
-}
-
-impl Converter<'_> {
-    /// The span of a pair without the whitespace and comments pest lets a rule swallow after
-    /// its last token.
-    fn span(&self, p: &Pair<'_, Rule>) -> Span {
-        Span::new(self.file, self.offset + p.as_span().start(), self.offset + Self::end_of(p))
-    }
-
-    fn end_of(p: &Pair<'_, Rule>) -> usize {
-        let last = p.clone().into_inner().rev().find(|k| k.as_rule() != Rule::COMMENT);
-        let Some(last) = last else {
-            return p.as_span().end();
-        };
-        let e = Self::end_of(&last);
-        let tail = &p.get_input()[e..p.as_span().end()];
-        e + tail.find(|c: char| c.is_whitespace() || c == '#').unwrap_or(tail.len())
-    }
-
-    /// The meaningful children: comments are collected, punctuation and keywords dropped.
-    fn kids<'i>(&mut self, p: Pair<'i, Rule>) -> Vec<Pair<'i, Rule>> {
-        let mut out = Vec::new();
-        for k in p.into_inner() {
-            match k.as_rule() {
-                Rule::COMMENT => {
-                    let span = self.span(&k);
-                    self.comments.push(Spanned::new(k.as_str().trim_end().to_owned(), span));
-                }
-                Rule::assign
+/// The meaningful children of a pair: comments (collected up front), punctuation and keywords
+/// are dropped.
+fn kids(p: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
+    p.into_inner().filter(|k| {
+        !matches!(
+            k.as_rule(),
+            Rule::COMMENT
+                | Rule::assign
                 | Rule::comma
                 | Rule::dot
                 | Rule::lbrace
@@ -424,17 +400,60 @@ impl Converter<'_> {
                 | Rule::kw_when
                 | Rule::kw_allow
                 | Rule::kw_because
-                | Rule::EOI => {}
-                _ => out.push(k),
-            }
+                | Rule::EOI
+        )
+    })
+}
+
+/// A placeholder for an expression that was reported as an error.
+fn error_expr(span: Span) -> Expr {
+    Expr { kind: ExprKind::Bool(false), span }
+}
+
+impl Converter<'_> {
+    /// The span of a pair without the whitespace and comments pest lets a rule swallow after
+    /// its last token.
+    fn span(&self, p: &Pair<'_, Rule>) -> Span {
+        Span::new(self.file, self.offset + p.as_span().start(), self.offset + Self::end_of(p))
+    }
+
+    fn end_of(p: &Pair<'_, Rule>) -> usize {
+        // Only rules that end in a repetition, an option or an expression can swallow any.
+        if !matches!(
+            p.as_rule(),
+            Rule::file
+                | Rule::prefix
+                | Rule::let_item
+                | Rule::grant_item
+                | Rule::policy_rule
+                | Rule::attr
+                | Rule::map_entry
+                | Rule::expr
+                | Rule::comparison
+        ) {
+            return p.as_span().end();
         }
-        out
+        let last = p.clone().into_inner().rev().find(|k| k.as_rule() != Rule::COMMENT);
+        let Some(last) = last else {
+            return p.as_span().end();
+        };
+        let e = Self::end_of(&last);
+        let tail = &p.get_input()[e..p.as_span().end()];
+        e + tail.find(|c: char| c.is_whitespace() || c == '#').unwrap_or(tail.len())
+    }
+
+    /// Every comment in the tree of `p`, collected up front so that conversion can skip them.
+    fn collect_comments(&mut self, p: &Pair<'_, Rule>) {
+        for c in p.clone().into_inner().flatten().filter(|k| k.as_rule() == Rule::COMMENT) {
+            let span = self.span(&c);
+            self.comments.push(Spanned::new(c.as_str().trim_end().to_owned(), span));
+        }
     }
 
     fn items_into(&mut self, p: Pair<'_, Rule>, items: &mut Vec<Item>) {
-        let kids = self.kids(p);
+        self.collect_comments(&p);
         let first = items.len();
-        for k in kids {
+        for k in kids(p) {
             if let Some(item) = self.item(k) {
                 items.push(item);
             }
@@ -464,16 +483,15 @@ impl Converter<'_> {
         let span = self.span(&p);
         match p.as_rule() {
             Rule::let_item => {
-                let mut k = self.kids(p).into_iter();
+                let mut k = kids(p);
                 let name = self.local_name(&k.next()?, "binding");
                 let value = self.expr(k.next()?, 0);
                 Some(Item::Let(Let { name, value, span }))
             }
             Rule::for_item => {
-                let kids = self.kids(p);
                 let mut names = Vec::new();
                 let mut rest = Vec::new();
-                for k in kids {
+                for k in kids(p) {
                     if k.as_rule() == Rule::name && rest.is_empty() {
                         names.push(k);
                     } else {
@@ -497,7 +515,7 @@ impl Converter<'_> {
                 Some(Item::For(For { key, value, iterable, items, span }))
             }
             Rule::grant_item => {
-                let mut k = self.kids(p).into_iter();
+                let mut k = kids(p);
                 let role = self.expr(k.next()?, 0);
                 let principal = self.expr(k.next()?, 0);
                 let scope = self.expr(k.next()?, 0);
@@ -505,7 +523,7 @@ impl Converter<'_> {
                 Some(Item::Grant(Grant { role, principal, scope, body, span }))
             }
             Rule::policy_item => {
-                let mut k = self.kids(p).into_iter();
+                let mut k = kids(p);
                 let name = self.local_name(&k.next()?, "policy");
                 let mut rules = Vec::new();
                 let mut attrs = Vec::new();
@@ -530,7 +548,7 @@ impl Converter<'_> {
 
     fn rule(&mut self, p: Pair<'_, Rule>) -> Option<PolicyRule> {
         let span = self.span(&p);
-        let mut k = self.kids(p).into_iter();
+        let mut k = kids(p);
         let effect_pair = k.next()?;
         let effect_span = self.span(&effect_pair);
         let effect = if effect_pair.as_str() == "deny" { Effect::Deny } else { Effect::Warn };
@@ -541,7 +559,7 @@ impl Converter<'_> {
 
     fn decl(&mut self, p: Pair<'_, Rule>) -> Option<Decl> {
         let span = self.span(&p);
-        let mut k = self.kids(p).into_iter();
+        let mut k = kids(p);
         let kind = self.checked_name(&k.next()?);
         let name = self.local_name(&k.next()?, "declaration");
         let body = self.body_items(k);
@@ -549,8 +567,7 @@ impl Converter<'_> {
     }
 
     fn body(&mut self, p: Pair<'_, Rule>) -> Vec<BodyItem> {
-        let kids = self.kids(p);
-        self.body_items(kids.into_iter())
+        self.body_items(kids(p))
     }
 
     fn body_items<'i>(&mut self, pairs: impl Iterator<Item = Pair<'i, Rule>>) -> Vec<BodyItem> {
@@ -561,7 +578,7 @@ impl Converter<'_> {
                 Rule::decl => self.decl(k).map(BodyItem::Block),
                 Rule::allow => {
                     let span = self.span(&k);
-                    let mut kk = self.kids(k).into_iter();
+                    let mut kk = kids(k);
                     let policy = kk.next().map(|n| self.local_name(&n, "policy"));
                     let reason = kk.next().map(|s| {
                         let sp = self.span(&s);
@@ -579,7 +596,7 @@ impl Converter<'_> {
 
     fn attr(&mut self, p: Pair<'_, Rule>) -> Option<Attr> {
         let span = self.span(&p);
-        let mut k = self.kids(p).into_iter();
+        let mut k = kids(p);
         let name = self.local_name(&k.next()?, "attribute");
         let value = self.expr(k.next()?, 0);
         Some(Attr { name, value, span })
@@ -635,8 +652,15 @@ impl Converter<'_> {
         if p.as_rule() != Rule::expr {
             return self.operand(p, depth);
         }
-        let run = self.kids(p);
-        self.chain(&run, depth, BinaryOp::Or)
+        let mut run = kids(p);
+        let first = run.next();
+        match run.next() {
+            None => self.chain(first.as_slice(), depth, BinaryOp::Or),
+            Some(second) => {
+                let run: Vec<_> = first.into_iter().chain([second]).chain(run).collect();
+                self.chain(&run, depth, BinaryOp::Or)
+            }
+        }
     }
 
     /// The span of a run of operands and operators.
@@ -704,11 +728,12 @@ impl Converter<'_> {
             return self.too_deep(span);
         }
         let whole = p.clone();
-        match self.kids(p).as_slice() {
-            [only] => self.operand(only.clone(), depth),
-            [lhs, op, rhs] => {
-                let lhs = self.operand(lhs.clone(), depth + 1);
-                let op_span = self.span(op);
+        let mut k = kids(p);
+        match (k.next(), k.next(), k.next()) {
+            (Some(only), None, None) => self.operand(only, depth),
+            (Some(lhs), Some(op), Some(rhs)) => {
+                let lhs = self.operand(lhs, depth + 1);
+                let op_span = self.span(&op);
                 let op = match op.as_str() {
                     "==" => BinaryOp::Eq,
                     "!=" => BinaryOp::Ne,
@@ -720,7 +745,7 @@ impl Converter<'_> {
                     "!in" => BinaryOp::NotIn,
                     _ => BinaryOp::Matches,
                 };
-                let rhs = self.operand(rhs.clone(), depth + 1);
+                let rhs = self.operand(rhs, depth + 1);
                 let span = lhs.span.to(rhs.span);
                 Expr {
                     kind: ExprKind::Binary { op: Spanned::new(op, op_span), lhs: Box::new(lhs), rhs: Box::new(rhs) },
@@ -739,12 +764,12 @@ impl Converter<'_> {
         }
         match p.as_rule() {
             Rule::paren => {
-                let inner = self.kids(p).into_iter().next();
+                let inner = kids(p).next();
                 let e = inner.map_or_else(|| error_expr(span), |i| self.expr(i, depth + 1));
                 Expr { kind: ExprKind::Paren(Box::new(e)), span }
             }
             Rule::list => {
-                let kids = self.kids(p);
+                let kids = kids(p);
                 let items = kids.into_iter().map(|k| self.expr(k, depth + 1)).collect();
                 Expr { kind: ExprKind::List(items), span }
             }
@@ -765,22 +790,22 @@ impl Converter<'_> {
             }
             Rule::bool => Expr { kind: ExprKind::Bool(p.as_str() == "true"), span },
             Rule::named => {
-                let mut k = self.kids(p).into_iter().peekable();
+                let mut k = kids(p).peekable();
                 let Some(name) = k.next() else {
                     return error_expr(span);
                 };
                 let name = self.checked_name(&name);
                 if let Some(args) = k.next_if(|a| a.as_rule() == Rule::call_args) {
-                    let args = self.kids(args).into_iter().map(|e| self.expr(e, depth + 1)).collect();
+                    let args = kids(args).map(|e| self.expr(e, depth + 1)).collect();
                     return Expr { kind: ExprKind::Call { name, args }, span };
                 }
                 let mut segments = Vec::new();
                 for s in k {
                     if s.as_rule() == Rule::field {
-                        if let Some(n) = self.kids(s).into_iter().next() {
+                        if let Some(n) = kids(s).next() {
                             segments.push(Segment::Field(self.checked_name(&n)));
                         }
-                    } else if let Some(e) = self.kids(s).into_iter().next() {
+                    } else if let Some(e) = kids(s).next() {
                         segments.push(Segment::Index(self.expr(e, depth + 1)));
                     }
                 }
@@ -798,10 +823,6 @@ impl Converter<'_> {
         for k in p.into_inner() {
             match k.as_rule() {
                 Rule::comma => comma_seen = true,
-                Rule::COMMENT => {
-                    let span = self.span(&k);
-                    self.comments.push(Spanned::new(k.as_str().trim_end().to_owned(), span));
-                }
                 Rule::map_entry => {
                     let entry_span = self.span(&k);
                     if let Some(end) = prev_end
@@ -816,7 +837,7 @@ impl Converter<'_> {
                     }
                     prev_end = Some(entry_span.end as usize);
                     comma_seen = false;
-                    let mut kk = self.kids(k).into_iter();
+                    let mut kk = kids(k);
                     let (Some(key), Some(value)) = (kk.next(), kk.next()) else {
                         continue;
                     };
@@ -865,7 +886,7 @@ impl Converter<'_> {
                     self.bad_escape(span, k.as_str());
                 }
                 Rule::interp => {
-                    if let Some(e) = self.kids(k).into_iter().next() {
+                    if let Some(e) = kids(k).next() {
                         if !lit.is_empty() {
                             parts.push(StrPart::Lit(std::mem::take(&mut lit)));
                         }

@@ -5,7 +5,7 @@
 //! Input: the checked [`Model`]. Output: [`DepGraph`] with a deterministic topological order
 //! (ties broken by address) and its reverse for deletions, or E0301 naming a cycle.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use petgraph::algo::tarjan_scc;
@@ -37,54 +37,26 @@ pub struct DepGraph {
 impl DepGraph {
     /// Builds the graph; a dependency cycle is an error that names every object on it.
     pub fn build(model: &Model) -> Result<DepGraph, Diagnostic> {
-        let mut graph = DiGraph::new();
-        let mut index = BTreeMap::new();
-        let mut spans: BTreeMap<Address, Span> = BTreeMap::new();
+        let mut graph = DiGraph::with_capacity(model.len(), 0);
         for meta in model.metas() {
-            index.insert(meta.address.clone(), graph.add_node(meta.address.clone()));
-            spans.insert(meta.address.clone(), meta.name_span);
+            graph.add_node(meta.address.clone());
         }
-        let mut edges: BTreeSet<(Address, Address, Edge)> = BTreeSet::new();
-        let mut add = |from: &Address, to: &Address, e: Edge| {
-            if index.contains_key(to) {
-                edges.insert((from.clone(), to.clone(), e));
-            }
-        };
-        for (a, i) in &model.identities {
-            add(a, &i.resource_group, Edge::Parent);
+        // Each node's position in address order: integers stand in for addresses from here on,
+        // so that sorting edges and the ready set compares no strings.
+        let mut by_address: Vec<NodeIndex> = graph.node_indices().collect();
+        by_address.sort_by(|a, b| graph[*a].cmp(&graph[*b]));
+        let mut rank = vec![0; by_address.len()];
+        for (r, n) in by_address.iter().enumerate() {
+            rank[n.index()] = r;
         }
-        for (a, f) in &model.federated {
-            add(a, &f.identity, Edge::Parent);
-        }
-        for (a, w) in &model.workspaces {
-            add(a, &w.resource_group, Edge::Parent);
-            if let WorkspaceIdentity::User(id) = &w.identity {
-                add(a, id, Edge::Reference);
-            }
-        }
-        for (a, g) in &model.groups {
-            for p in g.members.iter().chain(&g.owners) {
-                if let Some(target) = principal_object(p) {
-                    add(a, target, Edge::Reference);
-                }
-            }
-        }
-        for (a, g) in &model.grants {
-            if let Some(target) = principal_object(&g.principal) {
-                add(a, target, Edge::Reference);
-            }
-            match &g.scope {
-                Scope::ResourceGroup(t) | Scope::Workspace(t) | Scope::WorkspaceDependency(t, _) => {
-                    add(a, t, Edge::Reference);
-                }
-                Scope::Subscription { .. } | Scope::Arm(_) => {}
-            }
-        }
+        let edges = edges_by_rank(model, &graph.node_indices().map(|n| (&graph[n], rank[n.index()])).collect());
         for (from, to, e) in edges {
-            graph.add_edge(index[&from], index[&to], e);
+            graph.add_edge(by_address[from], by_address[to], e);
         }
+        let index = by_address.iter().map(|n| (graph[*n].clone(), *n)).collect();
         let mut g = DepGraph { graph, order: Vec::new(), index };
         if let Some(cycle) = g.cycle() {
+            let spans: BTreeMap<&Address, Span> = model.metas().map(|m| (&m.address, m.name_span)).collect();
             let first = &cycle[0];
             let path: Vec<String> = cycle.iter().chain(std::iter::once(first)).map(ToString::to_string).collect();
             let mut d = Diagnostic::error("E0301", format!("dependency cycle: {}", path.join(" → ")))
@@ -97,7 +69,7 @@ impl DepGraph {
             }
             return Err(d);
         }
-        g.order = g.topological();
+        g.order = g.topological(&rank);
         Ok(g)
     }
 
@@ -130,22 +102,21 @@ impl DepGraph {
         Some(path.into_iter().map(|n| self.graph[n].clone()).collect())
     }
 
-    /// Kahn's algorithm with a sorted ready set, so the order is the same on every run.
-    fn topological(&self) -> Vec<NodeIndex> {
-        let mut pending: BTreeMap<NodeIndex, usize> =
-            self.graph.node_indices().map(|n| (n, self.graph.edges(n).count())).collect();
-        let mut ready: BTreeSet<(Address, NodeIndex)> =
-            pending.iter().filter(|(_, c)| **c == 0).map(|(n, _)| (self.graph[*n].clone(), *n)).collect();
+    /// Kahn's algorithm with a ready set sorted by address (`rank`: each node's position in
+    /// address order), so the order is the same on every run.
+    fn topological(&self, rank: &[usize]) -> Vec<NodeIndex> {
+        let mut pending: Vec<usize> = self.graph.node_indices().map(|n| self.graph.edges(n).count()).collect();
+        let mut ready: BTreeSet<(usize, NodeIndex)> =
+            self.graph.node_indices().filter(|n| pending[n.index()] == 0).map(|n| (rank[n.index()], n)).collect();
         let mut order = Vec::with_capacity(self.graph.node_count());
         while let Some((_, n)) = ready.pop_first() {
             order.push(n);
             for e in self.graph.edges_directed(n, petgraph::Direction::Incoming) {
                 let dependent = e.source();
-                if let Some(c) = pending.get_mut(&dependent) {
-                    *c -= 1;
-                    if *c == 0 {
-                        ready.insert((self.graph[dependent].clone(), dependent));
-                    }
+                let c = &mut pending[dependent.index()];
+                *c -= 1;
+                if *c == 0 {
+                    ready.insert((rank[dependent.index()], dependent));
                 }
             }
         }
@@ -196,6 +167,50 @@ impl DepGraph {
         out.push_str("}\n");
         out
     }
+}
+
+/// Every dependency of the model between two of its objects, as `(from, to, why)` with objects
+/// given by `ranks`, sorted and without repeats.
+fn edges_by_rank(model: &Model, ranks: &HashMap<&Address, usize>) -> Vec<(usize, usize, Edge)> {
+    let mut edges = Vec::new();
+    let mut add = |from: &Address, to: &Address, e: Edge| {
+        if let (Some(&from), Some(&to)) = (ranks.get(from), ranks.get(to)) {
+            edges.push((from, to, e));
+        }
+    };
+    for (a, i) in &model.identities {
+        add(a, &i.resource_group, Edge::Parent);
+    }
+    for (a, f) in &model.federated {
+        add(a, &f.identity, Edge::Parent);
+    }
+    for (a, w) in &model.workspaces {
+        add(a, &w.resource_group, Edge::Parent);
+        if let WorkspaceIdentity::User(id) = &w.identity {
+            add(a, id, Edge::Reference);
+        }
+    }
+    for (a, g) in &model.groups {
+        for p in g.members.iter().chain(&g.owners) {
+            if let Some(target) = principal_object(p) {
+                add(a, target, Edge::Reference);
+            }
+        }
+    }
+    for (a, g) in &model.grants {
+        if let Some(target) = principal_object(&g.principal) {
+            add(a, target, Edge::Reference);
+        }
+        match &g.scope {
+            Scope::ResourceGroup(t) | Scope::Workspace(t) | Scope::WorkspaceDependency(t, _) => {
+                add(a, t, Edge::Reference);
+            }
+            Scope::Subscription { .. } | Scope::Arm(_) => {}
+        }
+    }
+    edges.sort_unstable();
+    edges.dedup();
+    edges
 }
 
 fn principal_object(p: &Principal) -> Option<&Address> {

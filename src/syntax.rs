@@ -350,15 +350,12 @@ fn describe(r: Rule) -> Option<&'static str> {
         Rule::EOI => "end of file",
         Rule::cmp_op | Rule::op_and | Rule::op_or => "an operator",
         Rule::expr
-        | Rule::conj
-        | Rule::neg
-        | Rule::cmp
+        | Rule::comparison
         | Rule::op_not
         | Rule::paren
         | Rule::list
         | Rule::map
-        | Rule::call
-        | Rule::path
+        | Rule::named
         | Rule::bool
         | Rule::int => "an expression",
         _ => return None,
@@ -377,38 +374,14 @@ struct Converter<'t> {
     comments: Vec<Spanned<String>>,
 }
 
-/// A placeholder for an expression that was reported as an error.
-fn error_expr(span: Span) -> Expr {
-    Expr { kind: ExprKind::Bool(false), span }
-}
-
-impl Converter<'_> {
-    /// The span of a pair without the whitespace and comments pest lets a rule swallow after
-    /// its last token.
-    fn span(&self, p: &Pair<'_, Rule>) -> Span {
-        Span::new(self.file, self.offset + p.as_span().start(), self.offset + Self::end_of(p))
-    }
-
-    fn end_of(p: &Pair<'_, Rule>) -> usize {
-        let last = p.clone().into_inner().rev().find(|k| k.as_rule() != Rule::COMMENT);
-        let Some(last) = last else {
-            return p.as_span().end();
-        };
-        let e = Self::end_of(&last);
-        let tail = &p.get_input()[e..p.as_span().end()];
-        e + tail.find(|c: char| c.is_whitespace() || c == '#').unwrap_or(tail.len())
-    }
-
-    /// The meaningful children: comments are collected, punctuation and keywords dropped.
-    fn kids<'i>(&mut self, p: Pair<'i, Rule>) -> Vec<Pair<'i, Rule>> {
-        let mut out = Vec::new();
-        for k in p.into_inner() {
-            match k.as_rule() {
-                Rule::COMMENT => {
-                    let span = self.span(&k);
-                    self.comments.push(Spanned::new(k.as_str().trim_end().to_owned(), span));
-                }
-                Rule::assign
+/// The meaningful children of a pair: comments (collected up front), punctuation and keywords
+/// are dropped.
+fn kids(p: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
+    p.into_inner().filter(|k| {
+        !matches!(
+            k.as_rule(),
+            Rule::COMMENT
+                | Rule::assign
                 | Rule::comma
                 | Rule::dot
                 | Rule::lbrace
@@ -427,17 +400,60 @@ impl Converter<'_> {
                 | Rule::kw_when
                 | Rule::kw_allow
                 | Rule::kw_because
-                | Rule::EOI => {}
-                _ => out.push(k),
-            }
+                | Rule::EOI
+        )
+    })
+}
+
+/// A placeholder for an expression that was reported as an error.
+fn error_expr(span: Span) -> Expr {
+    Expr { kind: ExprKind::Bool(false), span }
+}
+
+impl Converter<'_> {
+    /// The span of a pair without the whitespace and comments pest lets a rule swallow after
+    /// its last token.
+    fn span(&self, p: &Pair<'_, Rule>) -> Span {
+        Span::new(self.file, self.offset + p.as_span().start(), self.offset + Self::end_of(p))
+    }
+
+    fn end_of(p: &Pair<'_, Rule>) -> usize {
+        // Only rules that end in a repetition, an option or an expression can swallow any.
+        if !matches!(
+            p.as_rule(),
+            Rule::file
+                | Rule::prefix
+                | Rule::let_item
+                | Rule::grant_item
+                | Rule::policy_rule
+                | Rule::attr
+                | Rule::map_entry
+                | Rule::expr
+                | Rule::comparison
+        ) {
+            return p.as_span().end();
         }
-        out
+        let last = p.clone().into_inner().rev().find(|k| k.as_rule() != Rule::COMMENT);
+        let Some(last) = last else {
+            return p.as_span().end();
+        };
+        let e = Self::end_of(&last);
+        let tail = &p.get_input()[e..p.as_span().end()];
+        e + tail.find(|c: char| c.is_whitespace() || c == '#').unwrap_or(tail.len())
+    }
+
+    /// Every comment in the tree of `p`, collected up front so that conversion can skip them.
+    fn collect_comments(&mut self, p: &Pair<'_, Rule>) {
+        for c in p.clone().into_inner().flatten().filter(|k| k.as_rule() == Rule::COMMENT) {
+            let span = self.span(&c);
+            self.comments.push(Spanned::new(c.as_str().trim_end().to_owned(), span));
+        }
     }
 
     fn items_into(&mut self, p: Pair<'_, Rule>, items: &mut Vec<Item>) {
-        let kids = self.kids(p);
+        self.collect_comments(&p);
         let first = items.len();
-        for k in kids {
+        for k in kids(p) {
             if let Some(item) = self.item(k) {
                 items.push(item);
             }
@@ -467,16 +483,15 @@ impl Converter<'_> {
         let span = self.span(&p);
         match p.as_rule() {
             Rule::let_item => {
-                let mut k = self.kids(p).into_iter();
+                let mut k = kids(p);
                 let name = self.local_name(&k.next()?, "binding");
                 let value = self.expr(k.next()?, 0);
                 Some(Item::Let(Let { name, value, span }))
             }
             Rule::for_item => {
-                let kids = self.kids(p);
                 let mut names = Vec::new();
                 let mut rest = Vec::new();
-                for k in kids {
+                for k in kids(p) {
                     if k.as_rule() == Rule::name && rest.is_empty() {
                         names.push(k);
                     } else {
@@ -500,7 +515,7 @@ impl Converter<'_> {
                 Some(Item::For(For { key, value, iterable, items, span }))
             }
             Rule::grant_item => {
-                let mut k = self.kids(p).into_iter();
+                let mut k = kids(p);
                 let role = self.expr(k.next()?, 0);
                 let principal = self.expr(k.next()?, 0);
                 let scope = self.expr(k.next()?, 0);
@@ -508,7 +523,7 @@ impl Converter<'_> {
                 Some(Item::Grant(Grant { role, principal, scope, body, span }))
             }
             Rule::policy_item => {
-                let mut k = self.kids(p).into_iter();
+                let mut k = kids(p);
                 let name = self.local_name(&k.next()?, "policy");
                 let mut rules = Vec::new();
                 let mut attrs = Vec::new();
@@ -533,7 +548,7 @@ impl Converter<'_> {
 
     fn rule(&mut self, p: Pair<'_, Rule>) -> Option<PolicyRule> {
         let span = self.span(&p);
-        let mut k = self.kids(p).into_iter();
+        let mut k = kids(p);
         let effect_pair = k.next()?;
         let effect_span = self.span(&effect_pair);
         let effect = if effect_pair.as_str() == "deny" { Effect::Deny } else { Effect::Warn };
@@ -544,7 +559,7 @@ impl Converter<'_> {
 
     fn decl(&mut self, p: Pair<'_, Rule>) -> Option<Decl> {
         let span = self.span(&p);
-        let mut k = self.kids(p).into_iter();
+        let mut k = kids(p);
         let kind = self.checked_name(&k.next()?);
         let name = self.local_name(&k.next()?, "declaration");
         let body = self.body_items(k);
@@ -552,8 +567,7 @@ impl Converter<'_> {
     }
 
     fn body(&mut self, p: Pair<'_, Rule>) -> Vec<BodyItem> {
-        let kids = self.kids(p);
-        self.body_items(kids.into_iter())
+        self.body_items(kids(p))
     }
 
     fn body_items<'i>(&mut self, pairs: impl Iterator<Item = Pair<'i, Rule>>) -> Vec<BodyItem> {
@@ -564,7 +578,7 @@ impl Converter<'_> {
                 Rule::decl => self.decl(k).map(BodyItem::Block),
                 Rule::allow => {
                     let span = self.span(&k);
-                    let mut kk = self.kids(k).into_iter();
+                    let mut kk = kids(k);
                     let policy = kk.next().map(|n| self.local_name(&n, "policy"));
                     let reason = kk.next().map(|s| {
                         let sp = self.span(&s);
@@ -582,7 +596,7 @@ impl Converter<'_> {
 
     fn attr(&mut self, p: Pair<'_, Rule>) -> Option<Attr> {
         let span = self.span(&p);
-        let mut k = self.kids(p).into_iter();
+        let mut k = kids(p);
         let name = self.local_name(&k.next()?, "attribute");
         let value = self.expr(k.next()?, 0);
         Some(Attr { name, value, span })
@@ -632,55 +646,130 @@ impl Converter<'_> {
         error_expr(span)
     }
 
+    /// An expression: an `expr` pair, whose flat run of operands and operators is grouped here
+    /// by precedence, or a single operand.
     fn expr(&mut self, p: Pair<'_, Rule>, depth: usize) -> Expr {
+        if p.as_rule() != Rule::expr {
+            return self.operand(p, depth);
+        }
+        let mut run = kids(p);
+        let first = run.next();
+        match run.next() {
+            None => self.chain(first.as_slice(), depth, BinaryOp::Or),
+            Some(second) => {
+                let run: Vec<_> = first.into_iter().chain([second]).chain(run).collect();
+                self.chain(&run, depth, BinaryOp::Or)
+            }
+        }
+    }
+
+    /// The span of a run of operands and operators.
+    fn run_span(&self, run: &[Pair<'_, Rule>]) -> Span {
+        match (run.first(), run.last()) {
+            (Some(first), Some(last)) => {
+                Span::new(self.file, self.offset + first.as_span().start(), self.offset + Self::end_of(last))
+            }
+            _ => Span::new(self.file, self.offset, self.offset),
+        }
+    }
+
+    /// `a or b or c` (each side an `and` chain) or `a and b` (each side a negation): a
+    /// left-leaning chain, refused beyond [`MAX_EXPR_DEPTH`].
+    fn chain(&mut self, run: &[Pair<'_, Rule>], depth: usize, op: BinaryOp) -> Expr {
+        let rule = if op == BinaryOp::Or { Rule::op_or } else { Rule::op_and };
+        let ops: Vec<&Pair<'_, Rule>> = run.iter().filter(|k| k.as_rule() == rule).collect();
+        if ops.len() + depth > MAX_EXPR_DEPTH {
+            let span = self.run_span(run);
+            return self.too_deep(span);
+        }
+        let mut sides = run.split(|k| k.as_rule() == rule);
+        let first = sides.next().unwrap_or_default();
+        let mut lhs = self.chain_side(first, depth + usize::from(!ops.is_empty()), op);
+        for (op_pair, side) in ops.into_iter().zip(sides) {
+            let op_span = self.span(op_pair);
+            let rhs = self.chain_side(side, depth + 1, op);
+            let span = lhs.span.to(rhs.span);
+            lhs = Expr {
+                kind: ExprKind::Binary { op: Spanned::new(op, op_span), lhs: Box::new(lhs), rhs: Box::new(rhs) },
+                span,
+            };
+        }
+        lhs
+    }
+
+    /// One side of an `op` chain: the next tighter level.
+    fn chain_side(&mut self, run: &[Pair<'_, Rule>], depth: usize, op: BinaryOp) -> Expr {
+        if op == BinaryOp::Or { self.chain(run, depth, BinaryOp::And) } else { self.negation(run, depth) }
+    }
+
+    /// `not not a == b`: prefix `not`s over a `comparison` pair.
+    fn negation(&mut self, run: &[Pair<'_, Rule>], depth: usize) -> Expr {
+        let nots = run.iter().take_while(|k| k.as_rule() == Rule::op_not).count();
+        if nots + depth > MAX_EXPR_DEPTH {
+            let span = self.run_span(run);
+            return self.too_deep(span);
+        }
+        let Some(cmp) = run.get(nots) else {
+            return error_expr(self.run_span(run));
+        };
+        let mut e = self.comparison(cmp.clone(), depth + nots);
+        for op in run[..nots].iter().rev() {
+            let op_span = self.span(op);
+            let span = op_span.to(e.span);
+            e = Expr { kind: ExprKind::Unary { op: Spanned::new(UnaryOp::Not, op_span), operand: Box::new(e) }, span };
+        }
+        e
+    }
+
+    /// `a OP b` with one comparison operator at most (the grammar does not chain them).
+    fn comparison(&mut self, p: Pair<'_, Rule>, depth: usize) -> Expr {
         if depth > MAX_EXPR_DEPTH {
             let span = self.span(&p);
             return self.too_deep(span);
         }
-        // The precedence levels wrap every operand; their spans are only needed when they hold
-        // an operator, so they are not computed on the way down to a plain value.
-        match p.as_rule() {
-            Rule::expr | Rule::conj => return self.chain(p, depth),
-            Rule::cmp => return self.comparison(p, depth),
-            Rule::neg if p.clone().into_inner().all(|k| k.as_rule() != Rule::op_not) => {
-                let mut kids = self.kids(p);
-                if let Some(only) = kids.pop() {
-                    return self.expr(only, depth);
-                }
-                return error_expr(Span::new(self.file, self.offset, self.offset));
-            }
-            _ => {}
-        }
-        let span = self.span(&p);
-        match p.as_rule() {
-            Rule::neg => {
-                let kids = self.kids(p);
-                let nots = kids.len().saturating_sub(1);
-                if nots + depth > MAX_EXPR_DEPTH {
-                    return self.too_deep(span);
-                }
-                let mut kids = kids;
-                let Some(last) = kids.pop() else {
-                    return error_expr(span);
+        let whole = p.clone();
+        let mut k = kids(p);
+        match (k.next(), k.next(), k.next()) {
+            (Some(only), None, None) => self.operand(only, depth),
+            (Some(lhs), Some(op), Some(rhs)) => {
+                let lhs = self.operand(lhs, depth + 1);
+                let op_span = self.span(&op);
+                let op = match op.as_str() {
+                    "==" => BinaryOp::Eq,
+                    "!=" => BinaryOp::Ne,
+                    "<" => BinaryOp::Lt,
+                    "<=" => BinaryOp::Le,
+                    ">" => BinaryOp::Gt,
+                    ">=" => BinaryOp::Ge,
+                    "in" => BinaryOp::In,
+                    "!in" => BinaryOp::NotIn,
+                    _ => BinaryOp::Matches,
                 };
-                let mut e = self.expr(last, depth + nots);
-                for op in kids.into_iter().rev() {
-                    let op_span = self.span(&op);
-                    let span = op_span.to(e.span);
-                    e = Expr {
-                        kind: ExprKind::Unary { op: Spanned::new(UnaryOp::Not, op_span), operand: Box::new(e) },
-                        span,
-                    };
+                let rhs = self.operand(rhs, depth + 1);
+                let span = lhs.span.to(rhs.span);
+                Expr {
+                    kind: ExprKind::Binary { op: Spanned::new(op, op_span), lhs: Box::new(lhs), rhs: Box::new(rhs) },
+                    span,
                 }
-                e
             }
+            _ => error_expr(self.span(&whole)),
+        }
+    }
+
+    /// A value: literal, bracketed expression, list, map, call or path.
+    fn operand(&mut self, p: Pair<'_, Rule>, depth: usize) -> Expr {
+        let span = self.span(&p);
+        if depth > MAX_EXPR_DEPTH {
+            return self.too_deep(span);
+        }
+        match p.as_rule() {
             Rule::paren => {
-                let inner = self.kids(p).into_iter().next();
+                let inner = kids(p).next();
                 let e = inner.map_or_else(|| error_expr(span), |i| self.expr(i, depth + 1));
                 Expr { kind: ExprKind::Paren(Box::new(e)), span }
             }
             Rule::list => {
-                let kids = self.kids(p);
+                let kids = kids(p);
                 let items = kids.into_iter().map(|k| self.expr(k, depth + 1)).collect();
                 Expr { kind: ExprKind::List(items), span }
             }
@@ -700,100 +789,29 @@ impl Converter<'_> {
                 Expr { kind, span }
             }
             Rule::bool => Expr { kind: ExprKind::Bool(p.as_str() == "true"), span },
-            Rule::call => {
-                let mut k = self.kids(p).into_iter();
+            Rule::named => {
+                let mut k = kids(p).peekable();
                 let Some(name) = k.next() else {
                     return error_expr(span);
                 };
                 let name = self.checked_name(&name);
-                let args = k
-                    .next()
-                    .map(|a| self.kids(a).into_iter().map(|e| self.expr(e, depth + 1)).collect())
-                    .unwrap_or_default();
-                Expr { kind: ExprKind::Call { name, args }, span }
-            }
-            Rule::path => {
-                let mut k = self.kids(p).into_iter();
-                let Some(root) = k.next() else {
-                    return error_expr(span);
-                };
-                let root = self.checked_name(&root);
+                if let Some(args) = k.next_if(|a| a.as_rule() == Rule::call_args) {
+                    let args = kids(args).map(|e| self.expr(e, depth + 1)).collect();
+                    return Expr { kind: ExprKind::Call { name, args }, span };
+                }
                 let mut segments = Vec::new();
                 for s in k {
                     if s.as_rule() == Rule::field {
-                        if let Some(n) = self.kids(s).into_iter().next() {
+                        if let Some(n) = kids(s).next() {
                             segments.push(Segment::Field(self.checked_name(&n)));
                         }
-                    } else if let Some(e) = self.kids(s).into_iter().next() {
+                    } else if let Some(e) = kids(s).next() {
                         segments.push(Segment::Index(self.expr(e, depth + 1)));
                     }
                 }
-                Expr { kind: ExprKind::Path(Path { root, segments }), span }
+                Expr { kind: ExprKind::Path(Path { root: name, segments }), span }
             }
             _ => error_expr(span),
-        }
-    }
-
-    /// `a or b or c` / `a and b`: a left-leaning chain, refused beyond [`MAX_EXPR_DEPTH`].
-    fn chain(&mut self, p: Pair<'_, Rule>, depth: usize) -> Expr {
-        let whole = p.clone();
-        let kids = self.kids(p);
-        if kids.len() / 2 + depth > MAX_EXPR_DEPTH {
-            let span = self.span(&whole);
-            return self.too_deep(span);
-        }
-        let step = usize::from(kids.len() > 1);
-        let mut it = kids.into_iter();
-        let Some(first) = it.next() else {
-            let span = self.span(&whole);
-            return error_expr(span);
-        };
-        let mut lhs = self.expr(first, depth + step);
-        while let (Some(op), Some(rhs)) = (it.next(), it.next()) {
-            let op_span = self.span(&op);
-            let op = if op.as_rule() == Rule::op_or { BinaryOp::Or } else { BinaryOp::And };
-            let rhs = self.expr(rhs, depth + 1);
-            let span = lhs.span.to(rhs.span);
-            lhs = Expr {
-                kind: ExprKind::Binary { op: Spanned::new(op, op_span), lhs: Box::new(lhs), rhs: Box::new(rhs) },
-                span,
-            };
-        }
-        lhs
-    }
-
-    /// `a OP b` with one comparison operator at most (they do not associate).
-    fn comparison(&mut self, p: Pair<'_, Rule>, depth: usize) -> Expr {
-        let whole = p.clone();
-        let mut it = self.kids(p).into_iter();
-        let Some(first) = it.next() else {
-            let span = self.span(&whole);
-            return error_expr(span);
-        };
-        let (op, rhs) = (it.next(), it.next());
-        let lhs = self.expr(first, depth + usize::from(rhs.is_some()));
-        match (op, rhs) {
-            (Some(op), Some(rhs)) => {
-                let span = self.span(&whole);
-                let op_span = self.span(&op);
-                let op = match op.as_str() {
-                    "==" => BinaryOp::Eq,
-                    "!=" => BinaryOp::Ne,
-                    "<" => BinaryOp::Lt,
-                    "<=" => BinaryOp::Le,
-                    ">" => BinaryOp::Gt,
-                    ">=" => BinaryOp::Ge,
-                    "in" => BinaryOp::In,
-                    "!in" => BinaryOp::NotIn,
-                    _ => BinaryOp::Matches,
-                };
-                let rhs = self.expr(rhs, depth + 1);
-                Expr {
-                    kind: ExprKind::Binary { op: Spanned::new(op, op_span), lhs: Box::new(lhs), rhs: Box::new(rhs) },
-                    span,
-                }
-            }
-            _ => lhs,
         }
     }
 
@@ -805,10 +823,6 @@ impl Converter<'_> {
         for k in p.into_inner() {
             match k.as_rule() {
                 Rule::comma => comma_seen = true,
-                Rule::COMMENT => {
-                    let span = self.span(&k);
-                    self.comments.push(Spanned::new(k.as_str().trim_end().to_owned(), span));
-                }
                 Rule::map_entry => {
                     let entry_span = self.span(&k);
                     if let Some(end) = prev_end
@@ -823,7 +837,7 @@ impl Converter<'_> {
                     }
                     prev_end = Some(entry_span.end as usize);
                     comma_seen = false;
-                    let mut kk = self.kids(k).into_iter();
+                    let mut kk = kids(k);
                     let (Some(key), Some(value)) = (kk.next(), kk.next()) else {
                         continue;
                     };
@@ -872,7 +886,7 @@ impl Converter<'_> {
                     self.bad_escape(span, k.as_str());
                 }
                 Rule::interp => {
-                    if let Some(e) = self.kids(k).into_iter().next() {
+                    if let Some(e) = kids(k).next() {
                         if !lit.is_empty() {
                             parts.push(StrPart::Lit(std::mem::take(&mut lit)));
                         }

@@ -7,7 +7,10 @@
 //! requests, match responses by id in any order, retry only the inner 429s, and member lists
 //! whose first page has a next link continue with plain GETs.
 
-use std::{collections::BTreeMap, fmt::Write as _};
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt::Write as _,
+};
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -131,20 +134,45 @@ pub struct BatchResponse {
     pub body: serde_json::Value,
 }
 
-impl BatchResponse {
+/// A `$batch` response as received: the body stays raw JSON text until a caller reads it,
+/// so a list body is parsed once, straight into its items.
+#[derive(Debug, Deserialize)]
+struct RawBatchResponse {
+    id: String,
+    status: u16,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    body: Option<Box<serde_json::value::RawValue>>,
+}
+
+impl RawBatchResponse {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
+    fn body_text(&self) -> &str {
+        self.body.as_deref().map_or("null", serde_json::value::RawValue::get)
+    }
+
     fn error(&self, op: &str) -> AzureError {
-        AzureError::from_response(op, self.status, self.body.to_string().as_bytes(), None, None)
+        AzureError::from_response(op, self.status, self.body_text().as_bytes(), None, None)
+    }
+
+    fn parse<T: DeserializeOwned>(&self, op: &str) -> Result<T, AzureError> {
+        serde_json::from_str(self.body_text()).map_err(|e| AzureError::local(op, "MalformedResponse", e.to_string()))
+    }
+
+    fn into_public(self) -> BatchResponse {
+        let body = serde_json::from_str(self.body_text()).unwrap_or(serde_json::Value::Null);
+        BatchResponse { id: self.id, status: self.status, headers: self.headers, body }
     }
 }
 
 #[derive(Debug, Deserialize)]
 struct BatchEnvelope {
     #[serde(default)]
-    responses: Vec<BatchResponse>,
+    responses: Vec<RawBatchResponse>,
 }
 
 /// Percent-encodes one path segment (`#` → `%23`, `/` → `%2F`); keeps `@` and `OData` punctuation.
@@ -467,6 +495,11 @@ impl AzureClient {
     /// Sends requests through `$batch`, 20 per call (calls run concurrently), retrying inner
     /// 429s for just those ids; responses come back in request order.
     pub async fn graph_batch(&self, requests: Vec<BatchRequest>) -> Result<Vec<BatchResponse>, AzureError> {
+        Ok(self.graph_batch_raw(requests).await?.into_iter().map(RawBatchResponse::into_public).collect())
+    }
+
+    /// [`Self::graph_batch`] with the bodies left as raw JSON.
+    async fn graph_batch_raw(&self, requests: Vec<BatchRequest>) -> Result<Vec<RawBatchResponse>, AzureError> {
         let mut set = JoinSet::new();
         let chunks: Vec<Vec<BatchRequest>> = requests.chunks(BATCH_LIMIT).map(<[BatchRequest]>::to_vec).collect();
         for (index, chunk) in chunks.into_iter().enumerate() {
@@ -483,11 +516,11 @@ impl AzureClient {
         Ok(parts.into_iter().flat_map(|(_, r)| r).collect())
     }
 
-    async fn batch_chunk(&self, chunk: Vec<BatchRequest>) -> Result<Vec<BatchResponse>, AzureError> {
+    async fn batch_chunk(&self, chunk: Vec<BatchRequest>) -> Result<Vec<RawBatchResponse>, AzureError> {
         let op = "send Graph batch";
         let url = self.graph_url("/$batch")?;
         let all_get = chunk.iter().all(|r| r.method.eq_ignore_ascii_case("GET"));
-        let mut done: BTreeMap<String, BatchResponse> = BTreeMap::new();
+        let mut done: BTreeMap<String, RawBatchResponse> = BTreeMap::new();
         let mut pending: Vec<BatchRequest> = chunk.clone();
         let policy = self.core().retry.clone();
         let mut attempt = 0;
@@ -510,10 +543,15 @@ impl AzureClient {
                 .send_ok(Call::new(Audience::Graph, Method::POST, url.clone(), op).body(&body).replay(replay))
                 .await?;
             let envelope: BatchEnvelope = resp.json(op)?;
+            // By id (case-insensitive; the first answer of an id counts), moved out once used.
+            let mut answers: HashMap<String, RawBatchResponse> = HashMap::with_capacity(envelope.responses.len());
+            for r in envelope.responses {
+                answers.entry(r.id.to_ascii_lowercase()).or_insert(r);
+            }
             let mut retry = Vec::new();
             let mut wait = std::time::Duration::ZERO;
             for request in pending {
-                let Some(answer) = envelope.responses.iter().find(|r| r.id.eq_ignore_ascii_case(&request.id)) else {
+                let Some(answer) = answers.remove(&request.id.to_ascii_lowercase()) else {
                     return Err(AzureError::local(
                         op,
                         "MalformedResponse",
@@ -533,7 +571,7 @@ impl AzureClient {
                     wait = wait.max(delay);
                     retry.push(request);
                 } else {
-                    done.insert(request.id.clone(), answer.clone());
+                    done.insert(request.id.clone(), answer);
                 }
             }
             if !retry.is_empty() {
@@ -556,8 +594,8 @@ impl AzureClient {
             .collect()
     }
 
-    async fn finish_page<T: DeserializeOwned>(&self, body: &serde_json::Value, op: &str) -> Result<Vec<T>, AzureError> {
-        let page: Page<T> = serde_json::from_value(body.clone())
+    async fn finish_page<T: DeserializeOwned>(&self, r: &RawBatchResponse, op: &str) -> Result<Vec<T>, AzureError> {
+        let page: Page<T> = serde_json::from_str(r.body_text())
             .map_err(|e| AzureError::local(op, "MalformedResponse", format!("unexpected list body: {e}")))?;
         let mut items = page.value;
         if let Some(link) = page.next_link.filter(|l| !l.is_empty()) {
@@ -583,25 +621,25 @@ impl AzureClient {
             requests
                 .push(BatchRequest::get(format!("o{i}"), relative(&format!("/groups/{g}/owners"), &[("$top", "999")])));
         }
-        let responses = self.graph_batch(requests).await?;
+        let mut responses: HashMap<String, RawBatchResponse> =
+            self.graph_batch_raw(requests).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
         let mut out = BTreeMap::new();
         for (i, id) in group_ids.iter().enumerate() {
             let op = format!("list members and owners of group {id}");
-            let find = |key: String| responses.iter().find(|r| r.id == key);
-            let (Some(m), Some(o)) = (find(format!("m{i}")), find(format!("o{i}"))) else {
+            let (Some(m), Some(o)) = (responses.remove(&format!("m{i}")), responses.remove(&format!("o{i}"))) else {
                 return Err(AzureError::local(&op, "MalformedResponse", "missing batch response"));
             };
             if m.status == 404 || o.status == 404 {
                 out.insert(id.clone(), None);
                 continue;
             }
-            for r in [m, o] {
+            for r in [&m, &o] {
                 if !(200..300).contains(&r.status) {
                     return Err(r.error(&op));
                 }
             }
-            let members = self.finish_page(&m.body, &op).await?;
-            let owners = self.finish_page(&o.body, &op).await?;
+            let members = self.finish_page(&m, &op).await?;
+            let owners = self.finish_page(&o, &op).await?;
             out.insert(id.clone(), Some(GroupMembership { members, owners }));
         }
         Ok(out)
@@ -619,11 +657,12 @@ impl AzureClient {
                 )
             })
             .collect();
-        let responses = self.graph_batch(requests).await?;
+        let mut responses: HashMap<String, RawBatchResponse> =
+            self.graph_batch_raw(requests).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
         let mut out = BTreeMap::new();
         for (i, upn) in upns.iter().enumerate() {
             let op = format!("resolve user {upn}");
-            let Some(r) = responses.iter().find(|r| r.id == format!("u{i}")) else {
+            let Some(r) = responses.remove(&format!("u{i}")) else {
                 return Err(AzureError::local(&op, "MalformedResponse", "missing batch response"));
             };
             match r.status {
@@ -631,8 +670,7 @@ impl AzureClient {
                     out.insert(upn.clone(), None);
                 }
                 s if (200..300).contains(&s) => {
-                    let user: User = serde_json::from_value(r.body.clone())
-                        .map_err(|e| AzureError::local(&op, "MalformedResponse", e.to_string()))?;
+                    let user: User = r.parse(&op)?;
                     out.insert(upn.clone(), Some(user));
                 }
                 _ => return Err(r.error(&op)),

@@ -645,6 +645,72 @@ impl AzureClient {
         Ok(out)
     }
 
+    /// Lists through `$batch` (20 per batch, batches concurrent): one list per relative URL,
+    /// each continued with plain GETs past its first page; results in URL order.
+    async fn batch_lists<T: DeserializeOwned>(&self, urls: Vec<(String, String)>) -> Result<Vec<Vec<T>>, AzureError> {
+        let requests = urls.iter().enumerate().map(|(i, (url, _))| BatchRequest::get(format!("l{i}"), url)).collect();
+        let mut responses: HashMap<String, RawBatchResponse> =
+            self.graph_batch_raw(requests).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
+        let mut out = Vec::with_capacity(urls.len());
+        for (i, (_, op)) in urls.iter().enumerate() {
+            let Some(r) = responses.remove(&format!("l{i}")) else {
+                return Err(AzureError::local(op, "MalformedResponse", "missing batch response"));
+            };
+            if !(200..300).contains(&r.status) {
+                return Err(r.error(op));
+            }
+            out.push(self.finish_page(&r, op).await?);
+        }
+        Ok(out)
+    }
+
+    /// [`Self::find_groups_by_display_name`] for many names through `$batch`.
+    pub async fn find_groups_by_display_names(
+        &self,
+        names: &[String],
+    ) -> Result<BTreeMap<String, Vec<Group>>, AzureError> {
+        let urls = names
+            .iter()
+            .map(|name| {
+                let filter = format!("displayName eq {}", odata_quote(name));
+                (relative("/groups", &[("$filter", &filter)]), format!("find groups named {name}"))
+            })
+            .collect();
+        let found = self.batch_lists(urls).await?;
+        Ok(names.iter().cloned().zip(found).collect())
+    }
+
+    /// Service principals for many names through `$batch`: a GUID is an application (client)
+    /// id ([`Self::find_service_principal_by_app_id`]), anything else a display name
+    /// ([`Self::find_service_principals_by_display_name`]).
+    pub async fn find_service_principals(
+        &self,
+        names: &[String],
+    ) -> Result<BTreeMap<String, Vec<ServicePrincipal>>, AzureError> {
+        let urls = names
+            .iter()
+            .map(|name| {
+                let (filter, op) = if crate::check::is_guid(name) {
+                    (format!("appId eq {}", odata_quote(name)), format!("find service principal of app {name}"))
+                } else {
+                    (format!("displayName eq {}", odata_quote(name)), format!("find service principals named {name}"))
+                };
+                (relative("/servicePrincipals", &[("$filter", &filter)]), op)
+            })
+            .collect();
+        let found: Vec<Vec<ServicePrincipal>> = self.batch_lists(urls).await?;
+        Ok(names
+            .iter()
+            .cloned()
+            .zip(found)
+            .map(|(name, list)| {
+                // By app id there is at most one, as the single lookup answers.
+                let list = if crate::check::is_guid(&name) { list.into_iter().take(1).collect() } else { list };
+                (name, list)
+            })
+            .collect())
+    }
+
     /// UPN → user for many users through `$batch`; `None` for a UPN that does not exist.
     pub async fn resolve_upns(&self, upns: &[String]) -> Result<BTreeMap<String, Option<User>>, AzureError> {
         let requests = upns

@@ -39,8 +39,11 @@ fn diff_options(args: &ApplyArgs) -> DiffOptions {
     }
 }
 
+/// `--parallelism` bounds the operations apply runs at once (`ApplyOptions`); the client may
+/// have more requests in flight, for the plan's reads (one list per identity) and batches.
 fn connect_options(args: &ApplyArgs, emulator: bool) -> ConnectOptions {
-    ConnectOptions { emulator, log: args.verbose.then(stderr_log), concurrency: Some(args.parallelism.max(1) * 2) }
+    let concurrency = (args.parallelism.max(1) * 2).max(crate::azure::ClientOptions::default().concurrency);
+    ConnectOptions { emulator, log: args.verbose.then(stderr_log), concurrency: Some(concurrency) }
 }
 
 fn apply_options(args: &ApplyArgs) -> ApplyOptions {

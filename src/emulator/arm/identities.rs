@@ -207,18 +207,27 @@ pub(super) fn list_fics(
     }
     let index = IdentityIndex::of(shared, t);
     let key = (sub.to_ascii_lowercase(), rg.to_ascii_lowercase(), name.to_ascii_lowercase());
-    let parent = match index.identities.get(&key) {
-        Some(&at) => &t.identities[at],
+    let indexed = index
+        .identities
+        .get(&key)
+        .and_then(|&at| t.identities.get(at))
+        .filter(|i| eq_ci(&i.name, name) && eq_ci(&i.resource_group, rg) && eq_ci(&i.subscription, sub));
+    let parent = match indexed {
+        Some(i) => i,
         None => find_parent(t, sub, rg, name)?,
     };
     let id = parent.id();
-    let items = index
-        .credentials
-        .get(&id.to_ascii_lowercase())
-        .into_iter()
-        .flatten()
-        .map(|&at| fic_json(parent, &t.federated_credentials[at]))
-        .collect();
+    // The table is exact for the state it was built from; checking each entry costs little and
+    // keeps a stale table (a bug) from answering wrongly: the scan answers instead.
+    let positions = index.credentials.get(&id.to_ascii_lowercase()).map_or(&[][..], Vec::as_slice);
+    let checked: Option<Vec<&FederatedCredential>> =
+        positions.iter().map(|&at| t.federated_credentials.get(at).filter(|f| eq_ci(&f.identity, &id))).collect();
+    let items = match checked {
+        Some(fics) => fics.into_iter().map(|f| fic_json(parent, f)).collect(),
+        None => {
+            t.federated_credentials.iter().filter(|f| eq_ci(&f.identity, &id)).map(|f| fic_json(parent, f)).collect()
+        }
+    };
     Ok(page(shared, ctx, items, "$skiptoken"))
 }
 

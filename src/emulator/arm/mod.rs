@@ -331,13 +331,17 @@ fn location_conflict(name: &str, old: &str, rg: &str, new: &str) -> Reply {
 pub async fn handle(shared: &Shared, ctx: &Ctx) -> Reply {
     let mut t = shared.state.lock().await;
     let settled = settle_ops(shared, &mut t, ctx.now_ms);
+    if settled {
+        // Before dispatch: lookup tables built before the operations settled are stale now.
+        shared.state_changed();
+    }
     let route = route(&ctx.segs);
     let mutates = !ctx.is_read() || matches!(route, Route::Operation(..));
     // The copy only serves to tell whether to save: without a state file there is nothing
     // to save, and copying a large tenant per write would cost more than the write.
     let before = if mutates && shared.state_file.is_some() { Some(t.clone()) } else { None };
     let reply = dispatch(shared, ctx, &mut t, route);
-    if mutates || settled {
+    if mutates {
         shared.state_changed();
     }
     let changed = settled || before.is_some_and(|b| b != *t);

@@ -107,10 +107,10 @@ impl AccessGraph {
             .collect()
     }
 
-    /// [`Self::effective`], borrowing from the graph; each group's leaves are found once however
-    /// many roles it holds.
-    fn effective_borrowed(&self) -> BTreeMap<(&str, &str, &str), Vec<&str>> {
-        type Out<'g> = BTreeMap<(&'g str, &'g str, &'g str), Vec<&'g str>>;
+    /// [`Self::effective`], borrowing from the graph, unordered; each group's leaves are found
+    /// once however many roles it holds.
+    fn effective_borrowed(&self) -> HashMap<(&str, &str, &str), Vec<&str>> {
+        type Out<'g> = HashMap<(&'g str, &'g str, &'g str), Vec<&'g str>>;
         fn put<'g>(out: &mut Out<'g>, key: (&'g str, &'g str, &'g str), via: &[&'g str]) {
             match out.get(&key) {
                 Some(existing) if existing.len() < via.len() || (existing.len() == via.len() && **existing <= *via) => {
@@ -120,7 +120,7 @@ impl AccessGraph {
                 }
             }
         }
-        let mut out: Out<'_> = BTreeMap::new();
+        let mut out: Out<'_> = HashMap::new();
         let mut leaves: HashMap<&str, BTreeMap<&str, Vec<&str>>> = HashMap::new();
         for a in &self.assignments {
             if self.is_group(&a.principal) {
@@ -139,6 +139,7 @@ impl AccessGraph {
 /// Who gains and who loses access between two graphs, grouped into reviewer-sized lines:
 /// gains first, then losses, each ordered by scope, role and path.
 pub fn changes(before: &AccessGraph, after: &AccessGraph) -> Vec<AccessChange> {
+    // Unordered maps: what is gained and lost is collected into ordered ones below.
     let b = before.effective_borrowed();
     let a = after.effective_borrowed();
     let mut grouped: BTreeMap<(bool, String, String, Option<String>), BTreeSet<String>> = BTreeMap::new();

@@ -76,31 +76,38 @@ impl AccessGraph {
 
     /// Every leaf reachable from `group` with the shortest path to it (ties: smallest path).
     pub fn leaves_of(&self, group: &str) -> BTreeMap<String, Vec<String>> {
-        let mut best: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let mut visited: BTreeSet<String> = BTreeSet::new();
+        self.leaves(group)
+            .into_iter()
+            .map(|(leaf, via)| (leaf.to_owned(), via.into_iter().map(str::to_owned).collect()))
+            .collect()
+    }
+
+    /// [`Self::leaves_of`], borrowing the keys from the graph.
+    fn leaves<'g>(&'g self, group: &'g str) -> BTreeMap<&'g str, Vec<&'g str>> {
+        let mut best: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let mut visited: BTreeSet<&str> = BTreeSet::new();
         // Breadth-first, so the first path that reaches a leaf is a shortest one.
-        let mut frontier: Vec<(String, Vec<String>)> = vec![(group.to_owned(), vec![group.to_owned()])];
-        visited.insert(group.to_owned());
+        let mut frontier: Vec<(&str, Vec<&str>)> = vec![(group, vec![group])];
+        visited.insert(group);
         while !frontier.is_empty() {
             let mut next = Vec::new();
             for (g, path) in frontier {
-                for m in self.members.get(&g).into_iter().flatten() {
+                for m in self.members.get(g).into_iter().flatten() {
                     // A group whose members are unknown (not read, or outside the configuration)
                     // is as far as the path goes: it is shown as the holder.
                     if self.members.contains_key(m) {
-                        if visited.insert(m.clone()) {
+                        if visited.insert(m) {
                             let mut p = path.clone();
-                            p.push(m.clone());
-                            next.push((m.clone(), p));
+                            p.push(m);
+                            next.push((m.as_str(), p));
                         }
                     } else {
-                        let candidate = path.clone();
-                        match best.get(m) {
+                        match best.get(m.as_str()) {
                             Some(existing)
-                                if existing.len() < candidate.len()
-                                    || (existing.len() == candidate.len() && *existing <= candidate) => {}
+                                if existing.len() < path.len()
+                                    || (existing.len() == path.len() && *existing <= path) => {}
                             _ => {
-                                best.insert(m.clone(), candidate);
+                                best.insert(m, path.clone());
                             }
                         }
                     }
@@ -114,23 +121,37 @@ impl AccessGraph {
 
     /// Every (leaf, role, scope) with one path, the shortest.
     pub fn effective(&self) -> BTreeMap<(String, String, String), Vec<String>> {
-        let mut out: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
-        let mut put = |leaf: String, role: &str, scope: &str, via: Vec<String>| {
-            let key = (leaf, role.to_owned(), scope.to_owned());
+        self.effective_borrowed()
+            .into_iter()
+            .map(|((leaf, role, scope), via)| {
+                ((leaf.to_owned(), role.to_owned(), scope.to_owned()), via.into_iter().map(str::to_owned).collect())
+            })
+            .collect()
+    }
+
+    /// [`Self::effective`], borrowing from the graph, unordered; each group's leaves are found
+    /// once however many roles it holds.
+    fn effective_borrowed(&self) -> HashMap<(&str, &str, &str), Vec<&str>> {
+        type Out<'g> = HashMap<(&'g str, &'g str, &'g str), Vec<&'g str>>;
+        fn put<'g>(out: &mut Out<'g>, key: (&'g str, &'g str, &'g str), via: &[&'g str]) {
             match out.get(&key) {
-                Some(existing) if existing.len() < via.len() || (existing.len() == via.len() && *existing <= via) => {}
+                Some(existing) if existing.len() < via.len() || (existing.len() == via.len() && **existing <= *via) => {
+                }
                 _ => {
-                    out.insert(key, via);
+                    out.insert(key, via.to_vec());
                 }
             }
-        };
+        }
+        let mut out: Out<'_> = HashMap::new();
+        let mut leaves: HashMap<&str, BTreeMap<&str, Vec<&str>>> = HashMap::new();
         for a in &self.assignments {
             if self.members.contains_key(&a.principal) {
-                for (leaf, via) in self.leaves_of(&a.principal) {
-                    put(leaf, &a.role, &a.scope, via);
+                let of_group = leaves.entry(&a.principal).or_insert_with(|| self.leaves(&a.principal));
+                for (leaf, via) in of_group.iter() {
+                    put(&mut out, (leaf, &a.role, &a.scope), via);
                 }
             } else {
-                put(a.principal.clone(), &a.role, &a.scope, Vec::new());
+                put(&mut out, (&a.principal, &a.role, &a.scope), &[]);
             }
         }
         out
@@ -722,24 +743,27 @@ pub fn managed_live_assignments(desired: &DesiredState, live: &LiveState) -> BTr
 /// Who gains and who loses access between two graphs, grouped into reviewer-sized lines:
 /// gains first, then losses, each ordered by scope, role and path.
 pub fn changes(before: &AccessGraph, after: &AccessGraph) -> Vec<AccessChange> {
-    let b = before.effective();
-    let a = after.effective();
+    // Unordered maps: what is gained and lost is collected into ordered ones below.
+    let b = before.effective_borrowed();
+    let a = after.effective_borrowed();
     let mut grouped: BTreeMap<(bool, String, String, Option<String>), BTreeSet<String>> = BTreeMap::new();
-    let path = |g: &AccessGraph, via: &[String]| g.path_display(via);
+    let path = |g: &AccessGraph, via: &[&str]| -> Option<String> {
+        (!via.is_empty()).then(|| via.iter().map(|k| g.display(k)).collect::<Vec<_>>().join(" → "))
+    };
     for (key, via) in &a {
         if !b.contains_key(key) {
             grouped
-                .entry((true, key.2.clone(), key.1.clone(), path(after, via)))
+                .entry((true, key.2.to_owned(), key.1.to_owned(), path(after, via)))
                 .or_default()
-                .insert(after.display(&key.0));
+                .insert(after.display(key.0));
         }
     }
     for (key, via) in &b {
         if !a.contains_key(key) {
             grouped
-                .entry((false, key.2.clone(), key.1.clone(), path(before, via)))
+                .entry((false, key.2.to_owned(), key.1.to_owned(), path(before, via)))
                 .or_default()
-                .insert(before.display(&key.0));
+                .insert(before.display(key.0));
         }
     }
     let mut out: Vec<AccessChange> = grouped

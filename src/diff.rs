@@ -12,7 +12,7 @@
 //! first. Safety rails (`prevent_destroy`, `--allow-replace`, `--allow-mass-removal`) turn
 //! dangerous changes into errors. Codes: E0502–E0508.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sha2::{Digest, Sha256};
 
@@ -70,6 +70,12 @@ struct Differ<'a> {
     fingerprints: BTreeMap<String, String>,
     /// Live role assignment ids the desired state accounts for.
     matched_assignments: BTreeSet<String>,
+    /// Live role assignments by (canonical scope, role GUID, lower-case principal id), the
+    /// first in id order for each, so matching a desired one is a lookup, not a scan.
+    assignments_by_content: HashMap<(String, String, String), &'a crate::azure::RoleAssignment>,
+    /// Canonical ids of identities this plan creates or replaces, from `changes[..identities_seen]`.
+    recreated_identities: BTreeSet<String>,
+    identities_seen: usize,
 }
 
 /// Computes the plan.
@@ -84,7 +90,14 @@ pub fn diff(desired: &DesiredState, live: &LiveState, input: &DiffInput<'_>) -> 
         drift: Vec::new(),
         fingerprints: BTreeMap::new(),
         matched_assignments: BTreeSet::new(),
+        assignments_by_content: HashMap::new(),
+        recreated_identities: BTreeSet::new(),
+        identities_seen: 0,
     };
+    for a in live.role_assignments.values() {
+        let key = (canonical(&a.properties.scope), a.role_guid(), a.properties.principal_id.to_ascii_lowercase());
+        d.assignments_by_content.entry(key).or_insert(a);
+    }
     d.check_principals();
     for address in input.order {
         if let Some(o) = desired.objects.get(address) {
@@ -419,12 +432,16 @@ impl Differ<'_> {
     }
 
     /// Whether the parent identity is created or replaced by this plan (its children go too).
-    fn parent_recreated(&self, identity_id: &str) -> bool {
-        self.changes.iter().any(|c| {
-            c.kind == "identity"
-                && canonical(&c.azure_id) == canonical(identity_id)
-                && matches!(c.action, Action::Create | Action::Replace)
-        })
+    /// While objects are visited, changes are only appended and no action changes (that waits
+    /// for `recreate_dependents`), so the changes already looked at need not be looked at again.
+    fn parent_recreated(&mut self, identity_id: &str) -> bool {
+        for c in &self.changes[self.identities_seen..] {
+            if c.kind == "identity" && matches!(c.action, Action::Create | Action::Replace) {
+                self.recreated_identities.insert(canonical(&c.azure_id));
+            }
+        }
+        self.identities_seen = self.changes.len();
+        self.recreated_identities.contains(&canonical(identity_id))
     }
 
     /// The update of an ARM object that carries no ownership tag at all adopts it: when the tag
@@ -588,11 +605,7 @@ impl Differ<'_> {
             principal_id.as_deref().map_or_else(|| r.principal.display().to_owned(), |id| self.live.display(id));
         let display = format!("role assignment {} → {} @ {}", r.role, principal_display, r.scope_display);
         let live = principal_id.as_ref().and_then(|pid| {
-            self.live.role_assignments.values().find(|a| {
-                canonical(&a.properties.scope) == r.scope
-                    && a.role_guid() == role_guid
-                    && a.properties.principal_id.eq_ignore_ascii_case(pid)
-            })
+            self.assignments_by_content.get(&(r.scope.clone(), role_guid.clone(), pid.to_ascii_lowercase())).copied()
         });
         let identity_key = format!(
             "{}|{}|{}",

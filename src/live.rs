@@ -5,10 +5,11 @@
 //! and every role assignment (one paged list each), the role catalog once, and the federated
 //! credentials of every identity the configuration manages or owns. From Graph: every group
 //! carrying this configuration's `uniqueName` prefix, the groups the configuration names by
-//! display name, their members and owners (batched), the object ids of named users and
-//! service principals (batched, only for those not already seen as members), and — for a
-//! declared group without a live `uniqueName` match — the groups without a `uniqueName` that
-//! carry its display name (batched), which the plan adopts.
+//! display name (batched), their members and owners (batched), the object ids of named
+//! users and service principals (batched, users only when not already seen as members), and —
+//! for a declared group without a live `uniqueName` match — the groups without a `uniqueName`
+//! that carry its display name (batched), which the plan adopts. The ARM and Graph reads run at
+//! the same time.
 //! Codes: E0501 (Azure error while reading).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -74,6 +75,8 @@ pub struct LiveState {
     /// Groups made outside mlpolicy (no `uniqueName`) that a desired group without a live
     /// `uniqueName` match could adopt: lower-case display name → their object ids, sorted.
     pub adoptable: BTreeMap<String, Vec<String>>,
+    /// Where [`LiveState::group_by_unique_name`] looks first.
+    unique_names: UniqueNameIndex,
 }
 
 /// How a desired group is found live.
@@ -88,12 +91,33 @@ pub enum GroupMatch<'a> {
     Absent,
 }
 
+/// Lower-cased `uniqueName` → group id, built on first use. A hint only: a hit is checked
+/// against the group, a miss falls back to the scan, and it is rebuilt when `groups` changes
+/// size, so a plan of thousands of groups does not scan them all per group.
+#[derive(Debug, Default)]
+struct UniqueNameIndex(std::sync::Mutex<Option<(usize, std::collections::HashMap<String, String>)>>);
+
 impl LiveState {
     /// The live group with a `uniqueName`, if any.
     pub fn group_by_unique_name(&self, unique_name: &str) -> Option<(&String, &LiveGroup)> {
-        self.groups
-            .iter()
-            .find(|(_, g)| g.group.unique_name.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(unique_name)))
+        let named = |g: &LiveGroup| g.group.unique_name.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(unique_name));
+        let hint = {
+            let mut slot = self.unique_names.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if slot.as_ref().is_none_or(|(len, _)| *len != self.groups.len()) {
+                let mut map = std::collections::HashMap::with_capacity(self.groups.len());
+                for (id, g) in &self.groups {
+                    if let Some(u) = &g.group.unique_name {
+                        map.entry(u.to_ascii_lowercase()).or_insert_with(|| id.clone());
+                    }
+                }
+                *slot = Some((self.groups.len(), map));
+            }
+            slot.as_ref().and_then(|(_, map)| map.get(&unique_name.to_ascii_lowercase()).cloned())
+        };
+        if let Some(found) = hint.and_then(|id| self.groups.get_key_value(&id)).filter(|(_, g)| named(g)) {
+            return Some(found);
+        }
+        self.groups.iter().find(|(_, g)| named(g))
     }
 
     /// Finds a desired group: by `uniqueName`, else the one group it can adopt.
@@ -154,81 +178,17 @@ pub async fn read(
             subscriptions.insert(sub);
         }
     }
-
-    // ARM: one set of list calls per subscription, subscriptions in parallel.
-    let mut tasks = JoinSet::new();
-    for sub in subscriptions.clone() {
-        let c = client.clone();
-        tasks.spawn(async move {
-            let rgs = c.list_resource_groups(&sub).await?;
-            let ws = c.list_workspaces(&sub).await?;
-            let ids = c.list_user_assigned_identities(&sub).await?;
-            let ras = c.list_role_assignments_for_subscription(&sub).await?;
-            let roles = c.role_catalog(&sub).await?;
-            Ok::<_, AzureError>((sub, rgs, ws, ids, ras, roles))
-        });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        let (sub, rgs, ws, ids, ras, roles) = joined
-            .map_err(|e| Diagnostic::error("E0501", format!("reading the tenant failed: {e}")))?
-            .map_err(|e| read_error(&e))?;
-        live.resource_groups.extend(rgs.into_iter().map(|r| (canonical(&r.id), r)));
-        live.workspaces.extend(ws.into_iter().map(|w| (canonical(&w.id), w)));
-        live.identities.extend(ids.into_iter().map(|i| (canonical(&i.id), i)));
-        live.role_assignments.extend(ras.into_iter().map(|r| (canonical(&r.id), r)));
-        live.roles.insert(sub, roles);
-    }
-
-    // Federated credentials of the identities we manage or own.
-    let mut identity_ids: BTreeSet<String> = desired
-        .objects
-        .values()
-        .filter_map(|o| match &o.object {
-            Desired::Identity(i) => Some(canonical(&i.id)),
-            _ => None,
-        })
-        .filter(|id| live.identities.contains_key(id))
-        .collect();
-    identity_ids.extend(live.identities.iter().filter(|(_, i)| live.owned_tags(&i.tags)).map(|(id, _)| id.clone()));
-    let mut tasks = JoinSet::new();
-    for id in identity_ids {
-        let c = client.clone();
-        let real_id = live.identities[&id].id.clone();
-        tasks.spawn(async move { c.list_federated_credentials(&real_id).await });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        let fics = joined
-            .map_err(|e| Diagnostic::error("E0501", format!("reading the tenant failed: {e}")))?
-            .map_err(|e| read_error(&e))?;
-        live.federated.extend(fics.into_iter().map(|f| (canonical(&f.id), f)));
-    }
-
-    // Graph: our groups, the existing groups named, and their memberships.
-    let mut groups = client
-        .list_groups_by_unique_name_prefix(&group_unique_prefix(&desired.owner))
-        .await
-        .map_err(|e| read_error(&e))?;
     let refs = principal_refs(desired);
-    for r in &refs {
-        if let PrincipalRef::ExistingGroup { name } = r {
-            let found = client.find_groups_by_display_name(name).await.map_err(|e| read_error(&e))?;
-            match found.len() {
-                0 => {
-                    live.resolved.insert(r.clone(), None);
-                }
-                1 => {
-                    live.resolved.insert(r.clone(), Some(found[0].id.to_ascii_lowercase()));
-                    groups.extend(found);
-                }
-                n => {
-                    live.ambiguous.insert(r.clone(), n);
-                }
-            }
-        }
-    }
-    read_adoptable(client, desired, &mut groups, &mut live.adoptable).await?;
-    let group_ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
-    let memberships = client.batch_group_members(&group_ids).await.map_err(|e| read_error(&e))?;
+
+    // ARM (with the federated credentials) and the Graph groups do not depend on each other:
+    // both are read at once. An ARM error is reported first, as when they ran in turn.
+    let (arm, groups) =
+        tokio::join!(read_arm(client, desired, &subscriptions, &mut live), read_groups(client, desired, &refs));
+    arm?;
+    let GroupsRead { groups, memberships, resolved, ambiguous, adoptable } = groups?;
+    live.resolved.extend(resolved);
+    live.ambiguous.extend(ambiguous);
+    live.adoptable = adoptable;
     for g in groups {
         let id = g.id.to_ascii_lowercase();
         live.principals.insert(
@@ -249,7 +209,8 @@ pub async fn read(
         live.groups.insert(id, LiveGroup { group: g, members, owners });
     }
 
-    // Principals the configuration names.
+    // Principals the configuration names: the service principals and the users not seen as
+    // members, each kind in batches, both at once.
     let known_upns: BTreeMap<String, String> = live
         .principals
         .values()
@@ -257,25 +218,33 @@ pub async fn read(
         .map(|p| (p.display.to_ascii_lowercase(), p.id.clone()))
         .collect();
     let mut upns = Vec::new();
+    let mut sp_names = Vec::new();
     for r in &refs {
         match r {
-            PrincipalRef::User { upn } => match known_upns.get(&upn.to_ascii_lowercase()) {
-                Some(id) => {
+            PrincipalRef::User { upn } if !known_upns.contains_key(&upn.to_ascii_lowercase()) => {
+                upns.push(upn.clone());
+            }
+            PrincipalRef::ServicePrincipal { name } => sp_names.push(name.clone()),
+            _ => {}
+        }
+    }
+    let (sps, users) = tokio::join!(
+        async {
+            if sp_names.is_empty() { Ok(BTreeMap::new()) } else { client.find_service_principals(&sp_names).await }
+        },
+        async { if upns.is_empty() { Ok(BTreeMap::new()) } else { client.resolve_upns(&upns).await } },
+    );
+    let mut sps = sps.map_err(|e| read_error(&e))?;
+    let users = users.map_err(|e| read_error(&e))?;
+    for r in &refs {
+        match r {
+            PrincipalRef::User { upn } => {
+                if let Some(id) = known_upns.get(&upn.to_ascii_lowercase()) {
                     live.resolved.insert(r.clone(), Some(id.clone()));
                 }
-                None => upns.push(upn.clone()),
-            },
+            }
             PrincipalRef::ServicePrincipal { name } => {
-                let found = if crate::check::is_guid(name) {
-                    client
-                        .find_service_principal_by_app_id(name)
-                        .await
-                        .map_err(|e| read_error(&e))?
-                        .into_iter()
-                        .collect()
-                } else {
-                    client.find_service_principals_by_display_name(name).await.map_err(|e| read_error(&e))?
-                };
+                let found = sps.remove(name).unwrap_or_default();
                 match found.len() {
                     0 => {
                         live.resolved.insert(r.clone(), None);
@@ -347,25 +316,22 @@ pub async fn read(
             PrincipalRef::ExistingGroup { .. } => {}
         }
     }
-    if !upns.is_empty() {
-        let users = client.resolve_upns(&upns).await.map_err(|e| read_error(&e))?;
-        for upn in upns {
-            let user = users.get(&upn).cloned().flatten();
-            let id = user.as_ref().map(|u| u.id.to_ascii_lowercase());
-            if let Some(u) = &user {
-                let id = u.id.to_ascii_lowercase();
-                live.principals.insert(
-                    id.clone(),
-                    PrincipalInfo {
-                        id,
-                        kind: "user".into(),
-                        display: u.user_principal_name.clone().unwrap_or_else(|| upn.clone()),
-                        app_id: None,
-                    },
-                );
-            }
-            live.resolved.insert(PrincipalRef::User { upn }, id);
+    for upn in upns {
+        let user = users.get(&upn).cloned().flatten();
+        let id = user.as_ref().map(|u| u.id.to_ascii_lowercase());
+        if let Some(u) = &user {
+            let id = u.id.to_ascii_lowercase();
+            live.principals.insert(
+                id.clone(),
+                PrincipalInfo {
+                    id,
+                    kind: "user".into(),
+                    display: u.user_principal_name.clone().unwrap_or_else(|| upn.clone()),
+                    app_id: None,
+                },
+            );
         }
+        live.resolved.insert(PrincipalRef::User { upn }, id);
     }
 
     // Names of the other principals holding roles at the scopes we manage (for drift and access).
@@ -512,6 +478,128 @@ async fn read_adoptable(
         }
     }
     Ok(())
+}
+
+/// ARM: per subscription (subscriptions in parallel), its lists at once — resource groups,
+/// workspaces, role assignments, the role catalog, and the identities followed by the
+/// federated credentials of every identity the configuration manages or owns (one list each,
+/// concurrent: ARM has no batch).
+async fn read_arm(
+    client: &AzureClient,
+    desired: &DesiredState,
+    subscriptions: &BTreeSet<String>,
+    live: &mut LiveState,
+) -> Result<(), Diagnostic> {
+    let managed: std::sync::Arc<BTreeSet<String>> = std::sync::Arc::new(
+        desired
+            .objects
+            .values()
+            .filter_map(|o| match &o.object {
+                Desired::Identity(i) => Some(canonical(&i.id)),
+                _ => None,
+            })
+            .collect(),
+    );
+    let mut tasks = JoinSet::new();
+    for sub in subscriptions.clone() {
+        let c = client.clone();
+        let managed = std::sync::Arc::clone(&managed);
+        let our_owner = live.owner.clone();
+        tasks.spawn(async move {
+            let identities_and_credentials = async {
+                let ids = c.list_user_assigned_identities(&sub).await?;
+                let mut lists = JoinSet::new();
+                for i in &ids {
+                    let owned = i.tags.iter().any(|(k, v)| k.eq_ignore_ascii_case(OWNER_TAG) && *v == our_owner);
+                    if owned || managed.contains(&canonical(&i.id)) {
+                        let c = c.clone();
+                        let id = i.id.clone();
+                        lists.spawn(async move { c.list_federated_credentials(&id).await });
+                    }
+                }
+                let mut fics = Vec::new();
+                while let Some(joined) = lists.join_next().await {
+                    let list = joined
+                        .map_err(|e| AzureError::local("list federated credentials", "Internal", e.to_string()))??;
+                    fics.extend(list);
+                }
+                Ok::<_, AzureError>((ids, fics))
+            };
+            let (rgs, ws, (ids, fics), ras, roles) = tokio::try_join!(
+                c.list_resource_groups(&sub),
+                c.list_workspaces(&sub),
+                identities_and_credentials,
+                c.list_role_assignments_for_subscription(&sub),
+                c.role_catalog(&sub),
+            )?;
+            Ok::<_, AzureError>((sub, rgs, ws, ids, fics, ras, roles))
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        let (sub, rgs, ws, ids, fics, ras, roles) = joined
+            .map_err(|e| Diagnostic::error("E0501", format!("reading the tenant failed: {e}")))?
+            .map_err(|e| read_error(&e))?;
+        live.resource_groups.extend(rgs.into_iter().map(|r| (canonical(&r.id), r)));
+        live.workspaces.extend(ws.into_iter().map(|w| (canonical(&w.id), w)));
+        live.identities.extend(ids.into_iter().map(|i| (canonical(&i.id), i)));
+        live.federated.extend(fics.into_iter().map(|f| (canonical(&f.id), f)));
+        live.role_assignments.extend(ras.into_iter().map(|r| (canonical(&r.id), r)));
+        live.roles.insert(sub, roles);
+    }
+    Ok(())
+}
+
+/// What [`read_groups`] found.
+struct GroupsRead {
+    /// This configuration's groups, then the existing groups it names, as listed.
+    groups: Vec<azure::Group>,
+    memberships: BTreeMap<String, Option<azure::GroupMembership>>,
+    resolved: Vec<(PrincipalRef, Option<String>)>,
+    ambiguous: Vec<(PrincipalRef, usize)>,
+    adoptable: BTreeMap<String, Vec<String>>,
+}
+
+/// Graph: every group with this configuration's `uniqueName` prefix and the existing groups
+/// the configuration names by display name (looked up in batches), at once; then the members
+/// and owners of all of them (batched).
+async fn read_groups(
+    client: &AzureClient,
+    desired: &DesiredState,
+    refs: &BTreeSet<PrincipalRef>,
+) -> Result<GroupsRead, Diagnostic> {
+    let names: Vec<String> = refs
+        .iter()
+        .filter_map(|r| match r {
+            PrincipalRef::ExistingGroup { name } => Some(name.clone()),
+            _ => None,
+        })
+        .collect();
+    let prefix = group_unique_prefix(&desired.owner);
+    let (ours, existing) = tokio::join!(client.list_groups_by_unique_name_prefix(&prefix), async {
+        if names.is_empty() { Ok(BTreeMap::new()) } else { client.find_groups_by_display_names(&names).await }
+    });
+    let mut groups = ours.map_err(|e| read_error(&e))?;
+    let mut existing = existing.map_err(|e| read_error(&e))?;
+    let mut resolved = Vec::new();
+    let mut ambiguous = Vec::new();
+    for r in refs {
+        if let PrincipalRef::ExistingGroup { name } = r {
+            let found = existing.remove(name).unwrap_or_default();
+            match found.len() {
+                0 => resolved.push((r.clone(), None)),
+                1 => {
+                    resolved.push((r.clone(), Some(found[0].id.to_ascii_lowercase())));
+                    groups.extend(found);
+                }
+                n => ambiguous.push((r.clone(), n)),
+            }
+        }
+    }
+    let mut adoptable = BTreeMap::new();
+    read_adoptable(client, desired, &mut groups, &mut adoptable).await?;
+    let group_ids: Vec<String> = groups.iter().map(|g| g.id.clone()).collect();
+    let memberships = client.batch_group_members(&group_ids).await.map_err(|e| read_error(&e))?;
+    Ok(GroupsRead { groups, memberships, resolved, ambiguous, adoptable })
 }
 
 fn subscription_of(d: &Desired) -> Option<String> {

@@ -7,7 +7,10 @@
 //! requests, match responses by id in any order, retry only the inner 429s, and member lists
 //! whose first page has a next link continue with plain GETs.
 
-use std::{collections::BTreeMap, fmt::Write as _};
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt::Write as _,
+};
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -131,20 +134,45 @@ pub struct BatchResponse {
     pub body: serde_json::Value,
 }
 
-impl BatchResponse {
+/// A `$batch` response as received: the body stays raw JSON text until a caller reads it,
+/// so a list body is parsed once, straight into its items.
+#[derive(Debug, Deserialize)]
+struct RawBatchResponse {
+    id: String,
+    status: u16,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    body: Option<Box<serde_json::value::RawValue>>,
+}
+
+impl RawBatchResponse {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
+    fn body_text(&self) -> &str {
+        self.body.as_deref().map_or("null", serde_json::value::RawValue::get)
+    }
+
     fn error(&self, op: &str) -> AzureError {
-        AzureError::from_response(op, self.status, self.body.to_string().as_bytes(), None, None)
+        AzureError::from_response(op, self.status, self.body_text().as_bytes(), None, None)
+    }
+
+    fn parse<T: DeserializeOwned>(&self, op: &str) -> Result<T, AzureError> {
+        serde_json::from_str(self.body_text()).map_err(|e| AzureError::local(op, "MalformedResponse", e.to_string()))
+    }
+
+    fn into_public(self) -> BatchResponse {
+        let body = serde_json::from_str(self.body_text()).unwrap_or(serde_json::Value::Null);
+        BatchResponse { id: self.id, status: self.status, headers: self.headers, body }
     }
 }
 
 #[derive(Debug, Deserialize)]
 struct BatchEnvelope {
     #[serde(default)]
-    responses: Vec<BatchResponse>,
+    responses: Vec<RawBatchResponse>,
 }
 
 /// Percent-encodes one path segment (`#` → `%23`, `/` → `%2F`); keeps `@` and `OData` punctuation.
@@ -493,11 +521,12 @@ impl AzureClient {
                 )
             })
             .collect();
-        let responses = self.graph_batch(requests).await?;
+        let mut responses: HashMap<String, RawBatchResponse> =
+            self.graph_batch_raw(requests).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
         let mut out = BTreeMap::new();
         for (i, app_id) in app_ids.iter().enumerate() {
             let op = format!("read application {app_id}");
-            let Some(r) = responses.iter().find(|r| r.id == format!("a{i}")) else {
+            let Some(r) = responses.remove(&format!("a{i}")) else {
                 return Err(AzureError::local(&op, "MalformedResponse", "missing batch response"));
             };
             match r.status {
@@ -505,9 +534,7 @@ impl AzureClient {
                     out.insert(app_id.clone(), None);
                 }
                 s if (200..300).contains(&s) => {
-                    let app: Application = serde_json::from_value(r.body.clone())
-                        .map_err(|e| AzureError::local(&op, "MalformedResponse", e.to_string()))?;
-                    out.insert(app_id.clone(), Some(app));
+                    out.insert(app_id.clone(), Some(r.parse::<Application>(&op)?));
                 }
                 _ => return Err(r.error(&op)),
             }
@@ -520,6 +547,11 @@ impl AzureClient {
     /// Sends requests through `$batch`, 20 per call (calls run concurrently), retrying inner
     /// 429s for just those ids; responses come back in request order.
     pub async fn graph_batch(&self, requests: Vec<BatchRequest>) -> Result<Vec<BatchResponse>, AzureError> {
+        Ok(self.graph_batch_raw(requests).await?.into_iter().map(RawBatchResponse::into_public).collect())
+    }
+
+    /// [`Self::graph_batch`] with the bodies left as raw JSON.
+    async fn graph_batch_raw(&self, requests: Vec<BatchRequest>) -> Result<Vec<RawBatchResponse>, AzureError> {
         let mut set = JoinSet::new();
         let chunks: Vec<Vec<BatchRequest>> = requests.chunks(BATCH_LIMIT).map(<[BatchRequest]>::to_vec).collect();
         for (index, chunk) in chunks.into_iter().enumerate() {
@@ -536,11 +568,11 @@ impl AzureClient {
         Ok(parts.into_iter().flat_map(|(_, r)| r).collect())
     }
 
-    async fn batch_chunk(&self, chunk: Vec<BatchRequest>) -> Result<Vec<BatchResponse>, AzureError> {
+    async fn batch_chunk(&self, chunk: Vec<BatchRequest>) -> Result<Vec<RawBatchResponse>, AzureError> {
         let op = "send Graph batch";
         let url = self.graph_url("/$batch")?;
         let all_get = chunk.iter().all(|r| r.method.eq_ignore_ascii_case("GET"));
-        let mut done: BTreeMap<String, BatchResponse> = BTreeMap::new();
+        let mut done: BTreeMap<String, RawBatchResponse> = BTreeMap::new();
         let mut pending: Vec<BatchRequest> = chunk.clone();
         let policy = self.core().retry.clone();
         let mut attempt = 0;
@@ -563,10 +595,15 @@ impl AzureClient {
                 .send_ok(Call::new(Audience::Graph, Method::POST, url.clone(), op).body(&body).replay(replay))
                 .await?;
             let envelope: BatchEnvelope = resp.json(op)?;
+            // By id (case-insensitive; the first answer of an id counts), moved out once used.
+            let mut answers: HashMap<String, RawBatchResponse> = HashMap::with_capacity(envelope.responses.len());
+            for r in envelope.responses {
+                answers.entry(r.id.to_ascii_lowercase()).or_insert(r);
+            }
             let mut retry = Vec::new();
             let mut wait = std::time::Duration::ZERO;
             for request in pending {
-                let Some(answer) = envelope.responses.iter().find(|r| r.id.eq_ignore_ascii_case(&request.id)) else {
+                let Some(answer) = answers.remove(&request.id.to_ascii_lowercase()) else {
                     return Err(AzureError::local(
                         op,
                         "MalformedResponse",
@@ -586,7 +623,7 @@ impl AzureClient {
                     wait = wait.max(delay);
                     retry.push(request);
                 } else {
-                    done.insert(request.id.clone(), answer.clone());
+                    done.insert(request.id.clone(), answer);
                 }
             }
             if !retry.is_empty() {
@@ -609,8 +646,8 @@ impl AzureClient {
             .collect()
     }
 
-    async fn finish_page<T: DeserializeOwned>(&self, body: &serde_json::Value, op: &str) -> Result<Vec<T>, AzureError> {
-        let page: Page<T> = serde_json::from_value(body.clone())
+    async fn finish_page<T: DeserializeOwned>(&self, r: &RawBatchResponse, op: &str) -> Result<Vec<T>, AzureError> {
+        let page: Page<T> = serde_json::from_str(r.body_text())
             .map_err(|e| AzureError::local(op, "MalformedResponse", format!("unexpected list body: {e}")))?;
         let mut items = page.value;
         if let Some(link) = page.next_link.filter(|l| !l.is_empty()) {
@@ -636,57 +673,94 @@ impl AzureClient {
             requests
                 .push(BatchRequest::get(format!("o{i}"), relative(&format!("/groups/{g}/owners"), &[("$top", "999")])));
         }
-        let responses = self.graph_batch(requests).await?;
+        let mut responses: HashMap<String, RawBatchResponse> =
+            self.graph_batch_raw(requests).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
         let mut out = BTreeMap::new();
         for (i, id) in group_ids.iter().enumerate() {
             let op = format!("list members and owners of group {id}");
-            let find = |key: String| responses.iter().find(|r| r.id == key);
-            let (Some(m), Some(o)) = (find(format!("m{i}")), find(format!("o{i}"))) else {
+            let (Some(m), Some(o)) = (responses.remove(&format!("m{i}")), responses.remove(&format!("o{i}"))) else {
                 return Err(AzureError::local(&op, "MalformedResponse", "missing batch response"));
             };
             if m.status == 404 || o.status == 404 {
                 out.insert(id.clone(), None);
                 continue;
             }
-            for r in [m, o] {
+            for r in [&m, &o] {
                 if !(200..300).contains(&r.status) {
                     return Err(r.error(&op));
                 }
             }
-            let members = self.finish_page(&m.body, &op).await?;
-            let owners = self.finish_page(&o.body, &op).await?;
+            let members = self.finish_page(&m, &op).await?;
+            let owners = self.finish_page(&o, &op).await?;
             out.insert(id.clone(), Some(GroupMembership { members, owners }));
         }
         Ok(out)
     }
 
-    /// Display name → the groups that carry it, for many names through `$batch` (20 per call;
-    /// display names are not unique, so each maps to a list, empty when there is none).
+    /// Lists through `$batch` (20 per batch, batches concurrent): one list per relative URL,
+    /// each continued with plain GETs past its first page; results in URL order.
+    async fn batch_lists<T: DeserializeOwned>(&self, urls: Vec<(String, String)>) -> Result<Vec<Vec<T>>, AzureError> {
+        let requests = urls.iter().enumerate().map(|(i, (url, _))| BatchRequest::get(format!("l{i}"), url)).collect();
+        let mut responses: HashMap<String, RawBatchResponse> =
+            self.graph_batch_raw(requests).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
+        let mut out = Vec::with_capacity(urls.len());
+        for (i, (_, op)) in urls.iter().enumerate() {
+            let Some(r) = responses.remove(&format!("l{i}")) else {
+                return Err(AzureError::local(op, "MalformedResponse", "missing batch response"));
+            };
+            if !(200..300).contains(&r.status) {
+                return Err(r.error(op));
+            }
+            out.push(self.finish_page(&r, op).await?);
+        }
+        Ok(out)
+    }
+
+    /// [`Self::find_groups_by_display_name`] for many names through `$batch`.
     pub async fn find_groups_by_display_names(
         &self,
         names: &[String],
     ) -> Result<BTreeMap<String, Vec<Group>>, AzureError> {
-        let requests = names
+        let urls = names
             .iter()
-            .enumerate()
-            .map(|(i, name)| {
+            .map(|name| {
                 let filter = format!("displayName eq {}", odata_quote(name));
-                BatchRequest::get(format!("n{i}"), relative("/groups", &[("$filter", &filter)]))
+                (relative("/groups", &[("$filter", &filter)]), format!("find groups named {name}"))
             })
             .collect();
-        let responses = self.graph_batch(requests).await?;
-        let mut out = BTreeMap::new();
-        for (i, name) in names.iter().enumerate() {
-            let op = format!("find groups named {name}");
-            let Some(r) = responses.iter().find(|r| r.id == format!("n{i}")) else {
-                return Err(AzureError::local(&op, "MalformedResponse", "missing batch response"));
-            };
-            if !(200..300).contains(&r.status) {
-                return Err(r.error(&op));
-            }
-            out.insert(name.clone(), self.finish_page(&r.body, &op).await?);
-        }
-        Ok(out)
+        let found = self.batch_lists(urls).await?;
+        Ok(names.iter().cloned().zip(found).collect())
+    }
+
+    /// Service principals for many names through `$batch`: a GUID is an application (client)
+    /// id ([`Self::find_service_principal_by_app_id`]), anything else a display name
+    /// ([`Self::find_service_principals_by_display_name`]).
+    pub async fn find_service_principals(
+        &self,
+        names: &[String],
+    ) -> Result<BTreeMap<String, Vec<ServicePrincipal>>, AzureError> {
+        let urls = names
+            .iter()
+            .map(|name| {
+                let (filter, op) = if crate::check::is_guid(name) {
+                    (format!("appId eq {}", odata_quote(name)), format!("find service principal of app {name}"))
+                } else {
+                    (format!("displayName eq {}", odata_quote(name)), format!("find service principals named {name}"))
+                };
+                (relative("/servicePrincipals", &[("$filter", &filter)]), op)
+            })
+            .collect();
+        let found: Vec<Vec<ServicePrincipal>> = self.batch_lists(urls).await?;
+        Ok(names
+            .iter()
+            .cloned()
+            .zip(found)
+            .map(|(name, list)| {
+                // By app id there is at most one, as the single lookup answers.
+                let list = if crate::check::is_guid(&name) { list.into_iter().take(1).collect() } else { list };
+                (name, list)
+            })
+            .collect())
     }
 
     /// UPN → user for many users through `$batch`; `None` for a UPN that does not exist.
@@ -701,11 +775,12 @@ impl AzureClient {
                 )
             })
             .collect();
-        let responses = self.graph_batch(requests).await?;
+        let mut responses: HashMap<String, RawBatchResponse> =
+            self.graph_batch_raw(requests).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
         let mut out = BTreeMap::new();
         for (i, upn) in upns.iter().enumerate() {
             let op = format!("resolve user {upn}");
-            let Some(r) = responses.iter().find(|r| r.id == format!("u{i}")) else {
+            let Some(r) = responses.remove(&format!("u{i}")) else {
                 return Err(AzureError::local(&op, "MalformedResponse", "missing batch response"));
             };
             match r.status {
@@ -713,8 +788,7 @@ impl AzureClient {
                     out.insert(upn.clone(), None);
                 }
                 s if (200..300).contains(&s) => {
-                    let user: User = serde_json::from_value(r.body.clone())
-                        .map_err(|e| AzureError::local(&op, "MalformedResponse", e.to_string()))?;
+                    let user: User = r.parse(&op)?;
                     out.insert(upn.clone(), Some(user));
                 }
                 _ => return Err(r.error(&op)),

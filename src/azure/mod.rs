@@ -94,7 +94,7 @@ pub struct ClientOptions {
 impl Default for ClientOptions {
     fn default() -> Self {
         Self {
-            concurrency: 16,
+            concurrency: 64,
             log: None,
             extra_ca_pem: None,
             retry: RetryPolicy::default(),

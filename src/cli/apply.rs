@@ -1,6 +1,8 @@
 //! `mlpolicy apply [DIR | PLANFILE]`: plan, confirm and apply a configuration directory, or
 //! apply a saved plan after checking that it is intact and not stale. Progress goes to stdout
-//! one line per event, Terraform style, so CI logs and terminals read the same.
+//! one line per event, Terraform style, so CI logs and terminals read the same; on a terminal
+//! (stderr a TTY, outside CI) a progress bar on stderr below the lines shows done/total and the
+//! object last started.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
@@ -39,8 +41,11 @@ fn diff_options(args: &ApplyArgs) -> DiffOptions {
     }
 }
 
+/// `--parallelism` bounds the operations apply runs at once (`ApplyOptions`); the client may
+/// have more requests in flight, for the plan's reads (one list per identity) and batches.
 fn connect_options(args: &ApplyArgs, emulator: bool) -> ConnectOptions {
-    ConnectOptions { emulator, log: args.verbose.then(stderr_log), concurrency: Some(args.parallelism.max(1) * 2) }
+    let concurrency = (args.parallelism.max(1) * 2).max(crate::azure::ClientOptions::default().concurrency);
+    ConnectOptions { emulator, log: args.verbose.then(stderr_log), concurrency: Some(concurrency) }
 }
 
 fn apply_options(args: &ApplyArgs) -> ApplyOptions {
@@ -122,7 +127,13 @@ async fn run_apply(
     desired: &crate::lower::DesiredState,
     conn: &Connection,
 ) -> ApplyReport {
-    crate::apply::apply(&plan.changes, desired, &conn.client, &apply_options(args), &print_event).await
+    let progress = Progress::new(plan.actions().count());
+    let report = crate::apply::apply(&plan.changes, desired, &conn.client, &apply_options(args), &|e| {
+        progress.event(e);
+    })
+    .await;
+    progress.finish();
+    report
 }
 
 fn finish(report: &ApplyReport) -> ExitStatus {
@@ -218,6 +229,57 @@ fn verbs(action: Action) -> (&'static str, &'static str) {
     }
 }
 
+/// Whether apply draws a progress bar: only for a person watching a terminal. Anything else —
+/// CI (`CI` set to anything but `false` or `0`), a `dumb` terminal, stderr redirected — gets
+/// the plain lines alone.
+fn wants_progress_bar(stderr_is_terminal: bool, ci: Option<&str>, term: Option<&str>) -> bool {
+    let ci = ci.is_some_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"));
+    stderr_is_terminal && !ci && term != Some("dumb")
+}
+
+/// How apply reports progress: one line per object on stdout always, and on a terminal a bar
+/// on stderr below them (done/total and the object last started).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(total: usize) -> Progress {
+        let env = |k: &str| std::env::var(k).ok();
+        let wanted = wants_progress_bar(std::io::stderr().is_terminal(), env("CI").as_deref(), env("TERM").as_deref());
+        let bar = wanted.then(|| {
+            let bar = indicatif::ProgressBar::with_draw_target(
+                Some(u64::try_from(total).unwrap_or(u64::MAX)),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {wide_msg}") {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Progress { bar }
+    }
+
+    fn event(&self, e: ApplyEvent) {
+        let Some(bar) = &self.bar else {
+            print_event(e);
+            return;
+        };
+        match &e {
+            ApplyEvent::Started { address, .. } => bar.set_message(address.clone()),
+            ApplyEvent::Finished { .. } | ApplyEvent::Failed { .. } | ApplyEvent::Skipped { .. } => bar.inc(1),
+        }
+        // The line goes to stdout as without a bar; the bar steps aside while it is written.
+        bar.suspend(|| print_event(e));
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// One progress line per event, flushed at once (CI logs and the interruption tests read them).
 fn print_event(e: ApplyEvent) {
     let line = match e {
@@ -238,4 +300,22 @@ fn print_event(e: ApplyEvent) {
 /// The plan as text, coloured on a terminal.
 pub(crate) fn render_text(plan: &Plan) -> String {
     crate::render::text(plan, &crate::render::Style { color: super::stdout_color(), width: 100 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wants_progress_bar;
+
+    #[test]
+    fn progress_bar_only_for_a_terminal_outside_ci() {
+        assert!(wants_progress_bar(true, None, Some("xterm-256color")));
+        assert!(wants_progress_bar(true, None, None));
+        assert!(!wants_progress_bar(false, None, Some("xterm")), "stderr redirected");
+        assert!(!wants_progress_bar(true, Some("true"), Some("xterm")), "CI");
+        assert!(!wants_progress_bar(true, Some("1"), None), "CI");
+        assert!(wants_progress_bar(true, Some("false"), None), "CI=false is not CI");
+        assert!(wants_progress_bar(true, Some("0"), None));
+        assert!(wants_progress_bar(true, Some(""), None), "an empty CI is unset");
+        assert!(!wants_progress_bar(true, None, Some("dumb")));
+    }
 }

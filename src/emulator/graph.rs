@@ -118,12 +118,12 @@ fn app_json(a: &Application) -> Value {
 
 /// JSON of any directory object, tagged with `@odata.type`.
 fn object_json(t: &Tenant, id: &str) -> Option<Value> {
-    let (kind, _) = t.directory_object(id)?;
+    let (kind, at) = t.find_object(id)?;
     let mut v = match kind {
-        ObjectKind::User => user_json(t.users.iter().find(|u| eq_ci(&u.id, id))?),
-        ObjectKind::Group => group_json(t.groups.iter().find(|g| eq_ci(&g.id, id))?),
-        ObjectKind::ServicePrincipal => sp_json(t.service_principals.iter().find(|s| eq_ci(&s.id, id))?, &t.tenant_id),
-        ObjectKind::Application => app_json(t.applications.iter().find(|a| eq_ci(&a.id, id))?),
+        ObjectKind::User => user_json(&t.users[at]),
+        ObjectKind::Group => group_json(&t.groups[at]),
+        ObjectKind::ServicePrincipal => sp_json(&t.service_principals[at], &t.tenant_id),
+        ObjectKind::Application => app_json(&t.applications[at]),
     };
     if let Value::Object(m) = &mut v {
         m.insert("@odata.type".into(), json!(kind.odata_type()));
@@ -219,10 +219,10 @@ fn split_and(filter: &str) -> Vec<String> {
 }
 
 fn clause_matches(obj: &Value, clause: &Clause) -> bool {
-    let get = |p: &str| obj.as_object().and_then(|m| m.iter().find(|(k, _)| eq_ci(k, p)).map(|(_, v)| v.clone()));
+    let get = |p: &str| obj.as_object().and_then(|m| m.iter().find(|(k, _)| eq_ci(k, p)).map(|(_, v)| v));
     match clause {
         Clause::Eq(p, Value::String(s)) => get(p).and_then(|v| v.as_str().map(|x| eq_ci(x, s))).unwrap_or(false),
-        Clause::Eq(p, v) => get(p).as_ref() == Some(v),
+        Clause::Eq(p, v) => get(p) == Some(v),
         Clause::StartsWith(p, s) => get(p)
             .and_then(|v| v.as_str().map(|x| x.to_ascii_lowercase().starts_with(&s.to_ascii_lowercase())))
             .unwrap_or(false),
@@ -284,10 +284,13 @@ fn collection(
             }
         },
     };
-    let end = (offset + size).min(items.len());
-    let page: Vec<Value> =
-        items.get(offset.min(items.len())..end).unwrap_or_default().iter().cloned().map(|v| select(ctx, v)).collect();
-    let mut body = json!({"@odata.context": context_url(shared, entity), "value": page});
+    let end = offset.saturating_add(size).min(items.len());
+    let page: Vec<Value> = items.drain(offset.min(end)..end).map(|v| select(ctx, v)).collect();
+    // Built by hand: `json!` would copy every item through `to_value`.
+    let mut body = Map::new();
+    body.insert("@odata.context".to_owned(), json!(context_url(shared, entity)));
+    body.insert("value".to_owned(), Value::Array(page));
+    let mut body = Value::Object(body);
     if size > 0 && end.saturating_sub(offset) == size {
         body["@odata.nextLink"] = json!(ctx.next_link(&shared.base_url, "$skiptoken", &encode_skip_token(end)));
     }
@@ -321,8 +324,12 @@ fn body_object(ctx: &Ctx) -> Result<Map<String, Value>, Reply> {
 /// Serves one authenticated, unthrottled Graph request (also used for `$batch` items).
 pub async fn handle(shared: &Shared, ctx: &Ctx) -> Reply {
     let mut t = shared.state.lock().await;
-    let before = if ctx.is_read() { None } else { Some(t.clone()) };
+    // Only to tell whether to save (see `arm::handle`).
+    let before = if ctx.is_read() || shared.state_file.is_none() { None } else { Some(t.clone()) };
     let reply = route(shared, ctx, &mut t).unwrap_or_else(|e| e);
+    if !ctx.is_read() {
+        shared.state_changed();
+    }
     if before.is_some_and(|b| b != *t) {
         shared.persist(&t).await;
     }
@@ -462,20 +469,11 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
             Ok(reply)
         }
         ("GET", ["users", key]) => {
-            let id = t
-                .users
-                .iter()
-                .find(|u| eq_ci(&u.id, key) || eq_ci(&u.user_principal_name, key))
-                .map(|u| u.id.clone())
-                .ok_or_else(|| not_found(ctx, key))?;
+            let id = t.find_user(key).map(|at| t.users[at].id.clone()).ok_or_else(|| not_found(ctx, key))?;
             get_object(shared, ctx, t, "users", &id)
         }
         ("DELETE", ["users", key]) => {
-            let pos = t
-                .users
-                .iter()
-                .position(|u| eq_ci(&u.id, key) || eq_ci(&u.user_principal_name, key))
-                .ok_or_else(|| not_found(ctx, key))?;
+            let pos = t.find_user(key).ok_or_else(|| not_found(ctx, key))?;
             let u = t.users.remove(pos);
             remove_from_groups(t, &u.id);
             Ok(Reply::empty(204))
@@ -634,7 +632,10 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
                             .is_some_and(|ty| types.iter().any(|w| ty.to_ascii_lowercase().ends_with(w.as_str())))
                 })
                 .collect();
-            Ok(Reply::json(200, json!({"@odata.context": context_url(shared, "directoryObjects"), "value": value})))
+            let mut body = Map::new();
+            body.insert("@odata.context".to_owned(), json!(context_url(shared, "directoryObjects")));
+            body.insert("value".to_owned(), Value::Array(value));
+            Ok(Reply::json(200, Value::Object(body)))
         }
         ("GET", ["directoryobjects", id]) => get_object(shared, ctx, t, "directoryObjects", id),
         _ => Err(Reply::graph_error(
@@ -696,6 +697,11 @@ fn get_object(shared: &Shared, ctx: &Ctx, t: &Tenant, entity: &str, id: &str) ->
 }
 
 fn visible_group(shared: &Shared, ctx: &Ctx, t: &Tenant, id: &str) -> Result<usize, Reply> {
+    if let Some((ObjectKind::Group, at)) = t.find_object(id)
+        && shared.replicated(t.groups[at].created_ms, ctx.now_ms)
+    {
+        return Ok(at);
+    }
     t.groups
         .iter()
         .position(|g| eq_ci(&g.id, id) && shared.replicated(g.created_ms, ctx.now_ms))
@@ -910,15 +916,10 @@ fn add_reference(shared: &Shared, ctx: &Ctx, t: &mut Tenant, idx: usize, rel: &s
     if rel == "owners" && !matches!(kind, ObjectKind::User | ObjectKind::ServicePrincipal) {
         return Err(bad_request(ctx, "Only users and service principals can be owners of a group."));
     }
-    let canonical = t
-        .users
-        .iter()
-        .map(|u| &u.id)
-        .chain(t.groups.iter().map(|g| &g.id))
-        .chain(t.service_principals.iter().map(|s| &s.id))
-        .find(|x| eq_ci(x, member))
-        .cloned()
-        .unwrap_or_else(|| member.to_owned());
+    let canonical = match t.find_object(member) {
+        Some((k, at)) if k != ObjectKind::Application => t.object_id(k, at).unwrap_or(member).to_owned(),
+        _ => member.to_owned(),
+    };
     let g = &mut t.groups[idx];
     let list = if rel == "members" { &mut g.members } else { &mut g.owners };
     if list.iter().any(|m| eq_ci(m, member)) {
@@ -1058,10 +1059,10 @@ pub async fn batch(shared: &Shared, ctx: &Ctx) -> Reply {
             headers.insert(k.clone(), json!(v));
         }
         let mut entry = json!({"id": item.id, "status": reply.status});
-        match &reply.body {
+        match reply.body {
             ReplyBody::Json(v) => {
                 headers.insert("Content-Type".into(), json!("application/json"));
-                entry["body"] = v.clone();
+                entry["body"] = v;
             }
             ReplyBody::Text(_, s) => entry["body"] = json!(s),
             ReplyBody::Empty => {}
@@ -1070,7 +1071,9 @@ pub async fn batch(shared: &Shared, ctx: &Ctx) -> Reply {
         responses.push(entry);
     }
     lock(&shared.rng).shuffle(&mut responses);
-    Reply::json(200, json!({"responses": responses}))
+    let mut body = Map::new();
+    body.insert("responses".to_owned(), Value::Array(responses));
+    Reply::json(200, Value::Object(body))
 }
 
 #[cfg(test)]

@@ -146,6 +146,8 @@ impl Emulator {
             fic_locks: Mutex::new(HashSet::new()),
             ops: Mutex::new(HashMap::new()),
             issued: Mutex::new(Vec::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            identity_index: Mutex::new(None),
         });
         let (shutdown, rx) = watch::channel(false);
         let acceptor = tls.map(|t| t.acceptor);
@@ -254,6 +256,11 @@ pub(crate) struct Shared {
     pub ops: Mutex<HashMap<String, arm::Operation>>,
     /// Every access token minted, so leak tests can look for them.
     pub issued: Mutex<Vec<String>>,
+    /// Counts the requests that may have changed the state (bumped under the state lock), so
+    /// that lookup tables derived from it are rebuilt exactly when they may be stale.
+    pub generation: std::sync::atomic::AtomicU64,
+    /// Identities and federated credentials by parent, for the generation it was built at.
+    pub identity_index: Mutex<Option<(u64, Arc<arm::IdentityIndex>)>>,
 }
 
 /// Locks a std mutex, ignoring poisoning (no handler panics while holding one).
@@ -273,6 +280,11 @@ impl Shared {
     /// True once an object created at `created_ms` has replicated.
     pub fn replicated(&self, created_ms: u64, now: u64) -> bool {
         created_ms == 0 || now >= created_ms.saturating_add(self.realism().replication_delay_ms)
+    }
+
+    /// Records that the state may have changed; call with the state lock held.
+    pub fn state_changed(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Saves the state when a state file is configured. Errors are reported on stderr: the
@@ -420,7 +432,7 @@ impl Reply {
             ReplyBody::Empty => Body::empty(),
             ReplyBody::Json(v) => {
                 builder = builder.header("content-type", "application/json; charset=utf-8");
-                Body::from(v.to_string())
+                Body::from(serde_json::to_vec(&v).unwrap_or_default())
             }
             ReplyBody::Text(ct, t) => {
                 builder = builder.header("content-type", ct);
@@ -610,6 +622,12 @@ fn fault_reply(ctx: &Ctx, surface: Surface, status: u16) -> Reply {
     }
 }
 
+/// Graph's `x-ms-ags-diagnostic` header, the same on every answer.
+static AGS_DIAGNOSTIC: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    json!({"ServerInfo": {"DataCenter": "Emulator", "Slice": "E", "Ring": "1", "ScaleUnit": "000", "RoleInstance": "EMU"}})
+        .to_string()
+});
+
 /// Adds the headers every answer of a surface carries.
 fn finish(ctx: &Ctx, surface: Surface, mut reply: Reply, draw: Option<(BucketKind, u32)>) -> Reply {
     match surface {
@@ -619,11 +637,7 @@ fn finish(ctx: &Ctx, surface: Surface, mut reply: Reply, draw: Option<(BucketKin
                 "client-request-id".into(),
                 ctx.client_request_id.clone().unwrap_or_else(|| ctx.request_id.clone()),
             ));
-            reply.headers.push((
-                "x-ms-ags-diagnostic".into(),
-                json!({"ServerInfo": {"DataCenter": "Emulator", "Slice": "E", "Ring": "1", "ScaleUnit": "000", "RoleInstance": "EMU"}})
-                    .to_string(),
-            ));
+            reply.headers.push(("x-ms-ags-diagnostic".into(), AGS_DIAGNOSTIC.clone()));
         }
         Surface::Token => {
             reply.headers.push(("x-ms-request-id".into(), ctx.request_id.clone()));
@@ -751,6 +765,7 @@ async fn control(shared: &Shared, ctx: &Ctx) -> Reply {
                     t.normalize();
                     let mut state = shared.state.lock().await;
                     *state = t;
+                    shared.state_changed();
                     shared.persist(&state).await;
                     Reply::empty(204)
                 }

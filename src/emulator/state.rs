@@ -49,6 +49,43 @@ pub struct Tenant {
     pub service_principals: Vec<ServicePrincipal>,
     /// App registrations.
     pub applications: Vec<Application>,
+    /// Lookup index of directory objects (not state: never saved, compared or cloned).
+    #[serde(skip)]
+    index: DirectoryIndex,
+}
+
+/// A cache of where each directory object sits, so that looking one up by id or UPN does not
+/// scan tens of thousands of users per request. It is a hint, never the truth: every hit is
+/// checked against the object it points at, a stale or missing entry falls back to the scan
+/// the answer is defined by, and the index is rebuilt when the collections change size.
+#[derive(Default)]
+struct DirectoryIndex(std::sync::Mutex<Option<std::sync::Arc<IndexData>>>);
+
+struct IndexData {
+    /// Lengths of users, groups, service principals and applications when built.
+    shape: [usize; 4],
+    /// Lower-cased object id → kind and position (the first occurrence in scan order).
+    ids: std::collections::HashMap<String, (ObjectKind, usize)>,
+    /// Lower-cased UPN → position in `users`.
+    upns: std::collections::HashMap<String, usize>,
+}
+
+impl Clone for DirectoryIndex {
+    fn clone(&self) -> Self {
+        DirectoryIndex::default()
+    }
+}
+
+impl PartialEq for DirectoryIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for DirectoryIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DirectoryIndex")
+    }
 }
 
 /// A subscription.
@@ -366,16 +403,80 @@ impl Tenant {
 
     /// Looks up any directory object by id; returns its kind and creation time.
     pub fn directory_object(&self, id: &str) -> Option<(ObjectKind, u64)> {
-        if let Some(u) = self.users.iter().find(|u| eq_ci(&u.id, id)) {
-            return Some((ObjectKind::User, u.created_ms));
+        let (kind, at) = self.find_object(id)?;
+        let created = match kind {
+            ObjectKind::User => self.users[at].created_ms,
+            ObjectKind::Group => self.groups[at].created_ms,
+            ObjectKind::ServicePrincipal => self.service_principals[at].created_ms,
+            ObjectKind::Application => self.applications[at].created_ms,
+        };
+        Some((kind, created))
+    }
+
+    /// The kind and position of the first directory object with this id, searching users,
+    /// groups, service principals, then applications.
+    pub fn find_object(&self, id: &str) -> Option<(ObjectKind, usize)> {
+        if let Some((kind, at)) = self.index().ids.get(&id.to_ascii_lowercase()).copied()
+            && self.object_id(kind, at).is_some_and(|x| eq_ci(x, id))
+        {
+            return Some((kind, at));
         }
-        if let Some(g) = self.groups.iter().find(|g| eq_ci(&g.id, id)) {
-            return Some((ObjectKind::Group, g.created_ms));
+        if let Some(at) = self.users.iter().position(|u| eq_ci(&u.id, id)) {
+            return Some((ObjectKind::User, at));
         }
-        if let Some(s) = self.service_principals.iter().find(|s| eq_ci(&s.id, id)) {
-            return Some((ObjectKind::ServicePrincipal, s.created_ms));
+        if let Some(at) = self.groups.iter().position(|g| eq_ci(&g.id, id)) {
+            return Some((ObjectKind::Group, at));
         }
-        self.applications.iter().find(|a| eq_ci(&a.id, id)).map(|a| (ObjectKind::Application, a.created_ms))
+        if let Some(at) = self.service_principals.iter().position(|s| eq_ci(&s.id, id)) {
+            return Some((ObjectKind::ServicePrincipal, at));
+        }
+        self.applications.iter().position(|a| eq_ci(&a.id, id)).map(|at| (ObjectKind::Application, at))
+    }
+
+    /// The position of the first user whose id or UPN is `key`.
+    pub fn find_user(&self, key: &str) -> Option<usize> {
+        let index = self.index();
+        let lower = key.to_ascii_lowercase();
+        let by_id = index.ids.get(&lower).and_then(|&(k, at)| (k == ObjectKind::User).then_some(at));
+        let by_upn = index.upns.get(&lower).copied();
+        let matches =
+            |at: usize| self.users.get(at).is_some_and(|u| eq_ci(&u.id, key) || eq_ci(&u.user_principal_name, key));
+        let hit = [by_id, by_upn].into_iter().flatten().filter(|&at| matches(at)).min();
+        hit.or_else(|| self.users.iter().position(|u| eq_ci(&u.id, key) || eq_ci(&u.user_principal_name, key)))
+    }
+
+    /// The id of the object at a position [`Self::find_object`] returned.
+    pub fn object_id(&self, kind: ObjectKind, at: usize) -> Option<&str> {
+        match kind {
+            ObjectKind::User => self.users.get(at).map(|u| u.id.as_str()),
+            ObjectKind::Group => self.groups.get(at).map(|g| g.id.as_str()),
+            ObjectKind::ServicePrincipal => self.service_principals.get(at).map(|s| s.id.as_str()),
+            ObjectKind::Application => self.applications.get(at).map(|a| a.id.as_str()),
+        }
+    }
+
+    /// The directory index, rebuilt when a collection changed size since it was built.
+    fn index(&self) -> std::sync::Arc<IndexData> {
+        let shape = [self.users.len(), self.groups.len(), self.service_principals.len(), self.applications.len()];
+        let mut slot = self.index.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(data) = slot.as_ref().filter(|d| d.shape == shape) {
+            return std::sync::Arc::clone(data);
+        }
+        let mut ids = std::collections::HashMap::with_capacity(shape.iter().sum());
+        let objects = (self.users.iter().enumerate().map(|(i, u)| (&u.id, ObjectKind::User, i)))
+            .chain(self.groups.iter().enumerate().map(|(i, g)| (&g.id, ObjectKind::Group, i)))
+            .chain(self.service_principals.iter().enumerate().map(|(i, s)| (&s.id, ObjectKind::ServicePrincipal, i)))
+            .chain(self.applications.iter().enumerate().map(|(i, a)| (&a.id, ObjectKind::Application, i)));
+        for (id, kind, at) in objects {
+            ids.entry(id.to_ascii_lowercase()).or_insert((kind, at));
+        }
+        let mut upns = std::collections::HashMap::with_capacity(self.users.len());
+        for (at, u) in self.users.iter().enumerate() {
+            upns.entry(u.user_principal_name.to_ascii_lowercase()).or_insert(at);
+        }
+        let data = std::sync::Arc::new(IndexData { shape, ids, upns });
+        *slot = Some(std::sync::Arc::clone(&data));
+        data
     }
 
     /// True when the subscription is recorded.

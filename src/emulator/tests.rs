@@ -455,6 +455,74 @@ async fn federated_credentials_enforce_limits_and_serialize_writes() {
     h.emu.shutdown().await;
 }
 
+/// The lookup tables behind the lists (credentials by identity, directory objects by id and
+/// UPN) must follow every change: positions shift when something earlier is deleted, and a
+/// deleted object's id or UPN may come back as another object.
+#[tokio::test]
+async fn lists_and_lookups_follow_every_change() {
+    let h = start(Realism::default()).await;
+    h.rg().await;
+    h.uai("uai-a").await;
+    h.uai("uai-b").await;
+    let fic = |uai: &str, n: &str| {
+        format!(
+            "{RG_PATH}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{uai}/federatedIdentityCredentials/{n}?api-version=2024-11-30"
+        )
+    };
+    let body = |subject: &str| json!({"properties": {"issuer": "https://token.actions.githubusercontent.com", "subject": subject, "audiences": ["api://AzureADTokenExchange"]}});
+    let names = |uai: &'static str| {
+        let h = &h;
+        async move {
+            let url = format!(
+                "{RG_PATH}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{uai}/federatedIdentityCredentials?api-version=2024-11-30"
+            );
+            let a = h.arm(Method::GET, &url, None).await;
+            assert_eq!(a.status, 200, "{}", a.body);
+            a.body["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    for (uai, n) in [("uai-a", "fic-a1"), ("uai-b", "fic-b1"), ("uai-a", "fic-a2")] {
+        assert_eq!(h.arm(Method::PUT, &fic(uai, n), Some(body(n))).await.status, 201);
+    }
+    assert_eq!(names("uai-a").await, ["fic-a1", "fic-a2"]);
+    assert_eq!(names("uai-b").await, ["fic-b1"]);
+    // Deleting an earlier credential shifts the later ones; the count comes back with a new one.
+    assert_eq!(h.arm(Method::DELETE, &fic("uai-b", "fic-b1"), None).await.status, 200);
+    assert_eq!(h.arm(Method::PUT, &fic("uai-a", "fic-a3"), Some(body("fic-a3"))).await.status, 201);
+    assert_eq!(names("uai-a").await, ["fic-a1", "fic-a2", "fic-a3"]);
+    assert!(names("uai-b").await.is_empty());
+    // An identity deleted and made again has no credentials.
+    let uai_a =
+        format!("{RG_PATH}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uai-a?api-version=2024-11-30");
+    assert_eq!(h.arm(Method::DELETE, &uai_a, None).await.status, 200);
+    let gone = h.arm(Method::GET, &fic("uai-a", "fic-a1").replace("/fic-a1?", "?"), None).await;
+    assert_eq!((gone.status, gone.code()), (404, "ParentResourceNotFound"));
+    h.uai("uai-a").await;
+    assert!(names("uai-a").await.is_empty());
+
+    // Users: a deleted user's UPN can name a new user, whose id is what lookups find.
+    let user = |upn: &str| json!({"userPrincipalName": upn, "displayName": upn});
+    let first = h.graph(Method::POST, "/users", Some(user("ann@contoso.com"))).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let other = h.graph(Method::POST, "/users", Some(user("bob@contoso.com"))).await;
+    let first_id = first.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(h.graph(Method::GET, "/users/ann@contoso.com", None).await.body["id"], first_id.as_str());
+    assert_eq!(h.graph(Method::DELETE, &format!("/users/{first_id}"), None).await.status, 204);
+    assert_eq!(h.graph(Method::GET, "/users/ann@contoso.com", None).await.status, 404);
+    assert_eq!(h.graph(Method::GET, &format!("/directoryObjects/{first_id}"), None).await.status, 404);
+    let again = h.graph(Method::POST, "/users", Some(user("ann@contoso.com"))).await;
+    let again_id = again.body["id"].as_str().unwrap();
+    assert_ne!(again_id, first_id);
+    assert_eq!(h.graph(Method::GET, "/users/ANN@contoso.com", None).await.body["id"], again_id);
+    assert_eq!(h.graph(Method::GET, &format!("/users/{}", other.body["id"].as_str().unwrap()), None).await.status, 200);
+    h.emu.shutdown().await;
+}
+
 fn group_body(name: &str) -> Value {
     json!({"displayName": name, "mailEnabled": false, "mailNickname": name, "securityEnabled": true})
 }

@@ -4,7 +4,7 @@
 
 use super::{
     Ctx, ML_PROVIDER, MSI_TYPE, RA_TYPE, Reply, Shared, Tenant, Value, bad_content, body_object, eq_ci, is_guid,
-    iso8601, json, listed, method_not_allowed, not_found, page, rg_check, roles, subscription_check,
+    iso8601, json, listed, method_not_allowed, not_found, page, page_with, rg_check, roles, subscription_check,
 };
 
 pub(super) fn scope_segments(scope: &str) -> Vec<String> {
@@ -15,13 +15,42 @@ pub(super) fn is_management_group(parts: &[String]) -> bool {
     parts.len() >= 3 && parts[0] == "providers" && parts[1] == "microsoft.management" && parts[2] == "managementgroups"
 }
 
-/// True when `a` is `b` or one of its ancestors (management groups sit above every subscription).
-pub(super) fn is_ancestor_or_self(a: &str, b: &str) -> bool {
-    let (pa, pb) = (scope_segments(a), scope_segments(b));
-    if is_management_group(&pa) {
-        return pa == pb || !is_management_group(&pb);
+/// The non-empty segments of a scope, as written.
+fn segments(scope: &str) -> impl Iterator<Item = &str> {
+    scope.split('/').filter(|s| !s.is_empty())
+}
+
+/// [`is_management_group`] without allocating.
+fn under_management_groups(scope: &str) -> bool {
+    let mut s = segments(scope);
+    matches!(
+        (s.next(), s.next(), s.next()),
+        (Some(a), Some(b), Some(c)) if a.eq_ignore_ascii_case("providers")
+            && b.eq_ignore_ascii_case("microsoft.management")
+            && c.eq_ignore_ascii_case("managementgroups")
+    )
+}
+
+/// Whether the segments of `a` are a prefix of those of `b` (case-insensitive); with
+/// `exact`, whether they are all of them.
+fn segment_prefix(a: &str, b: &str, exact: bool) -> bool {
+    let mut sb = segments(b);
+    for x in segments(a) {
+        match sb.next() {
+            Some(y) if x.eq_ignore_ascii_case(y) => {}
+            _ => return false,
+        }
     }
-    pa.len() <= pb.len() && pa.iter().zip(&pb).all(|(x, y)| x == y)
+    !exact || sb.next().is_none()
+}
+
+/// True when `a` is `b` or one of its ancestors (management groups sit above every subscription).
+/// Called for every assignment of a list, so it compares segments in place.
+pub(super) fn is_ancestor_or_self(a: &str, b: &str) -> bool {
+    if under_management_groups(a) {
+        return segment_prefix(a, b, true) || !under_management_groups(b);
+    }
+    segment_prefix(a, b, false)
 }
 
 pub(super) fn scope_check(shared: &Shared, ctx: &Ctx, t: &mut Tenant, scope: &str) -> Result<(), Reply> {
@@ -150,8 +179,13 @@ pub(super) fn assignment_json(r: &crate::emulator::state::RoleAssignment) -> Val
 }
 
 pub(super) fn normalize_scope(scope: &str) -> String {
+    normalized(scope).to_owned()
+}
+
+/// [`normalize_scope`] without a copy, for comparisons over every assignment.
+fn normalized(scope: &str) -> &str {
     let trimmed = scope.trim_end_matches('/');
-    if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() }
+    if trimmed.is_empty() { "/" } else { trimmed }
 }
 
 pub(super) fn list_role_assignments(shared: &Shared, ctx: &Ctx, t: &Tenant, scope: &str) -> Result<Reply, Reply> {
@@ -178,14 +212,16 @@ pub(super) fn list_role_assignments(shared: &Shared, ctx: &Ctx, t: &Tenant, scop
             }
         }
     }
-    let items = t
+    let matching: Vec<&crate::emulator::state::RoleAssignment> = t
         .role_assignments
         .iter()
         .filter(|r| is_ancestor_or_self(&r.scope, &scope) || (!at_scope && is_ancestor_or_self(&scope, &r.scope)))
         .filter(|r| principals.as_ref().is_none_or(|ps| ps.iter().any(|p| eq_ci(p, &r.principal_id))))
-        .map(assignment_json)
         .collect();
-    Ok(page(shared, ctx, items, "$skipToken"))
+    // Only the page's assignments become JSON: a list of 10,000 answers in pages of 1,000.
+    Ok(page_with(shared, ctx, matching.len(), "$skipToken", |range| {
+        matching[range].iter().map(|r| assignment_json(r)).collect()
+    }))
 }
 
 pub(super) fn role_assignment(
@@ -196,8 +232,7 @@ pub(super) fn role_assignment(
     name: &str,
 ) -> Result<Reply, Reply> {
     let scope = normalize_scope(scope);
-    let at =
-        |r: &crate::emulator::state::RoleAssignment| eq_ci(&r.name, name) && eq_ci(&normalize_scope(&r.scope), &scope);
+    let at = |r: &crate::emulator::state::RoleAssignment| eq_ci(&r.name, name) && eq_ci(normalized(&r.scope), &scope);
     match ctx.method.as_str() {
         "GET" => {
             t.role_assignments.iter().find(|r| at(r)).map(|r| Reply::json(200, assignment_json(r))).ok_or_else(|| {
@@ -294,7 +329,7 @@ pub(super) fn put_role_assignment(
     let condition = text("condition");
     let condition_version = text("conditionVersion");
     if let Some(existing) = t.role_assignments.iter_mut().find(|r| eq_ci(&r.name, name)) {
-        let same = eq_ci(&normalize_scope(&existing.scope), scope)
+        let same = eq_ci(normalized(&existing.scope), scope)
             && eq_ci(&existing.principal_id, &principal)
             && eq_ci(roles::guid_of(&existing.role_definition_id), &role_guid);
         if !same {
@@ -311,9 +346,9 @@ pub(super) fn put_role_assignment(
         return Ok(Reply::json(200, assignment_json(existing)));
     }
     if let Some(dup) = t.role_assignments.iter().find(|r| {
-        eq_ci(&normalize_scope(&r.scope), scope)
-            && eq_ci(&r.principal_id, &principal)
+        eq_ci(&r.principal_id, &principal)
             && eq_ci(roles::guid_of(&r.role_definition_id), &role_guid)
+            && eq_ci(normalized(&r.scope), scope)
     }) {
         return Err(Reply::arm_error(
             409,

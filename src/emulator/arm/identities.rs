@@ -2,9 +2,13 @@
 //! synchronous 201/200, stable principal and client ids backed by a `ManagedIdentity` service
 //! principal, the FIC name rule, 20-per-identity cap, issuer+subject uniqueness and one audience.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
 use super::{
     Ctx, FIC_TYPE, FederatedCredential, Identity, MSI_TYPE, Reply, ServicePrincipal, Shared, Tenant, Value,
-    body_object, eq_ci, json, location_conflict, location_of, method_not_allowed, not_found, page, same_location,
+    body_object, eq_ci, json, location_conflict, location_of, lock, method_not_allowed, not_found, page, same_location,
     tags_of,
 };
 
@@ -129,10 +133,14 @@ pub(super) fn fic_json(identity: &Identity, f: &FederatedCredential) -> Value {
 }
 
 pub(super) fn parent_identity(t: &Tenant, sub: &str, rg: &str, name: &str) -> Result<Identity, Reply> {
+    find_parent(t, sub, rg, name).cloned()
+}
+
+/// The identity a FIC request names (its name compared first: it tells identities apart).
+fn find_parent<'t>(t: &'t Tenant, sub: &str, rg: &str, name: &str) -> Result<&'t Identity, Reply> {
     t.identities
         .iter()
-        .find(|i| eq_ci(&i.subscription, sub) && eq_ci(&i.resource_group, rg) && eq_ci(&i.name, name))
-        .cloned()
+        .find(|i| eq_ci(&i.name, name) && eq_ci(&i.resource_group, rg) && eq_ci(&i.subscription, sub))
         .ok_or_else(|| {
             Reply::arm_error(
                 404,
@@ -140,6 +148,50 @@ pub(super) fn parent_identity(t: &Tenant, sub: &str, rg: &str, name: &str) -> Re
                 format!("Can not perform requested operation on nested resource. Parent resource '{name}' not found."),
             )
         })
+}
+
+/// Where each identity and the federated credentials of each identity sit in the state, so
+/// that a plan listing the credentials of thousands of identities does not scan them all per
+/// identity. Built from the state of one generation ([`Shared::generation`]) and used only
+/// while no request that may change the state has run since.
+pub struct IdentityIndex {
+    /// (subscription, resource group, name), lower-cased → the first identity with them.
+    identities: HashMap<(String, String, String), usize>,
+    /// Lower-cased parent identity id → its credentials' positions, in state order.
+    credentials: HashMap<String, Vec<usize>>,
+}
+
+impl IdentityIndex {
+    fn build(t: &Tenant) -> IdentityIndex {
+        let mut identities = HashMap::with_capacity(t.identities.len());
+        for (at, i) in t.identities.iter().enumerate() {
+            let key = (
+                i.subscription.to_ascii_lowercase(),
+                i.resource_group.to_ascii_lowercase(),
+                i.name.to_ascii_lowercase(),
+            );
+            identities.entry(key).or_insert(at);
+        }
+        let mut credentials: HashMap<String, Vec<usize>> = HashMap::with_capacity(t.identities.len());
+        for (at, f) in t.federated_credentials.iter().enumerate() {
+            credentials.entry(f.identity.to_ascii_lowercase()).or_default().push(at);
+        }
+        IdentityIndex { identities, credentials }
+    }
+
+    /// The index for the state `t` is in; call with the state lock held.
+    fn of(shared: &Shared, t: &Tenant) -> Arc<IdentityIndex> {
+        let generation = shared.generation.load(Ordering::SeqCst);
+        let mut slot = lock(&shared.identity_index);
+        if let Some((built, index)) = slot.as_ref()
+            && *built == generation
+        {
+            return Arc::clone(index);
+        }
+        let index = Arc::new(IdentityIndex::build(t));
+        *slot = Some((generation, Arc::clone(&index)));
+        index
+    }
 }
 
 pub(super) fn list_fics(
@@ -153,10 +205,29 @@ pub(super) fn list_fics(
     if ctx.method != "GET" {
         return Err(method_not_allowed(ctx));
     }
-    let parent = parent_identity(t, sub, rg, name)?;
+    let index = IdentityIndex::of(shared, t);
+    let key = (sub.to_ascii_lowercase(), rg.to_ascii_lowercase(), name.to_ascii_lowercase());
+    let indexed = index
+        .identities
+        .get(&key)
+        .and_then(|&at| t.identities.get(at))
+        .filter(|i| eq_ci(&i.name, name) && eq_ci(&i.resource_group, rg) && eq_ci(&i.subscription, sub));
+    let parent = match indexed {
+        Some(i) => i,
+        None => find_parent(t, sub, rg, name)?,
+    };
     let id = parent.id();
-    let items =
-        t.federated_credentials.iter().filter(|f| eq_ci(&f.identity, &id)).map(|f| fic_json(&parent, f)).collect();
+    // The table is exact for the state it was built from; checking each entry costs little and
+    // keeps a stale table (a bug) from answering wrongly: the scan answers instead.
+    let positions = index.credentials.get(&id.to_ascii_lowercase()).map_or(&[][..], Vec::as_slice);
+    let checked: Option<Vec<&FederatedCredential>> =
+        positions.iter().map(|&at| t.federated_credentials.get(at).filter(|f| eq_ci(&f.identity, &id))).collect();
+    let items = match checked {
+        Some(fics) => fics.into_iter().map(|f| fic_json(parent, f)).collect(),
+        None => {
+            t.federated_credentials.iter().filter(|f| eq_ci(&f.identity, &id)).map(|f| fic_json(parent, f)).collect()
+        }
+    };
     Ok(page(shared, ctx, items, "$skiptoken"))
 }
 

@@ -18,6 +18,7 @@ use super::state::{FederatedCredential, Identity, ResourceGroup, ServicePrincipa
 use super::util::{decode_skip_token, encode_skip_token, eq_ci, is_guid, iso8601};
 use super::{Ctx, Reply, Shared, lock};
 use authorization::{is_ancestor_or_self, list_role_assignments, list_role_definitions, role_assignment, scope_check};
+pub use identities::IdentityIndex;
 use identities::{federated_credential, identity, identity_json, list_fics};
 use resources::{listed, poll_operation, resource_group, rg_json, settle_ops, workspace, workspace_json};
 
@@ -330,10 +331,19 @@ fn location_conflict(name: &str, old: &str, rg: &str, new: &str) -> Reply {
 pub async fn handle(shared: &Shared, ctx: &Ctx) -> Reply {
     let mut t = shared.state.lock().await;
     let settled = settle_ops(shared, &mut t, ctx.now_ms);
+    if settled {
+        // Before dispatch: lookup tables built before the operations settled are stale now.
+        shared.state_changed();
+    }
     let route = route(&ctx.segs);
     let mutates = !ctx.is_read() || matches!(route, Route::Operation(..));
-    let before = if mutates { Some(t.clone()) } else { None };
+    // The copy only serves to tell whether to save: without a state file there is nothing
+    // to save, and copying a large tenant per write would cost more than the write.
+    let before = if mutates && shared.state_file.is_some() { Some(t.clone()) } else { None };
     let reply = dispatch(shared, ctx, &mut t, route);
+    if mutates {
+        shared.state_changed();
+    }
     let changed = settled || before.is_some_and(|b| b != *t);
     if changed {
         shared.persist(&t).await;
@@ -542,7 +552,19 @@ fn subscription_json(id: &str, name: &str, tenant: &str) -> Value {
 
 /// Pages `items` with the realism page size (or `$top`), emitting an absolute next link.
 fn page(shared: &Shared, ctx: &Ctx, items: Vec<Value>, token_key: &str) -> Reply {
-    let total = items.len();
+    let mut items = items;
+    page_with(shared, ctx, items.len(), token_key, |range| items.drain(range).collect())
+}
+
+/// Pages a list of `total` items, building the JSON of only the items on the page: `build`
+/// gets the page's index range.
+fn page_with(
+    shared: &Shared,
+    ctx: &Ctx,
+    total: usize,
+    token_key: &str,
+    build: impl FnOnce(std::ops::Range<usize>) -> Vec<Value>,
+) -> Reply {
     let mut size = shared.realism().page();
     if let Some(top) = ctx.q("$top") {
         match top.parse::<usize>() {
@@ -565,13 +587,16 @@ fn page(shared: &Shared, ctx: &Ctx, items: Vec<Value>, token_key: &str) -> Reply
             }
         },
     };
-    let end = (offset + size).min(total);
-    let slice: Vec<Value> = items.into_iter().skip(offset).take(size).collect();
-    let mut body = json!({"value": slice});
-    if slice.len() == size && size > 0 {
-        body["nextLink"] = json!(ctx.next_link(&shared.base_url, token_key, &encode_skip_token(end)));
+    let end = offset.saturating_add(size).min(total);
+    let start = offset.min(end);
+    let slice = build(start..end);
+    let full = slice.len() == size && size > 0;
+    let mut body = Map::new();
+    body.insert("value".to_owned(), Value::Array(slice));
+    if full {
+        body.insert("nextLink".to_owned(), json!(ctx.next_link(&shared.base_url, token_key, &encode_skip_token(end))));
     }
-    Reply::json(200, body)
+    Reply::json(200, Value::Object(body))
 }
 
 #[cfg(test)]

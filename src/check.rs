@@ -624,8 +624,9 @@ impl Checker<'_> {
         flatten(v, &mut flat);
         let mut out = Vec::with_capacity(flat.len());
         let mut seen = HashSet::new();
+        let what = format!("each of `{name}`");
         for item in flat {
-            match self.principal(item, span, &format!("each of `{name}`")) {
+            match self.principal(item, span, &what) {
                 Some(p) => {
                     if seen.insert(p.clone()) {
                         out.push(p);

@@ -58,12 +58,17 @@ pub fn check(decls: &[ResolvedDecl], known_policies: &HashSet<String>) -> (Model
     for d in by_kind(Kind::Workspace) {
         c.workspace(d);
     }
-    for d in by_kind(Kind::Group) {
-        c.group(d);
-    }
-    for d in by_kind(Kind::Grant) {
-        c.grant(d);
-    }
+    // Groups and grants read no other objects than the workspaces checked above: the grants are
+    // checked on a second thread, against a copy of the workspaces, while this one checks the
+    // groups. Their diagnostics keep the order of a sequential run.
+    let workspaces = Model { workspaces: c.model.workspaces.clone(), ..Model::default() };
+    let mut g = Checker { model: workspaces, diags: Diagnostics::default(), known_policies };
+    std::thread::scope(|scope| {
+        scope.spawn(|| by_kind(Kind::Grant).for_each(|d| g.grant(d)));
+        by_kind(Kind::Group).for_each(|d| c.group(d));
+    });
+    c.model.grants = g.model.grants;
+    c.diags.extend(g.diags);
     c.duplicate_names();
     (c.model, c.diags)
 }
@@ -624,8 +629,9 @@ impl Checker<'_> {
         flatten(v, &mut flat);
         let mut out = Vec::with_capacity(flat.len());
         let mut seen = HashSet::new();
+        let what = format!("each of `{name}`");
         for item in flat {
-            match self.principal(item, span, &format!("each of `{name}`")) {
+            match self.principal(item, span, &what) {
                 Some(p) => {
                     if seen.insert(p.clone()) {
                         out.push(p);

@@ -1197,6 +1197,23 @@ policy p {
         assert_eq!(under, "\"");
     }
 
+    /// The grammar keeps only `expr` and `comparison` as pairs; a missing operand after an
+    /// operator must still read as one expected "expression", not as every token that starts one.
+    #[test]
+    fn missing_operand_is_an_expression() {
+        for (text, found) in [
+            ("let x = not\n", "end of file"),
+            ("let x = not not\n", "end of file"),
+            ("let x = a and\n", "end of file"),
+            ("let x = a or\n", "end of file"),
+            ("let x = (a or)\n", "`)`"),
+            ("let x = [a, not]\n", "`]`"),
+        ] {
+            let (code, msg, _) = one_err(text);
+            assert_eq!((code, msg), ("E0010", format!("expected an expression, found {found}")), "{text}");
+        }
+    }
+
     #[test]
     fn comparisons_do_not_chain() {
         let (code, msg, under) = one_err("let x = a == b == c\n");

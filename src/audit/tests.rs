@@ -76,7 +76,8 @@ fn fixture() -> Fixture {
     let compiled = crate::compile(dir.path(), &crate::settings::Overrides::default());
     assert!(!compiled.has_errors(), "{:?}", compiled.diagnostics);
     let desired = crate::lower::lower(&compiled.model, "mlpolicy");
-    let mut live = LiveState { owner: "mlpolicy".into(), ..LiveState::default() };
+    let mut live = LiveState::default();
+    live.owner = "mlpolicy".into();
     live.roles.insert(SUB.into(), catalog());
     for r in crate::live::principal_refs(&desired) {
         let id = match &r {

@@ -105,7 +105,13 @@ impl LiveState {
 
     /// How a principal id is shown.
     pub fn display(&self, id: &str) -> String {
-        self.principals.get(&id.to_ascii_lowercase()).map_or_else(|| id.to_owned(), |p| p.display.clone())
+        // Ids are mostly lower-case already: no copy for those (plans show tens of thousands).
+        let key = if id.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(id.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(id)
+        };
+        self.principals.get(key.as_ref()).map_or_else(|| id.to_owned(), |p| p.display.clone())
     }
 
     /// Whether an ARM object carries this owner's tag.

@@ -149,7 +149,12 @@ pub async fn read(
     let (arm, groups) =
         tokio::join!(read_arm(client, desired, &subscriptions, &mut live), read_groups(client, desired, &refs));
     arm?;
-    let GroupsRead { groups, memberships, resolved, ambiguous } = groups?;
+    let GroupsRead { groups, mut memberships, resolved, ambiguous } = groups?;
+    // A group listed twice (ours, and named as an existing group) needs its members twice.
+    let mut listed: BTreeMap<String, usize> = BTreeMap::new();
+    for g in &groups {
+        *listed.entry(g.id.clone()).or_default() += 1;
+    }
     live.resolved.extend(resolved);
     live.ambiguous.extend(ambiguous);
     for g in groups {
@@ -163,7 +168,12 @@ pub async fn read(
                 app_id: None,
             },
         );
-        let m = memberships.get(&g.id).cloned().flatten().unwrap_or_default();
+        let last = listed.get_mut(&g.id).is_some_and(|n| {
+            *n -= 1;
+            *n == 0
+        });
+        let m = if last { memberships.remove(&g.id) } else { memberships.get(&g.id).cloned() };
+        let m = m.flatten().unwrap_or_default();
         for o in m.members.iter().chain(&m.owners) {
             live.principals.entry(o.id.to_ascii_lowercase()).or_insert_with(|| PrincipalInfo::from_directory_object(o));
         }

@@ -121,19 +121,22 @@ impl AccessGraph {
 
     /// Every (leaf, role, scope) with one path, the shortest.
     pub fn effective(&self) -> BTreeMap<(String, String, String), Vec<String>> {
-        self.effective_borrowed()
+        let mut names = Names::default();
+        let effective = self.effective_ids(&mut names);
+        effective
             .into_iter()
             .map(|((leaf, role, scope), via)| {
-                ((leaf.to_owned(), role.to_owned(), scope.to_owned()), via.into_iter().map(str::to_owned).collect())
+                let text = |id: u32| names.text[id as usize].to_owned();
+                ((text(leaf), text(role), text(scope)), via.into_iter().map(str::to_owned).collect())
             })
             .collect()
     }
 
-    /// [`Self::effective`], borrowing from the graph, unordered; each group's leaves are found
-    /// once however many roles it holds.
-    fn effective_borrowed(&self) -> HashMap<(&str, &str, &str), Vec<&str>> {
-        type Out<'g> = HashMap<(&'g str, &'g str, &'g str), Vec<&'g str>>;
-        fn put<'g>(out: &mut Out<'g>, key: (&'g str, &'g str, &'g str), via: &[&'g str]) {
+    /// [`Self::effective`], unordered, keyed by the ids `names` gives the leaf, role and scope;
+    /// each group's leaves are found once however many roles it holds.
+    fn effective_ids<'g>(&'g self, names: &mut Names<'g>) -> HashMap<(u32, u32, u32), Vec<&'g str>> {
+        type Out<'g> = HashMap<(u32, u32, u32), Vec<&'g str>>;
+        fn put<'g>(out: &mut Out<'g>, key: (u32, u32, u32), via: &[&'g str]) {
             match out.get(&key) {
                 Some(existing) if existing.len() < via.len() || (existing.len() == via.len() && **existing <= *via) => {
                 }
@@ -142,16 +145,19 @@ impl AccessGraph {
                 }
             }
         }
-        let mut out: Out<'_> = HashMap::new();
-        let mut leaves: HashMap<&str, BTreeMap<&str, Vec<&str>>> = HashMap::new();
+        let mut out: Out<'g> = HashMap::new();
+        let mut leaves: HashMap<&str, Vec<(u32, Vec<&str>)>> = HashMap::new();
         for a in &self.assignments {
-            if self.members.contains_key(&a.principal) {
-                let of_group = leaves.entry(&a.principal).or_insert_with(|| self.leaves(&a.principal));
+            let (role, scope) = (names.id(&a.role), names.id(&a.scope));
+            if self.is_group(&a.principal) {
+                let of_group = leaves.entry(&a.principal).or_insert_with(|| {
+                    self.leaves(&a.principal).into_iter().map(|(leaf, via)| (names.id(leaf), via)).collect()
+                });
                 for (leaf, via) in of_group.iter() {
-                    put(&mut out, (leaf, &a.role, &a.scope), via);
+                    put(&mut out, (*leaf, role, scope), via);
                 }
             } else {
-                put(&mut out, (&a.principal, &a.role, &a.scope), &[]);
+                put(&mut out, (names.id(&a.principal), role, scope), &[]);
             }
         }
         out
@@ -740,12 +746,33 @@ pub fn managed_live_assignments(desired: &DesiredState, live: &LiveState) -> BTr
     out
 }
 
+/// The distinct strings of one or two graphs as small numbers, so that effective-access
+/// entries hash and compare as three integers.
+#[derive(Default)]
+struct Names<'g> {
+    ids: HashMap<&'g str, u32>,
+    text: Vec<&'g str>,
+}
+
+impl<'g> Names<'g> {
+    fn id(&mut self, s: &'g str) -> u32 {
+        let text = &mut self.text;
+        *self.ids.entry(s).or_insert_with(|| {
+            text.push(s);
+            u32::try_from(text.len() - 1).unwrap_or(u32::MAX)
+        })
+    }
+}
+
 /// Who gains and who loses access between two graphs, grouped into reviewer-sized lines:
 /// gains first, then losses, each ordered by scope, role and path.
-pub fn changes(before: &AccessGraph, after: &AccessGraph) -> Vec<AccessChange> {
-    // Unordered maps: what is gained and lost is collected into ordered ones below.
-    let b = before.effective_borrowed();
-    let a = after.effective_borrowed();
+pub fn changes<'g>(before: &'g AccessGraph, after: &'g AccessGraph) -> Vec<AccessChange> {
+    // One set of names for both, so their entries compare; unordered maps, because what is
+    // gained and lost is collected into ordered ones below.
+    let mut names = Names::default();
+    let b = before.effective_ids(&mut names);
+    let a = after.effective_ids(&mut names);
+    let text = |id: u32| names.text[id as usize];
     let mut grouped: BTreeMap<(bool, String, String, Option<String>), BTreeSet<String>> = BTreeMap::new();
     let path = |g: &AccessGraph, via: &[&str]| -> Option<String> {
         (!via.is_empty()).then(|| via.iter().map(|k| g.display(k)).collect::<Vec<_>>().join(" → "))
@@ -753,17 +780,17 @@ pub fn changes(before: &AccessGraph, after: &AccessGraph) -> Vec<AccessChange> {
     for (key, via) in &a {
         if !b.contains_key(key) {
             grouped
-                .entry((true, key.2.to_owned(), key.1.to_owned(), path(after, via)))
+                .entry((true, text(key.2).to_owned(), text(key.1).to_owned(), path(after, via)))
                 .or_default()
-                .insert(after.display(key.0));
+                .insert(after.display(text(key.0)));
         }
     }
     for (key, via) in &b {
         if !a.contains_key(key) {
             grouped
-                .entry((false, key.2.to_owned(), key.1.to_owned(), path(before, via)))
+                .entry((false, text(key.2).to_owned(), text(key.1).to_owned(), path(before, via)))
                 .or_default()
-                .insert(before.display(key.0));
+                .insert(before.display(text(key.0)));
         }
     }
     let mut out: Vec<AccessChange> = grouped

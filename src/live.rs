@@ -136,7 +136,13 @@ impl LiveState {
 
     /// How a principal id is shown.
     pub fn display(&self, id: &str) -> String {
-        self.principals.get(&id.to_ascii_lowercase()).map_or_else(|| id.to_owned(), |p| p.display.clone())
+        // Ids are mostly lower-case already: no copy for those (plans show tens of thousands).
+        let key = if id.bytes().any(|b| b.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(id.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(id)
+        };
+        self.principals.get(key.as_ref()).map_or_else(|| id.to_owned(), |p| p.display.clone())
     }
 
     /// The name of an assignment's role: from the catalog read, else the built-in table, else
@@ -185,7 +191,12 @@ pub async fn read(
     let (arm, groups) =
         tokio::join!(read_arm(client, desired, &subscriptions, &mut live), read_groups(client, desired, &refs));
     arm?;
-    let GroupsRead { groups, memberships, resolved, ambiguous, adoptable } = groups?;
+    let GroupsRead { groups, mut memberships, resolved, ambiguous, adoptable } = groups?;
+    // A group listed twice (ours, and named as an existing group) needs its members twice.
+    let mut listed: BTreeMap<String, usize> = BTreeMap::new();
+    for g in &groups {
+        *listed.entry(g.id.clone()).or_default() += 1;
+    }
     live.resolved.extend(resolved);
     live.ambiguous.extend(ambiguous);
     live.adoptable = adoptable;
@@ -200,7 +211,12 @@ pub async fn read(
                 app_id: None,
             },
         );
-        let m = memberships.get(&g.id).cloned().flatten().unwrap_or_default();
+        let last = listed.get_mut(&g.id).is_some_and(|n| {
+            *n -= 1;
+            *n == 0
+        });
+        let m = if last { memberships.remove(&g.id) } else { memberships.get(&g.id).cloned() };
+        let m = m.flatten().unwrap_or_default();
         for o in m.members.iter().chain(&m.owners) {
             live.principals.entry(o.id.to_ascii_lowercase()).or_insert_with(|| PrincipalInfo::from_directory_object(o));
         }

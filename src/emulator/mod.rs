@@ -547,6 +547,9 @@ async fn serve(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) -
         _ => {
             if reply.status == 429 {
                 shared.stats.bump(Counter::Throttled);
+                if surface == Surface::Arm {
+                    shared.stats.bump(Counter::ArmThrottled);
+                }
             }
             finish(&ctx, surface, reply, draw).into_response()
         }

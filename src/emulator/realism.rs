@@ -288,9 +288,11 @@ pub enum Counter {
     Faults,
     /// Dropped connections.
     Dropped,
+    /// 429 answers to ARM requests (also counted in `Throttled`).
+    ArmThrottled,
 }
 
-const COUNTER_NAMES: [&str; 10] = [
+const COUNTER_NAMES: [&str; 11] = [
     "arm_read",
     "arm_write",
     "graph_read",
@@ -301,12 +303,13 @@ const COUNTER_NAMES: [&str; 10] = [
     "throttled",
     "faults",
     "dropped",
+    "arm_throttled",
 ];
 
 /// Atomic request counters.
 #[derive(Debug, Default)]
 pub struct Stats {
-    counts: [AtomicU64; 10],
+    counts: [AtomicU64; 11],
 }
 
 impl Stats {

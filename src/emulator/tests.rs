@@ -711,6 +711,7 @@ async fn throttling_answers_429_with_retry_after() {
     assert!(!g.header("retry-after").is_empty());
     let stats: Value = h.http.get(format!("{}/_emulator/stats", h.base)).send().await.unwrap().json().await.unwrap();
     assert_eq!(stats["throttled"], 2);
+    assert_eq!(stats["arm_throttled"], 1, "the Graph 429 is not an ARM one");
     assert!(stats["arm_read"].as_u64().unwrap() >= 3);
     h.emu.shutdown().await;
 }

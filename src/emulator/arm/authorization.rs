@@ -22,6 +22,10 @@ fn segments(scope: &str) -> impl Iterator<Item = &str> {
 
 /// [`is_management_group`] without allocating.
 fn under_management_groups(scope: &str) -> bool {
+    // Most scopes are under `/subscriptions`: rule them out before splitting.
+    if !scope.trim_start_matches('/').starts_with(['p', 'P']) {
+        return false;
+    }
     let mut s = segments(scope);
     matches!(
         (s.next(), s.next(), s.next()),

@@ -15,6 +15,10 @@ use mlpolicy::access::{self, Context};
 use mlpolicy::live::{LiveGroup, LiveState, PrincipalInfo};
 use mlpolicy::lower::DesiredState;
 
+/// The allocator the `mlpolicy` binary uses (src/main.rs), so that figures are the CLI's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SUB: &str = "/subscriptions/33333333-3333-3333-3333-333333333333";
 const TEAMS: usize = 2_000;
 const RUNS: usize = 7;

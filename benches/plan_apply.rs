@@ -30,6 +30,10 @@ use mlpolicy::settings::Overrides;
 use mlpolicy::synth;
 use serde_json::{Value, json};
 
+/// The allocator the `mlpolicy` binary uses (src/main.rs), so that figures are the CLI's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const LATENCY_MS: u64 = 30;
 const NEW_GRANTS: usize = 1_000;
 /// What `apply` asks of the client (src/cli/apply.rs): twice its parallelism in flight, at

@@ -18,6 +18,10 @@ use mlpolicy::emulator::{DEFAULT_TENANT, Emulator, EmulatorConfig, Realism, Thro
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
+/// The allocator the `mlpolicy` binary uses (src/main.rs), so that figures are the CLI's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SUB: &str = "00000000-0000-0000-0000-0000000000be";
 const ASSIGNMENTS: usize = 10_000;
 const GROUPS: usize = 2_000;

@@ -11,6 +11,10 @@ use std::time::Instant;
 use mlpolicy::settings::Overrides;
 use mlpolicy::synth;
 
+/// The allocator the `mlpolicy` binary uses (src/main.rs), so that figures are the CLI's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const RUNS: usize = 5;
 
 fn main() {

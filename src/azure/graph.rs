@@ -188,6 +188,20 @@ pub(crate) fn encode_segment(value: &str) -> String {
     out
 }
 
+/// How much of Graph's directory budget a batch's answers say is spent: the highest
+/// `x-ms-throttle-limit-percentage` among them, 1.0 when an item was throttled, `None` when
+/// Graph did not warn (it does from 80% on).
+fn budget_used(answers: &[RawBatchResponse]) -> Option<f64> {
+    answers
+        .iter()
+        .filter_map(|a| {
+            let warned = a.header("x-ms-throttle-limit-percentage").and_then(|v| v.trim().parse::<f64>().ok());
+            if a.status == 429 { Some(warned.unwrap_or(1.0).max(1.0)) } else { warned }
+        })
+        .filter(|p| p.is_finite())
+        .reduce(f64::max)
+}
+
 fn relative(path: &str, query: &[(&str, &str)]) -> String {
     let Ok(mut url) = Url::parse(&format!("http://x{path}")) else {
         return path.to_string();
@@ -590,11 +604,21 @@ impl AzureClient {
                 .collect();
             let body = serde_json::json!({ "requests": requests });
             let replay = if all_get { Replay::Safe } else { Replay::Unsafe };
-            let resp = self
+            let budget = self.core().graph_budget();
+            let permit = match budget {
+                Some(b) => b.acquire(pending.len()).await,
+                None => None,
+            };
+            let envelope = self
                 .core()
                 .send_ok(Call::new(Audience::Graph, Method::POST, url.clone(), op).body(&body).replay(replay))
-                .await?;
-            let envelope: BatchEnvelope = resp.json(op)?;
+                .await
+                .and_then(|resp| resp.json::<BatchEnvelope>(op));
+            if let Some(b) = budget {
+                b.observe(pending.len(), envelope.as_ref().ok().and_then(|e| budget_used(&e.responses)));
+            }
+            drop(permit);
+            let envelope = envelope?;
             // By id (case-insensitive; the first answer of an id counts), moved out once used.
             let mut answers: HashMap<String, RawBatchResponse> = HashMap::with_capacity(envelope.responses.len());
             for r in envelope.responses {

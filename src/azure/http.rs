@@ -7,7 +7,8 @@
 //! idempotent; a connection that never opened is retried for any method because nothing was
 //! sent. A 401 for an expired or invalid token drops the cached token and retries once.
 //! ARM requests are paced from `x-ms-ratelimit-remaining-subscription-*` so a busy run spends
-//! no faster than the bucket refills once the budget runs low. Retries are reported to the
+//! no faster than the bucket refills once the budget runs low (Graph `$batch` items by
+//! `budget.rs`). Retries are reported to the
 //! verbose sink; tokens never are.
 
 use std::{
@@ -24,6 +25,7 @@ use uuid::Uuid;
 
 use super::{
     auth::TokenProvider,
+    budget::GraphBudget,
     cloud::{Audience, Cloud, same_origin},
     error::{AzureError, parse_error_body},
 };
@@ -199,6 +201,7 @@ pub(crate) struct Core {
     pub retry: RetryPolicy,
     semaphore: Semaphore,
     pacer: Option<Pacer>,
+    graph_budget: Option<GraphBudget>,
 }
 
 /// Builds the `reqwest` client, trusting `extra_ca_pem` in addition to the system roots.
@@ -243,7 +246,13 @@ impl Core {
             retry,
             semaphore: Semaphore::new(concurrency.max(1)),
             pacer: pacing.then(Pacer::default),
+            graph_budget: pacing.then(GraphBudget::default),
         }
+    }
+
+    /// The Graph directory budget `$batch` items are paced by, unless pacing is off.
+    pub(crate) fn graph_budget(&self) -> Option<&GraphBudget> {
+        self.graph_budget.as_ref()
     }
 
     /// Sends `call` and returns an error for any non-2xx outcome.

@@ -15,6 +15,7 @@
 
 mod arm;
 mod auth;
+mod budget;
 mod cloud;
 mod error;
 mod graph;

@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::realism::{BucketKind, Counter};
+use super::realism::{BucketKind, Counter, Realism};
 use super::state::{Application, Group, ObjectKind, PasswordCredential, ServicePrincipal, Tenant, User};
 use super::util::{decode_skip_token, encode_skip_token, eq_ci, is_guid, iso8601_secs};
 use super::{Ctx, Reply, ReplyBody, Shared, lock, throttle};
@@ -21,6 +21,20 @@ pub fn throttled(ctx: &Ctx, secs: u64) -> Reply {
         "Too many requests are being made. Please retry after the time given in the Retry-After header.",
     )
     .header("Retry-After", secs.to_string())
+}
+
+/// Graph's directory-budget headers (azure-wire.md §7.6): what the request cost
+/// (`x-ms-resource-unit`; the emulator charges 1 per request), and from 80% of the budget on
+/// the share spent (`x-ms-throttle-limit-percentage`). `remaining` is what the bucket holds
+/// after this request; without throttling the bucket is full and Graph never warns.
+pub fn budget_headers(reply: Reply, realism: &Realism, remaining: u32) -> Reply {
+    let reply = reply.header("x-ms-resource-unit", "1");
+    let Some(t) = &realism.throttle else { return reply };
+    let used = 1.0 - f64::from(remaining.min(t.graph_capacity)) / f64::from(t.graph_capacity.max(1));
+    if used < 0.8 {
+        return reply;
+    }
+    reply.header("x-ms-throttle-limit-percentage", format!("{used:.2}"))
 }
 
 fn not_found(ctx: &Ctx, id: &str) -> Reply {
@@ -1048,9 +1062,9 @@ pub async fn batch(shared: &Shared, ctx: &Ctx) -> Reply {
             match throttle(shared, &realism, BucketKind::Graph, "graph") {
                 (Some(secs), _) => {
                     shared.stats.bump(Counter::Throttled);
-                    throttled(&inner, secs)
+                    budget_headers(throttled(&inner, secs), &realism, 0)
                 }
-                (None, _) => handle(shared, &inner).await,
+                (None, remaining) => budget_headers(handle(shared, &inner).await, &realism, remaining),
             }
         };
         statuses.push((item.id.clone(), reply.status));

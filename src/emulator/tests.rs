@@ -632,6 +632,11 @@ async fn graph_batch_limits_dependencies_and_inner_failures() {
         r.body["responses"].as_array().unwrap().iter().filter(|x| x["status"] == 429).collect();
     assert_eq!(throttled.len(), 1);
     assert!(throttled[0]["headers"]["Retry-After"].is_string());
+    // Both items spent the one-unit budget: each says so (wire §7.6).
+    for item in r.body["responses"].as_array().unwrap() {
+        assert_eq!(item["headers"]["x-ms-resource-unit"], "1");
+        assert_eq!(item["headers"]["x-ms-throttle-limit-percentage"], "1.00");
+    }
     h.emu.shutdown().await;
 }
 
@@ -705,7 +710,10 @@ async fn throttling_answers_429_with_retry_after() {
         ..Realism::default()
     })
     .await;
-    assert_eq!(h.graph(Method::GET, "/groups", None).await.status, 200);
+    let first = h.graph(Method::GET, "/groups", None).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("x-ms-resource-unit"), "1");
+    assert_eq!(first.header("x-ms-throttle-limit-percentage"), "1.00", "the budget of one unit is spent");
     let g = h.graph(Method::GET, "/groups", None).await;
     assert_eq!((g.status, g.code()), (429, "TooManyRequests"));
     assert!(!g.header("retry-after").is_empty());

@@ -111,7 +111,9 @@ impl GraphBudget {
                 let sent_total: f64 = s.sent.iter().map(|(_, k)| f64::from(*k)).sum();
                 let since = s.sent.front().map_or(0.0, |(t, _)| now.saturating_duration_since(*t).as_secs_f64());
                 let spent = (sent_total - in_flight).max(1.0);
-                let budget = spent / (p + since / WINDOW.as_secs_f64());
+                // Never below what may be in flight: an estimate from a handful of items
+                // would stall the client for minutes.
+                let budget = (spent / (p + since / WINDOW.as_secs_f64())).max(f64::from(ITEMS_IN_FLIGHT));
                 s.budget = Some(budget);
                 s.tokens = budget * (1.0 - MARGIN - p) - in_flight;
                 s.last = now;
@@ -187,6 +189,18 @@ mod tests {
         let s = b.state.lock().unwrap();
         assert!((s.budget.unwrap() - 3500.0).abs() < 1.0);
         assert!(s.tokens < -800.0, "the 500 in flight and the margin are owed: {}", s.tokens);
+    }
+
+    #[test]
+    fn an_estimate_from_a_few_items_is_floored() {
+        let b = GraphBudget::default();
+        let t0 = Instant::now();
+        b.reserve(5, t0);
+        b.observe_at(5, Some(1.0), t0);
+        assert_eq!(b.state.lock().unwrap().budget, Some(f64::from(ITEMS_IN_FLIGHT)));
+        // The next batch waits a fraction of a second, not minutes.
+        let wait = b.reserve(20, t0);
+        assert!(wait <= Duration::from_secs(2), "{wait:?}");
     }
 
     #[tokio::test]

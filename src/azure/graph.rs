@@ -189,15 +189,13 @@ pub(crate) fn encode_segment(value: &str) -> String {
 }
 
 /// How much of Graph's directory budget a batch's answers say is spent: the highest
-/// `x-ms-throttle-limit-percentage` among them, 1.0 when an item was throttled, `None` when
-/// Graph did not warn (it does from 80% on).
+/// `x-ms-throttle-limit-percentage` among them, `None` when Graph did not warn (it does from
+/// 80% on). A 429 without the header says nothing of the budget (other limits throttle too)
+/// and is only waited out.
 fn budget_used(answers: &[RawBatchResponse]) -> Option<f64> {
     answers
         .iter()
-        .filter_map(|a| {
-            let warned = a.header("x-ms-throttle-limit-percentage").and_then(|v| v.trim().parse::<f64>().ok());
-            if a.status == 429 { Some(warned.unwrap_or(1.0).max(1.0)) } else { warned }
-        })
+        .filter_map(|a| a.header("x-ms-throttle-limit-percentage").and_then(|v| v.trim().parse::<f64>().ok()))
         .filter(|p| p.is_finite())
         .reduce(f64::max)
 }

@@ -1060,9 +1060,9 @@ pub async fn batch(shared: &Shared, ctx: &Ctx) -> Reply {
             let mut inner = Ctx::new(method, &format!("/v1.0{url}"), headers, body.into(), shared.uuid());
             inner.caller.clone_from(&ctx.caller);
             match throttle(shared, &realism, BucketKind::Graph, "graph") {
-                (Some(secs), _) => {
+                (Some(secs), remaining) => {
                     shared.stats.bump(Counter::Throttled);
-                    budget_headers(throttled(&inner, secs), &realism, 0)
+                    budget_headers(throttled(&inner, secs), &realism, remaining)
                 }
                 (None, remaining) => budget_headers(handle(shared, &inner).await, &realism, remaining),
             }

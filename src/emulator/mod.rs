@@ -529,7 +529,9 @@ async fn serve(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) -
                     (graph::batch(&shared, &ctx).await, None)
                 } else {
                     match throttle(&shared, &realism, BucketKind::Graph, "graph") {
-                        (Some(secs), _) => (graph::budget_headers(graph::throttled(&ctx, secs), &realism, 0), None),
+                        (Some(secs), remaining) => {
+                            (graph::budget_headers(graph::throttled(&ctx, secs), &realism, remaining), None)
+                        }
                         (None, remaining) => {
                             (graph::budget_headers(graph::handle(&shared, &ctx).await, &realism, remaining), None)
                         }

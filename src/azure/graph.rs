@@ -521,37 +521,19 @@ impl AzureClient {
     ) -> Result<BTreeMap<String, Option<Application>>, AzureError> {
         let requests = app_ids
             .iter()
-            .enumerate()
-            .map(|(i, app_id)| {
+            .map(|app_id| {
                 let key = encode_segment(&super::arm::odata_quote(app_id));
-                BatchRequest::get(
-                    format!("a{i}"),
+                (
                     relative(
                         &format!("/applications(appId={key})"),
                         &[("$select", "id,appId,displayName,passwordCredentials")],
                     ),
+                    format!("read application {app_id}"),
                 )
             })
             .collect();
-        let mut responses: HashMap<String, RawBatchResponse> =
-            self.graph_batch_raw(requests).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
-        let mut out = BTreeMap::new();
-        for (i, app_id) in app_ids.iter().enumerate() {
-            let op = format!("read application {app_id}");
-            let Some(r) = responses.remove(&format!("a{i}")) else {
-                return Err(AzureError::local(&op, "MalformedResponse", "missing batch response"));
-            };
-            match r.status {
-                404 => {
-                    out.insert(app_id.clone(), None);
-                }
-                s if (200..300).contains(&s) => {
-                    out.insert(app_id.clone(), Some(r.parse::<Application>(&op)?));
-                }
-                _ => return Err(r.error(&op)),
-            }
-        }
-        Ok(out)
+        let found = self.batch_get_optional("a", requests).await?;
+        Ok(app_ids.iter().cloned().zip(found).collect())
     }
 
     // ---- $batch ----------------------------------------------------------------------------
@@ -695,25 +677,25 @@ impl AzureClient {
             requests
                 .push(BatchRequest::get(format!("o{i}"), relative(&format!("/groups/{g}/owners"), &[("$top", "999")])));
         }
-        let mut responses: HashMap<String, RawBatchResponse> =
-            self.graph_batch_raw(requests).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
+        let responses = self.graph_batch_raw(requests).await?;
         let mut out = BTreeMap::new();
-        for (i, id) in group_ids.iter().enumerate() {
+        // Answers come back in request order: each group's members, then its owners.
+        for (id, pair) in group_ids.iter().zip(responses.chunks(2)) {
             let op = format!("list members and owners of group {id}");
-            let (Some(m), Some(o)) = (responses.remove(&format!("m{i}")), responses.remove(&format!("o{i}"))) else {
+            let [m, o] = pair else {
                 return Err(AzureError::local(&op, "MalformedResponse", "missing batch response"));
             };
             if m.status == 404 || o.status == 404 {
                 out.insert(id.clone(), None);
                 continue;
             }
-            for r in [&m, &o] {
+            for r in [m, o] {
                 if !(200..300).contains(&r.status) {
                     return Err(r.error(&op));
                 }
             }
-            let members = self.finish_page(&m, &op).await?;
-            let owners = self.finish_page(&o, &op).await?;
+            let members = self.finish_page(m, &op).await?;
+            let owners = self.finish_page(o, &op).await?;
             out.insert(id.clone(), Some(GroupMembership { members, owners }));
         }
         Ok(out)
@@ -723,19 +705,36 @@ impl AzureClient {
     /// each continued with plain GETs past its first page; results in URL order.
     async fn batch_lists<T: DeserializeOwned>(&self, urls: Vec<(String, String)>) -> Result<Vec<Vec<T>>, AzureError> {
         let requests = urls.iter().enumerate().map(|(i, (url, _))| BatchRequest::get(format!("l{i}"), url)).collect();
-        let mut responses: HashMap<String, RawBatchResponse> =
-            self.graph_batch_raw(requests).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
+        let responses = self.graph_batch_raw(requests).await?;
         let mut out = Vec::with_capacity(urls.len());
-        for (i, (_, op)) in urls.iter().enumerate() {
-            let Some(r) = responses.remove(&format!("l{i}")) else {
-                return Err(AzureError::local(op, "MalformedResponse", "missing batch response"));
-            };
+        for (r, (_, op)) in responses.iter().zip(&urls) {
             if !(200..300).contains(&r.status) {
                 return Err(r.error(op));
             }
-            out.push(self.finish_page(&r, op).await?);
+            out.push(self.finish_page(r, op).await?);
         }
         Ok(out)
+    }
+
+    /// One GET per `(relative URL, operation)` through `$batch` (ids `{prefix}{index}`), in
+    /// order: the object, `None` for a 404, an error naming the operation for any other failure.
+    async fn batch_get_optional<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+        gets: Vec<(String, String)>,
+    ) -> Result<Vec<Option<T>>, AzureError> {
+        let requests =
+            gets.iter().enumerate().map(|(i, (url, _))| BatchRequest::get(format!("{prefix}{i}"), url)).collect();
+        let responses = self.graph_batch_raw(requests).await?;
+        responses
+            .iter()
+            .zip(&gets)
+            .map(|(r, (_, op))| match r.status {
+                404 => Ok(None),
+                s if (200..300).contains(&s) => r.parse(op).map(Some),
+                _ => Err(r.error(op)),
+            })
+            .collect()
     }
 
     /// [`Self::find_groups_by_display_name`] for many names through `$batch`.
@@ -789,33 +788,14 @@ impl AzureClient {
     pub async fn resolve_upns(&self, upns: &[String]) -> Result<BTreeMap<String, Option<User>>, AzureError> {
         let requests = upns
             .iter()
-            .enumerate()
-            .map(|(i, upn)| {
-                BatchRequest::get(
-                    format!("u{i}"),
+            .map(|upn| {
+                (
                     relative(&format!("/users/{}", encode_segment(upn)), &[("$select", USER_SELECT)]),
+                    format!("resolve user {upn}"),
                 )
             })
             .collect();
-        let mut responses: HashMap<String, RawBatchResponse> =
-            self.graph_batch_raw(requests).await?.into_iter().map(|r| (r.id.clone(), r)).collect();
-        let mut out = BTreeMap::new();
-        for (i, upn) in upns.iter().enumerate() {
-            let op = format!("resolve user {upn}");
-            let Some(r) = responses.remove(&format!("u{i}")) else {
-                return Err(AzureError::local(&op, "MalformedResponse", "missing batch response"));
-            };
-            match r.status {
-                404 => {
-                    out.insert(upn.clone(), None);
-                }
-                s if (200..300).contains(&s) => {
-                    let user: User = r.parse(&op)?;
-                    out.insert(upn.clone(), Some(user));
-                }
-                _ => return Err(r.error(&op)),
-            }
-        }
-        Ok(out)
+        let found = self.batch_get_optional("u", requests).await?;
+        Ok(upns.iter().cloned().zip(found).collect())
     }
 }

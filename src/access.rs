@@ -189,7 +189,6 @@ impl AccessGraph {
                 }
             }
             next.sort_unstable();
-            next.dedup();
             frontier = next;
         }
         let mut out: Vec<Effective> = self
@@ -230,8 +229,8 @@ impl AccessGraph {
 
     /// The path of an effective access as reviewers read it: `leaf → inner → outer` is shown
     /// outermost first, `outer → inner`; `None` when the access is direct.
-    pub fn path_display(&self, via: &[String]) -> Option<String> {
-        (!via.is_empty()).then(|| via.iter().map(|k| self.display(k)).collect::<Vec<_>>().join(" → "))
+    pub fn path_display<S: AsRef<str>>(&self, via: &[S]) -> Option<String> {
+        (!via.is_empty()).then(|| via.iter().map(|k| self.display(k.as_ref())).collect::<Vec<_>>().join(" → "))
     }
 }
 
@@ -671,11 +670,6 @@ pub fn desired_kinds(desired: &DesiredState) -> HashMap<String, String> {
         };
         out.insert(desired_key(&r), kind.to_owned());
     }
-    for o in desired.objects.values() {
-        if let Desired::Group(g) = &o.object {
-            out.insert(format!("group:{}", g.unique_name.to_ascii_lowercase()), "group".into());
-        }
-    }
     out
 }
 
@@ -774,13 +768,10 @@ pub fn changes<'g>(before: &'g AccessGraph, after: &'g AccessGraph) -> Vec<Acces
     let a = after.effective_ids(&mut names);
     let text = |id: u32| names.text[id as usize];
     let mut grouped: BTreeMap<(bool, String, String, Option<String>), BTreeSet<String>> = BTreeMap::new();
-    let path = |g: &AccessGraph, via: &[&str]| -> Option<String> {
-        (!via.is_empty()).then(|| via.iter().map(|k| g.display(k)).collect::<Vec<_>>().join(" → "))
-    };
     for (key, via) in &a {
         if !b.contains_key(key) {
             grouped
-                .entry((true, text(key.2).to_owned(), text(key.1).to_owned(), path(after, via)))
+                .entry((true, text(key.2).to_owned(), text(key.1).to_owned(), after.path_display(via)))
                 .or_default()
                 .insert(after.display(text(key.0)));
         }
@@ -788,7 +779,7 @@ pub fn changes<'g>(before: &'g AccessGraph, after: &'g AccessGraph) -> Vec<Acces
     for (key, via) in &b {
         if !a.contains_key(key) {
             grouped
-                .entry((false, text(key.2).to_owned(), text(key.1).to_owned(), path(before, via)))
+                .entry((false, text(key.2).to_owned(), text(key.1).to_owned(), before.path_display(via)))
                 .or_default()
                 .insert(before.display(text(key.0)));
         }
@@ -857,6 +848,19 @@ mod tests {
         assert_eq!(c[0].via.as_deref(), Some("G-g"));
         assert!(!c[1].gain);
         assert_eq!(c[1].principals, vec!["mallory"]);
+    }
+
+    #[test]
+    fn a_deleted_nested_group_loses_access_and_gains_none() {
+        // What the plan does to a group it deletes: the group stays (a parent still lists
+        // it) with no members.
+        let before = graph(&[("parent", &["doomed"]), ("doomed", &["alice"])], &[("parent", "Reader", "ws")]);
+        let mut after = before.clone();
+        after.members.insert("doomed".into(), BTreeSet::new());
+        let c = changes(&before, &after);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(!c[0].gain);
+        assert_eq!(c[0].principals, vec!["alice"]);
     }
 
     #[test]

@@ -982,7 +982,9 @@ impl Differ<'_> {
                 }
                 (None, Action::Delete) if c.kind == "group" => {
                     if let Some(id) = c.live_ref.get("object_id") {
-                        after.members.remove(id);
+                        // Still a group (a parent may list it) but with no members: removing
+                        // it from `members` would make it a leaf that gains its parents' roles.
+                        after.members.insert(id.clone(), BTreeSet::new());
                     }
                 }
                 _ => {}

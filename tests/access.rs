@@ -43,6 +43,7 @@ fn unknown_principal_and_scope_are_errors() {
     assert!(run.stderr.contains("E0902") && run.stderr.contains("did you mean `workspace.fraud`"), "{}", run.stderr);
     let run = mlpolicy(&dir, &["access", "."]);
     assert_eq!(run.code, 1, "a directory alone is taken as a principal that nothing names");
+    assert!(run.stderr.contains("no principal `.` holds or grants access here"), "{}", run.stderr);
 }
 
 #[test]

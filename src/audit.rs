@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use crate::ast::{self, Effect};
 use crate::azure::{self, AzureClient};
-use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::diagnostics::Diagnostics;
 use crate::eval::{Env, Evaluator};
 use crate::findings::{Finding, Level, Location, Report, RuleInfo, policy_rule_id, policy_rules};
 use crate::live::{self, LiveState, managed_scopes};
@@ -116,12 +116,13 @@ pub async fn read(compiled: &Compiled, client: &AzureClient) -> Result<AuditStat
     let holders = principals_with_roles(&live, &scopes);
     let unnamed: BTreeSet<String> = holders.iter().filter(|p| !live.principals.contains_key(*p)).cloned().collect();
     live::name_principals(client, &mut live, &unnamed).await.map_err(Diagnostics::from)?;
-    let unknown: Vec<String> =
-        holders.iter().filter(|p| live.principals.get(*p).is_none_or(|i| i.kind == "unknown")).cloned().collect();
-    let deleted = deleted_principals(client, &unknown).await.map_err(Diagnostics::from)?;
+    // Principals Graph could not name and answered 404 for; other failures (403, say) do not
+    // make an assignment orphaned.
+    let deleted: BTreeSet<String> = holders.iter().filter(|p| live.deleted.contains(*p)).cloned().collect();
+    let identities = identity_principals(&live);
     let app_ids: Vec<String> = holders
         .into_iter()
-        .filter(|p| !identity_principals(&live).contains(p))
+        .filter(|p| !identities.contains(p))
         .filter_map(|p| live.principals.get(&p).and_then(|i| i.app_id.clone()))
         .map(|a| a.to_ascii_lowercase())
         .collect::<BTreeSet<_>>()
@@ -133,25 +134,6 @@ pub async fn read(compiled: &Compiled, client: &AzureClient) -> Result<AuditStat
         applications.extend(found.into_iter().filter_map(|(k, v)| v.map(|a| (k, a))));
     }
     Ok(AuditState { desired, live, scopes, applications, deleted })
-}
-
-/// Of principals Graph could not name, those it answers 404 for (`/directoryObjects/{id}` in
-/// `$batch`): deleted. Other failures (403, say) do not make an assignment orphaned.
-async fn deleted_principals(client: &AzureClient, ids: &[String]) -> Result<BTreeSet<String>, Diagnostic> {
-    if ids.is_empty() {
-        return Ok(BTreeSet::new());
-    }
-    let requests = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| azure::BatchRequest::get(i.to_string(), format!("/directoryObjects/{id}")))
-        .collect();
-    let responses = client.graph_batch(requests).await.map_err(|e| live::read_error(&e))?;
-    Ok(responses
-        .iter()
-        .filter(|r| r.status == 404)
-        .filter_map(|r| r.id.parse::<usize>().ok().and_then(|i| ids.get(i)).cloned())
-        .collect())
 }
 
 /// The audit scopes: what the configuration manages, and its workspaces' attached resources.

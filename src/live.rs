@@ -75,6 +75,8 @@ pub struct LiveState {
     /// Groups made outside mlpolicy (no `uniqueName`) that a desired group without a live
     /// `uniqueName` match could adopt: lower-case display name → their object ids, sorted.
     pub adoptable: BTreeMap<String, Vec<String>>,
+    /// Principal ids Graph answered 404 for when asked to name them: deleted from the directory.
+    pub deleted: BTreeSet<String>,
     /// Where [`LiveState::group_by_unique_name`] looks first.
     unique_names: UniqueNameIndex,
 }
@@ -114,7 +116,10 @@ impl LiveState {
             }
             slot.as_ref().and_then(|(_, map)| map.get(&unique_name.to_ascii_lowercase()).cloned())
         };
-        if let Some(found) = hint.and_then(|id| self.groups.get_key_value(&id)).filter(|(_, g)| named(g)) {
+        // The index is rebuilt whenever the group count changes and nothing renames a live
+        // group in place, so a miss is final; a hint that no longer holds falls back to a scan.
+        let id = hint?;
+        if let Some(found) = self.groups.get_key_value(&id).filter(|(_, g)| named(g)) {
             return Some(found);
         }
         self.groups.iter().find(|(_, g)| named(g))
@@ -382,6 +387,9 @@ pub async fn name_principals(
     let responses = client.graph_batch(requests).await.map_err(|e| read_error(&e))?;
     for r in responses {
         let Some(id) = r.id.parse::<usize>().ok().and_then(|i| ids.get(i)) else { continue };
+        if r.status == 404 {
+            live.deleted.insert((*id).clone());
+        }
         let info = if r.status == 200 {
             serde_json::from_value::<DirectoryObject>(r.body.clone())
                 .ok()

@@ -144,7 +144,7 @@ fn remove_assignment(state: &str, role_guid: &str) -> String {
 }
 
 #[test]
-fn an_invalid_now_is_e0901() {
+fn an_invalid_now_is_e0951() {
     let tmp = copy_to_temp(&root().join("tests/cases/audit/compliant"));
     let run = run_with(tmp.path(), &["audit", ".", "--emulator"], &[("MLPOLICY_NOW", "yesterday")]);
     assert_eq!(run.code, 1, "{}", run.transcript());

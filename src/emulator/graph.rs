@@ -711,15 +711,11 @@ fn get_object(shared: &Shared, ctx: &Ctx, t: &Tenant, entity: &str, id: &str) ->
 }
 
 fn visible_group(shared: &Shared, ctx: &Ctx, t: &Tenant, id: &str) -> Result<usize, Reply> {
-    if let Some((ObjectKind::Group, at)) = t.find_object(id)
-        && shared.replicated(t.groups[at].created_ms, ctx.now_ms)
-    {
-        return Ok(at);
+    // `find_object` scans every collection itself when its index misses.
+    match t.find_object(id) {
+        Some((ObjectKind::Group, at)) if shared.replicated(t.groups[at].created_ms, ctx.now_ms) => Ok(at),
+        _ => Err(not_found(ctx, id)),
     }
-    t.groups
-        .iter()
-        .position(|g| eq_ci(&g.id, id) && shared.replicated(g.created_ms, ctx.now_ms))
-        .ok_or_else(|| not_found(ctx, id))
 }
 
 const GROUP_PROPERTIES: &[&str] = &[

@@ -371,9 +371,8 @@ mod tests {
     }
 
     #[test]
-    fn text_and_json_are_stable() {
+    fn text_and_json_show_each_finding() {
         let r = report();
-        assert_eq!(findings_text(&r), findings_text(&r));
         let t = findings_text(&r);
         assert!(t.contains("deny[baseline/no_standing_admin]: grant Owner, 100% bad\n  --> a b.mlp:3:1\n"), "{t}");
         assert!(t.ends_with("Audit: 1 denied, 1 warning.\n"), "{t}");

@@ -7,20 +7,12 @@ use super::{
     iso8601, json, listed, method_not_allowed, not_found, page, page_with, rg_check, roles, subscription_check,
 };
 
-pub(super) fn scope_segments(scope: &str) -> Vec<String> {
-    scope.split('/').filter(|s| !s.is_empty()).map(str::to_ascii_lowercase).collect()
-}
-
-pub(super) fn is_management_group(parts: &[String]) -> bool {
-    parts.len() >= 3 && parts[0] == "providers" && parts[1] == "microsoft.management" && parts[2] == "managementgroups"
-}
-
 /// The non-empty segments of a scope, as written.
 fn segments(scope: &str) -> impl Iterator<Item = &str> {
     scope.split('/').filter(|s| !s.is_empty())
 }
 
-/// [`is_management_group`] without allocating.
+/// Whether a scope is a management group or under one (case-insensitive).
 fn under_management_groups(scope: &str) -> bool {
     // Most scopes are under `/subscriptions`: rule them out before splitting.
     if !scope.trim_start_matches('/').starts_with(['p', 'P']) {
@@ -59,7 +51,7 @@ pub(super) fn is_ancestor_or_self(a: &str, b: &str) -> bool {
 
 pub(super) fn scope_check(shared: &Shared, ctx: &Ctx, t: &mut Tenant, scope: &str) -> Result<(), Reply> {
     let parts: Vec<&str> = scope.split('/').filter(|s| !s.is_empty()).collect();
-    if parts.is_empty() || is_management_group(&scope_segments(scope)) {
+    if parts.is_empty() || under_management_groups(scope) {
         return Ok(());
     }
     if !eq_ci(parts[0], "subscriptions") || parts.len() < 2 {

@@ -1,0 +1,101 @@
+//! The emulator's command-line flags, shared by its own binary and `mlpolicy emulator`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::{EmulatorConfig, Realism, Throttle};
+
+/// A local Azure: the ARM, Microsoft Graph and token endpoints, over HTTP.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on; port 0 picks a free port (printed on the ready line).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// YAML state: loaded at start when it exists, saved after every change.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Tenant id (default: the state's, or a fixed one).
+    #[arg(long, value_name = "ID")]
+    pub tenant: Option<String>,
+    /// Initial tenant (YAML) when the state file does not exist.
+    #[arg(long, value_name = "FILE")]
+    pub seed: Option<PathBuf>,
+    /// Added latency per request, e.g. `30ms`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub latency: Option<Duration>,
+    /// List page size (Azure's default is 100).
+    #[arg(long, value_name = "N")]
+    pub page_size: Option<usize>,
+    /// Token-bucket throttling: `azure`, or `read=CAP/REFILL,write=CAP/REFILL,graph=CAP/REFILL,random=RATE`.
+    #[arg(long, value_name = "SPEC")]
+    pub throttle: Option<String>,
+    /// Probability of an injected 500/503 per request, 0 to 1.
+    #[arg(long, value_name = "RATE")]
+    pub fault_rate: Option<f64>,
+    /// Probability of a dropped connection per request, 0 to 1.
+    #[arg(long, value_name = "RATE")]
+    pub drop_rate: Option<f64>,
+    /// How long new principals stay invisible to role assignments and Graph, e.g. `5s`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub replication_delay: Option<Duration>,
+    /// Access token lifetime, e.g. `30s` (default `1h`).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub token_lifetime: Option<Duration>,
+    /// Random seed, for reproducible faults, throttling and ids.
+    #[arg(long = "random-seed", value_name = "N")]
+    pub random_seed: Option<u64>,
+    /// Serve HTTPS with a certificate from a throwaway CA (its PEM is written beside the state).
+    #[arg(long)]
+    pub tls: bool,
+    /// Accept only applications and subscriptions present in the state.
+    #[arg(long)]
+    pub strict_auth: bool,
+}
+
+impl Args {
+    /// The flags as an emulator configuration; unset flags keep the emulator's defaults.
+    pub fn config(&self) -> Result<EmulatorConfig, String> {
+        let args = self;
+        let mut realism = Realism::default();
+        if let Some(d) = args.latency {
+            realism.latency_ms = millis(d);
+        }
+        if let Some(n) = args.page_size {
+            realism.page_size = n;
+        }
+        if let Some(spec) = &args.throttle {
+            realism.throttle = Some(spec.parse::<Throttle>().map_err(|e| format!("--throttle: {e}"))?);
+        }
+        if let Some(rate) = args.fault_rate {
+            realism.fault_rate = probability("--fault-rate", rate)?;
+        }
+        if let Some(rate) = args.drop_rate {
+            realism.drop_rate = probability("--drop-rate", rate)?;
+        }
+        if let Some(d) = args.replication_delay {
+            realism.replication_delay_ms = millis(d);
+        }
+        if let Some(d) = args.token_lifetime {
+            realism.token_lifetime_s = d.as_secs().max(1);
+        }
+        realism.seed = args.random_seed;
+        Ok(EmulatorConfig {
+            listen: args.listen,
+            state_file: args.state.clone(),
+            seed_file: args.seed.clone(),
+            tenant: args.tenant.clone().unwrap_or_default(),
+            strict_auth: args.strict_auth,
+            tls: args.tls,
+            realism,
+        })
+    }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn probability(flag: &str, rate: f64) -> Result<f64, String> {
+    if (0.0..=1.0).contains(&rate) { Ok(rate) } else { Err(format!("{flag} must be between 0 and 1, got {rate}")) }
+}

@@ -1,0 +1,1108 @@
+//! From the estate to declarations: which objects the export declares (the scope, plus
+//! everything that carries the owner's marker, plus what those need), who owns the estate,
+//! the local name of each object, and every attribute and reference as an [`Expr`]. What
+//! cannot be declared faithfully is kept as a [`Skipped`] note that says why.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::ir::{Decl, Expr, Grant, Local, sanitize};
+use super::read::{Estate, GroupInfo, Principal, owner_tag, subscription_of};
+use super::teams::{self, Candidate, Teams};
+use crate::lower::{OWNER_TAG, group_unique_name};
+use mlpolicy_lang::check::{FIC_AUDIENCE, default_mail_nickname};
+use mlpolicy_lang::model::{Address, Dependency, Key, Kind};
+use mlpolicy_lang::syntax::{KEYWORDS, is_identifier};
+use mlpolicy_vocab::arm::canonical;
+
+/// What to export.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Resource group names (any subscription); empty: all of them.
+    pub resource_groups: Vec<String>,
+    /// Display name prefixes of the groups to declare.
+    pub group_prefixes: Vec<String>,
+    /// The owner to write; `None`: the most common marker in scope.
+    pub owner: Option<String>,
+}
+
+/// Who an object id is, before local names are chosen.
+enum Who {
+    /// A declared identity (canonical id).
+    Identity(String),
+    /// A declared workspace's system-assigned identity (canonical id).
+    Workspace(String),
+    /// A declared group (object id).
+    Group(String),
+    /// Anything else, named directly.
+    Expr(Expr),
+}
+
+/// Where a note about something not exported goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Section {
+    Main,
+    Groups,
+    Grants,
+}
+
+/// An object the export does not declare, and why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Skipped {
+    pub section: Section,
+    pub what: String,
+    pub why: String,
+}
+
+/// A declaration with the team it belongs to.
+#[derive(Debug, Clone)]
+pub struct Placed<T> {
+    pub team: Option<String>,
+    pub item: T,
+}
+
+/// Everything the renderer needs.
+#[derive(Debug, Default)]
+pub struct Selection {
+    pub owner: String,
+    /// Owners found on marked objects in scope, with their counts.
+    pub owners_found: BTreeMap<String, usize>,
+    pub teams: Option<Teams>,
+    /// Resource groups, identities, workspaces, groups, in that order, each sorted by local.
+    pub decls: Vec<Placed<Decl>>,
+    pub grants: Vec<Placed<Grant>>,
+    pub skipped: Vec<Skipped>,
+    /// Things a user should know (printed by the command).
+    pub notes: Vec<String>,
+}
+
+/// The owner of a role assignment description's `[mlpolicy:OWNER]` suffix.
+fn assignment_owner(description: Option<&str>) -> Option<String> {
+    let d = description?.trim_end();
+    let rest = d.strip_suffix(']')?;
+    let at = rest.rfind("[mlpolicy:")?;
+    Some(rest[at + "[mlpolicy:".len()..].to_owned())
+}
+
+/// The owner and the rest of an mlpolicy `uniqueName` (`mlpolicy.OWNER.REST`).
+fn unique_name_owner(unique_name: Option<&str>) -> Option<(String, String)> {
+    let rest = unique_name?.strip_prefix("mlpolicy.")?;
+    let (owner, rest) = rest.split_once('.')?;
+    Some((owner.to_owned(), rest.to_owned()))
+}
+
+/// The resource group id (canonical) that holds an ARM id.
+fn rg_id_of(id: &str) -> Option<String> {
+    let c = canonical(id);
+    let segs: Vec<&str> = c.split('/').collect();
+    (segs.len() >= 5 && segs[1] == "subscriptions" && segs[3] == "resourcegroups").then(|| segs[..5].join("/"))
+}
+
+fn norm_location(l: &str) -> String {
+    l.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase()
+}
+
+/// A valid owner marker from a scope name: `[a-z0-9-]`, at most 64.
+fn owner_from(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let out: String = out.trim_matches('-').chars().take(64).collect();
+    let out = out.trim_end_matches('-').to_owned();
+    if out.is_empty() { crate::lower::DEFAULT_OWNER.to_owned() } else { out }
+}
+
+/// Azure's naming prefixes that add nothing to a local name.
+fn strip_kind_prefix(kind: Kind, name: &str) -> &str {
+    let prefixes: &[&str] = match kind {
+        Kind::ResourceGroup => &["rg-", "rg_"],
+        Kind::Identity => &["id-", "uai-", "umi-", "mi-"],
+        Kind::Workspace => &["mlw-", "ws-"],
+        _ => &[],
+    };
+    for p in prefixes {
+        if let Some(rest) = name.get(p.len()..).filter(|_| name[..p.len()].eq_ignore_ascii_case(p))
+            && !rest.is_empty()
+        {
+            return rest;
+        }
+    }
+    name
+}
+
+/// Local names of one kind: unique, never a keyword.
+#[derive(Default)]
+struct Names {
+    used: BTreeMap<Kind, BTreeSet<String>>,
+}
+
+impl Names {
+    fn reserve(&mut self, kind: Kind, name: &str) {
+        self.used.entry(kind).or_default().insert(name.to_owned());
+    }
+
+    fn take(&mut self, kind: Kind, wanted: &str) -> String {
+        let base = sanitize(wanted, kind.keyword());
+        let used = self.used.entry(kind).or_default();
+        let mut name = base.clone();
+        let mut n = 2;
+        while used.contains(&name) {
+            name = format!("{base}_{n}");
+            n += 1;
+        }
+        used.insert(name.clone());
+        name
+    }
+}
+
+/// The marked group's address, when its `uniqueName` can be written as a declaration.
+fn fixed_address(owner: &str, g: &GroupInfo) -> Option<(String, Vec<String>)> {
+    let unique = g.group.unique_name.as_deref()?;
+    let (o, rest) = unique_name_owner(Some(unique))?;
+    if o != owner {
+        return None;
+    }
+    let mut parts = rest.split('.');
+    let name = parts.next()?.to_ascii_lowercase();
+    let keys: Vec<String> = parts.map(str::to_owned).collect();
+    if !is_identifier(&name) || KEYWORDS.contains(&name.as_str()) || keys.iter().any(String::is_empty) {
+        return None;
+    }
+    let address = Address::decl(Kind::Group, &name, keys.iter().map(|k| Key::Str(k.clone())).collect());
+    group_unique_name(owner, &address).eq_ignore_ascii_case(unique).then_some((name, keys))
+}
+
+/// Chooses, names and describes what to export.
+#[expect(clippy::too_many_lines, reason = "one pass over the estate, kind by kind")]
+pub fn select(estate: &Estate, scope: &Scope) -> Selection {
+    let mut sel = Selection::default();
+    let sub_alias: BTreeMap<String, String> =
+        estate.subscriptions.iter().map(|(a, id)| (id.clone(), a.clone())).collect();
+    let rg_in_filter = |id: &str| -> bool {
+        scope.resource_groups.is_empty()
+            || estate
+                .resource_groups
+                .get(id)
+                .is_some_and(|r| scope.resource_groups.iter().any(|n| n.eq_ignore_ascii_case(&r.name)))
+    };
+    let in_prefix = |g: &GroupInfo| {
+        let name = g.group.display_name.as_deref().unwrap_or_default().to_lowercase();
+        scope.group_prefixes.iter().any(|p| name.starts_with(&p.to_lowercase()))
+    };
+    let assignment_in_filter = |scope_id: &str| -> bool {
+        let c = canonical(scope_id);
+        match rg_id_of(&c) {
+            Some(rg) => rg_in_filter(&rg),
+            None => scope.resource_groups.is_empty(),
+        }
+    };
+
+    // Who owns the estate: the markers found in scope.
+    let mut found: BTreeMap<String, usize> = BTreeMap::new();
+    let mut count = |o: Option<&str>| {
+        if let Some(o) = o {
+            *found.entry(o.to_owned()).or_insert(0) += 1;
+        }
+    };
+    for (id, r) in &estate.resource_groups {
+        if rg_in_filter(id) {
+            count(owner_tag(&r.tags));
+        }
+    }
+    for (id, i) in &estate.identities {
+        if rg_id_of(id).is_some_and(|rg| rg_in_filter(&rg)) {
+            count(owner_tag(&i.tags));
+        }
+    }
+    for (id, w) in &estate.workspaces {
+        if rg_id_of(id).is_some_and(|rg| rg_in_filter(&rg)) {
+            count(owner_tag(&w.tags));
+        }
+    }
+    for g in estate.groups.values().filter(|g| in_prefix(g)) {
+        count(unique_name_owner(g.group.unique_name.as_deref()).map(|(o, _)| o).as_deref());
+    }
+    for a in estate.role_assignments.values().filter(|a| assignment_in_filter(&a.properties.scope)) {
+        count(assignment_owner(a.properties.description.as_deref()).as_deref());
+    }
+    sel.owners_found = found;
+    let most_common =
+        sel.owners_found.iter().max_by(|(a, na), (b, nb)| na.cmp(nb).then(b.cmp(a))).map(|(o, _)| o.clone());
+    let derived = || {
+        let from = scope
+            .resource_groups
+            .first()
+            .or(scope.group_prefixes.first())
+            .or(estate.subscriptions.first().map(|(a, _)| a))
+            .cloned()
+            .unwrap_or_default();
+        owner_from(&from)
+    };
+    let owner = scope.owner.clone().or(most_common).unwrap_or_else(derived);
+    sel.owner.clone_from(&owner);
+    let ours = |tags: &BTreeMap<String, String>| owner_tag(tags) == Some(owner.as_str());
+    let others = |tags: &BTreeMap<String, String>| owner_tag(tags).filter(|o| *o != owner).map(str::to_owned);
+
+    // ARM: resource groups in the filter, and whatever carries our marker (with its parents).
+    let mut rgs: BTreeSet<String> = BTreeSet::new();
+    let mut skipped_rgs: BTreeMap<String, String> = BTreeMap::new();
+    for (id, r) in &estate.resource_groups {
+        if let Some(o) = others(&r.tags) {
+            if rg_in_filter(id) {
+                skipped_rgs.insert(id.clone(), o.clone());
+                sel.skipped.push(Skipped {
+                    section: Section::Main,
+                    what: format!("resource group {}", r.name),
+                    why: format!(
+                        "carries the marker of the mlpolicy configuration `{o}`; it and what it holds are left to it"
+                    ),
+                });
+            }
+        } else if rg_in_filter(id) || ours(&r.tags) {
+            rgs.insert(id.clone());
+        }
+    }
+    let mut identities: BTreeSet<String> = BTreeSet::new();
+    let mut workspaces: BTreeSet<String> = BTreeSet::new();
+    let place = |section: Section,
+                 what: String,
+                 id: &str,
+                 tags: &BTreeMap<String, String>,
+                 rgs: &mut BTreeSet<String>,
+                 skipped: &mut Vec<Skipped>,
+                 notes: &mut Vec<String>|
+     -> bool {
+        let Some(rg) = rg_id_of(id) else { return false };
+        if let Some(o) = others(tags) {
+            if rgs.contains(&rg) {
+                skipped.push(Skipped {
+                    section,
+                    what,
+                    why: format!("carries the marker of the mlpolicy configuration `{o}`; left to it"),
+                });
+            }
+            return false;
+        }
+        if rgs.contains(&rg) {
+            return true;
+        }
+        if !ours(tags) {
+            return false;
+        }
+        if let Some(o) = skipped_rgs.get(&rg) {
+            notes.push(format!(
+                "{what} carries this export's marker but its resource group belongs to `{o}`: it is not exported, so a plan of this export deletes it"
+            ));
+            return false;
+        }
+        if estate.resource_groups.contains_key(&rg) {
+            rgs.insert(rg);
+            return true;
+        }
+        false
+    };
+    for (id, i) in &estate.identities {
+        if place(
+            Section::Main,
+            format!("managed identity {}", i.name),
+            id,
+            &i.tags,
+            &mut rgs,
+            &mut sel.skipped,
+            &mut sel.notes,
+        ) {
+            identities.insert(id.clone());
+        }
+    }
+    for (id, w) in &estate.workspaces {
+        if place(
+            Section::Main,
+            format!("workspace {}", w.name),
+            id,
+            &w.tags,
+            &mut rgs,
+            &mut sel.skipped,
+            &mut sel.notes,
+        ) {
+            workspaces.insert(id.clone());
+        }
+    }
+    // A workspace runs as a user-assigned identity the export must declare too.
+    let user_identity = |w: &mlpolicy_azure::Workspace| -> Option<String> {
+        let i = w.identity.as_ref().filter(|i| i.kind.contains("UserAssigned"))?;
+        w.properties
+            .primary_user_assigned_identity
+            .clone()
+            .or_else(|| i.user_assigned_identities.keys().next().cloned())
+            .map(|id| canonical(&id))
+    };
+    for id in workspaces.clone() {
+        let w = &estate.workspaces[&id];
+        let Some(uid) = user_identity(w) else { continue };
+        if identities.contains(&uid) {
+            continue;
+        }
+        let usable = estate.identities.get(&uid).filter(|i| others(&i.tags).is_none()).and_then(|_| rg_id_of(&uid));
+        if let Some(rg) = usable.filter(|rg| estate.resource_groups.contains_key(rg) && !skipped_rgs.contains_key(rg)) {
+            identities.insert(uid.clone());
+            rgs.insert(rg);
+        } else {
+            workspaces.remove(&id);
+            sel.skipped.push(Skipped {
+                section: Section::Main,
+                what: format!("workspace {}", w.name),
+                why: format!("it runs as the identity {uid}, which this export cannot declare"),
+            });
+        }
+    }
+
+    // Groups: under the prefixes without a `uniqueName`, and every group with our marker.
+    let mut groups: BTreeMap<String, Option<(String, Vec<String>)>> = BTreeMap::new();
+    for (id, g) in &estate.groups {
+        let display = g.group.display_name.clone().unwrap_or_default();
+        let unique = g.group.unique_name.as_deref().filter(|u| !u.is_empty());
+        match (unique, unique_name_owner(unique)) {
+            (None, _) if in_prefix(g) => {
+                groups.insert(id.clone(), None);
+            }
+            (Some(u), Some((o, _))) if o == owner => {
+                if let Some(fixed) = fixed_address(&owner, g) {
+                    groups.insert(id.clone(), Some(fixed));
+                } else {
+                    sel.skipped.push(Skipped {
+                        section: Section::Groups,
+                        what: format!("group {display}"),
+                        why: format!("its uniqueName `{u}` is not one a declaration can reproduce"),
+                    });
+                    sel.notes.push(format!(
+                        "group {display} carries this export's marker in a uniqueName no declaration reproduces (`{u}`): a plan of this export deletes it"
+                    ));
+                }
+            }
+            (Some(u), _) if in_prefix(g) => sel.skipped.push(Skipped {
+                section: Section::Groups,
+                what: format!("group {display}"),
+                why: format!(
+                    "its uniqueName `{u}` belongs to another owner or tool and cannot change, so it cannot be adopted; it is named with existing_group where it is used"
+                ),
+            }),
+            _ => {}
+        }
+    }
+    // Two unmarked groups with one display name cannot both be adopted.
+    let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (id, fixed) in &groups {
+        if fixed.is_none() {
+            let name = estate.groups[id].group.display_name.clone().unwrap_or_default().to_lowercase();
+            by_name.entry(name).or_default().push(id.clone());
+        }
+    }
+    for ids in by_name.values().filter(|ids| ids.len() > 1) {
+        for id in ids {
+            groups.remove(id);
+            let display = estate.groups[id].group.display_name.clone().unwrap_or_default();
+            sel.skipped.push(Skipped {
+                section: Section::Groups,
+                what: format!("group {display} ({id})"),
+                why: format!("{} groups without a uniqueName are named `{display}`, so none can be adopted", ids.len()),
+            });
+        }
+    }
+
+    // Who each object id is, before local names exist.
+    let identity_by_principal: BTreeMap<String, String> = identities
+        .iter()
+        .filter_map(|id| {
+            Some((estate.identities[id].properties.principal_id.as_ref()?.to_ascii_lowercase(), id.clone()))
+        })
+        .collect();
+    let client_id_by_principal: BTreeMap<String, String> = estate
+        .identities
+        .values()
+        .filter_map(|i| {
+            Some((i.properties.principal_id.as_ref()?.to_ascii_lowercase(), i.properties.client_id.clone()?))
+        })
+        .collect();
+    let workspace_by_principal: BTreeMap<String, String> = workspaces
+        .iter()
+        .filter_map(|id| {
+            let i = estate.workspaces[id].identity.as_ref().filter(|i| i.kind.contains("SystemAssigned"))?;
+            Some((i.principal_id.as_ref()?.to_ascii_lowercase(), id.clone()))
+        })
+        .collect();
+    let who = |object_id: &str, groups: &BTreeMap<String, Option<(String, Vec<String>)>>| -> Result<Who, String> {
+        let key = object_id.to_ascii_lowercase();
+        if let Some(id) = identity_by_principal.get(&key) {
+            return Ok(Who::Identity(id.clone()));
+        }
+        if let Some(id) = workspace_by_principal.get(&key) {
+            return Ok(Who::Workspace(id.clone()));
+        }
+        if groups.contains_key(&key) {
+            return Ok(Who::Group(key));
+        }
+        if let Some(client_id) = client_id_by_principal.get(&key) {
+            return Ok(Who::Expr(Expr::ServicePrincipal(client_id.clone())));
+        }
+        match estate.principals.get(&key) {
+            Some(Principal::User { upn }) => Ok(Who::Expr(Expr::User(upn.clone()))),
+            Some(Principal::Group { display_name }) => {
+                match estate.group_name_counts.get(&display_name.to_lowercase()).copied().unwrap_or(0) {
+                    1 => Ok(Who::Expr(Expr::ExistingGroup(display_name.clone()))),
+                    0 => Err(format!("the group `{display_name}` cannot be found by its display name")),
+                    n => Err(format!("{n} groups are named `{display_name}`, so existing_group cannot name it")),
+                }
+            }
+            Some(Principal::App { app_id: Some(app), .. }) => Ok(Who::Expr(Expr::ServicePrincipal(app.clone()))),
+            Some(Principal::App { display_name, .. }) => {
+                Err(format!("the service principal `{display_name}` has no application id"))
+            }
+            Some(Principal::Unknown) | None => {
+                Err(format!("the principal {key} no longer exists or is not a user, group or service principal"))
+            }
+        }
+    };
+    // A group whose owner cannot be named cannot be declared: apply would remove that owner.
+    let mut dropped: Vec<(String, String)> = Vec::new();
+    for id in groups.keys() {
+        if let Some(why) = estate.groups[id].owners.iter().find_map(|o| who(&o.id, &groups).err()) {
+            dropped.push((id.clone(), why));
+        }
+    }
+    for (id, why) in dropped {
+        groups.remove(&id);
+        if estate.groups[&id].group.unique_name.is_some() {
+            sel.notes.push(format!(
+                "group {} carries this export's marker but cannot be declared ({why}): a plan of this export deletes it",
+                estate.groups[&id].group.display_name.clone().unwrap_or_default()
+            ));
+        }
+        sel.skipped.push(Skipped {
+            section: Section::Groups,
+            what: format!("group {}", estate.groups[&id].group.display_name.clone().unwrap_or_default()),
+            why: format!("an owner cannot be named: {why}"),
+        });
+    }
+
+    // Teams and local names.
+    let mut candidates = Vec::new();
+    for id in &rgs {
+        candidates.push(Candidate {
+            kind: Kind::ResourceGroup,
+            id: id.clone(),
+            name: estate.resource_groups[id].name.clone(),
+            fixed: None,
+        });
+    }
+    for id in &identities {
+        candidates.push(Candidate {
+            kind: Kind::Identity,
+            id: id.clone(),
+            name: estate.identities[id].name.clone(),
+            fixed: None,
+        });
+    }
+    for id in &workspaces {
+        candidates.push(Candidate {
+            kind: Kind::Workspace,
+            id: id.clone(),
+            name: estate.workspaces[id].name.clone(),
+            fixed: None,
+        });
+    }
+    for (id, fixed) in &groups {
+        candidates.push(Candidate {
+            kind: Kind::Group,
+            id: id.clone(),
+            name: estate.groups[id].group.display_name.clone().unwrap_or_default(),
+            fixed: fixed.clone(),
+        });
+    }
+    sel.teams = teams::detect(&candidates);
+    let mut names = Names::default();
+    let mut locals: BTreeMap<String, Local> = BTreeMap::new();
+    let mut team_of: BTreeMap<String, String> = BTreeMap::new();
+    for fixed in groups.values().flatten() {
+        names.reserve(Kind::Group, &fixed.0);
+    }
+    for (id, fixed) in &groups {
+        if let Some((name, keys)) = fixed {
+            locals.insert(id.clone(), Local { name: name.clone(), keys: keys.clone() });
+        }
+    }
+    if let Some(t) = &sel.teams {
+        for f in &t.families {
+            let name = match &f.fixed_name {
+                Some(n) => n.clone(),
+                None => names.take(f.kind, strip_kind_prefix(f.kind, &teams::base_name(&f.template))),
+            };
+            for (team, id) in &f.members {
+                locals.insert(id.clone(), Local { name: name.clone(), keys: vec![team.clone()] });
+                team_of.insert(id.clone(), team.clone());
+            }
+        }
+    }
+    for c in &candidates {
+        if !locals.contains_key(&c.id) {
+            let name = names.take(c.kind, strip_kind_prefix(c.kind, &c.name));
+            locals.insert(c.id.clone(), Local::plain(name));
+        }
+    }
+
+    // References.
+    let principal = |object_id: &str| -> Result<(Expr, Option<String>), String> {
+        Ok(match who(object_id, &groups)? {
+            Who::Identity(id) => (Expr::Obj(Kind::Identity, locals[&id].clone()), team_of.get(&id).cloned()),
+            Who::Workspace(id) => (Expr::WsIdentity(locals[&id].clone()), team_of.get(&id).cloned()),
+            Who::Group(id) => (Expr::Obj(Kind::Group, locals[&id].clone()), team_of.get(&id).cloned()),
+            Who::Expr(e) => (e, None),
+        })
+    };
+    let dependency_of: BTreeMap<String, (String, Dependency)> = {
+        let mut m = BTreeMap::new();
+        let mut ordered: Vec<&String> = workspaces.iter().collect();
+        ordered.sort_by_key(|id| &locals[*id]);
+        for id in ordered {
+            let p = &estate.workspaces[id].properties;
+            for (dep, value) in [
+                (Dependency::StorageAccount, &p.storage_account),
+                (Dependency::KeyVault, &p.key_vault),
+                (Dependency::ApplicationInsights, &p.application_insights),
+                (Dependency::ContainerRegistry, &p.container_registry),
+            ] {
+                if let Some(v) = value {
+                    m.entry(canonical(v)).or_insert((id.clone(), dep));
+                }
+            }
+        }
+        m
+    };
+    let scope_expr = |scope_id: &str| -> (Expr, Option<String>) {
+        let c = canonical(scope_id);
+        if let Some(alias) = c.strip_prefix("/subscriptions/").and_then(|s| sub_alias.get(s)) {
+            return (Expr::Sub(alias.clone()), None);
+        }
+        if rgs.contains(&c) {
+            return (Expr::Obj(Kind::ResourceGroup, locals[&c].clone()), team_of.get(&c).cloned());
+        }
+        if workspaces.contains(&c) {
+            return (Expr::Obj(Kind::Workspace, locals[&c].clone()), team_of.get(&c).cloned());
+        }
+        if let Some((ws, dep)) = dependency_of.get(&c) {
+            return (Expr::WsDep(locals[ws].clone(), *dep), team_of.get(ws).cloned());
+        }
+        (Expr::Scope(scope_id.to_owned()), None)
+    };
+    let tag_map = |tags: &BTreeMap<String, String>| -> Option<Expr> {
+        let entries: Vec<(String, Expr)> = tags
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case(OWNER_TAG))
+            .map(|(k, v)| (k.clone(), Expr::Str(v.clone())))
+            .collect();
+        (!entries.is_empty()).then_some(Expr::Map(entries))
+    };
+
+    // Declarations.
+    let mut decls: Vec<Placed<Decl>> = Vec::new();
+    for id in &rgs {
+        let r = &estate.resource_groups[id];
+        let Some(alias) = subscription_of(id).and_then(|s| sub_alias.get(&s).cloned()) else { continue };
+        let mut attrs = vec![
+            ("subscription".to_owned(), Expr::Sub(alias)),
+            ("name".to_owned(), Expr::Str(r.name.clone())),
+            ("location".to_owned(), Expr::Str(r.location.clone())),
+        ];
+        attrs.extend(tag_map(&r.tags).map(|t| ("tags".to_owned(), t)));
+        decls.push(Placed {
+            team: team_of.get(id).cloned(),
+            item: Decl {
+                kind: Kind::ResourceGroup,
+                local: locals[id].clone(),
+                attrs,
+                blocks: Vec::new(),
+                notes: Vec::new(),
+            },
+        });
+    }
+    let rg_expr = |id: &str| -> Option<(Expr, String)> {
+        let rg = rg_id_of(id)?;
+        let r = estate.resource_groups.get(&rg)?;
+        Some((Expr::Obj(Kind::ResourceGroup, locals.get(&rg)?.clone()), norm_location(&r.location)))
+    };
+    for id in &identities {
+        let i = &estate.identities[id];
+        let Some((rg, rg_location)) = rg_expr(id) else { continue };
+        let mut attrs = vec![("resource_group".to_owned(), rg), ("name".to_owned(), Expr::Str(i.name.clone()))];
+        if norm_location(&i.location) != rg_location {
+            attrs.push(("location".to_owned(), Expr::Str(i.location.clone())));
+        }
+        attrs.extend(tag_map(&i.tags).map(|t| ("tags".to_owned(), t)));
+        let mut blocks = Vec::new();
+        let mut fic_names = BTreeSet::new();
+        for f in estate.federated.get(id).into_iter().flatten() {
+            let mut local = sanitize(&f.name, "credential");
+            let mut n = 2;
+            while !fic_names.insert(local.clone()) {
+                local = format!("{}_{n}", sanitize(&f.name, "credential"));
+                n += 1;
+            }
+            let mut fa = Vec::new();
+            if local.replace('_', "-") != f.name {
+                fa.push(("name".to_owned(), Expr::Str(f.name.clone())));
+            }
+            fa.push(("issuer".to_owned(), Expr::Str(f.properties.issuer.clone())));
+            fa.push(("subject".to_owned(), Expr::Str(f.properties.subject.clone())));
+            if f.properties.audiences != [FIC_AUDIENCE] {
+                fa.push((
+                    "audiences".to_owned(),
+                    Expr::List(f.properties.audiences.iter().map(|a| Expr::Str(a.clone())).collect()),
+                ));
+            }
+            blocks.push((local, fa));
+        }
+        decls.push(Placed {
+            team: team_of.get(id).cloned(),
+            item: Decl { kind: Kind::Identity, local: locals[id].clone(), attrs, blocks, notes: Vec::new() },
+        });
+    }
+    for id in &workspaces {
+        let w = &estate.workspaces[id];
+        let Some((rg, rg_location)) = rg_expr(id) else { continue };
+        let p = &w.properties;
+        let mut attrs = vec![("resource_group".to_owned(), rg), ("name".to_owned(), Expr::Str(w.name.clone()))];
+        if norm_location(&w.location) != rg_location {
+            attrs.push(("location".to_owned(), Expr::Str(w.location.clone())));
+        }
+        if let Some(uid) = user_identity(w) {
+            attrs.push(("identity".to_owned(), Expr::Obj(Kind::Identity, locals[&uid].clone())));
+        }
+        for (name, value) in [
+            ("storage_account", &p.storage_account),
+            ("key_vault", &p.key_vault),
+            ("application_insights", &p.application_insights),
+            ("container_registry", &p.container_registry),
+        ] {
+            if let Some(v) = value.as_ref().filter(|v| !v.is_empty()) {
+                attrs.push((name.to_owned(), Expr::Str(v.clone())));
+            }
+        }
+        if p.public_network_access.as_deref().is_some_and(|v| !v.eq_ignore_ascii_case("Enabled")) {
+            attrs.push(("public_network_access".to_owned(), Expr::Bool(false)));
+        }
+        if let Some(f) = p.friendly_name.as_ref().filter(|f| !f.is_empty() && **f != w.name) {
+            attrs.push(("friendly_name".to_owned(), Expr::Str(f.clone())));
+        }
+        if let Some(d) = p.description.as_ref().filter(|d| !d.is_empty()) {
+            attrs.push(("description".to_owned(), Expr::Str(d.clone())));
+        }
+        attrs.extend(tag_map(&w.tags).map(|t| ("tags".to_owned(), t)));
+        decls.push(Placed {
+            team: team_of.get(id).cloned(),
+            item: Decl {
+                kind: Kind::Workspace,
+                local: locals[id].clone(),
+                attrs,
+                blocks: Vec::new(),
+                notes: Vec::new(),
+            },
+        });
+    }
+    for id in groups.keys() {
+        let g = &estate.groups[id];
+        let display = g.group.display_name.clone().unwrap_or_default();
+        let mut attrs = vec![("name".to_owned(), Expr::Str(display.clone()))];
+        if let Some(d) = g.group.description.as_ref().filter(|d| !d.is_empty()) {
+            attrs.push(("description".to_owned(), Expr::Str(d.clone())));
+        }
+        if let Some(n) = g.group.mail_nickname.as_ref().filter(|n| **n != default_mail_nickname(&display)) {
+            attrs.push(("mail_nickname".to_owned(), Expr::Str(n.clone())));
+        }
+        let mut notes = Vec::new();
+        let mut members = Vec::new();
+        for m in &g.members {
+            match principal(&m.id) {
+                Ok((e, _)) => members.push(e),
+                Err(why) => {
+                    notes.push(format!("member {} is kept by `members_additive`: {why}", m.id.to_ascii_lowercase()));
+                }
+            }
+        }
+        let mut owners = Vec::new();
+        for o in &g.owners {
+            if let Ok((e, _)) = principal(&o.id) {
+                owners.push(e);
+            }
+        }
+        members.sort_by_key(Expr::text);
+        members.dedup();
+        owners.sort_by_key(Expr::text);
+        owners.dedup();
+        if !members.is_empty() {
+            attrs.push(("members".to_owned(), Expr::List(members)));
+        }
+        if !owners.is_empty() {
+            attrs.push(("owners".to_owned(), Expr::List(owners)));
+        }
+        if !notes.is_empty() {
+            attrs.push(("members_additive".to_owned(), Expr::Bool(true)));
+        }
+        decls.push(Placed {
+            team: team_of.get(id).cloned(),
+            item: Decl { kind: Kind::Group, local: locals[id].clone(), attrs, blocks: Vec::new(), notes },
+        });
+    }
+    let kind_rank = |k: Kind| Kind::TOP_LEVEL.iter().position(|x| *x == k).unwrap_or(0);
+    decls.sort_by(|a, b| {
+        kind_rank(a.item.kind).cmp(&kind_rank(b.item.kind)).then_with(|| a.item.local.cmp(&b.item.local))
+    });
+    sel.decls = decls;
+
+    // Grants.
+    let marker_suffix = format!("[mlpolicy:{owner}]");
+    let mut seen = BTreeSet::new();
+    let mut grants = Vec::new();
+    for a in estate.role_assignments.values() {
+        let p = &a.properties;
+        let c = canonical(&p.scope);
+        let marked_by = assignment_owner(p.description.as_deref());
+        let in_scope = match rg_id_of(&c) {
+            Some(rg) => rgs.contains(&rg) || skipped_rgs.contains_key(&rg),
+            None => scope.resource_groups.is_empty(),
+        };
+        if !(in_scope || marked_by.as_deref() == Some(owner.as_str())) {
+            continue;
+        }
+        let sub = subscription_of(&c).unwrap_or_default();
+        let role =
+            estate.roles.get(&sub).and_then(|cat| cat.by_guid(&a.role_guid())).map(|d| d.properties.role_name.clone());
+        let what = format!(
+            "role assignment {} of {} to {} at {}",
+            a.name,
+            role.clone().unwrap_or_else(|| a.role_guid()),
+            p.principal_id.to_ascii_lowercase(),
+            p.scope
+        );
+        let skip = |why: String| Skipped { section: Section::Grants, what: what.clone(), why };
+        if let Some(o) = marked_by.as_deref().filter(|o| *o != owner) {
+            sel.skipped.push(skip(format!("made by the mlpolicy configuration `{o}`; left to it")));
+            continue;
+        }
+        if let Some(o) = rg_id_of(&c).and_then(|rg| skipped_rgs.get(&rg)) {
+            sel.skipped.push(skip(format!("inside a resource group of the mlpolicy configuration `{o}`; left to it")));
+            continue;
+        }
+        let made = (|| -> Result<(Grant, Option<String>), String> {
+            let Some(role) = role.clone() else {
+                return Err(format!(
+                    "its role definition {} is not in the subscription's role catalog (a custom role mlpolicy cannot read, or a deleted one)",
+                    a.role_guid()
+                ));
+            };
+            if p.condition.as_ref().is_some_and(|c| !c.is_empty())
+                && p.condition_version.as_deref().is_some_and(|v| v != "2.0")
+            {
+                return Err(format!(
+                    "its condition has version {}; mlpolicy writes conditions as version 2.0",
+                    p.condition_version.clone().unwrap_or_default()
+                ));
+            }
+            let (principal_expr, principal_team) = principal(&p.principal_id)?;
+            let (scope_e, scope_team) = scope_expr(&p.scope);
+            let team = match (principal_team, scope_team) {
+                (Some(a), Some(b)) if a != b => None,
+                (a, b) => a.or(b),
+            };
+            let mut attrs = Vec::new();
+            let description = p.description.as_deref().unwrap_or("").trim();
+            let description = description.strip_suffix(&marker_suffix).unwrap_or(description).trim();
+            if !description.is_empty() && description != "Managed by mlpolicy" {
+                attrs.push(("description".to_owned(), Expr::Str(description.to_owned())));
+            }
+            if let Some(cond) = p.condition.as_ref().filter(|c| !c.is_empty()) {
+                attrs.push(("condition".to_owned(), Expr::Str(cond.clone())));
+            }
+            let grant = Grant { role, principal: principal_expr, scope: scope_e, attrs, notes: Vec::new() };
+            if seen.contains(&grant.line()) {
+                return Err("another assignment is declared by the same grant line".into());
+            }
+            Ok((grant, team))
+        })();
+        let (grant, team) = match made {
+            Ok(x) => x,
+            Err(why) => {
+                if marked_by.as_deref() == Some(owner.as_str()) {
+                    sel.notes.push(format!(
+                        "{what} carries this export's marker but cannot be declared ({why}): a plan of this export deletes it"
+                    ));
+                }
+                sel.skipped.push(skip(why));
+                continue;
+            }
+        };
+        seen.insert(grant.line());
+        grants.push(Placed { team, item: grant });
+    }
+    grants.sort_by_key(|g| g.item.line());
+    sel.grants = grants;
+    sel.skipped.sort();
+    sel
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_are_read_back() {
+        assert_eq!(assignment_owner(Some("Managed by mlpolicy [mlpolicy:contoso-ml]")).as_deref(), Some("contoso-ml"));
+        assert_eq!(assignment_owner(Some("by hand")), None);
+        assert_eq!(
+            unique_name_owner(Some("mlpolicy.contoso-ml.data_scientists.fraud")),
+            Some(("contoso-ml".into(), "data_scientists.fraud".into()))
+        );
+        assert_eq!(owner_from("rg-ML_Prod!"), "rg-ml-prod");
+        assert_eq!(owner_from("___"), "mlpolicy");
+    }
+
+    use std::sync::Arc;
+
+    use mlpolicy_azure::{self as azure, DirectoryObject, RoleCatalog, RoleDefinition, RoleDefinitionProperties};
+
+    const SUB: &str = "11111111-1111-1111-1111-111111111111";
+    const READER: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+
+    fn estate() -> Estate {
+        let reader = RoleDefinition {
+            id: format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{READER}"),
+            name: READER.into(),
+            properties: RoleDefinitionProperties { role_name: "Reader".into(), ..RoleDefinitionProperties::default() },
+        };
+        let mut e = Estate { subscriptions: vec![("prod".into(), SUB.into())], ..Estate::default() };
+        e.roles.insert(SUB.into(), Arc::new(RoleCatalog::new(vec![reader])));
+        e
+    }
+
+    fn rg(e: &mut Estate, name: &str, owner: Option<&str>) -> String {
+        let id = format!("/subscriptions/{SUB}/resourceGroups/{name}");
+        let tags = owner.map(|o| BTreeMap::from([(OWNER_TAG.to_owned(), o.to_owned())])).unwrap_or_default();
+        e.resource_groups.insert(
+            canonical(&id),
+            azure::ResourceGroup {
+                id: id.clone(),
+                name: name.into(),
+                location: "westeurope".into(),
+                tags,
+                ..Default::default()
+            },
+        );
+        id
+    }
+
+    fn user(e: &mut Estate, id: &str, upn: &str) -> DirectoryObject {
+        e.principals.insert(id.into(), Principal::User { upn: upn.into() });
+        DirectoryObject {
+            odata_type: Some("#microsoft.graph.user".into()),
+            id: id.into(),
+            user_principal_name: Some(upn.into()),
+            ..DirectoryObject::default()
+        }
+    }
+
+    fn group(e: &mut Estate, id: &str, display: &str, unique: Option<&str>, members: Vec<DirectoryObject>) {
+        let g = azure::Group {
+            id: id.into(),
+            display_name: Some(display.into()),
+            unique_name: unique.map(str::to_owned),
+            mail_nickname: Some(default_mail_nickname(display)),
+            ..azure::Group::default()
+        };
+        e.principals.insert(id.into(), Principal::Group { display_name: display.into() });
+        *e.group_name_counts.entry(display.to_lowercase()).or_insert(0) += 1;
+        e.groups.insert(id.into(), GroupInfo { group: g, members, owners: Vec::new() });
+    }
+
+    fn assignment(e: &mut Estate, scope: &str, principal: &str, description: Option<&str>) {
+        let id = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{principal}");
+        e.role_assignments.insert(
+            canonical(&id),
+            azure::RoleAssignment {
+                id: id.clone(),
+                name: principal.into(),
+                properties: azure::RoleAssignmentProperties {
+                    role_definition_id: format!("/providers/Microsoft.Authorization/roleDefinitions/{READER}"),
+                    principal_id: principal.into(),
+                    scope: scope.into(),
+                    description: description.map(str::to_owned),
+                    ..azure::RoleAssignmentProperties::default()
+                },
+            },
+        );
+    }
+
+    fn texts(sel: &Selection) -> Vec<String> {
+        sel.decls
+            .iter()
+            .map(|d| {
+                format!("{} {}", d.item.kind, super::super::ir::Expr::Obj(d.item.kind, d.item.local.clone()).text())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_most_common_marker_owns_and_other_owners_are_left_out() {
+        let mut e = estate();
+        rg(&mut e, "rg-a", Some("alpha"));
+        let b = rg(&mut e, "rg-b", Some("alpha"));
+        let c = rg(&mut e, "rg-c", Some("beta"));
+        rg(&mut e, "rg-d", None);
+        let u = user(&mut e, "00000000-0000-0000-0000-0000000000a1", "alice@contoso.com");
+        let _ = u;
+        assignment(&mut e, &b, "00000000-0000-0000-0000-0000000000a1", Some("Managed by mlpolicy [mlpolicy:alpha]"));
+        assignment(&mut e, &c, "00000000-0000-0000-0000-0000000000a1", None);
+        let sel = select(&e, &Scope::default());
+        assert_eq!(sel.owner, "alpha");
+        assert_eq!(sel.owners_found, BTreeMap::from([("alpha".into(), 3), ("beta".into(), 1)]));
+        assert_eq!(
+            texts(&sel),
+            ["resource_group resource_group.a", "resource_group resource_group.b", "resource_group resource_group.d"]
+        );
+        let lines: Vec<String> = sel.grants.iter().map(|g| g.item.line()).collect();
+        assert_eq!(lines, ["grant \"Reader\" to user(\"alice@contoso.com\") on resource_group.b"]);
+        assert!(sel.grants[0].item.attrs.is_empty(), "the default description is not written");
+        let why: Vec<&str> = sel.skipped.iter().map(|s| s.why.as_str()).collect();
+        assert_eq!(why.len(), 2, "{why:?}");
+        assert!(why.iter().all(|w| w.contains("`beta`")), "{why:?}");
+        // `--owner` wins, and a filter narrows the scope but never drops what carries the marker.
+        let scope = Scope { resource_groups: vec!["rg-d".into()], owner: Some("beta".into()), ..Scope::default() };
+        let sel = select(&e, &scope);
+        assert_eq!(texts(&sel), ["resource_group resource_group.c", "resource_group resource_group.d"]);
+    }
+
+    #[test]
+    fn groups_are_declared_adopted_or_kept_as_comments() {
+        let mut e = estate();
+        let alice = user(&mut e, "00000000-0000-0000-0000-0000000000a1", "alice@contoso.com");
+        group(&mut e, "g1", "ml-readers", None, vec![alice.clone()]);
+        group(&mut e, "g2", "ml-dup", None, Vec::new());
+        group(&mut e, "g3", "ml-dup", None, Vec::new());
+        group(&mut e, "g4", "ml-tool", Some("other-tool.ml-tool"), Vec::new());
+        group(&mut e, "g5", "admins of x", Some("mlpolicy.alpha.admins.x"), Vec::new());
+        group(&mut e, "g6", "odd", Some("mlpolicy.alpha.Odd-Name"), Vec::new());
+        let gone = DirectoryObject { id: "00000000-0000-0000-0000-0000000000ff".into(), ..DirectoryObject::default() };
+        group(&mut e, "g7", "ml-partial", None, vec![alice, gone]);
+        let scope = Scope { group_prefixes: vec!["ML-".into()], owner: Some("alpha".into()), ..Scope::default() };
+        let sel = select(&e, &scope);
+        assert_eq!(texts(&sel), ["group group.admins[\"x\"]", "group group.ml_partial", "group group.ml_readers"]);
+        let partial = &sel.decls[1].item;
+        assert!(partial.attrs.contains(&("members_additive".into(), Expr::Bool(true))), "{partial:?}");
+        assert_eq!(partial.notes.len(), 1);
+        let skipped: Vec<&str> = sel.skipped.iter().map(|s| s.what.as_str()).collect();
+        assert_eq!(skipped, ["group ml-dup (g2)", "group ml-dup (g3)", "group ml-tool", "group odd"]);
+        assert!(sel.notes.iter().any(|n| n.contains("a plan of this export deletes it")), "{:?}", sel.notes);
+    }
+
+    fn identity(e: &mut Estate, rg: &str, name: &str, n: u8, subjects: &[&str]) {
+        let id = format!(
+            "/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}"
+        );
+        e.identities.insert(
+            canonical(&id),
+            azure::UserAssignedIdentity {
+                id: id.clone(),
+                name: name.into(),
+                location: "westeurope".into(),
+                tags: BTreeMap::new(),
+                properties: azure::UserAssignedIdentityProperties {
+                    principal_id: Some(format!("00000000-0000-0000-0000-0000000001{n:02x}")),
+                    client_id: Some(format!("00000000-0000-0000-0000-0000000002{n:02x}")),
+                    tenant_id: None,
+                },
+            },
+        );
+        let fics = subjects
+            .iter()
+            .enumerate()
+            .map(|(i, s)| azure::FederatedCredential {
+                id: format!("{id}/federatedIdentityCredentials/gh-{i}"),
+                name: format!("gh-{i}"),
+                properties: azure::FederatedCredentialProperties {
+                    issuer: "https://token.actions.githubusercontent.com".into(),
+                    subject: (*s).into(),
+                    audiences: vec![FIC_AUDIENCE.into()],
+                },
+            })
+            .collect();
+        e.federated.insert(canonical(&id), fics);
+    }
+
+    /// What a directory of generated files lowers to.
+    fn lowered(files: &BTreeMap<String, String>) -> crate::lower::DesiredState {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let compiled = mlpolicy_lang::compile(dir.path(), &mlpolicy_lang::settings::Overrides::default());
+        let errors: Vec<_> = compiled.diagnostics.items.iter().filter(|d| d.is_error()).collect();
+        assert!(errors.is_empty(), "{errors:#?}\n{files:#?}");
+        crate::lower::lower(&compiled.model, compiled.settings.owner.as_deref().unwrap())
+    }
+
+    /// Teams whose objects differ beyond their name: the compact loop reads `let` maps, what
+    /// does not fit stays per team, and both forms lower to the same desired state.
+    #[test]
+    fn compact_and_flat_lower_alike_when_teams_differ() {
+        let mut e = estate();
+        let a = rg(&mut e, "rg-a-ml", None);
+        let b = rg(&mut e, "rg-b-ml", None);
+        identity(&mut e, "rg-a-ml", "id-a-train", 1, &["repo:contoso/a:environment:prod"]);
+        identity(
+            &mut e,
+            "rg-b-ml",
+            "id-b-train",
+            2,
+            &["repo:contoso/b:environment:prod", "repo:contoso/b:pull_request"],
+        );
+        let alice = user(&mut e, "00000000-0000-0000-0000-0000000000a1", "alice@contoso.com");
+        let bob = user(&mut e, "00000000-0000-0000-0000-0000000000b1", "bob@contoso.com");
+        e.principals
+            .insert("00000000-0000-0000-0000-0000000000e1".into(), Principal::Group { display_name: "ext".into() });
+        e.group_name_counts.insert("ext".into(), 1);
+        let ext = DirectoryObject {
+            odata_type: Some("#microsoft.graph.group".into()),
+            id: "00000000-0000-0000-0000-0000000000e1".into(),
+            display_name: Some("ext".into()),
+            ..DirectoryObject::default()
+        };
+        group(&mut e, "g-a", "ml-a-ds", None, vec![alice]);
+        group(&mut e, "g-b", "ml-b-ds", None, vec![bob, ext]);
+        e.groups.get_mut("g-a").unwrap().group.description = Some("Alpha".into());
+        e.groups.get_mut("g-b").unwrap().group.description = Some("Team B".into());
+        assignment(&mut e, &a, "g-a", None);
+        assignment(&mut e, &b, "g-b", None);
+        assignment(&mut e, &a, "00000000-0000-0000-0000-000000000101", Some("CI of a"));
+        let scope = Scope { group_prefixes: vec!["ml-".into()], ..Scope::default() };
+        let options = |compact| super::super::ExportOptions { scope: scope.clone(), compact, ..Default::default() };
+        let settings = mlpolicy_lang::settings::Settings::default();
+        let flat = super::super::build(&e, &options(false), &settings, SUB).unwrap();
+        let compact = super::super::build(&e, &options(true), &settings, SUB).unwrap();
+        assert_eq!(flat.teams.as_deref(), Some(&["a".to_owned(), "b".to_owned()][..]));
+        let teams = &compact.files["teams.mlp"];
+        assert!(teams.contains("for team in teams {"), "{teams}");
+        assert!(teams.contains("members     = ml_ds_members[team]"), "{teams}");
+        assert!(teams.contains("description = ml_ds_description[team]"), "{teams}");
+        assert!(teams.contains("# What team b has beside the shared shape."), "{teams}");
+        assert!(teams.contains("identity train {"), "the identities differ in their credentials: {teams}");
+        assert_eq!(lowered(&flat.files), lowered(&compact.files));
+    }
+
+    #[test]
+    fn kind_prefixes_are_dropped_when_something_is_left() {
+        assert_eq!(strip_kind_prefix(Kind::ResourceGroup, "rg-ml-shared"), "ml-shared");
+        assert_eq!(strip_kind_prefix(Kind::Workspace, "mlw-"), "mlw-");
+        assert_eq!(strip_kind_prefix(Kind::Group, "rg-x"), "rg-x");
+    }
+}

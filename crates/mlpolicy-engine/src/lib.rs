@@ -1,0 +1,111 @@
+//! From a compiled configuration to Azure and back: lower (model → desired state), live read,
+//! diff, the plan as data, effective access, apply, audit and export.
+
+pub mod access;
+pub mod apply;
+pub mod audit;
+pub mod diff;
+pub mod export;
+pub mod live;
+pub mod lower;
+pub mod plan;
+
+use std::collections::BTreeMap;
+
+use mlpolicy_azure as azure;
+use mlpolicy_lang::Compiled;
+use mlpolicy_lang::diagnostics::Diagnostics;
+use mlpolicy_lang::settings::Overrides;
+use mlpolicy_lang::source;
+
+/// The outcome of planning: the plan, the desired state it was computed for, and the
+/// diagnostics of the live stages (unknown users, safety rails).
+#[derive(Debug)]
+pub struct Planned {
+    pub plan: plan::Plan,
+    pub desired: lower::DesiredState,
+    pub diagnostics: Diagnostics,
+}
+
+/// SHA-256 over every file the configuration was compiled from, and the `--var` overrides.
+pub fn config_fingerprint(compiled: &Compiled, overrides: &Overrides) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for f in &compiled.sources.files {
+        h.update(f.name.as_bytes());
+        h.update([0]);
+        h.update(f.text.as_bytes());
+        h.update([0]);
+    }
+    for v in &overrides.vars {
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// live → diff: reads the tenant and computes the plan of a compiled configuration.
+pub async fn plan(
+    compiled: &Compiled,
+    overrides: &Overrides,
+    client: &azure::AzureClient,
+    options: &diff::DiffOptions,
+) -> Result<Planned, Diagnostics> {
+    let owner = compiled.settings.owner.clone().unwrap_or_else(|| lower::DEFAULT_OWNER.to_owned());
+    let desired = lower::lower(&compiled.model, &owner);
+    let subscriptions: Vec<String> = compiled.settings.subscriptions.values().cloned().collect();
+    let live = live::read(client, &desired, &subscriptions).await.map_err(Diagnostics::from)?;
+    let order: Vec<String> = match &compiled.graph {
+        Some(g) => g.creation_order().map(ToString::to_string).collect(),
+        None => desired.objects.keys().cloned().collect(),
+    };
+    let spans: BTreeMap<String, source::Span> =
+        compiled.model.metas().map(|m| (m.address.to_string(), m.name_span)).collect();
+    let mut dependents: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if let Some(g) = &compiled.graph {
+        for address in g.creation_order() {
+            for dep in g.dependencies(address) {
+                dependents.entry(dep.to_string()).or_default().push(address.to_string());
+            }
+        }
+    }
+    let waivers = compiled
+        .model
+        .metas()
+        .flat_map(|m| {
+            m.waivers.iter().map(|w| plan::PlanWaiver {
+                address: m.address.to_string(),
+                policy: w.policy.clone(),
+                reason: w.reason.clone(),
+            })
+        })
+        .collect();
+    let policy_findings = compiled
+        .evaluation
+        .diagnostics
+        .items
+        .iter()
+        .filter(|d| d.code == "E0401" || d.code == "W0401")
+        .map(|d| {
+            let label = d.labels.first().map(|l| l.message.as_str()).unwrap_or_default();
+            let word = if d.is_error() { "deny" } else { "warn" };
+            if label.is_empty() {
+                format!("{word}: {}", d.message)
+            } else {
+                format!("{word}: {} — {label}", d.message)
+            }
+        })
+        .collect();
+    let input = diff::DiffInput {
+        order: &order,
+        spans: &spans,
+        dependents: &dependents,
+        waivers,
+        policy_findings,
+        denied: compiled.evaluation.denied > 0,
+        config_fingerprint: config_fingerprint(compiled, overrides),
+        options,
+    };
+    let (plan, diagnostics) = diff::diff(&desired, &live, &input);
+    Ok(Planned { plan, desired, diagnostics })
+}

@@ -1,0 +1,392 @@
+//! Lowering: the checked [`Model`] becomes Azure-shaped desired objects with every default
+//! filled in and every name Azure will see, keyed by address.
+//!
+//! Each object carries its identity in Azure: a canonical ARM id (resource groups, identities,
+//! federated credentials, workspaces), the group's `uniqueName`, or — for a role assignment —
+//! its content (scope, role, principal), never a GUID name. The ownership marker of
+//! language.md §8 is applied here: the `mlpolicy-owner` tag, the group's `uniqueName` prefix and
+//! the role assignment description suffix.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use mlpolicy_lang::model::{Address, Model, Principal, Scope, WorkspaceIdentity};
+use mlpolicy_vocab::arm::canonical;
+
+/// Tag that marks ARM resources created by a configuration.
+pub const OWNER_TAG: &str = "mlpolicy-owner";
+/// Owner used when mlpolicy.yaml sets none.
+pub const DEFAULT_OWNER: &str = "mlpolicy";
+
+/// Who is meant, before live state tells the object id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PrincipalRef {
+    User {
+        upn: String,
+    },
+    ServicePrincipal {
+        name: String,
+    },
+    ExistingGroup {
+        name: String,
+    },
+    /// A group of this configuration, by its `uniqueName`.
+    Group {
+        address: String,
+        unique_name: String,
+        display_name: String,
+    },
+    /// A user-assigned identity of this configuration, by ARM id.
+    Identity {
+        address: String,
+        id: String,
+        name: String,
+    },
+    /// A workspace's system-assigned identity, by workspace ARM id.
+    WorkspaceSystem {
+        address: String,
+        id: String,
+        name: String,
+    },
+}
+
+impl PrincipalRef {
+    /// How the principal is shown in plans before its object id is known.
+    pub fn display(&self) -> &str {
+        match self {
+            PrincipalRef::User { upn: name }
+            | PrincipalRef::ServicePrincipal { name }
+            | PrincipalRef::ExistingGroup { name }
+            | PrincipalRef::Group { display_name: name, .. }
+            | PrincipalRef::Identity { name, .. }
+            | PrincipalRef::WorkspaceSystem { name, .. } => name,
+        }
+    }
+
+    /// Role assignments' `principalType` for this principal.
+    pub fn principal_type(&self) -> &'static str {
+        match self {
+            PrincipalRef::User { .. } => "User",
+            PrincipalRef::Group { .. } | PrincipalRef::ExistingGroup { .. } => "Group",
+            _ => "ServicePrincipal",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredResourceGroup {
+    pub id: String,
+    pub subscription: String,
+    pub name: String,
+    pub location: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredIdentity {
+    pub id: String,
+    pub subscription: String,
+    pub resource_group: String,
+    pub name: String,
+    pub location: String,
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredFederated {
+    pub id: String,
+    pub identity_id: String,
+    pub name: String,
+    pub issuer: String,
+    pub subject: String,
+    pub audiences: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredWorkspace {
+    pub id: String,
+    pub subscription: String,
+    pub resource_group: String,
+    pub name: String,
+    pub location: String,
+    pub tags: BTreeMap<String, String>,
+    /// `None` for the system-assigned identity, else the user-assigned identity's ARM id.
+    pub user_identity: Option<String>,
+    pub storage_account: String,
+    pub key_vault: String,
+    pub application_insights: Option<String>,
+    pub container_registry: Option<String>,
+    pub public_network_access: bool,
+    pub friendly_name: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredGroup {
+    pub unique_name: String,
+    pub display_name: String,
+    pub description: Option<String>,
+    pub mail_nickname: String,
+    pub members: Vec<PrincipalRef>,
+    pub owners: Vec<PrincipalRef>,
+    pub members_additive: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredRoleAssignment {
+    /// Canonical ARM scope (lower-case, no trailing slash).
+    pub scope: String,
+    /// The scope as reviewers know it (`mlw-fraud-prod`, `rg-ml`, `sub prod`).
+    pub scope_display: String,
+    pub role: String,
+    pub principal: PrincipalRef,
+    /// Description as sent to Azure, ownership marker included.
+    pub description: String,
+    pub condition: Option<String>,
+}
+
+/// One desired object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Desired {
+    ResourceGroup(DesiredResourceGroup),
+    Identity(DesiredIdentity),
+    Federated(DesiredFederated),
+    Workspace(DesiredWorkspace),
+    Group(DesiredGroup),
+    RoleAssignment(DesiredRoleAssignment),
+}
+
+/// Everything the configuration wants to exist, by address.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredState {
+    pub owner: String,
+    pub objects: BTreeMap<String, DesiredObject>,
+}
+
+/// A desired object with the facts about its declaration the plan needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredObject {
+    pub address: String,
+    pub prevent_destroy: bool,
+    pub object: Desired,
+}
+
+/// The `uniqueName` of a managed group: `mlpolicy.<owner>.<name>[.<key>...]`.
+pub fn group_unique_name(owner: &str, address: &Address) -> String {
+    let Address::Decl { name, keys, .. } = address else { return format!("mlpolicy.{owner}.{address}") };
+    let mut out = format!("mlpolicy.{owner}.{name}");
+    for k in keys {
+        out.push('.');
+        let raw = match k {
+            mlpolicy_lang::model::Key::Str(s) => s.clone(),
+            mlpolicy_lang::model::Key::Int(i) => i.to_string(),
+        };
+        out.extend(raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }));
+    }
+    out
+}
+
+/// The prefix of every `uniqueName` this owner creates.
+pub fn group_unique_prefix(owner: &str) -> String {
+    format!("mlpolicy.{owner}.")
+}
+
+/// The marker appended to the description of role assignments this owner creates.
+pub fn assignment_marker(owner: &str) -> String {
+    format!("[mlpolicy:{owner}]")
+}
+
+/// A role assignment description with the ownership marker.
+pub fn assignment_description(owner: &str, description: Option<&str>) -> String {
+    match description {
+        Some(d) if !d.trim().is_empty() => format!("{} {}", d.trim(), assignment_marker(owner)),
+        _ => format!("Managed by mlpolicy {}", assignment_marker(owner)),
+    }
+}
+
+/// Lowers a model. `owner` is the settings' owner or [`DEFAULT_OWNER`].
+pub fn lower(model: &Model, owner: &str) -> DesiredState {
+    let mut objects = BTreeMap::new();
+    let mut put = |address: &Address, prevent_destroy: bool, object: Desired| {
+        let address = address.to_string();
+        objects.insert(address.clone(), DesiredObject { address, prevent_destroy, object });
+    };
+    let owner_tags = |tags: &BTreeMap<String, String>| {
+        let mut t = tags.clone();
+        t.insert(OWNER_TAG.to_owned(), owner.to_owned());
+        t
+    };
+    let rg_id = |a: &Address| {
+        model.resource_groups.get(a).map(|r| format!("/subscriptions/{}/resourceGroups/{}", r.subscription_id, r.name))
+    };
+    for (a, r) in &model.resource_groups {
+        let id = format!("/subscriptions/{}/resourceGroups/{}", r.subscription_id, r.name);
+        put(
+            a,
+            r.meta.prevent_destroy,
+            Desired::ResourceGroup(DesiredResourceGroup {
+                id,
+                subscription: r.subscription_id.clone(),
+                name: r.name.clone(),
+                location: r.location.clone(),
+                tags: owner_tags(&r.tags),
+            }),
+        );
+    }
+    let identity_id = |a: &Address| -> Option<String> {
+        let i = model.identities.get(a)?;
+        Some(format!(
+            "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{}",
+            rg_id(&i.resource_group)?,
+            i.name
+        ))
+    };
+    let workspace_id = |a: &Address| -> Option<String> {
+        let w = model.workspaces.get(a)?;
+        Some(format!("{}/providers/Microsoft.MachineLearningServices/workspaces/{}", rg_id(&w.resource_group)?, w.name))
+    };
+    for (a, i) in &model.identities {
+        let (Some(id), Some(rg)) = (identity_id(a), model.resource_groups.get(&i.resource_group)) else { continue };
+        put(
+            a,
+            i.meta.prevent_destroy,
+            Desired::Identity(DesiredIdentity {
+                id,
+                subscription: rg.subscription_id.clone(),
+                resource_group: rg.name.clone(),
+                name: i.name.clone(),
+                location: i.location.clone(),
+                tags: owner_tags(&i.tags),
+            }),
+        );
+    }
+    for (a, f) in &model.federated {
+        let Some(identity) = identity_id(&f.identity) else { continue };
+        put(
+            a,
+            f.meta.prevent_destroy,
+            Desired::Federated(DesiredFederated {
+                id: format!("{identity}/federatedIdentityCredentials/{}", f.name),
+                identity_id: identity,
+                name: f.name.clone(),
+                issuer: f.issuer.clone(),
+                subject: f.subject.clone(),
+                audiences: f.audiences.clone(),
+            }),
+        );
+    }
+    for (a, w) in &model.workspaces {
+        let (Some(id), Some(rg)) = (workspace_id(a), model.resource_groups.get(&w.resource_group)) else { continue };
+        let user_identity = match &w.identity {
+            WorkspaceIdentity::System => None,
+            WorkspaceIdentity::User(i) => identity_id(i),
+        };
+        put(
+            a,
+            w.meta.prevent_destroy,
+            Desired::Workspace(DesiredWorkspace {
+                id,
+                subscription: rg.subscription_id.clone(),
+                resource_group: rg.name.clone(),
+                name: w.name.clone(),
+                location: w.location.clone(),
+                tags: owner_tags(&w.tags),
+                user_identity,
+                storage_account: w.storage_account.clone(),
+                key_vault: w.key_vault.clone(),
+                application_insights: w.application_insights.clone(),
+                container_registry: w.container_registry.clone(),
+                public_network_access: w.public_network_access,
+                friendly_name: w.friendly_name.clone(),
+                description: w.description.clone(),
+            }),
+        );
+    }
+    let principal = |p: &Principal| -> Option<PrincipalRef> {
+        Some(match p {
+            Principal::User(upn) => PrincipalRef::User { upn: upn.clone() },
+            Principal::ServicePrincipal(n) => PrincipalRef::ServicePrincipal { name: n.clone() },
+            Principal::ExistingGroup(n) => PrincipalRef::ExistingGroup { name: n.clone() },
+            Principal::Group(a) => PrincipalRef::Group {
+                address: a.to_string(),
+                unique_name: group_unique_name(owner, a),
+                display_name: model.groups.get(a)?.name.clone(),
+            },
+            Principal::Identity(a) => PrincipalRef::Identity {
+                address: a.to_string(),
+                id: identity_id(a)?,
+                name: model.identities.get(a)?.name.clone(),
+            },
+            Principal::WorkspaceSystem(a) => PrincipalRef::WorkspaceSystem {
+                address: a.to_string(),
+                id: workspace_id(a)?,
+                name: model.workspaces.get(a)?.name.clone(),
+            },
+        })
+    };
+    for (a, g) in &model.groups {
+        put(
+            a,
+            g.meta.prevent_destroy,
+            Desired::Group(DesiredGroup {
+                unique_name: group_unique_name(owner, a),
+                display_name: g.name.clone(),
+                description: g.description.clone(),
+                mail_nickname: g.mail_nickname.clone(),
+                members: g.members.iter().filter_map(principal).collect(),
+                owners: g.owners.iter().filter_map(principal).collect(),
+                members_additive: g.members_additive,
+            }),
+        );
+    }
+    for (a, g) in &model.grants {
+        let Some(p) = principal(&g.principal) else { continue };
+        let scope = match &g.scope {
+            Scope::Subscription { id, alias } => {
+                Some((format!("/subscriptions/{id}"), format!("subscription {alias}")))
+            }
+            Scope::ResourceGroup(r) => rg_id(r).map(|id| (id, model.resource_groups[r].name.clone())),
+            Scope::Workspace(w) => workspace_id(w).map(|id| (id, model.workspaces[w].name.clone())),
+            Scope::WorkspaceDependency(w, d) => model.workspaces.get(w).and_then(|ws| ws.dependency(*d)).map(|id| {
+                let name = id.rsplit('/').next().unwrap_or(id).to_owned();
+                (id.to_owned(), name)
+            }),
+            Scope::Arm(id) => Some((id.clone(), id.clone())),
+        };
+        let Some((scope, scope_display)) = scope else { continue };
+        put(
+            a,
+            g.meta.prevent_destroy,
+            Desired::RoleAssignment(DesiredRoleAssignment {
+                scope: canonical(&scope),
+                scope_display,
+                role: g.role.clone(),
+                principal: p,
+                description: assignment_description(owner, g.description.as_deref()),
+                condition: g.condition.clone(),
+            }),
+        );
+    }
+    DesiredState { owner: owner.to_owned(), objects }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mlpolicy_lang::model::{Key, Kind};
+
+    #[test]
+    fn unique_names_are_stable_and_safe() {
+        let a = Address::decl(Kind::Group, "ds", vec![Key::Str("fraud team".into())]);
+        assert_eq!(group_unique_name("contoso-ml", &a), "mlpolicy.contoso-ml.ds.fraud-team");
+    }
+
+    #[test]
+    fn descriptions_carry_the_marker() {
+        assert_eq!(assignment_description("o", None), "Managed by mlpolicy [mlpolicy:o]");
+        assert_eq!(assignment_description("o", Some("CI deploys")), "CI deploys [mlpolicy:o]");
+    }
+}

@@ -1,0 +1,642 @@
+//! Expression evaluation: literals, interpolation, `let` bindings, `var.x`, `sub.alias`,
+//! references `kind.name[key].attr`, principal constructors and operators, to [`Value`]s.
+//!
+//! Evaluation is deterministic and always terminates: there are no user functions, and `let`
+//! cycles are detected (E0109). Errors are reported once at the expression that caused them and
+//! evaluation yields `None`, so one bad value does not cascade into more diagnostics.
+//! Codes: E0101 E0103 E0104 E0105 E0106 E0107 E0108 E0109 E0110 E0111.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::ast::{self, BinaryOp, Expr, ExprKind, Segment, StrPart, UnaryOp};
+use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::model::{Address, Dependency, Key, Kind, Ref, Value};
+use crate::source::Span;
+use mlpolicy_vocab::suggest;
+
+/// Loop variables in scope: innermost last.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    bindings: Vec<(String, Value)>,
+    /// The `for` keys of the enclosing loops, outermost first: they make addresses unique.
+    pub keys: Vec<Key>,
+}
+
+impl Env {
+    /// An environment holding exactly these bindings.
+    pub fn from_bindings(bindings: Vec<(String, Value)>) -> Env {
+        Env { bindings, keys: Vec::new() }
+    }
+
+    #[must_use]
+    pub fn with(&self, name: &str, value: Value) -> Env {
+        let mut e = self.clone();
+        e.bindings.push((name.to_owned(), value));
+        e
+    }
+
+    #[must_use]
+    pub fn with_key(mut self, key: Key) -> Env {
+        self.keys.push(key);
+        self
+    }
+
+    fn get(&self, name: &str) -> Option<&Value> {
+        self.bindings.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.bindings.iter().map(|(n, _)| n.as_str())
+    }
+}
+
+/// Declared addresses, for checking references.
+#[derive(Debug, Default)]
+pub struct Symbols {
+    pub addresses: BTreeSet<Address>,
+    /// Declared local names per kind, for suggestions.
+    pub names: BTreeMap<Kind, BTreeSet<String>>,
+}
+
+impl Symbols {
+    pub fn insert(&mut self, address: Address) {
+        if let Address::Decl { kind, name, .. } = &address {
+            self.names.entry(*kind).or_default().insert(name.clone());
+        }
+        self.addresses.insert(address);
+    }
+}
+
+/// Evaluates expressions against the configuration's variables, lets and symbols.
+pub struct Evaluator<'a> {
+    vars: &'a BTreeMap<String, Value>,
+    subscriptions: &'a BTreeMap<String, String>,
+    lets: &'a HashMap<String, &'a ast::Let>,
+    /// `None` while declarations are still being collected: references are then not checked.
+    symbols: Option<&'a Symbols>,
+    cache: RefCell<HashMap<String, Option<Value>>>,
+    in_progress: RefCell<Vec<String>>,
+    diags: RefCell<Diagnostics>,
+}
+
+/// Roots that name a declaration kind in a reference.
+const REFERENCE_KINDS: [Kind; 4] = [Kind::ResourceGroup, Kind::Identity, Kind::Workspace, Kind::Group];
+
+const FUNCTIONS: [&str; 5] = ["user", "service_principal", "existing_group", "scope", "count"];
+
+impl<'a> Evaluator<'a> {
+    pub fn new(
+        vars: &'a BTreeMap<String, Value>,
+        subscriptions: &'a BTreeMap<String, String>,
+        lets: &'a HashMap<String, &'a ast::Let>,
+        symbols: Option<&'a Symbols>,
+    ) -> Self {
+        Evaluator {
+            vars,
+            subscriptions,
+            lets,
+            symbols,
+            cache: RefCell::default(),
+            in_progress: RefCell::default(),
+            diags: RefCell::default(),
+        }
+    }
+
+    /// The diagnostics reported so far.
+    pub fn take_diagnostics(&self) -> Diagnostics {
+        std::mem::take(&mut self.diags.borrow_mut())
+    }
+
+    fn report(&self, d: Diagnostic) {
+        self.diags.borrow_mut().push(d);
+    }
+
+    /// Evaluates `name`'s `let`, once.
+    pub fn eval_let(&self, name: &str, used_at: Span) -> Option<Value> {
+        if let Some(v) = self.cache.borrow().get(name) {
+            return v.clone();
+        }
+        let decl = self.lets.get(name)?;
+        if self.in_progress.borrow().iter().any(|n| n == name) {
+            let chain = self.in_progress.borrow().join("` → `");
+            self.report(
+                Diagnostic::error("E0109", format!("`let {name}` refers to itself"))
+                    .with_label(used_at, "this reference closes the cycle")
+                    .with_secondary(decl.name.span, "defined here")
+                    .with_help(format!("the cycle is `{chain}` → `{name}`; a value cannot depend on itself")),
+            );
+            return None;
+        }
+        self.in_progress.borrow_mut().push(name.to_owned());
+        let value = self.eval(&decl.value, &Env::default());
+        self.in_progress.borrow_mut().pop();
+        self.cache.borrow_mut().insert(name.to_owned(), value.clone());
+        value
+    }
+
+    /// Evaluates an expression; `None` after an error was reported.
+    pub fn eval(&self, expr: &Expr, env: &Env) -> Option<Value> {
+        match &expr.kind {
+            ExprKind::Str(s) => self.eval_str(s, env).map(Value::Str),
+            ExprKind::Int(i) => Some(Value::Int(*i)),
+            ExprKind::Bool(b) => Some(Value::Bool(*b)),
+            ExprKind::List(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                let mut ok = true;
+                for item in items {
+                    match self.eval(item, env) {
+                        Some(v) => out.push(v),
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(Value::List(out))
+            }
+            ExprKind::Map(entries) => {
+                let mut out = BTreeMap::new();
+                let mut first: HashMap<&str, Span> = HashMap::new();
+                let mut ok = true;
+                for (key, value) in entries {
+                    if let Some(prev) = first.insert(&key.node, key.span) {
+                        self.report(
+                            Diagnostic::error("E0108", format!("key `{}` appears twice in this map", key.node))
+                                .with_label(key.span, "second entry")
+                                .with_secondary(prev, "first entry")
+                                .with_help("remove one of the entries"),
+                        );
+                        ok = false;
+                    }
+                    match self.eval(value, env) {
+                        Some(v) => {
+                            out.insert(key.node.clone(), v);
+                        }
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(Value::Map(out))
+            }
+            ExprKind::Path(path) => self.eval_path(path, expr.span, env),
+            ExprKind::Call { name, args } => self.eval_call(name, args, expr.span, env),
+            ExprKind::Paren(inner) => self.eval(inner, env),
+            ExprKind::Unary { op, operand } => {
+                let v = self.eval(operand, env)?;
+                match (op.node, v) {
+                    (UnaryOp::Not, Value::Bool(b)) => Some(Value::Bool(!b)),
+                    (UnaryOp::Not, other) => {
+                        self.type_error(operand.span, "`not` needs a bool", &other);
+                        None
+                    }
+                }
+            }
+            ExprKind::Binary { op, lhs, rhs } => self.eval_binary(op.node, op.span, lhs, rhs, env),
+        }
+    }
+
+    fn eval_str(&self, s: &ast::StrLit, env: &Env) -> Option<String> {
+        let mut out = String::new();
+        let mut ok = true;
+        for part in &s.parts {
+            match part {
+                StrPart::Lit(t) => out.push_str(t),
+                StrPart::Interp(e) => match self.eval(e, env) {
+                    Some(Value::Str(v)) => out.push_str(&v),
+                    Some(Value::Int(i)) => out.push_str(&i.to_string()),
+                    Some(other) => {
+                        self.report(
+                            Diagnostic::error(
+                                "E0110",
+                                format!("interpolation yields {}, not a string", other.a_type_name()),
+                            )
+                            .with_label(e.span, format!("this is {}", other.a_type_name()))
+                            .with_help("only strings and integers can be interpolated into a string"),
+                        );
+                        ok = false;
+                    }
+                    None => ok = false,
+                },
+            }
+        }
+        ok.then_some(out)
+    }
+
+    fn type_error(&self, span: Span, what: &str, got: &Value) {
+        self.report(
+            Diagnostic::error("E0111", format!("{what}, found {}", got.a_type_name()))
+                .with_label(span, format!("this is {}", got.a_type_name())),
+        );
+    }
+
+    fn eval_binary(&self, op: BinaryOp, op_span: Span, lhs: &Expr, rhs: &Expr, env: &Env) -> Option<Value> {
+        // `and` / `or` short-circuit, so `"env" in tags and tags["env"] == "prod"` is safe.
+        if matches!(op, BinaryOp::And | BinaryOp::Or)
+            && let Some(Value::Bool(l)) = self.eval(lhs, env)
+        {
+            if l == (op == BinaryOp::Or) {
+                return Some(Value::Bool(l));
+            }
+            return match self.eval(rhs, env)? {
+                Value::Bool(r) => Some(Value::Bool(r)),
+                other => {
+                    self.type_error(rhs.span, &format!("`{}` needs bools", op.symbol()), &other);
+                    None
+                }
+            };
+        }
+        let l = self.eval(lhs, env);
+        let r = self.eval(rhs, env);
+        let (l, r) = (l?, r?);
+        let result = apply_binary(op, &l, &r);
+        if result.is_none() {
+            self.report(
+                Diagnostic::error(
+                    "E0111",
+                    format!("`{}` cannot compare {} with {}", op.symbol(), l.a_type_name(), r.a_type_name()),
+                )
+                .with_label(op_span, "here")
+                .with_secondary(lhs.span, l.type_name())
+                .with_secondary(rhs.span, r.type_name()),
+            );
+        }
+        result
+    }
+
+    fn eval_call(&self, name: &ast::Ident, args: &[Expr], span: Span, env: &Env) -> Option<Value> {
+        let func = name.node.as_str();
+        if !FUNCTIONS.contains(&func) {
+            let mut d = Diagnostic::error("E0107", format!("unknown function `{func}`"))
+                .with_label(name.span, "not a function");
+            d.help = suggest::did_you_mean(func, FUNCTIONS.iter().copied())
+                .or_else(|| Some(format!("the functions are {}", FUNCTIONS.map(|f| format!("`{f}`")).join(", "))));
+            self.report(d);
+            return None;
+        }
+        if args.len() != 1 {
+            self.report(
+                Diagnostic::error("E0107", format!("`{func}` takes one argument, got {}", args.len()))
+                    .with_label(span, "wrong number of arguments"),
+            );
+            return None;
+        }
+        let arg = self.eval(&args[0], env)?;
+        let make = |s: String| -> Value {
+            match func {
+                "user" => Value::Ref(Ref::User(s)),
+                "service_principal" => Value::Ref(Ref::ServicePrincipal(s)),
+                "existing_group" => Value::Ref(Ref::ExistingGroup(s)),
+                _ => Value::Ref(Ref::Scope(s)),
+            }
+        };
+        match (func, arg) {
+            ("count", Value::List(l)) => Some(Value::Int(i64::try_from(l.len()).unwrap_or(i64::MAX))),
+            ("count", Value::Map(m)) => Some(Value::Int(i64::try_from(m.len()).unwrap_or(i64::MAX))),
+            ("count", other) => {
+                self.type_error(args[0].span, "`count` needs a list or a map", &other);
+                None
+            }
+            ("scope", Value::Str(s)) => Some(make(s)),
+            (_, Value::Str(s)) if func != "scope" => Some(make(s)),
+            (_, Value::List(items)) if func != "scope" => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    match item {
+                        Value::Str(s) => out.push(make(s)),
+                        other => {
+                            self.type_error(args[0].span, &format!("`{func}` needs strings"), &other);
+                            return None;
+                        }
+                    }
+                }
+                Some(Value::List(out))
+            }
+            (_, other) => {
+                let need = if func == "scope" { "an ARM id string" } else { "a string or a list of strings" };
+                self.type_error(args[0].span, &format!("`{func}` needs {need}"), &other);
+                None
+            }
+        }
+    }
+
+    fn eval_path(&self, path: &ast::Path, span: Span, env: &Env) -> Option<Value> {
+        let root = path.root.node.as_str();
+        if let Some(v) = env.get(root) {
+            let v = v.clone();
+            return self.index_into(v, &path.segments, env);
+        }
+        if self.lets.contains_key(root) {
+            let v = self.eval_let(root, path.root.span)?;
+            return self.index_into(v, &path.segments, env);
+        }
+        match root {
+            "var" => self.eval_var(path, env),
+            "sub" => self.eval_sub(path),
+            "system" if path.segments.is_empty() => Some(Value::Ref(Ref::System)),
+            _ => {
+                if let Some(kind) = REFERENCE_KINDS.into_iter().find(|k| k.keyword() == root) {
+                    return self.eval_reference(kind, path, span, env);
+                }
+                let mut candidates: Vec<&str> = env.names().collect();
+                candidates.extend(self.lets.keys().map(String::as_str));
+                candidates.extend(["var", "sub", "system"]);
+                candidates.extend(REFERENCE_KINDS.iter().map(|k| k.keyword()));
+                let mut d = Diagnostic::error("E0106", format!("unknown name `{root}`"))
+                    .with_label(path.root.span, "not a variable, `let`, or declaration kind");
+                d.help = suggest::did_you_mean(root, candidates.iter().copied()).or_else(|| {
+                    Some("names are loop variables, `let` bindings, `var.NAME`, `sub.ALIAS` or `KIND.NAME`".to_owned())
+                });
+                self.report(d);
+                None
+            }
+        }
+    }
+
+    fn eval_var(&self, path: &ast::Path, env: &Env) -> Option<Value> {
+        let Some(Segment::Field(name)) = path.segments.first() else {
+            self.report(
+                Diagnostic::error("E0103", "`var` must be followed by a variable name")
+                    .with_label(path.root.span, "write `var.NAME`"),
+            );
+            return None;
+        };
+        let Some(v) = self.vars.get(&name.node) else {
+            let mut d = Diagnostic::error("E0103", format!("variable `{}` is used but not given", name.node))
+                .with_label(name.span, "no such variable");
+            d.help = Some(match suggest::closest(&name.node, self.vars.keys().map(String::as_str)) {
+                Some(c) => format!("did you mean `var.{c}`?"),
+                None => format!(
+                    "give it under `vars:` in mlpolicy.yaml, or with `--var {}=VALUE` or `--vars FILE.yaml`",
+                    name.node
+                ),
+            });
+            self.report(d);
+            return None;
+        };
+        self.index_into(v.clone(), &path.segments[1..], env)
+    }
+
+    fn eval_sub(&self, path: &ast::Path) -> Option<Value> {
+        let Some(Segment::Field(alias)) = path.segments.first() else {
+            self.report(
+                Diagnostic::error("E0104", "`sub` must be followed by a subscription alias")
+                    .with_label(path.root.span, "write `sub.ALIAS`"),
+            );
+            return None;
+        };
+        if path.segments.len() > 1 {
+            self.report(
+                Diagnostic::error("E0108", format!("`sub.{}` has no attributes", alias.node))
+                    .with_label(path.root.span.to(alias.span), "a subscription reference"),
+            );
+            return None;
+        }
+        let Some(id) = self.subscriptions.get(&alias.node) else {
+            let mut d = Diagnostic::error("E0104", format!("unknown subscription alias `{}`", alias.node))
+                .with_label(alias.span, "not in `subscriptions:` of mlpolicy.yaml");
+            d.help = Some(match suggest::closest(&alias.node, self.subscriptions.keys().map(String::as_str)) {
+                Some(c) => format!("did you mean `sub.{c}`?"),
+                None => format!("add `{}: <subscription id>` under `subscriptions:` in mlpolicy.yaml", alias.node),
+            });
+            self.report(d);
+            return None;
+        };
+        Some(Value::Ref(Ref::Subscription { alias: alias.node.clone(), id: id.clone() }))
+    }
+
+    fn eval_reference(&self, kind: Kind, path: &ast::Path, span: Span, env: &Env) -> Option<Value> {
+        let mut segments = path.segments.iter();
+        let Some(Segment::Field(name)) = segments.next() else {
+            self.report(
+                Diagnostic::error("E0101", format!("`{kind}` must be followed by a name"))
+                    .with_label(path.root.span, format!("write `{kind}.NAME`")),
+            );
+            return None;
+        };
+        let mut keys = Vec::new();
+        let mut attr: Option<&ast::Ident> = None;
+        for seg in segments {
+            match seg {
+                Segment::Index(e) if attr.is_none() => match self.eval(e, env)? {
+                    Value::Str(s) => keys.push(Key::Str(s)),
+                    Value::Int(i) => keys.push(Key::Int(i)),
+                    other => {
+                        self.type_error(e.span, "a key must be a string or an integer", &other);
+                        return None;
+                    }
+                },
+                Segment::Field(f) if attr.is_none() => attr = Some(f),
+                Segment::Field(f) => {
+                    self.report(
+                        Diagnostic::error(
+                            "E0108",
+                            format!("`.{}` cannot follow `.{}`", f.node, attr.map_or("", |a| a.node.as_str())),
+                        )
+                        .with_label(f.span, "too many attributes"),
+                    );
+                    return None;
+                }
+                Segment::Index(e) => {
+                    self.report(
+                        Diagnostic::error("E0108", "an index cannot follow an attribute").with_label(e.span, "here"),
+                    );
+                    return None;
+                }
+            }
+        }
+        let address = Address::decl(kind, name.node.clone(), keys);
+        if let Some(symbols) = self.symbols
+            && !symbols.addresses.contains(&address)
+        {
+            self.report_missing(symbols, kind, name, &address, span);
+            return None;
+        }
+        let Some(attr) = attr else {
+            return Some(Value::Ref(Ref::Object(address)));
+        };
+        if kind == Kind::Workspace {
+            if attr.node == "identity" {
+                return Some(Value::Ref(Ref::WorkspaceIdentity(address)));
+            }
+            if let Some(dep) = Dependency::from_attribute(&attr.node) {
+                return Some(Value::Ref(Ref::WorkspaceDependency(address, dep)));
+            }
+        }
+        let allowed: Vec<&str> = if kind == Kind::Workspace {
+            std::iter::once("identity").chain(Dependency::ALL.iter().map(|d| d.attribute())).collect()
+        } else {
+            Vec::new()
+        };
+        let mut d = Diagnostic::error("E0108", format!("`{kind}` references have no attribute `{}`", attr.node))
+            .with_label(attr.span, "unknown attribute");
+        d.help = suggest::did_you_mean(&attr.node, allowed.iter().copied()).or_else(|| {
+            Some(if allowed.is_empty() {
+                format!("refer to the {kind} itself: `{kind}.{}`", name.node)
+            } else {
+                format!(
+                    "a workspace reference may name {}",
+                    allowed.iter().map(|a| format!("`.{a}`")).collect::<Vec<_>>().join(", ")
+                )
+            })
+        });
+        self.report(d);
+        None
+    }
+
+    fn report_missing(&self, symbols: &Symbols, kind: Kind, name: &ast::Ident, address: &Address, span: Span) {
+        let same_name: Vec<&Address> = symbols
+            .addresses
+            .iter()
+            .filter(|a| matches!(a, Address::Decl { kind: k, name: n, .. } if *k == kind && *n == name.node))
+            .collect();
+        if same_name.is_empty() {
+            let names = symbols.names.get(&kind);
+            let mut d = Diagnostic::error("E0101", format!("no {kind} named `{}`", name.node))
+                .with_label(name.span, format!("no `{kind} {} {{ ... }}` in this configuration", name.node));
+            d.help = names
+                .and_then(|n| suggest::closest(&name.node, n.iter().map(String::as_str)))
+                .map(|c| format!("did you mean `{kind}.{c}`?"));
+            self.report(d);
+            return;
+        }
+        let shown: Vec<String> = same_name.iter().take(5).map(ToString::to_string).collect();
+        let more = if same_name.len() > 5 { ", …" } else { "" };
+        let wants_keys = address.keys().len();
+        let msg = if same_name.iter().all(|a| a.keys().len() != wants_keys) {
+            if wants_keys == 0 {
+                format!("`{kind}.{}` is declared inside `for`: name one instance with a key", name.node)
+            } else {
+                format!("`{kind}.{}` takes {} key(s), not {wants_keys}", name.node, same_name[0].keys().len())
+            }
+        } else {
+            format!("there is no `{address}`")
+        };
+        self.report(
+            Diagnostic::error("E0105", msg)
+                .with_label(span, "no such instance")
+                .with_help(format!("declared instances: {}{more}", shown.join(", "))),
+        );
+    }
+
+    fn index_into(&self, mut value: Value, segments: &[Segment], env: &Env) -> Option<Value> {
+        for seg in segments {
+            let (key, span): (Value, Span) = match seg {
+                Segment::Field(f) => (Value::Str(f.node.clone()), f.span),
+                Segment::Index(e) => (self.eval(e, env)?, e.span),
+            };
+            value = match (value, key) {
+                (Value::Map(mut m), Value::Str(k)) => {
+                    if let Some(v) = m.remove(&k) {
+                        v
+                    } else {
+                        let mut d = Diagnostic::error("E0108", format!("no key `{k}` in this map"))
+                            .with_label(span, "missing key");
+                        d.help = suggest::did_you_mean(&k, m.keys().map(String::as_str)).or_else(|| {
+                            let keys: Vec<String> = m.keys().take(8).map(|k| format!("`{k}`")).collect();
+                            Some(if keys.is_empty() {
+                                "the map is empty".to_owned()
+                            } else {
+                                format!("its keys are {}", keys.join(", "))
+                            })
+                        });
+                        self.report(d);
+                        return None;
+                    }
+                }
+                (Value::List(l), Value::Int(i)) => {
+                    let len = l.len();
+                    if let Some(v) = usize::try_from(i).ok().and_then(|i| l.into_iter().nth(i)) {
+                        v
+                    } else {
+                        self.report(
+                            Diagnostic::error("E0108", format!("index {i} is out of range for a list of {len}"))
+                                .with_label(span, "out of range"),
+                        );
+                        return None;
+                    }
+                }
+                (v, k) => {
+                    self.report(
+                        Diagnostic::error(
+                            "E0108",
+                            format!("cannot index {} with {}", v.a_type_name(), k.a_type_name()),
+                        )
+                        .with_label(span, "invalid index")
+                        .with_help("maps take string keys (`m.key` or `m[\"key\"]`), lists take integer indexes"),
+                    );
+                    return None;
+                }
+            };
+        }
+        Some(value)
+    }
+}
+
+/// `op` applied to two values; `None` when the types do not fit the operator.
+#[expect(clippy::many_single_char_names, reason = "operands of a table of operators")]
+pub fn apply_binary(op: BinaryOp, l: &Value, r: &Value) -> Option<Value> {
+    use Value::{Bool, Int, List, Map, Str};
+    let b = |x: bool| Some(Bool(x));
+    match (op, l, r) {
+        (BinaryOp::And, Bool(a), Bool(c)) => b(*a && *c),
+        (BinaryOp::Or, Bool(a), Bool(c)) => b(*a || *c),
+        (BinaryOp::Eq, a, c) => b(a == c),
+        (BinaryOp::Ne, a, c) => b(a != c),
+        (BinaryOp::Lt, Int(a), Int(c)) => b(a < c),
+        (BinaryOp::Le, Int(a), Int(c)) => b(a <= c),
+        (BinaryOp::Gt, Int(a), Int(c)) => b(a > c),
+        (BinaryOp::Ge, Int(a), Int(c)) => b(a >= c),
+        (BinaryOp::In, a, List(items)) => b(items.contains(a)),
+        (BinaryOp::NotIn, a, List(items)) => b(!items.contains(a)),
+        (BinaryOp::In, Str(a), Map(m)) => b(m.contains_key(a)),
+        (BinaryOp::NotIn, Str(a), Map(m)) => b(!m.contains_key(a)),
+        (BinaryOp::In, Str(a), Str(s)) => b(s.contains(a.as_str())),
+        (BinaryOp::NotIn, Str(a), Str(s)) => b(!s.contains(a.as_str())),
+        (BinaryOp::Matches, Str(a), Str(pattern)) => b(glob_matches(pattern, a)),
+        (BinaryOp::Matches, Str(a), List(patterns)) => {
+            b(patterns.iter().any(|p| matches!(p, Str(p) if glob_matches(p, a))))
+        }
+        (BinaryOp::Matches, List(items), Str(pattern)) => {
+            b(items.iter().any(|i| matches!(i, Str(s) if glob_matches(pattern, s))))
+        }
+        _ => None,
+    }
+}
+
+/// Glob match where `*` is any run of characters and `?` one character (the whole string).
+pub fn glob_matches(pattern: &str, text: &str) -> bool {
+    thread_local! {
+        // Policies apply the same few patterns to every object: compile each once.
+        static COMPILED: RefCell<HashMap<String, Option<globset::GlobMatcher>>> = RefCell::default();
+    }
+    COMPILED.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let matcher = cache.entry(pattern.to_owned()).or_insert_with(|| {
+            globset::GlobBuilder::new(pattern)
+                .literal_separator(false)
+                .backslash_escape(true)
+                .build()
+                .ok()
+                .map(|g| g.compile_matcher())
+        });
+        matcher.as_ref().is_some_and(|m| m.is_match(text))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_is_whole_string() {
+        assert!(glob_matches("*:pull_request", "repo:a/b:pull_request"));
+        assert!(!glob_matches("*:pull_request", "repo:a/b:pull_request:x"));
+        assert!(glob_matches("repo:contoso/*", "repo:contoso/x:ref:refs/heads/main"));
+    }
+
+    #[test]
+    fn operators_on_values() {
+        let s = |x: &str| Value::Str(x.into());
+        assert_eq!(apply_binary(BinaryOp::In, &s("a"), &Value::List(vec![s("a")])), Some(Value::Bool(true)));
+        assert_eq!(apply_binary(BinaryOp::Lt, &Value::Int(1), &Value::Int(2)), Some(Value::Bool(true)));
+        assert_eq!(apply_binary(BinaryOp::Lt, &s("a"), &Value::Int(2)), None);
+        assert_eq!(apply_binary(BinaryOp::And, &Value::Bool(true), &Value::Bool(false)), Some(Value::Bool(false)));
+    }
+}

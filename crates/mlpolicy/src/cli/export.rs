@@ -1,0 +1,145 @@
+//! `mlpolicy export`: reads the live estate under a scope and writes it as a configuration
+//! directory (`--out`). With `--emulator` the emulator's state is `--out`/.mlpolicy/, as for
+//! every command, so `plan DIR --emulator` afterwards reads the same tenant.
+
+use std::path::Path;
+
+use super::args::ExportArgs;
+use super::{ExitStatus, connect_options, print_diagnostics, runtime};
+use mlpolicy_engine::export::{ExportOptions, Scope};
+use mlpolicy_lang::diagnostics::{Diagnostic, Diagnostics};
+use mlpolicy_lang::settings::Overrides;
+use mlpolicy_lang::source::Sources;
+
+fn fail(d: Diagnostic, sources: &Sources) -> ExitStatus {
+    print_diagnostics(&d.into(), sources);
+    ExitStatus::Error
+}
+
+/// The `.mlp` files directly in `dir`, sorted.
+fn mlp_files(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "mlp"))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    out.sort();
+    out
+}
+
+pub fn run(args: &ExportArgs) -> ExitStatus {
+    let dir = &args.out;
+    let none = Sources::default();
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return fail(Diagnostic::error("E0801", format!("cannot create `{}`: {e}", dir.display())), &none);
+    }
+    let existing = mlp_files(dir);
+    if !existing.is_empty() && !args.force {
+        return fail(
+            Diagnostic::error(
+                "E0801",
+                format!("`{}` already holds .mlp files: {}", dir.display(), existing.join(", ")),
+            )
+            .with_help("export into an empty directory, or pass `--force` to replace them"),
+            &none,
+        );
+    }
+    let mut sources = Sources::default();
+    let (mut settings, diags) = mlpolicy_lang::settings::load(dir, &Overrides::default(), &mut sources);
+    if diags.has_errors() {
+        print_diagnostics(&diags, &sources);
+        return ExitStatus::Error;
+    }
+    if let Some(t) = &args.tenant {
+        settings.tenant = Some(t.trim().to_ascii_lowercase());
+    }
+    let options = ExportOptions {
+        scope: Scope {
+            resource_groups: args.resource_groups.clone(),
+            group_prefixes: args.group_prefixes.clone(),
+            owner: args.owner.clone(),
+        },
+        subscriptions: args.subscriptions.clone(),
+        compact: args.compact,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(d) => return fail(d, &sources),
+    };
+    let result = rt.block_on(async {
+        let conn = crate::connect::connect(dir, &settings, &connect_options(&args.azure)).await?;
+        let tenant = settings.tenant.clone().unwrap_or_else(|| conn.client.tenant_id().to_owned());
+        let exported = mlpolicy_engine::export::export(&conn.client, &options, &settings, &tenant).await;
+        conn.close().await;
+        exported
+    });
+    let export = match result {
+        Ok(e) => e,
+        Err(d) => return fail(d, &sources),
+    };
+    for old in &existing {
+        if let Err(e) = std::fs::remove_file(dir.join(old)) {
+            return fail(Diagnostic::error("E0801", format!("cannot replace `{old}`: {e}")), &sources);
+        }
+    }
+    for (name, text) in &export.files {
+        if let Err(e) = std::fs::write(dir.join(name), text) {
+            return fail(Diagnostic::error("E0801", format!("cannot write `{name}`: {e}")), &sources);
+        }
+    }
+    // The export must be a valid configuration; anything else is a bug worth a loud error.
+    let compiled = mlpolicy_lang::compile(dir, &Overrides::default());
+    let errors: Vec<Diagnostic> =
+        compiled.diagnostics.items.iter().filter(|d| d.is_error() && d.code != "E0401").cloned().collect();
+    if !errors.is_empty() {
+        print_diagnostics(&Diagnostics { items: errors }, &compiled.sources);
+        return fail(
+            Diagnostic::error("E0803", format!("the configuration exported to `{}` does not validate", dir.display()))
+                .with_help("this is a bug in mlpolicy export; please report it with the estate's shape"),
+            &none,
+        );
+    }
+    report(dir, &export);
+    ExitStatus::Success
+}
+
+fn report(dir: &Path, export: &mlpolicy_engine::export::Export) {
+    let count = |k: &str| export.counts.get(k).copied().unwrap_or(0);
+    println!(
+        "Exported to {} (owner `{}`): {} resource groups, {} identities ({} federated credentials), {} workspaces, {} groups, {} grants.",
+        dir.display(),
+        export.owner,
+        count("resource_group"),
+        count("identity"),
+        count("federated"),
+        count("workspace"),
+        count("group"),
+        count("grant"),
+    );
+    if let Some(teams) = &export.teams {
+        const SHOWN: usize = 12;
+        if teams.len() > SHOWN {
+            println!("Teams ({}): {}, and {} more.", teams.len(), teams[..SHOWN].join(", "), teams.len() - SHOWN);
+        } else {
+            println!("Teams: {}.", teams.join(", "));
+        }
+    }
+    println!("Wrote {}.", export.files.keys().cloned().collect::<Vec<_>>().join(", "));
+    for n in &export.notes {
+        println!("note: {n}");
+    }
+    for s in &export.skipped {
+        println!("kept as a comment: {s}");
+    }
+    if !export.skipped.is_empty() {
+        let d = Diagnostic::warning(
+            "W0801",
+            format!("{} object(s) in scope are kept as comments, not declarations", export.skipped.len()),
+        )
+        .with_help("each is listed at the end of its file with the reason; review them by hand");
+        print_diagnostics(&d.into(), &Sources::default());
+    }
+    println!("Next: `mlpolicy plan {}` shows no changes; objects made outside mlpolicy are adopted.", dir.display());
+}

@@ -1,0 +1,116 @@
+//! How a command reaches Azure: the cloud and tenant of `mlpolicy.yaml` with a credential from
+//! the environment, or — with `--emulator` — an in-process emulator on a free loopback port whose
+//! state lives in `.mlpolicy/emulator.yaml` under the configuration directory, seeded from
+//! `emulator-seed.yaml` there. Both are the same client over real HTTP.
+//! Codes: E0601 (cannot connect).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use mlpolicy_azure::{AuthOptions, AzureClient, ClientOptions, Cloud, Credential, SecretString, TokenSource};
+use mlpolicy_emulator::{Emulator, EmulatorConfig};
+use mlpolicy_lang::diagnostics::Diagnostic;
+use mlpolicy_lang::settings::{CloudSetting, Settings};
+
+/// A connected client, and the emulator it talks to when there is one.
+pub struct Connection {
+    pub client: AzureClient,
+    pub emulator: Option<Emulator>,
+    /// The ARM, Graph and authority endpoints used.
+    pub endpoints: [String; 3],
+}
+
+impl Connection {
+    /// Stops the in-process emulator, if any, after its last state save.
+    pub async fn close(self) {
+        if let Some(e) = self.emulator {
+            e.shutdown().await;
+        }
+    }
+}
+
+fn fail(message: String) -> Diagnostic {
+    Diagnostic::error("E0601", message)
+}
+
+/// Options for [`connect`].
+#[derive(Clone, Default)]
+pub struct ConnectOptions {
+    /// Start the in-process emulator for this configuration directory.
+    pub emulator: bool,
+    /// Receives `--verbose` lines (never a token).
+    pub log: Option<mlpolicy_azure::LogFn>,
+    pub concurrency: Option<usize>,
+}
+
+/// Connects for one command.
+pub async fn connect(dir: &Path, settings: &Settings, opts: &ConnectOptions) -> Result<Connection, Diagnostic> {
+    let mut options = ClientOptions { log: opts.log.clone(), ..ClientOptions::default() };
+    if let Some(c) = opts.concurrency {
+        options.concurrency = c.max(1);
+    }
+    if opts.emulator {
+        let state_dir = dir.join(".mlpolicy");
+        std::fs::create_dir_all(&state_dir)
+            .map_err(|e| fail(format!("cannot create `{}`: {e}", state_dir.display())))?;
+        let seed = dir.join("emulator-seed.yaml");
+        let seed_file = if seed.exists() {
+            let canonical_dir =
+                dir.canonicalize().map_err(|e| fail(format!("cannot open `{}`: {e}", dir.display())))?;
+            mlpolicy_lang::source::read_inside(&canonical_dir, &seed).map_err(|d| *d)?;
+            Some(seed)
+        } else {
+            None
+        };
+        let cfg = EmulatorConfig {
+            state_file: Some(state_dir.join("emulator.yaml")),
+            seed_file,
+            tenant: settings.tenant.clone().unwrap_or_default(),
+            ..EmulatorConfig::default()
+        };
+        let emulator = Emulator::start(cfg).await.map_err(|e| fail(format!("cannot start the emulator: {e}")))?;
+        let base = emulator.base_url();
+        let cloud = Cloud::single_endpoint(&base).map_err(|e| fail(e.to_string()))?;
+        let tenant = emulator.tenant().await.tenant_id.clone();
+        // The emulator trusts any application: a fixed client id and secret stand for the CLI.
+        let source = TokenSource::credential(Credential::ClientSecret {
+            client_id: "00000000-0000-0000-0000-00000000c11e".into(),
+            secret: SecretString::new("emulator"),
+        });
+        let client = AzureClient::new(cloud, &tenant, source, options).map_err(|e| fail(e.to_string()))?;
+        return Ok(Connection { client, emulator: Some(emulator), endpoints: [base.clone(), base.clone(), base] });
+    }
+    let Some(tenant) = settings.tenant.clone() else {
+        return Err(fail("mlpolicy.yaml sets no `tenant`".into()).with_help(
+            "add `tenant: <directory id>` to mlpolicy.yaml, or run against the emulator with `--emulator`",
+        ));
+    };
+    let endpoints = settings.cloud.endpoints();
+    let cloud = match &settings.cloud {
+        CloudSetting::Public => Cloud::Public,
+        CloudSetting::UsGovernment => Cloud::UsGovernment,
+        CloudSetting::China => Cloud::China,
+        CloudSetting::Custom { arm, graph, authority } => {
+            let parse = |u: &str| url::Url::parse(u).map_err(|e| fail(format!("invalid endpoint `{u}`: {e}")));
+            Cloud::Custom {
+                arm: parse(arm)?,
+                graph: parse(graph)?,
+                authority: parse(authority)?,
+                arm_scope: None,
+                graph_scope: None,
+            }
+        }
+    };
+    let source = TokenSource::from_env(&AuthOptions::default()).map_err(|e| {
+        fail(format!("no Azure credential found: {}", e.message)).with_help(
+            "in CI use workload identity federation (GitHub Actions OIDC, AZURE_FEDERATED_TOKEN_FILE) — see docs/azure.md; locally `az login`",
+        )
+    })?;
+    let client = AzureClient::new(cloud, &tenant, source, options).map_err(|e| fail(e.to_string()))?;
+    Ok(Connection { client, emulator: None, endpoints: [endpoints.arm, endpoints.graph, endpoints.authority] })
+}
+
+/// A log sink that writes `--verbose` lines to stderr.
+pub fn stderr_log() -> mlpolicy_azure::LogFn {
+    Arc::new(|line: &str| eprintln!("mlpolicy: {line}"))
+}

@@ -1,0 +1,451 @@
+//! Apply against the in-process emulator over real HTTP: the shipped example converges and
+//! re-plans clean, a second apply changes nothing, interrupted applies (SIGKILL at 20 points of
+//! a ~300-object apply) and a faulty, throttled, slow-replicating tenant converge without
+//! duplicates, and the saved-plan, self-lock-out and audit-log guards hold.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::BufRead as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mlpolicy::connect::{ConnectOptions, Connection, connect};
+use mlpolicy_azure::{
+    AzureClient, ClientOptions, Cloud, Credential, LroPolicy, PrincipalType, ReplicationPolicy, RetryPolicy,
+    RoleAssignmentRequest, SecretString, TokenSource,
+};
+use mlpolicy_emulator::{Emulator, EmulatorConfig, Realism, Tenant, Throttle};
+use mlpolicy_engine::apply::{ApplyEvent, ApplyOptions, apply};
+use mlpolicy_engine::diff::DiffOptions;
+use mlpolicy_engine::lower::{Desired, PrincipalRef};
+use mlpolicy_engine::plan::{FORMAT_VERSION, SavedPlan};
+use mlpolicy_lang::settings::Overrides;
+
+use crate::support::{copy_to_temp, root};
+
+/// Writes `emulator-seed.yaml` with every user the configuration names.
+fn write_seed(dir: &Path) {
+    let compiled = mlpolicy_lang::compile(dir, &Overrides::default());
+    assert!(!compiled.has_errors(), "{:#?}", compiled.diagnostics);
+    let owner = compiled.settings.owner.clone().unwrap_or_else(|| "mlpolicy".into());
+    let desired = mlpolicy_engine::lower::lower(&compiled.model, &owner);
+    let mut seed = String::from("users:\n");
+    for r in mlpolicy_engine::live::principal_refs(&desired) {
+        if let PrincipalRef::User { upn } = r {
+            let _ = writeln!(seed, "  - user_principal_name: {upn}");
+        }
+    }
+    std::fs::write(dir.join("emulator-seed.yaml"), seed).unwrap();
+}
+
+fn synth_dir(teams: usize) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    mlpolicy_lang::synth::write(tmp.path(), teams).unwrap();
+    write_seed(tmp.path());
+    tmp
+}
+
+fn example_dir() -> tempfile::TempDir {
+    let tmp = copy_to_temp(&root().join("examples/contoso-ml"));
+    if !tmp.path().join("emulator-seed.yaml").exists() {
+        write_seed(tmp.path());
+    }
+    tmp
+}
+
+async fn connect_emulator(dir: &Path) -> (mlpolicy_lang::Compiled, Connection) {
+    let compiled = mlpolicy_lang::compile(dir, &Overrides::default());
+    let conn = connect(dir, &compiled.settings, &ConnectOptions { emulator: true, ..ConnectOptions::default() })
+        .await
+        .unwrap_or_else(|d| panic!("{d:?}"));
+    (compiled, conn)
+}
+
+async fn plan_of(compiled: &mlpolicy_lang::Compiled, client: &AzureClient) -> mlpolicy_engine::Planned {
+    let planned = mlpolicy_engine::plan(compiled, &Overrides::default(), client, &DiffOptions::default())
+        .await
+        .unwrap_or_else(|d| panic!("{d:#?}"));
+    assert!(!planned.diagnostics.has_errors(), "{:#?}", planned.diagnostics);
+    planned
+}
+
+/// What the emulator holds, as counts that expose duplicates.
+#[derive(Debug, PartialEq, Eq)]
+struct Census {
+    groups: BTreeMap<String, usize>,
+    assignments: BTreeMap<(String, String, String), usize>,
+    identities: usize,
+    federated: usize,
+    workspaces: usize,
+    members: usize,
+    owners: usize,
+}
+
+fn census(t: &Tenant) -> Census {
+    let mut groups = BTreeMap::new();
+    let (mut members, mut owners) = (0, 0);
+    for g in &t.groups {
+        if let Some(u) = &g.unique_name {
+            *groups.entry(u.to_ascii_lowercase()).or_insert(0) += 1;
+            members += g.members.len();
+            owners += g.owners.len();
+        }
+    }
+    let mut assignments = BTreeMap::new();
+    for a in &t.role_assignments {
+        let role = a.role_definition_id.rsplit('/').next().unwrap_or_default().to_ascii_lowercase();
+        let key = (a.scope.to_ascii_lowercase(), role, a.principal_id.to_ascii_lowercase());
+        *assignments.entry(key).or_insert(0) += 1;
+    }
+    Census {
+        groups,
+        assignments,
+        identities: t.identities.len(),
+        federated: t.federated_credentials.len(),
+        workspaces: t.workspaces.len(),
+        members,
+        owners,
+    }
+}
+
+fn assert_no_duplicates(c: &Census) {
+    assert!(c.groups.values().all(|n| *n == 1), "duplicate groups: {:?}", c.groups);
+    assert!(c.assignments.values().all(|n| *n == 1), "duplicate assignments: {:?}", c.assignments);
+}
+
+fn state_of(dir: &Path) -> Tenant {
+    Tenant::load(&dir.join(".mlpolicy/emulator.yaml")).unwrap()
+}
+
+fn no_events(_: ApplyEvent) {}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_applies_replans_clean_and_a_second_apply_changes_nothing() {
+    let dir = example_dir();
+    let (compiled, conn) = connect_emulator(dir.path()).await;
+    let planned = plan_of(&compiled, &conn.client).await;
+    assert!(planned.plan.summary.add > 20, "{}", planned.plan.summary_line());
+    let audit = dir.path().join("audit.jsonl");
+    let opts = ApplyOptions { audit_log: Some(audit.clone()), ..ApplyOptions::default() };
+    let report = apply(&planned.plan.changes, &planned.desired, &conn.client, &opts, &no_events).await;
+    assert!(report.ok(), "{:#?}", report.failed);
+    let s = planned.plan.summary;
+    // The seed's hand-made Reader grant is adopted: only its ownership marker is written.
+    assert_eq!(s.adopt, 1, "{}", planned.plan.summary_line());
+    assert_eq!(
+        report.summary,
+        format!("Apply complete: {} added, {} changed, {} destroyed, 1 adopted.", s.add, s.change, s.destroy)
+    );
+    let again = plan_of(&compiled, &conn.client).await;
+    assert!(
+        !again.plan.has_work(),
+        "{:#?}",
+        again.plan.changes.iter().filter(|c| c.action != mlpolicy_engine::plan::Action::NoOp).collect::<Vec<_>>()
+    );
+    let emulator = conn.emulator.as_ref().unwrap();
+    let first = census(&emulator.tenant().await);
+    assert_no_duplicates(&first);
+    assert_eq!(first.groups.len(), 4);
+    // 15 grants (one adopted from the seed, not duplicated), plus the seed's hand-made
+    // Contributor grant (drift, never deleted).
+    assert_eq!(first.assignments.len(), 3 + 3 * 4 + 1);
+
+    // Replaying the whole first plan converges to the same tenant: nothing is duplicated.
+    let replay = apply(&planned.plan.changes, &planned.desired, &conn.client, &opts, &no_events).await;
+    assert!(replay.ok(), "{:#?}", replay.failed);
+    assert_eq!(census(&emulator.tenant().await), first);
+    // And an apply of the fresh plan has nothing to do.
+    let none = apply(&again.plan.changes, &again.desired, &conn.client, &opts, &no_events).await;
+    assert!(none.done.is_empty());
+    assert_eq!(none.summary, "Apply complete: 0 added, 0 changed, 0 destroyed.");
+
+    // The audit log: one parseable line per change made, with who and Azure's ids, no token.
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2 * report.done.len());
+    let oid = conn.client.principal_object_id().await.unwrap().unwrap();
+    for l in &lines {
+        assert_eq!(l["principal"], oid.as_str());
+        assert_eq!(l["outcome"], "succeeded");
+        assert!(l["time"].as_str().unwrap().ends_with('Z'));
+        assert!(l["address"].as_str().is_some_and(|a| !a.is_empty()));
+        assert!(l["request_id"].as_str().is_some(), "{l}");
+        assert!(l["after_digest"].as_str().is_some_and(|d| d.len() == 64));
+    }
+    assert!(
+        !text.contains("eyJ") && !text.to_ascii_lowercase().contains("bearer"),
+        "a token leaked into the audit log"
+    );
+    conn.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_the_running_principals_access_is_refused_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("main.mlp"),
+        "resource_group ml {\n  subscription = sub.main\n  name = \"rg-lock\"\n  location = \"westeurope\"\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("mlpolicy.yaml"),
+        "tenant: 3f6b2d1e-8c4a-4e71-9b0d-5a2c7e9f1b34\nsubscriptions:\n  main: 6c1e9a42-3b7d-4f05-8e2a-9d4b1c7f3e60\nowner: lock\n",
+    )
+    .unwrap();
+    let (compiled, conn) = connect_emulator(dir.path()).await;
+    let planned = plan_of(&compiled, &conn.client).await;
+    assert!(
+        apply(&planned.plan.changes, &planned.desired, &conn.client, &ApplyOptions::default(), &no_events).await.ok()
+    );
+    // The running principal holds Owner on the group through an assignment marked as ours that
+    // the configuration no longer declares: the plan deletes it.
+    let oid = conn.client.principal_object_id().await.unwrap().unwrap();
+    let scope = "/subscriptions/6c1e9a42-3b7d-4f05-8e2a-9d4b1c7f3e60/resourceGroups/rg-lock";
+    conn.client
+        .put_role_assignment(&RoleAssignmentRequest {
+            scope: scope.into(),
+            role_definition_id: "8e3af657-a8ff-443c-a75c-2fe8c4bcb635".into(),
+            principal_id: oid.clone(),
+            principal_type: PrincipalType::ServicePrincipal,
+            description: Some("bootstrap [mlpolicy:lock]".into()),
+            condition: None,
+            name: None,
+        })
+        .await
+        .unwrap();
+    let planned = plan_of(&compiled, &conn.client).await;
+    assert_eq!(planned.plan.summary.destroy, 1, "{:#?}", planned.plan.changes);
+    let report =
+        apply(&planned.plan.changes, &planned.desired, &conn.client, &ApplyOptions::default(), &no_events).await;
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].code, "E0702");
+    assert!(report.done.is_empty());
+    assert_eq!(conn.client.list_role_assignments_for_principal(scope, &oid).await.unwrap().len(), 1);
+    let opts = ApplyOptions { allow_self_lockout: true, ..ApplyOptions::default() };
+    let report = apply(&planned.plan.changes, &planned.desired, &conn.client, &opts, &no_events).await;
+    assert!(report.ok(), "{:#?}", report.failed);
+    assert_eq!(report.summary, "Apply complete: 0 added, 0 changed, 1 destroyed.");
+    assert!(conn.client.list_role_assignments_for_principal(scope, &oid).await.unwrap().is_empty());
+    conn.close().await;
+}
+
+fn run_cli(dir: &Path, args: &[&str]) -> crate::support::Run {
+    crate::support::mlpolicy(dir, args)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_plans_apply_once_and_stale_or_altered_ones_are_refused() {
+    let dir = example_dir();
+    let (compiled, conn) = connect_emulator(dir.path()).await;
+    let planned = plan_of(&compiled, &conn.client).await;
+    let saved = SavedPlan {
+        format_version: FORMAT_VERSION,
+        created_by: "mlpolicy test".into(),
+        config_dir: dir.path().display().to_string(),
+        tenant: compiled.settings.tenant.clone(),
+        cloud: conn.endpoints.clone(),
+        subscriptions: compiled.settings.subscriptions.values().cloned().collect(),
+        emulator: true,
+        desired: planned.desired.clone(),
+        plan: planned.plan.clone(),
+    };
+    // Someone creates one of the planned groups by hand after the plan was made.
+    let group = planned.plan.changes.iter().find(|c| c.kind == "group").cloned().unwrap();
+    let Some(Desired::Group(g)) = &group.desired else { panic!() };
+    let upsert = mlpolicy_azure::GroupUpsert::security_group(&g.unique_name, &g.display_name, &g.mail_nickname, None);
+    conn.client.upsert_group(&upsert).await.unwrap();
+    conn.close().await;
+
+    let plan_file = dir.path().join("plan.json");
+    std::fs::write(&plan_file, saved.to_file_text()).unwrap();
+    let stale = run_cli(dir.path(), &["apply", "plan.json"]);
+    assert_eq!(stale.code, 1, "{}", stale.transcript());
+    assert!(stale.stderr.contains("E0703") && stale.stderr.contains(&group.address), "{}", stale.transcript());
+
+    let altered = saved.to_file_text().replace("Data scientists of the", "Data scientists of the evil");
+    std::fs::write(&plan_file, altered).unwrap();
+    let run = run_cli(dir.path(), &["apply", "plan.json"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("E0704"), "{}", run.transcript());
+    let run = run_cli(dir.path(), &["show", "plan.json"]);
+    assert_eq!(run.code, 1);
+
+    // A fresh saved plan applies without asking and converges.
+    let (compiled, conn) = connect_emulator(dir.path()).await;
+    let planned = plan_of(&compiled, &conn.client).await;
+    let fresh = SavedPlan { plan: planned.plan.clone(), desired: planned.desired.clone(), ..saved };
+    conn.close().await;
+    std::fs::write(&plan_file, fresh.to_file_text()).unwrap();
+    let run = run_cli(dir.path(), &["show", "plan.json", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let run = run_cli(dir.path(), &["apply", "plan.json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.stdout.contains("Apply complete:"), "{}", run.transcript());
+    assert!(run.stdout.contains(": Creation complete after"), "{}", run.transcript());
+    let run = run_cli(dir.path(), &["apply", ".", "--emulator"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.stdout.contains("No changes."), "{}", run.transcript());
+    assert_no_duplicates(&census(&state_of(dir.path())));
+}
+
+#[test]
+fn apply_without_a_terminal_needs_auto_approve() {
+    let dir = example_dir();
+    let run = run_cli(dir.path(), &["apply", ".", "--emulator"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("--auto-approve"), "{}", run.transcript());
+    assert!(run.stdout.contains("Plan: "), "{}", run.transcript());
+}
+
+/// Runs `apply --emulator --auto-approve` and SIGKILLs it after `kill_after` progress lines
+/// (never, when `None`). Returns the progress lines read and whether it was killed.
+fn apply_and_kill(dir: &Path, kill_after: Option<usize>) -> (usize, bool) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mlpolicy"))
+        .args(["apply", ".", "--emulator", "--auto-approve", "--parallelism", "10"])
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut progress = 0;
+    let mut killed = false;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        if line.contains("...") || line.contains(" after ") {
+            progress += 1;
+            if Some(progress) == kill_after {
+                child.kill().unwrap();
+                killed = true;
+                break;
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    if !killed {
+        assert!(status.success(), "apply failed: {status}");
+    }
+    (progress, killed)
+}
+
+fn expected_synth(teams: usize) -> (usize, usize) {
+    (teams, teams * 5)
+}
+
+#[test]
+fn interrupted_applies_converge_without_duplicates() {
+    let started = Instant::now();
+    let teams = 32;
+    let dir = synth_dir(teams);
+    let mut kills = 0;
+    for i in 0..20 {
+        // Early, distinct points, so that every run is still working when it is killed.
+        let (_, killed) = apply_and_kill(dir.path(), Some(2 + i));
+        kills += usize::from(killed);
+        assert_no_duplicates(&census(&state_of(dir.path())));
+    }
+    let (_, killed) = apply_and_kill(dir.path(), None);
+    assert!(!killed);
+    let c = census(&state_of(dir.path()));
+    assert_no_duplicates(&c);
+    let (groups, assignments) = expected_synth(teams);
+    assert_eq!(c.groups.len(), groups);
+    assert_eq!(c.assignments.len(), assignments);
+    assert_eq!(c.identities, teams);
+    assert_eq!(c.federated, 2 * teams);
+    assert_eq!(c.workspaces, teams.div_ceil(10));
+    assert_eq!(c.members, teams * mlpolicy_lang::synth::MEMBERS_PER_GROUP);
+    assert_eq!(c.owners, teams);
+    let rerun = crate::support::mlpolicy(dir.path(), &["apply", ".", "--emulator", "--auto-approve"]);
+    assert_eq!(rerun.code, 0, "{}", rerun.transcript());
+    assert!(rerun.stdout.contains("No changes."), "{}", rerun.transcript());
+    assert_eq!(kills, 20, "only {kills} of 20 runs were killed before finishing");
+    eprintln!("interrupted apply: {kills} kills, {:?}", started.elapsed());
+}
+
+fn chaos_client(emulator: &Emulator, tenant: &str) -> AzureClient {
+    let cloud = Cloud::single_endpoint(&emulator.base_url()).unwrap();
+    let source = TokenSource::credential(Credential::ClientSecret {
+        client_id: "00000000-0000-0000-0000-00000000c11e".into(),
+        secret: SecretString::new("emulator"),
+    });
+    let options = ClientOptions {
+        concurrency: 20,
+        retry: RetryPolicy {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(200),
+            max_retry_after: Duration::from_millis(300),
+        },
+        lro: LroPolicy::default(),
+        replication: ReplicationPolicy {
+            rbac_attempts: 10,
+            rbac_delay: Duration::from_millis(100),
+            graph_attempts: 10,
+            graph_delay: Duration::from_millis(100),
+        },
+        pacing: false,
+        request_timeout: Duration::from_secs(10),
+        ..ClientOptions::default()
+    };
+    AzureClient::new(cloud, tenant, source, options).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_converges_with_nothing_duplicated_or_lost() {
+    let started = Instant::now();
+    let teams = 6;
+    let dir = synth_dir(teams);
+    let compiled = mlpolicy_lang::compile(dir.path(), &Overrides::default());
+    let realism = Realism {
+        throttle: Some(Throttle { random_rate: 0.05, ..Throttle::default() }),
+        fault_rate: 0.05,
+        drop_rate: 0.03,
+        replication_delay_ms: 300,
+        token_lifetime_s: 30,
+        lro_polls: 1,
+        seed: Some(7),
+        ..Realism::default()
+    };
+    let emulator = Emulator::start(EmulatorConfig {
+        seed_file: Some(dir.path().join("emulator-seed.yaml")),
+        realism,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let tenant = emulator.tenant().await.tenant_id.clone();
+    let client = chaos_client(&emulator, &tenant);
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        assert!(rounds <= 6, "no convergence after 5 applies");
+        let Ok(planned) =
+            mlpolicy_engine::plan(&compiled, &Overrides::default(), &client, &DiffOptions::default()).await
+        else {
+            continue;
+        };
+        assert!(!planned.diagnostics.has_errors(), "{:#?}", planned.diagnostics);
+        if !planned.plan.has_work() {
+            break;
+        }
+        let report =
+            apply(&planned.plan.changes, &planned.desired, &client, &ApplyOptions::default(), &no_events).await;
+        assert_no_duplicates(&census(&emulator.tenant().await));
+        let _ = report;
+    }
+    let c = census(&emulator.tenant().await);
+    assert_no_duplicates(&c);
+    let (groups, assignments) = expected_synth(teams);
+    assert_eq!((c.groups.len(), c.assignments.len()), (groups, assignments));
+    assert_eq!((c.identities, c.federated, c.members, c.owners), (teams, 2 * teams, teams * 20, teams));
+    let stats: serde_json::Value =
+        reqwest::get(format!("{}/_emulator/stats", emulator.base_url())).await.unwrap().json().await.unwrap();
+    let trouble = ["throttled", "faults", "dropped"].iter().map(|k| stats[k].as_u64().unwrap_or(0)).sum::<u64>();
+    assert!(trouble > 10, "the emulator caused too little trouble: {stats}");
+    eprintln!("chaos: {stats}");
+    eprintln!("chaos: converged in {rounds} plan rounds, {:?}", started.elapsed());
+    emulator.shutdown().await;
+}

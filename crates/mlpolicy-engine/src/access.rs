@@ -16,6 +16,7 @@ use serde::Serialize;
 use crate::live::LiveState;
 use crate::lower::{Desired, DesiredState, PrincipalRef};
 use crate::plan::AccessChange;
+use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::Diagnostic;
 use mlpolicy_vocab::arm::canonical;
 
@@ -504,7 +505,7 @@ pub fn scope_query(
                 _ => w.application_insights.as_ref(),
             };
             let id = id.ok_or_else(|| {
-                Diagnostic::error("E0902", format!("`{address}` has no {}", a.replace('_', " ")))
+                Diagnostic::error(Code::E0902, format!("`{address}` has no {}", a.replace('_', " ")))
                     .with_help("the workspace declares no such resource")
             })?;
             Ok(ScopeQuery {
@@ -530,7 +531,7 @@ pub fn scope_query(
                 "give `workspace.NAME`, `workspace.NAME.storage_account`, `resource_group.NAME`, `sub.ALIAS` or an ARM id"
                     .into()
             });
-            Err(Diagnostic::error("E0902", format!("`{q}` is not a scope of this configuration")).with_help(help))
+            Err(Diagnostic::error(Code::E0902, format!("`{q}` is not a scope of this configuration")).with_help(help))
         }
     }
 }
@@ -551,7 +552,7 @@ pub fn principal_key(
         return match live {
             None => Ok(desired_key(r)),
             Some(l) => l.resolved.get(r).cloned().flatten().ok_or_else(|| {
-                Diagnostic::error("E0901", format!("`{q}` does not exist in the tenant yet"))
+                Diagnostic::error(Code::E0901, format!("`{q}` does not exist in the tenant yet"))
                     .with_help("plan and apply the configuration first, or ask without --live")
             }),
         };
@@ -569,7 +570,7 @@ pub fn principal_key(
         let help = mlpolicy_vocab::suggest::did_you_mean(q, addresses.iter().map(String::as_str))
             .unwrap_or_else(|| "addresses of groups, identities and workspace identities name principals".into());
         return Err(
-            Diagnostic::error("E0901", format!("`{q}` is not a principal of this configuration")).with_help(help)
+            Diagnostic::error(Code::E0901, format!("`{q}` is not a principal of this configuration")).with_help(help)
         );
     }
     if q.contains('@') {
@@ -582,7 +583,7 @@ pub fn principal_key(
         return match (found, live) {
             (Some((k, _)), _) => Ok(k.clone()),
             (None, None) => Ok(format!("user:{upn}")),
-            (None, Some(_)) => Err(Diagnostic::error("E0901", format!("no user `{q}` in the tenant"))
+            (None, Some(_)) => Err(Diagnostic::error(Code::E0901, format!("no user `{q}` in the tenant"))
                 .with_help("check the user principal name (guests have `#EXT#` in theirs)")),
         };
     }
@@ -591,7 +592,7 @@ pub fn principal_key(
             Ok(q.to_ascii_lowercase())
         } else {
             Err(Diagnostic::error(
-                "E0901",
+                Code::E0901,
                 format!("`{q}` is an object id: the configuration does not know object ids"),
             )
             .with_help("add --live to ask the tenant, or give an address such as `group.NAME`"))
@@ -607,12 +608,15 @@ pub fn principal_key(
             let help = mlpolicy_vocab::suggest::did_you_mean(q, names).unwrap_or_else(|| {
                 "give a UPN, `group.NAME`, `identity.NAME`, `workspace.NAME.identity` or a display name".into()
             });
-            Err(Diagnostic::error("E0901", format!("no principal `{q}` holds or grants access here")).with_help(help))
+            Err(Diagnostic::error(Code::E0901, format!("no principal `{q}` holds or grants access here"))
+                .with_help(help))
         }
-        many => Err(Diagnostic::error("E0901", format!("`{q}` names {} principals", many.len())).with_help(format!(
-            "give one of their object ids with --live: {}",
-            many.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
-        ))),
+        many => {
+            Err(Diagnostic::error(Code::E0901, format!("`{q}` names {} principals", many.len())).with_help(format!(
+                "give one of their object ids with --live: {}",
+                many.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+            )))
+        }
     }
 }
 

@@ -37,6 +37,7 @@ use mlpolicy_azure::{
     AzureClient, AzureError, FederatedCredentialProperties, GroupUpsert, PrincipalType, RoleAssignmentRequest,
     capture_request_ids,
 };
+use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::Diagnostic;
 use mlpolicy_vocab::arm::canonical;
 use mlpolicy_vocab::time::rfc3339_now;
@@ -633,7 +634,7 @@ struct Audit {
 impl Audit {
     fn open(path: &PathBuf, principal: Option<String>) -> Result<Audit, Diagnostic> {
         let file = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| {
-            Diagnostic::error("E0705", format!("cannot open the audit log `{}`: {e}", path.display()))
+            Diagnostic::error(Code::E0705, format!("cannot open the audit log `{}`: {e}", path.display()))
                 .with_help("check the path and permissions; nothing was applied")
         })?;
         Ok(Audit { file, path: path.clone(), principal })
@@ -662,7 +663,7 @@ impl Audit {
         let mut line = serde_json::to_string(&entry).unwrap_or_default();
         line.push('\n');
         self.file.write_all(line.as_bytes()).and_then(|()| self.file.flush()).map_err(|e| {
-            Diagnostic::error("E0705", format!("cannot write the audit log `{}`: {e}", self.path.display()))
+            Diagnostic::error(Code::E0705, format!("cannot write the audit log `{}`: {e}", self.path.display()))
                 .with_help("apply stopped before its next change; rerun it once the log is writable")
         })
     }
@@ -671,7 +672,7 @@ impl Audit {
 fn failure(c: &Change, e: &AzureError) -> Diagnostic {
     let status = if e.status == 0 { "no response".to_owned() } else { format!("HTTP {}", e.status) };
     let code = if e.code.is_empty() { String::new() } else { format!(" {}", e.code) };
-    let mut d = Diagnostic::error("E0701", format!("{} failed: {status}{code}: {}", c.address, e.message));
+    let mut d = Diagnostic::error(Code::E0701, format!("{} failed: {status}{code}: {}", c.address, e.message));
     let mut help = e.hint.clone().unwrap_or_else(|| {
         "fix the cause and run apply again: finished objects are kept, and it continues where it stopped".into()
     });
@@ -702,7 +703,7 @@ pub async fn check_self_lockout(
         .collect();
     let fail = |e: &AzureError| {
         Box::new(
-            Diagnostic::error("E0702", format!("cannot check for self-lock-out: {e}"))
+            Diagnostic::error(Code::E0702, format!("cannot check for self-lock-out: {e}"))
                 .with_help("apply refuses to remove access-managing role assignments it cannot check"),
         )
     };
@@ -729,7 +730,7 @@ pub async fn check_self_lockout(
     }
     Err(Box::new(
         Diagnostic::error(
-            "E0702",
+            Code::E0702,
             format!(
                 "this apply would remove the role assignment that lets the running principal manage access: {}",
                 locked.join(", ")
@@ -906,10 +907,10 @@ pub async fn apply(
 pub fn saved_plan_error(path: &str, e: &SavedPlanError) -> Diagnostic {
     match e {
         SavedPlanError::Altered => {
-            Diagnostic::error("E0704", format!("the plan file `{path}` was altered after it was written"))
+            Diagnostic::error(Code::E0704, format!("the plan file `{path}` was altered after it was written"))
                 .with_help("a saved plan is applied exactly as reviewed; run `mlpolicy plan --out` again")
         }
-        SavedPlanError::Invalid(m) => Diagnostic::error("E0704", format!("`{path}` cannot be applied: {m}"))
+        SavedPlanError::Invalid(m) => Diagnostic::error(Code::E0704, format!("`{path}` cannot be applied: {m}"))
             .with_help("pass a file written by `mlpolicy plan --out`, or a configuration directory"),
     }
 }
@@ -927,7 +928,7 @@ pub async fn check_stale(
     {
         return Err(Box::new(
             Diagnostic::error(
-                "E0703",
+                Code::E0703,
                 format!("the plan is stale: the configuration in `{}` changed since it was planned", saved.config_dir),
             )
             .with_help("run `mlpolicy plan --out` again, with the same `--var` options, and review the new plan"),
@@ -958,7 +959,7 @@ pub async fn check_stale(
     }
     Err(Box::new(
         Diagnostic::error(
-            "E0703",
+            Code::E0703,
             format!(
                 "the plan is stale: {} object(s) changed since it was planned: {}",
                 changed.len(),

@@ -25,6 +25,7 @@ use crate::lower::{
 use crate::plan::{
     Action, AttrChange, AttrValue, Attrs, Change, Drift, FORMAT_VERSION, Fingerprints, Plan, PlanWaiver,
 };
+use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::{Diagnostic, Diagnostics};
 use mlpolicy_lang::source::Span;
 use mlpolicy_vocab::arm::{canonical, scope_display};
@@ -174,7 +175,7 @@ impl Differ<'_> {
         self.input.spans.get(address).copied()
     }
 
-    fn error(&mut self, code: &'static str, address: &str, message: String, help: String) {
+    fn error(&mut self, code: Code, address: &str, message: String, help: String) {
         let mut d = Diagnostic::error(code, message).with_help(help);
         if let Some(span) = self.span(address) {
             d = d.with_label(span, "declared here");
@@ -206,7 +207,7 @@ impl Differ<'_> {
             let first = addresses[0];
             if let Some(n) = self.live.ambiguous.get(r) {
                 self.error(
-                    "E0503",
+                    Code::E0503,
                     first,
                     format!("`{}` matches {n} objects in the tenant", r.display()),
                     "display names are not unique in Entra ID; name a service principal by its application id".into(),
@@ -227,7 +228,7 @@ impl Differ<'_> {
                     format!(" (used by {first})")
                 };
                 self.error(
-                    "E0502",
+                    Code::E0502,
                     first,
                     format!("{what} `{}` does not exist in the tenant{used}", r.display()),
                     help.into(),
@@ -499,7 +500,7 @@ impl Differ<'_> {
             GroupMatch::Adoptable(id, lg) => (Some((id, lg)), true),
             GroupMatch::Ambiguous(n) => {
                 self.error(
-                    "E0508",
+                    Code::E0508,
                     &o.address,
                     format!(
                         "`{}` could adopt any of {n} groups named `{}` that mlpolicy did not create",
@@ -581,7 +582,7 @@ impl Differ<'_> {
         let catalog = sub.as_ref().and_then(|s| self.live.roles.get(s)).or_else(|| self.live.roles.values().next());
         let Some(catalog) = catalog else {
             self.error(
-                "E0504",
+                Code::E0504,
                 &o.address,
                 format!("no role definitions could be read for `{}`", r.scope),
                 "check that the subscription exists and the caller can read it".into(),
@@ -595,7 +596,7 @@ impl Differ<'_> {
         let help = suggest::did_you_mean(&r.role, names.iter().map(String::as_str)).unwrap_or_else(|| {
             "run `az role definition list --query [].roleName` to see the roles of the tenant".into()
         });
-        self.error("E0504", &o.address, format!("role `{}` does not exist in the tenant", r.role), help);
+        self.error(Code::E0504, &o.address, format!("role `{}` does not exist in the tenant", r.role), help);
         None
     }
 
@@ -865,7 +866,7 @@ impl Differ<'_> {
             let prevent = desired.objects.get(&c.address).is_some_and(|o| o.prevent_destroy);
             if prevent {
                 errors.push((
-                    "E0505",
+                    Code::E0505,
                     c.address.clone(),
                     format!(
                         "`{}` has prevent_destroy, but this plan {} it",
@@ -879,7 +880,7 @@ impl Differ<'_> {
                 && !self.input.options.allow_replace.contains(&c.azure_id)
             {
                 errors.push((
-                    "E0506",
+                    Code::E0506,
                     c.address.clone(),
                     format!("`{}` {} with {} dependent object(s)", c.address, c.action.phrase(), c.blast_radius.len()),
                     format!(
@@ -903,14 +904,14 @@ impl Differ<'_> {
                 }
                 if ch.name == "members" && removed > MASS_REMOVAL {
                     errors.push((
-                        "E0507",
+                        Code::E0507,
                         c.address.clone(),
                         format!("`{}` would lose {removed} members", c.address),
                         "removing more than 10 members at once needs `--allow-mass-removal`".to_owned(),
                     ));
                 }
                 if ch.name == "owners" && after.is_empty() && !before.is_empty() {
-                    errors.push(("E0507", c.address.clone(), format!("`{}` would lose its last owner", c.address), "a group without owners can only be managed by directory admins; keep one, or pass `--allow-mass-removal`".to_owned()));
+                    errors.push((Code::E0507, c.address.clone(), format!("`{}` would lose its last owner", c.address), "a group without owners can only be managed by directory admins; keep one, or pass `--allow-mass-removal`".to_owned()));
                 }
             }
         }

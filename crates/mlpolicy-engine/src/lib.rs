@@ -82,18 +82,11 @@ pub async fn plan(
         .collect();
     let policy_findings = compiled
         .evaluation
-        .diagnostics
-        .items
+        .violations
         .iter()
-        .filter(|d| d.code == "E0401" || d.code == "W0401")
-        .map(|d| {
-            let label = d.labels.first().map(|l| l.message.as_str()).unwrap_or_default();
-            let word = if d.is_error() { "deny" } else { "warn" };
-            if label.is_empty() {
-                format!("{word}: {}", d.message)
-            } else {
-                format!("{word}: {} — {label}", d.message)
-            }
+        .map(|v| {
+            let word = if v.effect == mlpolicy_lang::ast::Effect::Deny { "deny" } else { "warn" };
+            format!("{word}: {} — {}", v.headline(), v.explanation())
         })
         .collect();
     let input = diff::DiffInput {

@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 
 use crate::lower::{Desired, DesiredState, OWNER_TAG, PrincipalRef, group_unique_prefix};
 use mlpolicy_azure::{self as azure, AzureClient, AzureError, DirectoryObject, DirectoryObjectKind, RoleCatalog};
+use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::Diagnostic;
 use mlpolicy_vocab::arm::canonical;
 
@@ -169,7 +170,7 @@ impl LiveState {
 }
 
 pub fn read_error(e: &AzureError) -> Diagnostic {
-    let mut d = Diagnostic::error("E0501", format!("reading the tenant failed: {}", e.op)).with_help(
+    let mut d = Diagnostic::error(Code::E0501, format!("reading the tenant failed: {}", e.op)).with_help(
         e.hint.clone().unwrap_or_else(|| "check the credentials, the tenant and the subscription ids".into()),
     );
     let status = if e.status == 0 { "no response".to_owned() } else { format!("HTTP {}", e.status) };
@@ -562,7 +563,7 @@ async fn read_arm(
     }
     while let Some(joined) = tasks.join_next().await {
         let (sub, rgs, ws, ids, fics, ras, roles) = joined
-            .map_err(|e| Diagnostic::error("E0501", format!("reading the tenant failed: {e}")))?
+            .map_err(|e| Diagnostic::error(Code::E0501, format!("reading the tenant failed: {e}")))?
             .map_err(|e| read_error(&e))?;
         live.resource_groups.extend(rgs.into_iter().map(|r| (canonical(&r.id), r)));
         live.workspaces.extend(ws.into_iter().map(|w| (canonical(&w.id), w)));

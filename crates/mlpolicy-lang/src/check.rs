@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::ast::{self, ExprKind, Segment};
+use crate::diagnostics::Code;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::model::{
     Address, Dependency, FederatedCredential, Grant, Group, Identity, Kind, Meta, Model, Principal, Ref, ResourceGroup,
@@ -96,7 +97,7 @@ impl<'d> Fields<'d> {
         let what = decl.kind();
         for a in &decl.attrs {
             if !allowed.contains(&a.name.as_str()) && !COMMON.contains(&a.name.as_str()) {
-                let mut d = Diagnostic::error("E0201", format!("unknown attribute `{}` on {what}", a.name))
+                let mut d = Diagnostic::error(Code::E0201, format!("unknown attribute `{}` on {what}", a.name))
                     .with_label(a.name_span, format!("not an attribute of {what}"));
                 d.help = suggest::did_you_mean(&a.name, allowed.iter().chain(COMMON).copied()).or_else(|| {
                     Some(format!(
@@ -109,7 +110,7 @@ impl<'d> Fields<'d> {
             }
             if let Some(prev) = f.by_name.insert(&a.name, a) {
                 f.error(
-                    Diagnostic::error("E0204", format!("attribute `{}` is set twice", a.name))
+                    Diagnostic::error(Code::E0204, format!("attribute `{}` is set twice", a.name))
                         .with_label(a.name_span, "second value")
                         .with_secondary(prev.name_span, "first value")
                         .with_help("remove one of them"),
@@ -140,7 +141,7 @@ impl<'d> Fields<'d> {
         let what = self.decl.kind();
         let span = self.decl.name_span;
         self.error(
-            Diagnostic::error("E0202", format!("{what} `{}` is missing `{name}`", self.decl.address))
+            Diagnostic::error(Code::E0202, format!("{what} `{}` is missing `{name}`", self.decl.address))
                 .with_label(span, format!("needs `{name}`"))
                 .with_help(format!("add `{name} = {example}`")),
         );
@@ -148,7 +149,7 @@ impl<'d> Fields<'d> {
 
     fn wrong_type(&mut self, name: &str, expected: &str, got: &Value, span: Span) {
         self.error(
-            Diagnostic::error("E0203", format!("`{name}` must be {expected}, found {}", got.a_type_name()))
+            Diagnostic::error(Code::E0203, format!("`{name}` must be {expected}, found {}", got.a_type_name()))
                 .with_label(span, format!("this is {}", got.a_type_name())),
         );
     }
@@ -232,7 +233,7 @@ fn meta_of(decl: &ResolvedDecl, known: &HashSet<String>, diags: &mut Diagnostics
                 Some(Value::Bool(b)) => prevent_destroy = *b,
                 Some(other) => diags.push(
                     Diagnostic::error(
-                        "E0203",
+                        Code::E0203,
                         format!("`prevent_destroy` must be `true` or `false`, found {}", other.a_type_name()),
                     )
                     .with_label(a.value_span, "expected a bool"),
@@ -243,7 +244,7 @@ fn meta_of(decl: &ResolvedDecl, known: &HashSet<String>, diags: &mut Diagnostics
     }
     for w in &decl.waivers {
         if !known.contains(&w.policy) {
-            let mut d = Diagnostic::error("E0222", format!("`allow {}` names no known policy", w.policy))
+            let mut d = Diagnostic::error(Code::E0222, format!("`allow {}` names no known policy", w.policy))
                 .with_label(w.span, "unknown policy");
             d.help = suggest::did_you_mean(&w.policy, known.iter().map(String::as_str))
                 .or_else(|| Some("name a `policy` of this configuration or of a selected pack".into()));
@@ -251,7 +252,7 @@ fn meta_of(decl: &ResolvedDecl, known: &HashSet<String>, diags: &mut Diagnostics
         }
         if w.reason.trim().is_empty() {
             diags.push(
-                Diagnostic::error("E0222", format!("`allow {}` needs a reason", w.policy))
+                Diagnostic::error(Code::E0222, format!("`allow {}` needs a reason", w.policy))
                     .with_label(w.span, "empty reason")
                     .with_help("say why the exception is acceptable: reviewers read it in every plan"),
             );
@@ -274,7 +275,7 @@ impl Checker<'_> {
         ok
     }
 
-    fn invalid(&mut self, code: &'static str, message: String, span: Span, help: &str) {
+    fn invalid(&mut self, code: Code, message: String, span: Span, help: &str) {
         self.diags.push(Diagnostic::error(code, message).with_label(span, "invalid").with_help(help));
     }
 
@@ -303,7 +304,7 @@ impl Checker<'_> {
         {
             ok = false;
             self.invalid(
-                "E0212",
+                Code::E0212,
                 format!("`{n}` is not a valid resource group name"),
                 meta.attr_span("name"),
                 "1–90 letters, digits, `-`, `_`, `.`, `(`, `)`; not ending in `.`",
@@ -331,7 +332,7 @@ impl Checker<'_> {
         let ok = !l.is_empty() && l.len() <= 64 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ');
         if !ok {
             self.invalid(
-                "E0212",
+                Code::E0212,
                 format!("`{l}` is not an Azure location"),
                 span,
                 "use a region name such as \"westeurope\"",
@@ -357,7 +358,7 @@ impl Checker<'_> {
         {
             ok = false;
             self.invalid(
-                "E0212",
+                Code::E0212,
                 format!("`{n}` is not a valid managed identity name"),
                 meta.attr_span("name"),
                 "3–128 letters, digits, `-` and `_`, starting with a letter or digit",
@@ -376,7 +377,7 @@ impl Checker<'_> {
                 if let Some(prev) = pairs.insert(key, fic.meta.attr_span("subject")) {
                     self.diags.push(
                         Diagnostic::error(
-                            "E0216",
+                            Code::E0216,
                             format!("`{}` repeats an issuer and subject of this identity", fic.meta.address),
                         )
                         .with_label(fic.meta.attr_span("subject"), "same issuer and subject")
@@ -389,7 +390,7 @@ impl Checker<'_> {
                 }
                 if count == MAX_FEDERATED + 1 {
                     self.diags.push(
-                        Diagnostic::error("E0210", format!("`{}` has more than {MAX_FEDERATED} federated credentials", d.address))
+                        Diagnostic::error(Code::E0210, format!("`{}` has more than {MAX_FEDERATED} federated credentials", d.address))
                             .with_label(fic.meta.name_span, format!("credential number {}", MAX_FEDERATED + 1))
                             .with_help("Azure allows at most 20 per identity; use a second identity or a broader subject (e.g. an environment)"),
                     );
@@ -431,7 +432,7 @@ impl Checker<'_> {
         if !valid_fic_name(&name) {
             ok = false;
             self.invalid(
-                "E0212",
+                Code::E0212,
                 format!("`{name}` is not a valid federated credential name"),
                 meta.attr_span("name"),
                 "3–120 letters, digits, `-` and `_`, starting with a letter or digit",
@@ -442,7 +443,7 @@ impl Checker<'_> {
         {
             ok = false;
             self.invalid(
-                "E0208",
+                Code::E0208,
                 format!("issuer `{i}` is not an https URL"),
                 meta.attr_span("issuer"),
                 "the issuer is the OIDC provider's https URL, e.g. \"https://token.actions.githubusercontent.com\"",
@@ -453,7 +454,7 @@ impl Checker<'_> {
         {
             ok = false;
             self.invalid(
-                "E0209",
+                Code::E0209,
                 format!("subject `{s}` is not a valid federated subject"),
                 meta.attr_span("subject"),
                 "1–600 characters without surrounding spaces, e.g. \"repo:contoso/fraud-model:environment:prod\"",
@@ -465,7 +466,7 @@ impl Checker<'_> {
             ok = false;
             self.diags.push(
                 Diagnostic::error(
-                    "E0215",
+                    Code::E0215,
                     format!("a federated credential takes exactly one audience, found {}", a.len()),
                 )
                 .with_label(meta.attr_span("audiences"), "here")
@@ -514,7 +515,7 @@ impl Checker<'_> {
         {
             ok = false;
             self.invalid(
-                "E0212",
+                Code::E0212,
                 format!("`{n}` is not a valid workspace name"),
                 meta.attr_span("name"),
                 "3–33 letters, digits, `-` and `_`, starting with a letter or digit",
@@ -529,7 +530,7 @@ impl Checker<'_> {
             if let Err(why) = check_resource_id(&id, Some(dependency_type(dep))) {
                 ok = false;
                 self.invalid(
-                    "E0206",
+                    Code::E0206,
                     format!("`{}` is not a valid {} id: {why}", id, dep.attribute().replace('_', " ")),
                     meta.attr_span(dep.attribute()),
                     &format!(
@@ -574,7 +575,7 @@ impl Checker<'_> {
             Value::Ref(Ref::User(upn)) => {
                 if !valid_upn(upn) {
                     self.invalid(
-                        "E0207",
+                        Code::E0207,
                         format!("`{upn}` is not a user principal name"),
                         span,
                         "a UPN looks like name@contoso.com (guests: name_ext.com#EXT#@contoso.onmicrosoft.com)",
@@ -586,7 +587,7 @@ impl Checker<'_> {
             Value::Ref(Ref::ServicePrincipal(s)) => {
                 if s.trim().is_empty() {
                     self.invalid(
-                        "E0213",
+                        Code::E0213,
                         "`service_principal` needs an application id or display name".into(),
                         span,
                         "e.g. service_principal(\"ci-deployer\")",
@@ -598,7 +599,7 @@ impl Checker<'_> {
             Value::Ref(Ref::ExistingGroup(s)) => {
                 if s.trim().is_empty() {
                     self.invalid(
-                        "E0213",
+                        Code::E0213,
                         "`existing_group` needs a display name".into(),
                         span,
                         "e.g. existing_group(\"All ML Engineers\")",
@@ -615,7 +616,7 @@ impl Checker<'_> {
             },
             other => {
                 self.diags.push(
-                    Diagnostic::error("E0213", format!("{what} must be a principal, found {}", other.a_type_name()))
+                    Diagnostic::error(Code::E0213, format!("{what} must be a principal, found {}", other.a_type_name()))
                         .with_label(span, "not a principal")
                         .with_help("principals are group.X, identity.X, workspace.X.identity, user(\"upn\"), service_principal(\"...\"), existing_group(\"...\")"),
                 );
@@ -658,7 +659,7 @@ impl Checker<'_> {
         if members.iter().any(|m| *m == Principal::Group(meta.address.clone())) {
             ok = false;
             self.diags.push(
-                Diagnostic::error("E0213", format!("`{}` lists itself as a member", meta.address))
+                Diagnostic::error(Code::E0213, format!("`{}` lists itself as a member", meta.address))
                     .with_label(meta.attr_span("members"), "a group cannot contain itself"),
             );
         }
@@ -666,7 +667,7 @@ impl Checker<'_> {
             if matches!(o, Principal::Group(_) | Principal::ExistingGroup(_)) {
                 ok = false;
                 self.diags.push(
-                    Diagnostic::error("E0213", format!("`{o}` cannot own a group"))
+                    Diagnostic::error(Code::E0213, format!("`{o}` cannot own a group"))
                         .with_label(meta.attr_span("owners"), "owners are users or service principals")
                         .with_help(
                             "Entra ID group owners are users, service principals or managed identities, not groups",
@@ -677,7 +678,7 @@ impl Checker<'_> {
         let Some(name) = name else { return };
         if name.is_empty() || name.chars().count() > 256 {
             self.invalid(
-                "E0212",
+                Code::E0212,
                 "a group name has 1–256 characters".into(),
                 meta.attr_span("name"),
                 "shorten the name",
@@ -687,7 +688,7 @@ impl Checker<'_> {
         let mail_nickname = nickname.unwrap_or_else(|| default_mail_nickname(&name));
         if !valid_mail_nickname(&mail_nickname) {
             self.invalid(
-                "E0212",
+                Code::E0212,
                 format!("`{mail_nickname}` is not a valid mail nickname"),
                 meta.attr_span("mail_nickname"),
                 "1–64 ASCII characters without spaces or any of @ ( ) \\ [ ] \" ; : . < > ,",
@@ -716,7 +717,7 @@ impl Checker<'_> {
         let Some(role) = role else { return };
         if role.trim().is_empty() {
             self.invalid(
-                "E0203",
+                Code::E0203,
                 "a grant's role cannot be empty".into(),
                 meta.attr_span("role"),
                 "name a role, e.g. \"AzureML Data Scientist\"",
@@ -724,7 +725,7 @@ impl Checker<'_> {
             return;
         }
         if roles::built_in_id(&role).is_none() {
-            let mut w = Diagnostic::warning("W0201", format!("`{role}` is not a built-in role mlpolicy knows"))
+            let mut w = Diagnostic::warning(Code::W0201, format!("`{role}` is not a built-in role mlpolicy knows"))
                 .with_label(meta.attr_span("role"), "checked against the tenant's custom roles at plan time");
             w.help = suggest::did_you_mean(&role, roles::BUILT_IN.iter().map(|(n, _)| *n));
             self.diags.push(w);
@@ -745,7 +746,7 @@ impl Checker<'_> {
                 let ws = self.model.workspaces.get(a)?;
                 if ws.dependency(*dep).is_none() {
                     self.diags.push(
-                        Diagnostic::error("E0214", format!("`{a}` has no `{}`", dep.attribute()))
+                        Diagnostic::error(Code::E0214, format!("`{a}` has no `{}`", dep.attribute()))
                             .with_label(span, "not set on that workspace")
                             .with_help(format!(
                                 "set `{}` on the workspace, or grant on another scope",
@@ -759,7 +760,7 @@ impl Checker<'_> {
             Value::Ref(Ref::Scope(id)) => {
                 if let Err(why) = check_scope_id(id) {
                     self.invalid(
-                        "E0206",
+                        Code::E0206,
                         format!("`{id}` is not a valid ARM scope: {why}"),
                         span,
                         "a scope is /subscriptions/<id>[/resourceGroups/<rg>[/providers/<ns>/<type>/<name>]]",
@@ -770,7 +771,7 @@ impl Checker<'_> {
             }
             other => {
                 self.diags.push(
-                    Diagnostic::error("E0214", format!("a grant's scope must be a scope, found {}", other.a_type_name()))
+                    Diagnostic::error(Code::E0214, format!("a grant's scope must be a scope, found {}", other.a_type_name()))
                         .with_label(span, "not a scope")
                         .with_help("scopes are workspace.X, workspace.X.storage_account (or .key_vault, .container_registry, .application_insights), resource_group.X, sub.ALIAS, scope(\"/subscriptions/...\")"),
                 );
@@ -825,7 +826,7 @@ impl Checker<'_> {
                 reported.insert(meta.address.clone());
                 found.push(
                     Diagnostic::error(
-                        "E0211",
+                        Code::E0211,
                         format!("`{}` and `{prev}` would be the same {what} in Azure", meta.address),
                     )
                     .with_label(span, "same name")
@@ -1006,34 +1007,34 @@ pub fn check_policies(policies: &[ast::Policy], vars: &BTreeMap<String, Value>, 
     for p in policies {
         if let Some(prev) = seen.insert(&p.name.node, p.name.span) {
             diags.push(
-                Diagnostic::error("E0220", format!("policy `{}` is declared twice", p.name.node))
+                Diagnostic::error(Code::E0220, format!("policy `{}` is declared twice", p.name.node))
                     .with_label(p.name.span, "second declaration")
                     .with_secondary(prev, "first declaration"),
             );
         }
         if p.rules.is_empty() {
             diags.push(
-                Diagnostic::error("E0220", format!("policy `{}` has no rule", p.name.node))
+                Diagnostic::error(Code::E0220, format!("policy `{}` has no rule", p.name.node))
                     .with_label(p.name.span, "empty policy")
                     .with_help("add `deny SUBJECT when CONDITION` or `warn SUBJECT when CONDITION`"),
             );
         }
         for a in &p.attrs {
             if a.name.node != "message" {
-                let mut d = Diagnostic::error("E0221", format!("unknown attribute `{}` in a policy", a.name.node))
+                let mut d = Diagnostic::error(Code::E0221, format!("unknown attribute `{}` in a policy", a.name.node))
                     .with_label(a.name.span, "a policy takes `message` only");
                 d.help = suggest::did_you_mean(&a.name.node, ["message"]);
                 diags.push(d);
             } else if !matches!(a.value.kind, ExprKind::Str(_)) {
                 diags.push(
-                    Diagnostic::error("E0221", "a policy's `message` must be a string")
+                    Diagnostic::error(Code::E0221, "a policy's `message` must be a string")
                         .with_label(a.value.span, "expected a string"),
                 );
             }
         }
         for rule in &p.rules {
             let Some(attrs) = subject_attributes(&rule.subject.node) else {
-                let mut d = Diagnostic::error("E0218", format!("`{}` is not a policy subject", rule.subject.node))
+                let mut d = Diagnostic::error(Code::E0218, format!("`{}` is not a policy subject", rule.subject.node))
                     .with_label(rule.subject.span, "unknown subject");
                 d.help = suggest::did_you_mean(&rule.subject.node, SUBJECTS)
                     .or_else(|| Some(format!("subjects are {}", SUBJECTS.map(|s| format!("`{s}`")).join(", "))));
@@ -1067,8 +1068,9 @@ fn check_condition(
                 if let Some(Segment::Field(name)) = p.segments.first()
                     && !vars.contains_key(&name.node)
                 {
-                    let mut d = Diagnostic::error("E0103", format!("variable `{}` is used but not given", name.node))
-                        .with_label(name.span, "no such variable");
+                    let mut d =
+                        Diagnostic::error(Code::E0103, format!("variable `{}` is used but not given", name.node))
+                            .with_label(name.span, "no such variable");
                     d.help = suggest::closest(&name.node, vars.keys().map(String::as_str))
                         .map(|c| format!("did you mean `var.{c}`?"));
                     diags.push(d);
@@ -1079,7 +1081,7 @@ fn check_condition(
                 return;
             }
             if !attrs.contains(&root) {
-                let mut d = Diagnostic::error("E0219", format!("`{subject}` has no attribute `{root}`"))
+                let mut d = Diagnostic::error(Code::E0219, format!("`{subject}` has no attribute `{root}`"))
                     .with_label(p.root.span, format!("not an attribute of {subject}"));
                 d.help = suggest::did_you_mean(root, attrs.iter().copied()).or_else(|| {
                     Some(format!(
@@ -1093,7 +1095,7 @@ fn check_condition(
             if let (Some(Segment::Field(f)), Some(subs)) = (p.segments.first(), sub_attributes(subject, root))
                 && !subs.contains(&f.node.as_str())
             {
-                let mut d = Diagnostic::error("E0219", format!("`{root}` has no attribute `{}`", f.node))
+                let mut d = Diagnostic::error(Code::E0219, format!("`{root}` has no attribute `{}`", f.node))
                     .with_label(f.span, "unknown attribute");
                 d.help = suggest::did_you_mean(&f.node, subs.iter().copied()).or_else(|| {
                     Some(format!(
@@ -1112,7 +1114,7 @@ fn check_condition(
         ExprKind::Call { name, args } => {
             if !["count", "user", "service_principal", "existing_group", "scope"].contains(&name.node.as_str()) {
                 diags.push(
-                    Diagnostic::error("E0107", format!("unknown function `{}`", name.node))
+                    Diagnostic::error(Code::E0107, format!("unknown function `{}`", name.node))
                         .with_label(name.span, "not a function")
                         .with_help("conditions may call `count(...)`"),
                 );

@@ -10,6 +10,7 @@ use std::fmt::{self, Write as _};
 
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
 
+pub use crate::code::Code;
 use crate::source::{Sources, Span};
 
 /// How bad a diagnostic is.
@@ -31,7 +32,7 @@ pub struct Label {
 /// One problem, with everything needed to show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
-    pub code: &'static str,
+    pub code: Code,
     pub severity: Severity,
     pub message: String,
     pub labels: Vec<Label>,
@@ -42,7 +43,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn error(code: Code, message: impl Into<String>) -> Self {
         Diagnostic {
             code,
             severity: Severity::Error,
@@ -53,7 +54,7 @@ impl Diagnostic {
         }
     }
 
-    pub fn warning(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn warning(code: Code, message: impl Into<String>) -> Self {
         Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, message) }
     }
 
@@ -129,7 +130,7 @@ impl Diagnostics {
     pub fn sort(&mut self) {
         self.items.sort_by(|a, b| {
             let key = |d: &Diagnostic| d.span().map(|s| (s.file, s.start, s.end));
-            key(a).cmp(&key(b)).then_with(|| a.code.cmp(b.code)).then_with(|| a.message.cmp(&b.message))
+            key(a).cmp(&key(b)).then_with(|| a.code.cmp(&b.code)).then_with(|| a.message.cmp(&b.message))
         });
         self.items.dedup();
     }
@@ -276,7 +277,7 @@ mod tests {
     fn renders_code_label_and_help_without_colour() {
         let mut sources = Sources::default();
         let f = sources.add("main.mlp", PathBuf::new(), "group ds {\n  nme = \"x\"\n}\n");
-        let d = Diagnostic::error("E0201", "unknown attribute `nme` on group")
+        let d = Diagnostic::error(Code::E0201, "unknown attribute `nme` on group")
             .with_label(Span::new(f, 13, 16), "not an attribute of group")
             .with_help("did you mean `name`?");
         let out = render(&d, &sources, RenderOptions::default());
@@ -291,8 +292,8 @@ mod tests {
     fn sort_orders_by_position_and_dedups() {
         let mut sources = Sources::default();
         let f = sources.add("a.mlp", PathBuf::new(), "0123456789");
-        let late = Diagnostic::error("E0101", "b").with_label(Span::new(f, 5, 6), "");
-        let early = Diagnostic::error("E0102", "a").with_label(Span::new(f, 1, 2), "");
+        let late = Diagnostic::error(Code::E0101, "b").with_label(Span::new(f, 5, 6), "");
+        let early = Diagnostic::error(Code::E0102, "a").with_label(Span::new(f, 1, 2), "");
         let mut ds = Diagnostics { items: vec![late.clone(), early.clone(), late.clone()] };
         ds.sort();
         assert_eq!(ds.items, vec![early, late]);

@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::ast::{self, BinaryOp, Expr, ExprKind, Segment, StrPart, UnaryOp};
+use crate::diagnostics::Code;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::model::{Address, Dependency, Key, Kind, Ref, Value};
 use crate::source::Span;
@@ -121,7 +122,7 @@ impl<'a> Evaluator<'a> {
         if self.in_progress.borrow().iter().any(|n| n == name) {
             let chain = self.in_progress.borrow().join("` → `");
             self.report(
-                Diagnostic::error("E0109", format!("`let {name}` refers to itself"))
+                Diagnostic::error(Code::E0109, format!("`let {name}` refers to itself"))
                     .with_label(used_at, "this reference closes the cycle")
                     .with_secondary(decl.name.span, "defined here")
                     .with_help(format!("the cycle is `{chain}` → `{name}`; a value cannot depend on itself")),
@@ -159,7 +160,7 @@ impl<'a> Evaluator<'a> {
                 for (key, value) in entries {
                     if let Some(prev) = first.insert(&key.node, key.span) {
                         self.report(
-                            Diagnostic::error("E0108", format!("key `{}` appears twice in this map", key.node))
+                            Diagnostic::error(Code::E0108, format!("key `{}` appears twice in this map", key.node))
                                 .with_label(key.span, "second entry")
                                 .with_secondary(prev, "first entry")
                                 .with_help("remove one of the entries"),
@@ -204,7 +205,7 @@ impl<'a> Evaluator<'a> {
                     Some(other) => {
                         self.report(
                             Diagnostic::error(
-                                "E0110",
+                                Code::E0110,
                                 format!("interpolation yields {}, not a string", other.a_type_name()),
                             )
                             .with_label(e.span, format!("this is {}", other.a_type_name()))
@@ -221,7 +222,7 @@ impl<'a> Evaluator<'a> {
 
     fn type_error(&self, span: Span, what: &str, got: &Value) {
         self.report(
-            Diagnostic::error("E0111", format!("{what}, found {}", got.a_type_name()))
+            Diagnostic::error(Code::E0111, format!("{what}, found {}", got.a_type_name()))
                 .with_label(span, format!("this is {}", got.a_type_name())),
         );
     }
@@ -249,7 +250,7 @@ impl<'a> Evaluator<'a> {
         if result.is_none() {
             self.report(
                 Diagnostic::error(
-                    "E0111",
+                    Code::E0111,
                     format!("`{}` cannot compare {} with {}", op.symbol(), l.a_type_name(), r.a_type_name()),
                 )
                 .with_label(op_span, "here")
@@ -263,7 +264,7 @@ impl<'a> Evaluator<'a> {
     fn eval_call(&self, name: &ast::Ident, args: &[Expr], span: Span, env: &Env) -> Option<Value> {
         let func = name.node.as_str();
         if !FUNCTIONS.contains(&func) {
-            let mut d = Diagnostic::error("E0107", format!("unknown function `{func}`"))
+            let mut d = Diagnostic::error(Code::E0107, format!("unknown function `{func}`"))
                 .with_label(name.span, "not a function");
             d.help = suggest::did_you_mean(func, FUNCTIONS.iter().copied())
                 .or_else(|| Some(format!("the functions are {}", FUNCTIONS.map(|f| format!("`{f}`")).join(", "))));
@@ -272,7 +273,7 @@ impl<'a> Evaluator<'a> {
         }
         if args.len() != 1 {
             self.report(
-                Diagnostic::error("E0107", format!("`{func}` takes one argument, got {}", args.len()))
+                Diagnostic::error(Code::E0107, format!("`{func}` takes one argument, got {}", args.len()))
                     .with_label(span, "wrong number of arguments"),
             );
             return None;
@@ -338,7 +339,7 @@ impl<'a> Evaluator<'a> {
                 candidates.extend(self.lets.keys().map(String::as_str));
                 candidates.extend(["var", "sub", "system"]);
                 candidates.extend(REFERENCE_KINDS.iter().map(|k| k.keyword()));
-                let mut d = Diagnostic::error("E0106", format!("unknown name `{root}`"))
+                let mut d = Diagnostic::error(Code::E0106, format!("unknown name `{root}`"))
                     .with_label(path.root.span, "not a variable, `let`, or declaration kind");
                 d.help = suggest::did_you_mean(root, candidates.iter().copied()).or_else(|| {
                     Some("names are loop variables, `let` bindings, `var.NAME`, `sub.ALIAS` or `KIND.NAME`".to_owned())
@@ -352,13 +353,13 @@ impl<'a> Evaluator<'a> {
     fn eval_var(&self, path: &ast::Path, env: &Env) -> Option<Value> {
         let Some(Segment::Field(name)) = path.segments.first() else {
             self.report(
-                Diagnostic::error("E0103", "`var` must be followed by a variable name")
+                Diagnostic::error(Code::E0103, "`var` must be followed by a variable name")
                     .with_label(path.root.span, "write `var.NAME`"),
             );
             return None;
         };
         let Some(v) = self.vars.get(&name.node) else {
-            let mut d = Diagnostic::error("E0103", format!("variable `{}` is used but not given", name.node))
+            let mut d = Diagnostic::error(Code::E0103, format!("variable `{}` is used but not given", name.node))
                 .with_label(name.span, "no such variable");
             d.help = Some(match suggest::closest(&name.node, self.vars.keys().map(String::as_str)) {
                 Some(c) => format!("did you mean `var.{c}`?"),
@@ -376,20 +377,20 @@ impl<'a> Evaluator<'a> {
     fn eval_sub(&self, path: &ast::Path) -> Option<Value> {
         let Some(Segment::Field(alias)) = path.segments.first() else {
             self.report(
-                Diagnostic::error("E0104", "`sub` must be followed by a subscription alias")
+                Diagnostic::error(Code::E0104, "`sub` must be followed by a subscription alias")
                     .with_label(path.root.span, "write `sub.ALIAS`"),
             );
             return None;
         };
         if path.segments.len() > 1 {
             self.report(
-                Diagnostic::error("E0108", format!("`sub.{}` has no attributes", alias.node))
+                Diagnostic::error(Code::E0108, format!("`sub.{}` has no attributes", alias.node))
                     .with_label(path.root.span.to(alias.span), "a subscription reference"),
             );
             return None;
         }
         let Some(id) = self.subscriptions.get(&alias.node) else {
-            let mut d = Diagnostic::error("E0104", format!("unknown subscription alias `{}`", alias.node))
+            let mut d = Diagnostic::error(Code::E0104, format!("unknown subscription alias `{}`", alias.node))
                 .with_label(alias.span, "not in `subscriptions:` of mlpolicy.yaml");
             d.help = Some(match suggest::closest(&alias.node, self.subscriptions.keys().map(String::as_str)) {
                 Some(c) => format!("did you mean `sub.{c}`?"),
@@ -405,7 +406,7 @@ impl<'a> Evaluator<'a> {
         let mut segments = path.segments.iter();
         let Some(Segment::Field(name)) = segments.next() else {
             self.report(
-                Diagnostic::error("E0101", format!("`{kind}` must be followed by a name"))
+                Diagnostic::error(Code::E0101, format!("`{kind}` must be followed by a name"))
                     .with_label(path.root.span, format!("write `{kind}.NAME`")),
             );
             return None;
@@ -426,7 +427,7 @@ impl<'a> Evaluator<'a> {
                 Segment::Field(f) => {
                     self.report(
                         Diagnostic::error(
-                            "E0108",
+                            Code::E0108,
                             format!("`.{}` cannot follow `.{}`", f.node, attr.map_or("", |a| a.node.as_str())),
                         )
                         .with_label(f.span, "too many attributes"),
@@ -435,7 +436,8 @@ impl<'a> Evaluator<'a> {
                 }
                 Segment::Index(e) => {
                     self.report(
-                        Diagnostic::error("E0108", "an index cannot follow an attribute").with_label(e.span, "here"),
+                        Diagnostic::error(Code::E0108, "an index cannot follow an attribute")
+                            .with_label(e.span, "here"),
                     );
                     return None;
                 }
@@ -464,7 +466,7 @@ impl<'a> Evaluator<'a> {
         } else {
             Vec::new()
         };
-        let mut d = Diagnostic::error("E0108", format!("`{kind}` references have no attribute `{}`", attr.node))
+        let mut d = Diagnostic::error(Code::E0108, format!("`{kind}` references have no attribute `{}`", attr.node))
             .with_label(attr.span, "unknown attribute");
         d.help = suggest::did_you_mean(&attr.node, allowed.iter().copied()).or_else(|| {
             Some(if allowed.is_empty() {
@@ -488,7 +490,7 @@ impl<'a> Evaluator<'a> {
             .collect();
         if same_name.is_empty() {
             let names = symbols.names.get(&kind);
-            let mut d = Diagnostic::error("E0101", format!("no {kind} named `{}`", name.node))
+            let mut d = Diagnostic::error(Code::E0101, format!("no {kind} named `{}`", name.node))
                 .with_label(name.span, format!("no `{kind} {} {{ ... }}` in this configuration", name.node));
             d.help = names
                 .and_then(|n| suggest::closest(&name.node, n.iter().map(String::as_str)))
@@ -509,7 +511,7 @@ impl<'a> Evaluator<'a> {
             format!("there is no `{address}`")
         };
         self.report(
-            Diagnostic::error("E0105", msg)
+            Diagnostic::error(Code::E0105, msg)
                 .with_label(span, "no such instance")
                 .with_help(format!("declared instances: {}{more}", shown.join(", "))),
         );
@@ -526,7 +528,7 @@ impl<'a> Evaluator<'a> {
                     if let Some(v) = m.remove(&k) {
                         v
                     } else {
-                        let mut d = Diagnostic::error("E0108", format!("no key `{k}` in this map"))
+                        let mut d = Diagnostic::error(Code::E0108, format!("no key `{k}` in this map"))
                             .with_label(span, "missing key");
                         d.help = suggest::did_you_mean(&k, m.keys().map(String::as_str)).or_else(|| {
                             let keys: Vec<String> = m.keys().take(8).map(|k| format!("`{k}`")).collect();
@@ -546,7 +548,7 @@ impl<'a> Evaluator<'a> {
                         v
                     } else {
                         self.report(
-                            Diagnostic::error("E0108", format!("index {i} is out of range for a list of {len}"))
+                            Diagnostic::error(Code::E0108, format!("index {i} is out of range for a list of {len}"))
                                 .with_label(span, "out of range"),
                         );
                         return None;
@@ -555,7 +557,7 @@ impl<'a> Evaluator<'a> {
                 (v, k) => {
                     self.report(
                         Diagnostic::error(
-                            "E0108",
+                            Code::E0108,
                             format!("cannot index {} with {}", v.a_type_name(), k.a_type_name()),
                         )
                         .with_label(span, "invalid index")

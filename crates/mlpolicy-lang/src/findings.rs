@@ -196,11 +196,10 @@ pub fn from_compiled(compiled: &crate::Compiled, config_dir: &str) -> Report {
     let mut report = Report { command: "validate".into(), config_dir: config_dir.into(), ..Report::default() };
     for v in &compiled.evaluation.violations {
         let rule = policy_rule_id(sources, v.policy_span, &v.policy);
-        let verb = if v.effect == Effect::Deny { "denies" } else { "warns about" };
         report.findings.push(Finding {
             rule,
             level: v.effect.into(),
-            message: format!("policy `{}` {verb} `{}`", v.policy, v.address),
+            message: v.headline(),
             subject: v.address.clone(),
             location: Location::of(sources, v.span),
             azure_id: None,
@@ -208,11 +207,11 @@ pub fn from_compiled(compiled: &crate::Compiled, config_dir: &str) -> Report {
             properties: BTreeMap::new(),
         });
     }
-    for d in compiled.diagnostics.items.iter().filter(|d| d.code != "E0401" && d.code != "W0401") {
+    for d in &compiled.diagnostics.items {
         report.findings.push(from_diagnostic(sources, d));
-        if !catalog.iter().any(|r| r.id == d.code) {
+        if !catalog.iter().any(|r| r.id == d.code.as_str()) {
             catalog.push(RuleInfo {
-                id: d.code.to_owned(),
+                id: d.code.to_string(),
                 level: if d.is_error() { Level::Deny } else { Level::Warn },
                 summary: format!("mlpolicy diagnostic {} (docs/diagnostics.md)", d.code),
                 help: format!("see `## {}` in docs/diagnostics.md", d.code),
@@ -235,7 +234,7 @@ pub fn from_diagnostic(sources: &Sources, d: &Diagnostic) -> Finding {
         properties.insert("help".into(), h.clone());
     }
     Finding {
-        rule: d.code.to_owned(),
+        rule: d.code.to_string(),
         level: if d.is_error() { Level::Deny } else { Level::Warn },
         message,
         subject: String::new(),

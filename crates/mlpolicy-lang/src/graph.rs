@@ -12,6 +12,7 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 
+use crate::diagnostics::Code;
 use crate::diagnostics::Diagnostic;
 use crate::model::{Address, Kind, Model, Principal, Scope, WorkspaceIdentity};
 use crate::source::Span;
@@ -59,7 +60,7 @@ impl DepGraph {
             let spans: BTreeMap<&Address, Span> = model.metas().map(|m| (&m.address, m.name_span)).collect();
             let first = &cycle[0];
             let path: Vec<String> = cycle.iter().chain(std::iter::once(first)).map(ToString::to_string).collect();
-            let mut d = Diagnostic::error("E0301", format!("dependency cycle: {}", path.join(" → ")))
+            let mut d = Diagnostic::error(Code::E0301, format!("dependency cycle: {}", path.join(" → ")))
                 .with_label(spans[first], "this depends on itself through the cycle")
                 .with_help("Entra ID does not allow a group to contain itself through nesting; break the cycle");
             for a in &cycle[1..] {

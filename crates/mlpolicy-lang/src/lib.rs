@@ -7,6 +7,7 @@
 
 pub mod ast;
 pub mod check;
+pub mod code;
 pub mod diagnostics;
 pub mod eval;
 pub mod findings;
@@ -25,6 +26,7 @@ pub use mlpolicy_vocab::suggest;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
+use crate::diagnostics::Code;
 use diagnostics::Diagnostics;
 use graph::DepGraph;
 use model::{Model, Value};
@@ -41,15 +43,26 @@ pub struct Compiled {
     pub policies: Vec<ast::Policy>,
     /// `None` when the configuration had errors before the graph stage, or a cycle.
     pub graph: Option<DepGraph>,
-    /// Policy results over the model (violations are also in `diagnostics`).
+    /// Policy results over the model: the violations, kept only here.
     pub evaluation: policy::Evaluation,
-    /// Every diagnostic of every stage, sorted by position.
+    /// Every diagnostic of every stage, sorted by position; policy violations are not among
+    /// them (see [`Compiled::report`]).
     pub diagnostics: Diagnostics,
 }
 
 impl Compiled {
+    /// Whether a stage found an error; a policy `deny` is not one (see `evaluation.denied`).
     pub fn has_errors(&self) -> bool {
         self.diagnostics.has_errors()
+    }
+
+    /// Everything to show a person: every stage's diagnostics and every policy violation (as
+    /// E0401/W0401), sorted by position.
+    pub fn report(&self) -> Diagnostics {
+        let mut all = self.diagnostics.clone();
+        all.items.extend(self.evaluation.violations.iter().map(policy::Violation::to_diagnostic));
+        all.sort();
+        all
     }
 }
 
@@ -140,7 +153,8 @@ fn parse_all(sources: &Sources) -> Vec<(ast::File, Diagnostics)> {
 fn load_packs(settings: &Settings, sources: &mut Sources, diagnostics: &mut Diagnostics) -> Vec<ast::Policy> {
     for name in &settings.policies {
         if packs::find(name).is_none() {
-            let mut d = diagnostics::Diagnostic::error("E0223", format!("there is no built-in policy pack `{name}`"));
+            let mut d =
+                diagnostics::Diagnostic::error(Code::E0223, format!("there is no built-in policy pack `{name}`"));
             if let Some(span) = settings.span_of(sources, &["policies"]) {
                 d = d.with_label(span, "selected here");
             }

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::ast::{self, Effect};
+use crate::diagnostics::Code;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::eval::{Env, Evaluator};
 use crate::model::{Address, Meta, Model, Principal, Scope, Value, Waiver, WorkspaceIdentity};
@@ -19,7 +20,8 @@ use crate::source::Span;
 pub const READ_ONLY_ROLES: &[&str] =
     &["Reader", "Storage Blob Data Reader", "AzureML Registry User", "Key Vault Secrets User", "AcrPull"];
 
-/// One rule that matched one declaration (also in [`Evaluation::diagnostics`] as E0401/W0401).
+/// One rule that matched one declaration. Violations are kept only here; they are shown as
+/// E0401/W0401 diagnostics through [`Violation::to_diagnostic`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
     /// The policy's name.
@@ -27,6 +29,10 @@ pub struct Violation {
     /// Where the policy is declared (its file tells a pack from the configuration).
     pub policy_span: Span,
     pub effect: Effect,
+    /// The rule's subject kind (`grant`, `group`, ...).
+    pub subject: String,
+    /// The rule that matched.
+    pub rule_span: Span,
     /// The violating declaration's full address.
     pub address: String,
     /// The declaration's name (or, for grants, the `grant` line).
@@ -35,9 +41,44 @@ pub struct Violation {
     pub message: Option<String>,
 }
 
+impl Violation {
+    /// The headline: "policy `x` denies `address`".
+    pub fn headline(&self) -> String {
+        let verb = if self.effect == Effect::Deny { "denies" } else { "warns about" };
+        format!("policy `{}` {verb} `{}`", self.policy, self.address)
+    }
+
+    /// The policy's message, or which rule matched.
+    pub fn explanation(&self) -> String {
+        self.message.clone().unwrap_or_else(|| {
+            let word = if self.effect == Effect::Deny { "deny" } else { "warn" };
+            format!("matches `{word} {} when ...`", self.subject)
+        })
+    }
+
+    /// The violation as a diagnostic: E0401 for `deny`, W0401 for `warn`.
+    pub fn to_diagnostic(&self) -> Diagnostic {
+        let (code, base): (Code, fn(Code, String) -> Diagnostic) = match self.effect {
+            Effect::Deny => (Code::E0401, |c, t| Diagnostic::error(c, t)),
+            Effect::Warn => (Code::W0401, |c, t| Diagnostic::warning(c, t)),
+        };
+        base(code, self.headline())
+            .with_label(self.span, self.explanation())
+            .with_help(format!(
+                "change the declaration, or waive it with `allow {} because \"...\"` in its body",
+                self.policy
+            ))
+            .with_related(
+                Diagnostic::warning(code, format!("rule of policy `{}`", self.policy))
+                    .with_label(self.rule_span, "this rule matched"),
+            )
+    }
+}
+
 /// The outcome of evaluating policies.
 #[derive(Debug, Clone, Default)]
 pub struct Evaluation {
+    /// Problems of the evaluation itself (a condition that is not a bool, a missing variable).
     pub diagnostics: Diagnostics,
     /// Every violation, in the order found (waived ones are left out).
     pub violations: Vec<Violation>,
@@ -71,7 +112,7 @@ pub fn evaluate(
                     Some(other) => {
                         out.diagnostics.push(
                             Diagnostic::warning(
-                                "W0402",
+                                Code::W0402,
                                 format!(
                                     "policy `{}` yields {} for `{}`, not a bool",
                                     p.name.node,
@@ -92,48 +133,20 @@ pub fn evaluate(
                     out.waivers.push((meta.address.clone(), w.clone()));
                     continue;
                 }
-                let (code, verb) = match rule.effect.node {
-                    Effect::Deny => {
-                        out.denied += 1;
-                        ("E0401", "denies")
-                    }
-                    Effect::Warn => {
-                        out.warned += 1;
-                        ("W0401", "warns about")
-                    }
-                };
+                match rule.effect.node {
+                    Effect::Deny => out.denied += 1,
+                    Effect::Warn => out.warned += 1,
+                }
                 out.violations.push(Violation {
                     policy: p.name.node.clone(),
                     policy_span: p.name.span,
                     effect: rule.effect.node,
+                    subject: rule.subject.node.clone(),
+                    rule_span: rule.span,
                     address: meta.address.to_string(),
                     span: meta.name_span,
                     message: message.clone(),
                 });
-                let text = format!("policy `{}` {verb} `{}`", p.name.node, meta.address);
-                let base = if rule.effect.node == Effect::Deny {
-                    Diagnostic::error(code, text)
-                } else {
-                    Diagnostic::warning(code, text)
-                };
-                let label = message.clone().unwrap_or_else(|| {
-                    format!(
-                        "matches `{} {} when ...`",
-                        if rule.effect.node == Effect::Deny { "deny" } else { "warn" },
-                        rule.subject.node
-                    )
-                });
-                out.diagnostics.push(
-                    base.with_label(meta.name_span, label)
-                        .with_help(format!(
-                            "change the declaration, or waive it with `allow {} because \"...\"` in its body",
-                            p.name.node
-                        ))
-                        .with_related(
-                            Diagnostic::warning(code, format!("rule of policy `{}`", p.name.node))
-                                .with_label(rule.span, "this rule matched"),
-                        ),
-                );
             }
         }
     }

@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::ast::{self, BodyItem, Item};
+use crate::diagnostics::Code;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::eval::{Env, Evaluator, Symbols};
 use crate::model::{Address, Key, Kind, Value, Waiver};
@@ -79,7 +80,7 @@ pub fn resolve(
                 Item::Let(l) => {
                     if let Some(prev) = lets.insert(l.name.node.clone(), l) {
                         diags.push(
-                            Diagnostic::error("E0114", format!("`let {}` is defined twice", l.name.node))
+                            Diagnostic::error(Code::E0114, format!("`let {}` is defined twice", l.name.node))
                                 .with_label(l.name.span, "second definition")
                                 .with_secondary(prev.name.span, "first definition")
                                 .with_help("all files of a configuration share one namespace; rename one of them"),
@@ -148,7 +149,7 @@ pub fn resolve(
 }
 
 fn duplicate(address: &Address, span: Span, prev: Span) -> Diagnostic {
-    Diagnostic::error("E0102", format!("`{address}` is declared twice"))
+    Diagnostic::error(Code::E0102, format!("`{address}` is declared twice"))
         .with_label(span, "second declaration")
         .with_secondary(prev, "first declaration")
         .with_help("every object needs its own address; rename one, or give the loop distinct keys")
@@ -182,7 +183,7 @@ impl<'a> Walker<'_, 'a> {
     fn decl(&mut self, d: &'a ast::Decl, env: &Env) {
         let Some(kind) = Kind::from_keyword(&d.kind.node).filter(|k| Kind::TOP_LEVEL.contains(k)) else {
             let kinds = Kind::TOP_LEVEL.map(Kind::keyword);
-            let mut diag = Diagnostic::error("E0113", format!("unknown declaration kind `{}`", d.kind.node))
+            let mut diag = Diagnostic::error(Code::E0113, format!("unknown declaration kind `{}`", d.kind.node))
                 .with_label(d.kind.span, "not a kind of object");
             diag.help = suggest::did_you_mean(&d.kind.node, kinds.iter().copied()).or_else(|| {
                 Some(if d.kind.node == "federated" {
@@ -203,7 +204,7 @@ impl<'a> Walker<'_, 'a> {
             let name = reserved.node.as_str();
             if ["var", "sub", "system"].contains(&name) || Kind::from_keyword(name).is_some() {
                 self.diags.push(
-                    Diagnostic::error("E0112", format!("loop variable `{name}` hides a built-in name"))
+                    Diagnostic::error(Code::E0112, format!("loop variable `{name}` hides a built-in name"))
                         .with_label(reserved.span, "choose another name")
                         .with_help("`var`, `sub`, `system` and the declaration kinds cannot be loop variables"),
                 );
@@ -229,7 +230,7 @@ impl<'a> Walker<'_, 'a> {
                             other => {
                                 self.diags.push(
                                     Diagnostic::error(
-                                        "E0112",
+                                        Code::E0112,
                                         format!("loop keys must be strings or integers, found {}", other.a_type_name()),
                                     )
                                     .with_label(f.iterable.span, "iterated here")
@@ -249,8 +250,11 @@ impl<'a> Walker<'_, 'a> {
             Value::Map(m) => m.into_iter().map(|(k, v)| (Key::Str(k), v)).collect(),
             other => {
                 self.diags.push(
-                    Diagnostic::error("E0112", format!("`for` needs a list or a map, found {}", other.a_type_name()))
-                        .with_label(f.iterable.span, "not iterable"),
+                    Diagnostic::error(
+                        Code::E0112,
+                        format!("`for` needs a list or a map, found {}", other.a_type_name()),
+                    )
+                    .with_label(f.iterable.span, "not iterable"),
                 );
                 return;
             }
@@ -258,7 +262,7 @@ impl<'a> Walker<'_, 'a> {
         for (key, value) in entries {
             if !seen.insert(key.clone()) {
                 self.diags.push(
-                    Diagnostic::error("E0112", format!("loop key {key} appears twice"))
+                    Diagnostic::error(Code::E0112, format!("loop key {key} appears twice"))
                         .with_label(f.iterable.span, "duplicate key in this list")
                         .with_help("keys make addresses unique; remove the duplicate"),
                 );
@@ -323,7 +327,7 @@ fn resolve_decl(
     for item in &decl.body {
         let BodyItem::Block(block) = item else { continue };
         if out.address.kind() != Kind::Identity || block.kind.node != "federated" {
-            let mut d = Diagnostic::error("E0115", format!("a `{}` block cannot appear here", block.kind.node))
+            let mut d = Diagnostic::error(Code::E0115, format!("a `{}` block cannot appear here", block.kind.node))
                 .with_label(block.kind.span, format!("inside {}", out.address));
             d.help = if out.address.kind() == Kind::Identity {
                 suggest::did_you_mean(&block.kind.node, ["federated"])
@@ -342,8 +346,11 @@ fn resolve_decl(
         for nested in &block.body {
             if let BodyItem::Block(b) = nested {
                 diags.push(
-                    Diagnostic::error("E0115", format!("a `{}` block cannot appear inside `federated`", b.kind.node))
-                        .with_label(b.kind.span, "nested too deep"),
+                    Diagnostic::error(
+                        Code::E0115,
+                        format!("a `{}` block cannot appear inside `federated`", b.kind.node),
+                    )
+                    .with_label(b.kind.span, "nested too deep"),
                 );
             }
         }
@@ -392,7 +399,7 @@ fn resolve_grant(grant: &ast::Grant, env: &Env, eval: &Evaluator<'_>, diags: &mu
         for item in body {
             if let BodyItem::Block(b) = item {
                 diags.push(
-                    Diagnostic::error("E0115", format!("a `{}` block cannot appear inside `grant`", b.kind.node))
+                    Diagnostic::error(Code::E0115, format!("a `{}` block cannot appear inside `grant`", b.kind.node))
                         .with_label(b.kind.span, "not allowed here")
                         .with_help("a grant's body holds `description`, `condition` and `allow`"),
                 );
@@ -403,7 +410,7 @@ fn resolve_grant(grant: &ast::Grant, env: &Env, eval: &Evaluator<'_>, diags: &mu
         for a in &attrs[start..] {
             if ["role", "principal", "scope"].contains(&a.name.as_str()) {
                 diags.push(
-                    Diagnostic::error("E0201", format!("`{}` is given in the grant line, not its body", a.name))
+                    Diagnostic::error(Code::E0201, format!("`{}` is given in the grant line, not its body", a.name))
                         .with_label(a.name_span, "remove this attribute"),
                 );
             }
@@ -413,8 +420,11 @@ fn resolve_grant(grant: &ast::Grant, env: &Env, eval: &Evaluator<'_>, diags: &mu
         Value::Str(s) => s,
         other => {
             diags.push(
-                Diagnostic::error("E0203", format!("a grant's role must be a string, found {}", other.a_type_name()))
-                    .with_label(grant.role.span, "expected a role name such as \"AzureML Data Scientist\""),
+                Diagnostic::error(
+                    Code::E0203,
+                    format!("a grant's role must be a string, found {}", other.a_type_name()),
+                )
+                .with_label(grant.role.span, "expected a role name such as \"AzureML Data Scientist\""),
             );
             return None;
         }

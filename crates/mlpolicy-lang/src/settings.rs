@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde_norway::Value;
 
+use crate::diagnostics::Code;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::source::{self, FileId, Sources, Span};
 
@@ -184,7 +185,7 @@ pub fn load(dir: &Path, overrides: &Overrides, sources: &mut Sources) -> (Settin
     if path.symlink_metadata().is_ok() {
         let read = dir
             .canonicalize()
-            .map_err(|e| Box::new(Diagnostic::error("E0003", format!("cannot read `{FILE_NAME}`: {e}"))))
+            .map_err(|e| Box::new(Diagnostic::error(Code::E0003, format!("cannot read `{FILE_NAME}`: {e}"))))
             .and_then(|canonical| source::read_inside(&canonical, &path));
         match read {
             Ok(text) => {
@@ -239,7 +240,7 @@ impl Reader<'_> {
         }
     }
 
-    fn error(&mut self, code: &'static str, span: Span, message: String, label: &str, help: Option<String>) {
+    fn error(&mut self, code: Code, span: Span, message: String, label: &str, help: Option<String>) {
         let mut d = Diagnostic::error(code, message).with_label(span, label);
         if let Some(help) = help {
             d = d.with_help(help);
@@ -278,7 +279,7 @@ impl Reader<'_> {
             .and_then(|k| k.strip_suffix('"'))
             .and_then(|key| second_key(self.text, span.start as usize, key));
         let span = repeated.map_or(span, |(start, end)| Span::new(self.file, start, end));
-        self.error("E0020", span, format!("invalid YAML: {message}"), "here", None);
+        self.error(Code::E0020, span, format!("invalid YAML: {message}"), "here", None);
     }
 
     fn settings(&mut self, settings: &mut Settings) {
@@ -289,7 +290,7 @@ impl Reader<'_> {
             other => {
                 let span = Span::new(self.file, 0, self.text.len());
                 self.error(
-                    "E0020",
+                    Code::E0020,
                     span,
                     format!("`{FILE_NAME}` must be a mapping of settings, not {}", yaml_type(&other)),
                     "expected `key: value` lines",
@@ -302,7 +303,7 @@ impl Reader<'_> {
             let Some(key) = key.as_str().map(str::to_owned) else {
                 let shown = scalar_text(&key).unwrap_or_else(|| yaml_type(&key).to_owned());
                 let span = Span::new(self.file, 0, 0);
-                self.error("E0021", span, format!("unknown setting `{shown}`"), "", None);
+                self.error(Code::E0021, span, format!("unknown setting `{shown}`"), "", None);
                 continue;
             };
             if value.is_null() {
@@ -312,7 +313,7 @@ impl Reader<'_> {
                 "tenant" => settings.tenant = self.tenant(&value),
                 "cloud" => settings.cloud = self.cloud(&value),
                 "subscriptions" => settings.subscriptions = self.subscriptions(&value),
-                "vars" => settings.vars = self.vars(&value, &["vars"], "E0022"),
+                "vars" => settings.vars = self.vars(&value, &["vars"], Code::E0022),
                 "policies" => settings.policies = self.policies(&value),
                 "owner" => settings.owner = self.owner(&value),
                 _ => {
@@ -321,7 +322,7 @@ impl Reader<'_> {
                         |s| format!("did you mean `{s}`?"),
                     );
                     let span = self.key_span(&[&key]);
-                    self.error("E0021", span, format!("unknown setting `{key}`"), "not a setting", Some(help));
+                    self.error(Code::E0021, span, format!("unknown setting `{key}`"), "not a setting", Some(help));
                 }
             }
         }
@@ -335,7 +336,7 @@ impl Reader<'_> {
         let span = self.value_span(path);
         let help = scalar_text(value).map(|t| format!("quote it: \"{t}\""));
         self.error(
-            "E0020",
+            Code::E0020,
             span,
             format!("`{}` must be a string, not {}", path.join("."), yaml_type(value)),
             "expected a string",
@@ -354,7 +355,7 @@ impl Reader<'_> {
         }
         let span = self.value_span(&["tenant"]);
         self.error(
-            "E0022",
+            Code::E0022,
             span,
             format!("`tenant` is neither a tenant id nor a domain: `{text}`"),
             "not a GUID or domain",
@@ -378,7 +379,7 @@ impl Reader<'_> {
                         |s| format!("did you mean `{s}`?"),
                     );
                     let span = self.value_span(&["cloud"]);
-                    self.error("E0022", span, format!("unknown cloud `{name}`"), "not a cloud", Some(help));
+                    self.error(Code::E0022, span, format!("unknown cloud `{name}`"), "not a cloud", Some(help));
                     CloudSetting::Public
                 }
             },
@@ -386,7 +387,7 @@ impl Reader<'_> {
             other => {
                 let span = self.value_span(&["cloud"]);
                 self.error(
-                    "E0020",
+                    Code::E0020,
                     span,
                     format!("`cloud` must be a cloud name or a map of endpoints, not {}", yaml_type(other)),
                     "expected a name or a map",
@@ -408,7 +409,7 @@ impl Reader<'_> {
                     |s| format!("did you mean `{s}`?"),
                 );
                 let span = self.key_span(&["cloud", key]);
-                self.error("E0021", span, format!("unknown key `cloud.{key}`"), "not an endpoint", Some(help));
+                self.error(Code::E0021, span, format!("unknown key `cloud.{key}`"), "not an endpoint", Some(help));
                 ok = false;
                 continue;
             };
@@ -424,7 +425,7 @@ impl Reader<'_> {
                 Err(why) => {
                     let span = self.value_span(&path);
                     self.error(
-                        "E0022",
+                        Code::E0022,
                         span,
                         format!("`cloud.{known}` is not a usable endpoint: {why}"),
                         "invalid endpoint",
@@ -439,7 +440,7 @@ impl Reader<'_> {
             let span = self.key_span(&["cloud"]);
             let list = missing.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
             self.error(
-                "E0022",
+                Code::E0022,
                 span,
                 format!("custom `cloud` lacks {list}"),
                 "incomplete cloud",
@@ -457,7 +458,7 @@ impl Reader<'_> {
         let Value::Mapping(map) = value else {
             let span = self.key_span(&["subscriptions"]);
             self.error(
-                "E0020",
+                Code::E0020,
                 span,
                 format!("`subscriptions` must be a map of alias to subscription id, not {}", yaml_type(value)),
                 "expected a map",
@@ -475,7 +476,7 @@ impl Reader<'_> {
             if !is_identifier(&alias) {
                 let span = self.key_span(&["subscriptions", &alias]);
                 self.error(
-                    "E0022",
+                    Code::E0022,
                     span,
                     format!("subscription alias `{alias}` is not a valid name"),
                     "invalid alias",
@@ -492,7 +493,7 @@ impl Reader<'_> {
             } else {
                 let span = self.value_span(&path);
                 self.error(
-                    "E0022",
+                    Code::E0022,
                     span,
                     format!("subscription `{alias}` is not a subscription id: `{text}`"),
                     "not a GUID",
@@ -507,7 +508,7 @@ impl Reader<'_> {
         let Value::Sequence(items) = value else {
             let span = self.value_span(&["policies"]);
             self.error(
-                "E0020",
+                Code::E0020,
                 span,
                 format!("`policies` must be a list of pack names, not {}", yaml_type(value)),
                 "expected a list",
@@ -524,10 +525,10 @@ impl Reader<'_> {
                 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
             if !valid {
                 let span = self.key_span(&["policies"]);
-                self.error("E0022", span, format!("`{name}` is not a policy pack name"), "invalid pack name", None);
+                self.error(Code::E0022, span, format!("`{name}` is not a policy pack name"), "invalid pack name", None);
             } else if out.contains(&name) {
                 let span = self.key_span(&["policies"]);
-                self.error("E0022", span, format!("policy pack `{name}` is listed twice"), "duplicate pack", None);
+                self.error(Code::E0022, span, format!("policy pack `{name}` is listed twice"), "duplicate pack", None);
             } else {
                 out.push(name);
             }
@@ -542,7 +543,7 @@ impl Reader<'_> {
         }
         let span = self.value_span(&["owner"]);
         self.error(
-            "E0022",
+            Code::E0022,
             span,
             format!("`owner` must be 1 to 64 characters of `a-z`, `0-9` and `-`, not `{text}`"),
             "invalid ownership marker",
@@ -556,12 +557,12 @@ impl Reader<'_> {
 
     /// Variables of a map at `path` (`["vars"]` in mlpolicy.yaml, `[]` for a `--vars` file).
     /// Bad variable names are reported with `name_code`.
-    fn vars(&mut self, value: &Value, path: &[&str], name_code: &'static str) -> BTreeMap<String, VarValue> {
+    fn vars(&mut self, value: &Value, path: &[&str], name_code: Code) -> BTreeMap<String, VarValue> {
         let mut out = BTreeMap::new();
         let Value::Mapping(map) = value else {
             let span = if path.is_empty() { Span::new(self.file, 0, self.text.len()) } else { self.key_span(path) };
             let what = if path.is_empty() { "a `--vars` file".to_owned() } else { format!("`{}`", path.join(".")) };
-            let code = if path.is_empty() { "E0024" } else { "E0020" };
+            let code = if path.is_empty() { Code::E0024 } else { Code::E0020 };
             self.error(
                 code,
                 span,
@@ -596,7 +597,7 @@ impl Reader<'_> {
                 _ => {
                     let span = self.key_span(&here);
                     for (message, help) in errors {
-                        self.error("E0020", span, message, "in this variable", help);
+                        self.error(Code::E0020, span, message, "in this variable", help);
                     }
                 }
             }
@@ -677,7 +678,7 @@ fn apply_var_file(path: &Path, vars: &mut BTreeMap<String, VarValue>, sources: &
         Ok(text) => text,
         Err(why) => {
             diags.push(
-                Diagnostic::error("E0024", format!("cannot read `--vars` file `{shown}`: {why}"))
+                Diagnostic::error(Code::E0024, format!("cannot read `--vars` file `{shown}`: {why}"))
                     .with_help("pass a readable YAML file of `name: value` lines"),
             );
             return;
@@ -690,7 +691,7 @@ fn apply_var_file(path: &Path, vars: &mut BTreeMap<String, VarValue>, sources: &
     if root.is_null() {
         return;
     }
-    let file_vars = reader.vars(&root, &[], "E0024");
+    let file_vars = reader.vars(&root, &[], Code::E0024);
     vars.extend(file_vars);
 }
 
@@ -711,7 +712,7 @@ fn read_operator_file(path: &Path) -> Result<String, String> {
 fn apply_var_flag(arg: &str, vars: &mut BTreeMap<String, VarValue>, diags: &mut Diagnostics) {
     let Some((name, raw)) = arg.split_once('=') else {
         diags.push(
-            Diagnostic::error("E0023", format!("`--var {arg}` is not of the form NAME=VALUE"))
+            Diagnostic::error(Code::E0023, format!("`--var {arg}` is not of the form NAME=VALUE"))
                 .with_help(format!("write `--var {arg}=VALUE`, or `--var 'name=text with spaces'`")),
         );
         return;
@@ -719,7 +720,7 @@ fn apply_var_flag(arg: &str, vars: &mut BTreeMap<String, VarValue>, diags: &mut 
     let name = name.trim();
     if !is_identifier(name) {
         diags.push(
-            Diagnostic::error("E0023", format!("`--var {arg}`: `{name}` is not a valid variable name"))
+            Diagnostic::error(Code::E0023, format!("`--var {arg}`: `{name}` is not a valid variable name"))
                 .with_help("variables are read as `var.NAME`, so names use `[a-z_][a-z0-9_]*`"),
         );
         return;
@@ -729,7 +730,7 @@ fn apply_var_flag(arg: &str, vars: &mut BTreeMap<String, VarValue>, diags: &mut 
             vars.insert(name.to_owned(), value);
         }
         Err((message, help)) => {
-            let mut d = Diagnostic::error("E0023", format!("`--var {name}=...`: {message}"));
+            let mut d = Diagnostic::error(Code::E0023, format!("`--var {name}=...`: {message}"));
             if let Some(help) = help {
                 d = d.with_help(help);
             }
@@ -1067,7 +1068,7 @@ owner: contoso-ml-prod
         (settings, diags, sources)
     }
 
-    fn codes(diags: &Diagnostics) -> Vec<&'static str> {
+    fn codes(diags: &Diagnostics) -> Vec<Code> {
         diags.items.iter().map(|d| d.code).collect()
     }
 
@@ -1148,7 +1149,7 @@ owner: contoso-ml-prod
     #[test]
     fn e0020_syntax_error_points_at_line_and_column() {
         let (_, diags, sources) = load_yaml("owner: x\nvars:\n  env: [prod\n", &Overrides::default());
-        assert_eq!(codes(&diags), ["E0020"]);
+        assert_eq!(codes(&diags), [Code::E0020]);
         let span = diags.items[0].span().unwrap();
         assert!(sources.line_col(span.file, span.start).0 >= 3, "{:?}", sources.line_col(span.file, span.start));
         assert!(diags.items[0].message.starts_with("invalid YAML"), "{}", diags.items[0].message);
@@ -1158,7 +1159,7 @@ owner: contoso-ml-prod
     #[test]
     fn e0020_tab_indentation_maps_to_the_exact_position() {
         let (_, diags, sources) = load_yaml("owner: a\n\tvars: 1\n", &Overrides::default());
-        assert_eq!(codes(&diags), ["E0020"]);
+        assert_eq!(codes(&diags), [Code::E0020]);
         let span = diags.items[0].span().unwrap();
         assert_eq!(sources.line_col(span.file, span.start).0, 2);
     }
@@ -1166,7 +1167,7 @@ owner: contoso-ml-prod
     #[test]
     fn e0020_duplicate_key() {
         let (_, diags, sources) = load_yaml("owner: a\nowner: b\n", &Overrides::default());
-        assert_eq!(codes(&diags), ["E0020"]);
+        assert_eq!(codes(&diags), [Code::E0020]);
         let span = diags.items[0].span().unwrap();
         assert_eq!(sources.line_col(span.file, span.start), (2, 1));
     }
@@ -1174,11 +1175,11 @@ owner: contoso-ml-prod
     #[test]
     fn e0020_wrong_type_underlines_the_value() {
         let (_, diags, sources) = load_yaml("owner: 42\n", &Overrides::default());
-        assert_eq!(codes(&diags), ["E0020"]);
+        assert_eq!(codes(&diags), [Code::E0020]);
         assert_eq!(underlined(&diags, &sources), "42");
         assert_eq!(diags.items[0].help.as_deref(), Some("quote it: \"42\""));
         let (_, diags, sources) = load_yaml("tenant: t.com\nsubscriptions: [a]\n", &Overrides::default());
-        assert_eq!(codes(&diags), ["E0020"]);
+        assert_eq!(codes(&diags), [Code::E0020]);
         assert_eq!(underlined(&diags, &sources), "subscriptions");
     }
 
@@ -1186,7 +1187,7 @@ owner: contoso-ml-prod
     fn e0020_floats_and_null_in_vars() {
         let yaml = "vars:\n  ratio: 0.5\n  nothing: ~\n  nested:\n    inner: [1, 2.5]\n";
         let (settings, diags, sources) = load_yaml(yaml, &Overrides::default());
-        assert_eq!(codes(&diags), ["E0020", "E0020", "E0020"]);
+        assert_eq!(codes(&diags), [Code::E0020, Code::E0020, Code::E0020]);
         let texts: Vec<&str> = diags.items.iter().map(|d| sources.text(d.span().unwrap())).collect();
         assert_eq!(texts, ["ratio", "nothing", "nested"]);
         assert!(diags.items[2].message.contains("`nested.inner[1]`"), "{}", diags.items[2].message);
@@ -1196,7 +1197,7 @@ owner: contoso-ml-prod
     #[test]
     fn e0021_unknown_key_suggests_closest() {
         let (_, diags, sources) = load_yaml("owner: a\nsubscription:\n  prod: x\n", &Overrides::default());
-        assert_eq!(codes(&diags), ["E0021"]);
+        assert_eq!(codes(&diags), [Code::E0021]);
         assert_eq!(underlined(&diags, &sources), "subscription");
         assert_eq!(diags.items[0].help.as_deref(), Some("did you mean `subscriptions`?"));
         let (_, diags, _) = load_yaml("colour: red\n", &Overrides::default());
@@ -1207,7 +1208,7 @@ owner: contoso-ml-prod
     fn e0021_unknown_custom_cloud_key() {
         let yaml = "cloud:\n  arm: https://a.example\n  grpah: https://g.example\n  authority: https://l.example\n";
         let (settings, diags, sources) = load_yaml(yaml, &Overrides::default());
-        assert_eq!(codes(&diags), ["E0021"]);
+        assert_eq!(codes(&diags), [Code::E0021]);
         assert_eq!(underlined(&diags, &sources), "grpah");
         assert_eq!(diags.items[0].help.as_deref(), Some("did you mean `graph`?"));
         assert_eq!(settings.cloud, CloudSetting::Public);
@@ -1236,7 +1237,7 @@ owner: contoso-ml-prod
         ];
         for (yaml, marked) in cases {
             let (_, diags, sources) = load_yaml(yaml, &Overrides::default());
-            assert_eq!(codes(&diags), ["E0022"], "{yaml}: {diags:#?}");
+            assert_eq!(codes(&diags), [Code::E0022], "{yaml}: {diags:#?}");
             assert_eq!(underlined(&diags, &sources), marked, "{yaml}");
         }
         let (_, diags, _) = load_yaml("cloud: pubilc\n", &Overrides::default());
@@ -1254,7 +1255,7 @@ owner: contoso-ml-prod
     #[test]
     fn several_errors_in_one_run() {
         let (settings, diags, _) = load_yaml("owner: BAD\ntenant: nope\nextra: 1\n", &Overrides::default());
-        assert_eq!(codes(&diags), ["E0022", "E0022", "E0021"]);
+        assert_eq!(codes(&diags), [Code::E0022, Code::E0022, Code::E0021]);
         assert_eq!(settings.owner, None);
     }
 
@@ -1267,7 +1268,7 @@ owner: contoso-ml-prod
         std::os::unix::fs::symlink(outside.path().join("secret.yaml"), dir.path().join(FILE_NAME)).unwrap();
         let mut sources = Sources::default();
         let (settings, diags) = load(dir.path(), &Overrides::default(), &mut sources);
-        assert_eq!(codes(&diags), ["E0004"]);
+        assert_eq!(codes(&diags), [Code::E0004]);
         assert_eq!(settings.owner, None);
         assert!(sources.files.is_empty());
     }
@@ -1304,7 +1305,7 @@ owner: contoso-ml-prod
             ["noequals", "Bad=1", "=x", "replicas=many", "enabled=yes", "teams={a: 1}", "new=[unclosed", "f=[1.5]"];
         for flag in cases {
             let (settings, diags, _) = load_yaml(FULL, &flags(&[flag]));
-            assert_eq!(codes(&diags), ["E0023"], "{flag}: {diags:#?}");
+            assert_eq!(codes(&diags), [Code::E0023], "{flag}: {diags:#?}");
             assert!(diags.items[0].span().is_none());
             assert_eq!(settings.vars.len(), 5, "{flag} left the variables alone");
         }
@@ -1351,7 +1352,7 @@ owner: contoso-ml-prod
         for (path, underline) in [(missing, None), (list, Some("- a\n- b\n")), (bad_name, Some("Bad-Name"))] {
             let overrides = Overrides { vars: Vec::new(), var_files: vec![path.clone()] };
             let (_, diags, sources) = load_yaml("", &overrides);
-            assert_eq!(codes(&diags), ["E0024"], "{}: {diags:#?}", path.display());
+            assert_eq!(codes(&diags), [Code::E0024], "{}: {diags:#?}", path.display());
             assert_eq!(diags.items[0].span().map(|s| sources.text(s)), underline);
         }
     }
@@ -1362,7 +1363,7 @@ owner: contoso-ml-prod
         let file = var_file(&other, "v.yaml", "env: prod\nteams: [a\n");
         let overrides = Overrides { vars: Vec::new(), var_files: vec![file.clone()] };
         let (_, diags, sources) = load_yaml("owner: a\n", &overrides);
-        assert_eq!(codes(&diags), ["E0020"]);
+        assert_eq!(codes(&diags), [Code::E0020]);
         let span = diags.items[0].span().unwrap();
         assert_eq!(sources.get(span.file).path, file);
     }

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::diagnostics::Code;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 
 /// Largest `.mlp` or YAML file read, in bytes.
@@ -117,14 +118,14 @@ pub fn load_dir(dir: &Path, sources: &mut Sources) -> Diagnostics {
         Ok(d) if d.is_dir() => d,
         Ok(_) => {
             diags.push(
-                Diagnostic::error("E0001", format!("`{}` is not a directory", dir.display()))
+                Diagnostic::error(Code::E0001, format!("`{}` is not a directory", dir.display()))
                     .with_help("pass the configuration directory, the one holding the `.mlp` files"),
             );
             return diags;
         }
         Err(e) => {
             diags.push(Diagnostic::error(
-                "E0001",
+                Code::E0001,
                 format!("cannot open configuration directory `{}`: {e}", dir.display()),
             ));
             return diags;
@@ -133,7 +134,7 @@ pub fn load_dir(dir: &Path, sources: &mut Sources) -> Diagnostics {
     let entries = match std::fs::read_dir(&canonical_dir) {
         Ok(e) => e,
         Err(e) => {
-            diags.push(Diagnostic::error("E0001", format!("cannot list `{}`: {e}", dir.display())));
+            diags.push(Diagnostic::error(Code::E0001, format!("cannot list `{}`: {e}", dir.display())));
             return diags;
         }
     };
@@ -147,7 +148,7 @@ pub fn load_dir(dir: &Path, sources: &mut Sources) -> Diagnostics {
     names.sort();
     if names.is_empty() {
         diags.push(
-            Diagnostic::error("E0002", format!("no `.mlp` files in `{}`", dir.display()))
+            Diagnostic::error(Code::E0002, format!("no `.mlp` files in `{}`", dir.display()))
                 .with_help("a configuration is a directory of `.mlp` files; sub-folders are not read"),
         );
         return diags;
@@ -167,24 +168,25 @@ pub fn load_dir(dir: &Path, sources: &mut Sources) -> Diagnostics {
 /// lies outside `dir` (configurations are untrusted input).
 pub fn read_inside(canonical_dir: &Path, path: &Path) -> Result<String, Box<Diagnostic>> {
     let shown = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let real =
-        path.canonicalize().map_err(|e| Box::new(Diagnostic::error("E0003", format!("cannot read `{shown}`: {e}"))))?;
+    let real = path
+        .canonicalize()
+        .map_err(|e| Box::new(Diagnostic::error(Code::E0003, format!("cannot read `{shown}`: {e}"))))?;
     if !real.starts_with(canonical_dir) {
         return Err(Box::new(
-            Diagnostic::error("E0004", format!("`{shown}` links to a file outside the configuration directory"))
+            Diagnostic::error(Code::E0004, format!("`{shown}` links to a file outside the configuration directory"))
                 .with_help(
                     "configurations are read from their own directory only; copy the file in instead of linking it",
                 ),
         ));
     }
     let meta = std::fs::metadata(&real)
-        .map_err(|e| Box::new(Diagnostic::error("E0003", format!("cannot read `{shown}`: {e}"))))?;
+        .map_err(|e| Box::new(Diagnostic::error(Code::E0003, format!("cannot read `{shown}`: {e}"))))?;
     if !meta.is_file() {
-        return Err(Box::new(Diagnostic::error("E0003", format!("cannot read `{shown}`: not a regular file"))));
+        return Err(Box::new(Diagnostic::error(Code::E0003, format!("cannot read `{shown}`: not a regular file"))));
     }
     if meta.len() > MAX_FILE_BYTES {
         return Err(Box::new(Diagnostic::error(
-            "E0005",
+            Code::E0005,
             format!(
                 "`{shown}` is {} bytes, more than the {MAX_FILE_BYTES} bytes a configuration file may hold",
                 meta.len()
@@ -192,12 +194,12 @@ pub fn read_inside(canonical_dir: &Path, path: &Path) -> Result<String, Box<Diag
         )));
     }
     let bytes = std::fs::read(&real)
-        .map_err(|e| Box::new(Diagnostic::error("E0003", format!("cannot read `{shown}`: {e}"))))?;
+        .map_err(|e| Box::new(Diagnostic::error(Code::E0003, format!("cannot read `{shown}`: {e}"))))?;
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..at].split(|b| *b == b'\n').count();
         Box::new(
-            Diagnostic::error("E0003", format!("`{shown}` is not valid UTF-8 (line {line}, byte {at})"))
+            Diagnostic::error(Code::E0003, format!("`{shown}` is not valid UTF-8 (line {line}, byte {at})"))
                 .with_help("save the file as UTF-8"),
         )
     })
@@ -221,7 +223,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Sources::default();
         let d = load_dir(dir.path(), &mut s);
-        assert_eq!(d.items[0].code, "E0002");
+        assert_eq!(d.items[0].code, Code::E0002);
     }
 
     #[cfg(unix)]
@@ -233,7 +235,7 @@ mod tests {
         std::os::unix::fs::symlink(outside.path().join("secret.mlp"), dir.path().join("a.mlp")).unwrap();
         let mut s = Sources::default();
         let d = load_dir(dir.path(), &mut s);
-        assert_eq!(d.items[0].code, "E0004");
+        assert_eq!(d.items[0].code, Code::E0004);
         assert!(s.files.is_empty());
     }
 
@@ -243,7 +245,7 @@ mod tests {
         std::fs::write(dir.path().join("a.mlp"), b"let x = 1\n\xff\xfe").unwrap();
         let mut s = Sources::default();
         let d = load_dir(dir.path(), &mut s);
-        assert_eq!(d.items[0].code, "E0003");
+        assert_eq!(d.items[0].code, Code::E0003);
         assert!(d.items[0].message.contains("line 2"), "{}", d.items[0].message);
     }
 }

@@ -21,6 +21,7 @@ use crate::ast::{
     Allow, Attr, BinaryOp, BodyItem, Decl, Effect, Expr, ExprKind, File, For, Grant, Ident, Item, Let, Path, Policy,
     Rule as PolicyRule, Segment, Spanned, StrLit, StrPart, UnaryOp,
 };
+use crate::diagnostics::Code;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::source::{FileId, Span};
 
@@ -57,7 +58,7 @@ pub fn parse(file: FileId, text: &str) -> (File, Diagnostics) {
             .spawn_scoped(scope, || parse_here(file, text));
         match worker {
             Ok(handle) => handle.join().unwrap_or_else(|_| {
-                let d = Diagnostic::error("E0010", "the parser failed on this file")
+                let d = Diagnostic::error(Code::E0010, "the parser failed on this file")
                     .with_label(Span::new(file, 0, 0), "")
                     .with_help("this is a bug in mlpolicy; please report it with the file");
                 (File::default(), d.into())
@@ -74,7 +75,7 @@ fn parse_here(file: FileId, text: &str) -> (File, Diagnostics) {
         Err(at) => {
             let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
             conv.diags.push(
-                Diagnostic::error("E0013", format!("nesting is deeper than {MAX_NESTING} levels"))
+                Diagnostic::error(Code::E0013, format!("nesting is deeper than {MAX_NESTING} levels"))
                     .with_label(Span::new(file, at, end), "too deep here")
                     .with_help("split the value into `let` bindings; nothing needs this much nesting"),
             );
@@ -227,7 +228,7 @@ fn prescan(text: &str) -> Result<Scan, usize> {
 }
 
 fn unterminated(open: usize, end: usize) -> Diagnostic {
-    Diagnostic::error("E0011", "unterminated string")
+    Diagnostic::error(Code::E0011, "unterminated string")
         .with_label(Span::new(FileId(0), open, end), "this string is not closed on its line")
         .with_help(
             "add the closing `\"` (and the `}` of any `${`); strings cannot span lines (write `\\n` for a line break)",
@@ -294,7 +295,7 @@ fn unexpected(file: FileId, text: &str, at: usize, err: &pest::error::Error<Rule
     };
     let message =
         if expected.is_empty() { format!("unexpected {found}") } else { format!("expected {what}, found {found}") };
-    Diagnostic::error("E0010", message)
+    Diagnostic::error(Code::E0010, message)
         .with_label(Span::new(file, at, at + len), format!("{found} is not allowed here"))
         .with_help(help)
 }
@@ -470,7 +471,7 @@ impl Converter<'_> {
                 && !self.text[p.range().end..s.start as usize].contains(['\n', '\r'])
             {
                 self.diags.push(
-                    Diagnostic::error("E0010", format!("expected a line break before this {what}"))
+                    Diagnostic::error(Code::E0010, format!("expected a line break before this {what}"))
                         .with_label(s, format!("this {what} starts on the line of the previous one"))
                         .with_help(format!("put each {what} on its own line")),
                 );
@@ -613,7 +614,7 @@ impl Converter<'_> {
         if !is_identifier(&id.node) {
             let fixed = id.node.to_ascii_lowercase().replace('-', "_");
             self.diags.push(
-                Diagnostic::error("E0015", format!("invalid name `{}`", id.node))
+                Diagnostic::error(Code::E0015, format!("invalid name `{}`", id.node))
                     .with_label(id.span, "names are lower-case letters, digits and `_`")
                     .with_help(format!(
                         "names are lower-case, with `_` between words (display names go in a string attribute); did you mean `{fixed}`?"
@@ -628,9 +629,12 @@ impl Converter<'_> {
         let id = self.ident(p);
         if KEYWORDS.contains(&id.node.as_str()) {
             self.diags.push(
-                Diagnostic::error("E0014", format!("`{}` is a keyword and cannot be used as a {what} name", id.node))
-                    .with_label(id.span, "reserved keyword")
-                    .with_help(format!("choose another name, e.g. `{}_`", id.node)),
+                Diagnostic::error(
+                    Code::E0014,
+                    format!("`{}` is a keyword and cannot be used as a {what} name", id.node),
+                )
+                .with_label(id.span, "reserved keyword")
+                .with_help(format!("choose another name, e.g. `{}_`", id.node)),
             );
             return id;
         }
@@ -639,7 +643,7 @@ impl Converter<'_> {
 
     fn too_deep(&mut self, span: Span) -> Expr {
         self.diags.push(
-            Diagnostic::error("E0013", format!("expression is nested deeper than {MAX_EXPR_DEPTH} levels"))
+            Diagnostic::error(Code::E0013, format!("expression is nested deeper than {MAX_EXPR_DEPTH} levels"))
                 .with_label(span, "too deep")
                 .with_help("split the expression into `let` bindings or several rules"),
         );
@@ -780,7 +784,7 @@ impl Converter<'_> {
                     ExprKind::Int(n)
                 } else {
                     self.diags.push(
-                        Diagnostic::error("E0016", format!("integer `{}` is out of range", p.as_str()))
+                        Diagnostic::error(Code::E0016, format!("integer `{}` is out of range", p.as_str()))
                             .with_label(span, "does not fit in 64 bits")
                             .with_help(format!("integers are between {} and {}", i64::MIN, i64::MAX)),
                     );
@@ -830,7 +834,7 @@ impl Converter<'_> {
                         && !self.text[end..entry_span.start as usize].contains(['\n', '\r'])
                     {
                         self.diags.push(
-                            Diagnostic::error("E0010", "expected `,` or a line break between map entries")
+                            Diagnostic::error(Code::E0010, "expected `,` or a line break between map entries")
                                 .with_label(entry_span, "this entry follows the previous one without a separator")
                                 .with_help("separate map entries with `,` or put each on its own line"),
                         );
@@ -848,7 +852,7 @@ impl Converter<'_> {
                             Spanned::new(s, key_span)
                         } else {
                             self.diags.push(
-                                Diagnostic::error("E0017", "a map key cannot contain `${...}`")
+                                Diagnostic::error(Code::E0017, "a map key cannot contain `${...}`")
                                     .with_label(key_span, "interpolated key")
                                     .with_help("map keys are fixed names or plain strings"),
                             );
@@ -905,7 +909,7 @@ impl Converter<'_> {
 
     fn bad_escape(&mut self, span: Span, text: &str) {
         self.diags.push(
-            Diagnostic::error("E0012", format!("invalid escape `{text}`"))
+            Diagnostic::error(Code::E0012, format!("invalid escape `{text}`"))
                 .with_label(span, "not a known escape")
                 .with_help("the escapes are `\\\"`, `\\\\`, `\\n`, `\\t` and `\\u{...}` (a Unicode scalar value in hex); write `$${` for a literal `${`"),
         );
@@ -1043,7 +1047,7 @@ policy p {
         f
     }
 
-    fn errs(text: &str) -> Vec<(&'static str, String, String)> {
+    fn errs(text: &str) -> Vec<(Code, String, String)> {
         let (_, d) = parse(FileId(0), text);
         d.items
             .iter()
@@ -1054,7 +1058,7 @@ policy p {
             .collect()
     }
 
-    fn one_err(text: &str) -> (&'static str, String, String) {
+    fn one_err(text: &str) -> (Code, String, String) {
         let mut e = errs(text);
         assert_eq!(e.len(), 1, "{e:#?}");
         let (_, d) = parse(FileId(0), text);
@@ -1191,7 +1195,7 @@ policy p {
     #[test]
     fn unexpected_token_says_what_was_expected() {
         let (code, msg, under) = one_err("group x {\n  name \"a\"\n}\n");
-        assert_eq!(code, "E0010");
+        assert_eq!(code, Code::E0010);
         assert_eq!(msg, "expected a name or `=`, found a string");
         assert!(msg.ends_with("found a string"), "{msg}");
         assert_eq!(under, "\"");
@@ -1210,28 +1214,28 @@ policy p {
             ("let x = [a, not]\n", "`]`"),
         ] {
             let (code, msg, _) = one_err(text);
-            assert_eq!((code, msg), ("E0010", format!("expected an expression, found {found}")), "{text}");
+            assert_eq!((code, msg), (Code::E0010, format!("expected an expression, found {found}")), "{text}");
         }
     }
 
     #[test]
     fn comparisons_do_not_chain() {
         let (code, msg, under) = one_err("let x = a == b == c\n");
-        assert_eq!(code, "E0010");
+        assert_eq!(code, Code::E0010);
         assert_eq!(under, "=", "{msg}");
     }
 
     #[test]
     fn two_attributes_on_one_line_are_an_error() {
         let (code, _, under) = one_err("group x { a = 1 b = 2 }\n");
-        assert_eq!((code, under.as_str()), ("E0010", "b = 2"));
+        assert_eq!((code, under.as_str()), (Code::E0010, "b = 2"));
     }
 
     #[test]
     fn two_broken_declarations_give_two_diagnostics() {
         let e = errs("group a {\n  x =\n}\n\nlet ok = 1\n\ngroup b {\n  y = = 2\n}\n");
         assert_eq!(e.len(), 2, "{e:#?}");
-        assert!(e.iter().all(|e| e.0 == "E0010"));
+        assert!(e.iter().all(|e| e.0 == Code::E0010));
         let (f, _) = parse(FileId(0), "group a {\n  x =\n}\nlet ok = 1\ngroup b {\n  y = = 2\n}\nlet z = 2\n");
         assert_eq!(f.items.len(), 2);
     }
@@ -1239,7 +1243,7 @@ policy p {
     #[test]
     fn unterminated_string() {
         let (code, msg, under) = one_err("let x = \"abc\nlet y = 1\n");
-        assert_eq!((code, msg.as_str(), under.as_str()), ("E0011", "unterminated string", "\"abc"));
+        assert_eq!((code, msg.as_str(), under.as_str()), (Code::E0011, "unterminated string", "\"abc"));
         let (f, _) = parse(FileId(0), "let x = \"abc\nlet y = 1\n");
         assert_eq!(f.items.len(), 1);
     }
@@ -1248,16 +1252,16 @@ policy p {
     fn unclosed_interpolation() {
         let e = errs("let x = \"${a\"\nlet y = 1\n");
         assert_eq!(e.len(), 1, "{e:#?}");
-        assert_eq!(e[0].0, "E0011");
+        assert_eq!(e[0].0, Code::E0011);
         ok("let x = \"$ and $$ and $${\"\n");
     }
 
     #[test]
     fn invalid_escape() {
         let (code, msg, under) = one_err("let x = \"a\\qb\"\n");
-        assert_eq!((code, msg.as_str(), under.as_str()), ("E0012", "invalid escape `\\q`", "\\q"));
+        assert_eq!((code, msg.as_str(), under.as_str()), (Code::E0012, "invalid escape `\\q`", "\\q"));
         let (code, _, under) = one_err("let x = \"\\u{d800}\"\n");
-        assert_eq!((code, under.as_str()), ("E0012", "\\u{d800}"));
+        assert_eq!((code, under.as_str()), (Code::E0012, "\\u{d800}"));
     }
 
     #[test]
@@ -1265,12 +1269,12 @@ policy p {
         for open in ["[", "(", "{", "\"${"] {
             let text = format!("let x = {}", open.repeat(10_000));
             let (code, msg, _) = one_err(&text);
-            assert_eq!(code, "E0013", "{msg}");
+            assert_eq!(code, Code::E0013, "{msg}");
         }
         let nots = format!("let x = {}true\n", "not ".repeat(10_000));
-        assert_eq!(one_err(&nots).0, "E0013");
+        assert_eq!(one_err(&nots).0, Code::E0013);
         let ors = format!("let x = a{}\n", " or a".repeat(10_000));
-        assert_eq!(one_err(&ors).0, "E0013");
+        assert_eq!(one_err(&ors).0, Code::E0013);
         let ok_depth = format!("let x = {}1{}\n", "[".repeat(MAX_NESTING), "]".repeat(MAX_NESTING));
         ok(&ok_depth);
     }
@@ -1278,16 +1282,16 @@ policy p {
     #[test]
     fn keyword_as_name() {
         let (code, msg, under) = one_err("let for = 1\n");
-        assert_eq!((code, under.as_str()), ("E0014", "for"));
+        assert_eq!((code, under.as_str()), (Code::E0014, "for"));
         assert!(msg.contains("keyword"), "{msg}");
-        assert_eq!(one_err("group when {}\n").0, "E0014");
+        assert_eq!(one_err("group when {}\n").0, Code::E0014);
     }
 
     #[test]
     fn invalid_name_suggests_lower_case() {
         let (_, d) = parse(FileId(0), "resource_group ML-Prod {}\n");
         assert_eq!(d.items.len(), 1);
-        assert_eq!(d.items[0].code, "E0015");
+        assert_eq!(d.items[0].code, Code::E0015);
         assert!(d.items[0].help.as_deref().unwrap().contains("did you mean `ml_prod`"));
         assert_eq!(one_err("let x = Var.env\n").2, "Var");
     }
@@ -1295,17 +1299,17 @@ policy p {
     #[test]
     fn integer_out_of_range() {
         let (code, _, under) = one_err("let x = 99999999999999999999\n");
-        assert_eq!((code, under.as_str()), ("E0016", "99999999999999999999"));
+        assert_eq!((code, under.as_str()), (Code::E0016, "99999999999999999999"));
     }
 
     #[test]
     fn interpolated_map_key() {
-        assert_eq!(one_err("let x = { \"${a}\" = 1 }\n").0, "E0017");
+        assert_eq!(one_err("let x = { \"${a}\" = 1 }\n").0, Code::E0017);
     }
 
     #[test]
     fn map_entries_need_a_separator_on_one_line() {
-        assert_eq!(one_err("let x = { a = 1 b = 2 }\n").0, "E0010");
+        assert_eq!(one_err("let x = { a = 1 b = 2 }\n").0, Code::E0010);
         ok("let x = {\n  a = 1\n  b = 2\n}\n");
     }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use mlpolicy_azure::{AuthOptions, AzureClient, ClientOptions, Cloud, Credential, SecretString, TokenSource};
 use mlpolicy_emulator::{Emulator, EmulatorConfig};
+use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::Diagnostic;
 use mlpolicy_lang::settings::{CloudSetting, Settings};
 
@@ -30,7 +31,7 @@ impl Connection {
 }
 
 fn fail(message: String) -> Diagnostic {
-    Diagnostic::error("E0601", message)
+    Diagnostic::error(Code::E0601, message)
 }
 
 /// Options for [`connect`].

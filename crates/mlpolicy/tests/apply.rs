@@ -219,7 +219,7 @@ async fn removing_the_running_principals_access_is_refused_unless_allowed() {
     let report =
         apply(&planned.plan.changes, &planned.desired, &conn.client, &ApplyOptions::default(), &no_events).await;
     assert_eq!(report.failed.len(), 1);
-    assert_eq!(report.failed[0].code, "E0702");
+    assert_eq!(report.failed[0].code.as_str(), "E0702");
     assert!(report.done.is_empty());
     assert_eq!(conn.client.list_role_assignments_for_principal(scope, &oid).await.unwrap().len(), 1);
     let opts = ApplyOptions { allow_self_lockout: true, ..ApplyOptions::default() };

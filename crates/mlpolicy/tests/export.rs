@@ -368,7 +368,7 @@ fn export_refuses_to_overwrite_and_rejects_a_bad_scope() {
 #[test]
 fn generated_text_that_does_not_parse_is_refused() {
     let e = mlpolicy_engine::export::format_mlp("main.mlp", "group {").unwrap_err();
-    assert_eq!(e.code, "E0803");
+    assert_eq!(e.code.as_str(), "E0803");
 }
 
 /// Applying plans with adoptions (tests/cases/plan/adopt-only, and adopt, whose changes also

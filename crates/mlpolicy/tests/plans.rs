@@ -174,7 +174,7 @@ async fn refused_reads_are_e0501() {
     );
     let desired = mlpolicy_engine::lower::lower(&compiled.model, "t");
     let err = mlpolicy_engine::live::read(&client, &desired, &[]).await.unwrap_err();
-    assert_eq!(err.code, "E0501");
+    assert_eq!(err.code.as_str(), "E0501");
     assert!(err.message.contains("401"), "{}", err.message);
     assert!(!err.message.contains("not-a-token"), "the token never appears: {}", err.message);
     emu.shutdown().await;

@@ -27,6 +27,7 @@ use std::fmt::Write as _;
 pub use self::read::Estate;
 pub use self::select::Scope;
 use mlpolicy_azure::AzureClient;
+use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::Diagnostic;
 use mlpolicy_lang::model::Kind;
 use mlpolicy_lang::settings::{CloudSetting, Settings, VarValue};
@@ -58,12 +59,12 @@ pub struct Export {
 }
 
 fn scope_error(message: String, help: &str) -> Diagnostic {
-    Diagnostic::error("E0802", message).with_help(help)
+    Diagnostic::error(Code::E0802, message).with_help(help)
 }
 
 fn read_error(e: &mlpolicy_azure::AzureError) -> Diagnostic {
     let status = if e.status == 0 { "no response".to_owned() } else { format!("HTTP {}", e.status) };
-    Diagnostic::error("E0501", format!("reading the tenant failed: {}: {status} {}: {}", e.op, e.code, e.message))
+    Diagnostic::error(Code::E0501, format!("reading the tenant failed: {}: {status} {}: {}", e.op, e.code, e.message))
         .with_help(
             e.hint.clone().unwrap_or_else(|| "check the credentials, the tenant and the subscription ids".into()),
         )
@@ -219,7 +220,7 @@ pub fn format_mlp(name: &str, text: &str) -> Result<String, Diagnostic> {
     let id = sources.add(name, std::path::PathBuf::from(name), text);
     let (file, diags) = mlpolicy_lang::syntax::parse(id, text);
     if let Some(d) = diags.items.iter().find(|d| d.is_error()) {
-        return Err(Diagnostic::error("E0803", format!("the exported `{name}` does not parse: {}", d.message))
+        return Err(Diagnostic::error(Code::E0803, format!("the exported `{name}` does not parse: {}", d.message))
             .with_help("this is a bug in mlpolicy export; please report it with the estate's shape"));
     }
     Ok(mlpolicy_lang::fmt::format(&file, text))
@@ -301,7 +302,7 @@ mod tests {
     #[test]
     fn generated_text_that_does_not_parse_is_e0803() {
         let e = format_mlp("main.mlp", "group {").unwrap_err();
-        assert_eq!(e.code, "E0803");
+        assert_eq!(e.code, Code::E0803);
         assert_eq!(format_mlp("main.mlp", "group  x {name=\"a\"}\n").unwrap(), "group x {\n  name = \"a\"\n}\n");
     }
 

@@ -12,6 +12,7 @@ use crate::lower::OWNER_TAG;
 use mlpolicy_azure::{
     self as azure, AzureClient, AzureError, BatchRequest, DirectoryObject, DirectoryObjectKind, RoleCatalog,
 };
+use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::Diagnostic;
 use mlpolicy_vocab::arm::canonical;
 
@@ -83,7 +84,7 @@ pub struct Estate {
 }
 
 fn read_error(e: &AzureError) -> Diagnostic {
-    let mut d = Diagnostic::error("E0501", format!("reading the tenant failed: {}", e.op)).with_help(
+    let mut d = Diagnostic::error(Code::E0501, format!("reading the tenant failed: {}", e.op)).with_help(
         e.hint.clone().unwrap_or_else(|| "check the credentials, the tenant and the subscription ids".into()),
     );
     let status = if e.status == 0 { "no response".to_owned() } else { format!("HTTP {}", e.status) };
@@ -92,7 +93,7 @@ fn read_error(e: &AzureError) -> Diagnostic {
 }
 
 fn join_error(e: &tokio::task::JoinError) -> Diagnostic {
-    Diagnostic::error("E0501", format!("reading the tenant failed: {e}"))
+    Diagnostic::error(Code::E0501, format!("reading the tenant failed: {e}"))
 }
 
 /// The subscription id of an ARM id (lower-case), if it has one.

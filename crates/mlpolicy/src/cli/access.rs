@@ -8,6 +8,7 @@ use super::{ExitStatus, connect_options, print_diagnostics, runtime};
 use crate::render;
 use mlpolicy_engine::access::{self, Context, Report};
 use mlpolicy_engine::lower::{self, DesiredState};
+use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::{Diagnostic, Diagnostics};
 use mlpolicy_vocab::arm::canonical;
 
@@ -18,14 +19,14 @@ pub fn run(args: &AccessArgs) -> ExitStatus {
         (_, p, d) => (p.clone(), d.clone().unwrap_or_else(|| PathBuf::from("."))),
     };
     let compiled = mlpolicy_lang::compile(&dir, &args.common.overrides());
-    let mut errors = compiled.diagnostics.clone();
-    errors.items.retain(|d| d.is_error() && d.code != "E0401");
-    if !errors.is_empty() {
+    if compiled.has_errors() {
+        let mut errors = compiled.diagnostics.clone();
+        errors.items.retain(Diagnostic::is_error);
         print_diagnostics(&errors, &compiled.sources);
         return ExitStatus::Error;
     }
     if principal.is_none() && args.scope.is_none() {
-        let d = Diagnostic::error("E0901", "give a PRINCIPAL, or --scope SCOPE")
+        let d = Diagnostic::error(Code::E0901, "give a PRINCIPAL, or --scope SCOPE")
             .with_help("for example `mlpolicy access alice@contoso.com` or `mlpolicy access --scope workspace.NAME`");
         print_diagnostics(&d.into(), &compiled.sources);
         return ExitStatus::Error;
@@ -92,7 +93,7 @@ fn answer(
             Ok(report)
         }
         (None, Some(s)) => Ok(ctx.scope_report(s.subject, &s.kind, &s.targets)),
-        (None, None) => Err(Diagnostic::error("E0901", "give a PRINCIPAL, or --scope SCOPE").into()),
+        (None, None) => Err(Diagnostic::error(Code::E0901, "give a PRINCIPAL, or --scope SCOPE").into()),
     }
 }
 

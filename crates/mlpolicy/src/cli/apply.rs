@@ -59,8 +59,8 @@ fn apply_options(args: &ApplyArgs) -> ApplyOptions {
 async fn apply_dir(args: &ApplyArgs) -> ExitStatus {
     let overrides = args.common.overrides();
     let compiled = mlpolicy_lang::compile(&args.target, &overrides);
-    print_diagnostics(&compiled.diagnostics, &compiled.sources);
-    if compiled.diagnostics.items.iter().any(|d| d.is_error() && d.code != "E0401") {
+    print_diagnostics(&compiled.report(), &compiled.sources);
+    if compiled.has_errors() {
         return ExitStatus::Error;
     }
     let conn = match connect(&args.target, &compiled.settings, &connect_options(args, args.emulator)).await {

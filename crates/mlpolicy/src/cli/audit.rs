@@ -4,6 +4,7 @@ use super::args::{AuditArgs, FindingsFormat};
 use super::{ExitStatus, annotate, connect_options, print_diagnostics, runtime};
 use crate::render;
 use mlpolicy_engine::audit::AuditOptions;
+use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::{Diagnostic, Diagnostics};
 use mlpolicy_vocab::time::parse_rfc3339;
 
@@ -13,7 +14,7 @@ pub const NOW_VAR: &str = "MLPOLICY_NOW";
 fn now() -> Result<i64, Diagnostic> {
     match std::env::var(NOW_VAR) {
         Ok(v) => parse_rfc3339(&v).ok_or_else(|| {
-            Diagnostic::error("E0951", format!("`{NOW_VAR}` is not an RFC 3339 date-time: `{v}`"))
+            Diagnostic::error(Code::E0951, format!("`{NOW_VAR}` is not an RFC 3339 date-time: `{v}`"))
                 .with_help(format!("write it like `2025-06-01T00:00:00Z`, or unset `{NOW_VAR}` to use the clock"))
         }),
         Err(_) => Ok(std::time::SystemTime::now()
@@ -26,8 +27,7 @@ pub fn run(args: &AuditArgs) -> ExitStatus {
     let overrides = args.common.overrides();
     let compiled = mlpolicy_lang::compile(&args.dir, &overrides);
     // The desired state's own policy results are not the audit's: the audit judges live state.
-    let mut diags = Diagnostics::default();
-    diags.items.extend(compiled.diagnostics.items.iter().filter(|d| d.code != "E0401" && d.code != "W0401").cloned());
+    let mut diags = compiled.diagnostics.clone();
     if diags.has_errors() {
         print_diagnostics(&diags, &compiled.sources);
         return ExitStatus::Error;

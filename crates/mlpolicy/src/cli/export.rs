@@ -7,6 +7,7 @@ use std::path::Path;
 use super::args::ExportArgs;
 use super::{ExitStatus, connect_options, print_diagnostics, runtime};
 use mlpolicy_engine::export::{ExportOptions, Scope};
+use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::{Diagnostic, Diagnostics};
 use mlpolicy_lang::settings::Overrides;
 use mlpolicy_lang::source::Sources;
@@ -33,13 +34,13 @@ pub fn run(args: &ExportArgs) -> ExitStatus {
     let dir = &args.out;
     let none = Sources::default();
     if let Err(e) = std::fs::create_dir_all(dir) {
-        return fail(Diagnostic::error("E0801", format!("cannot create `{}`: {e}", dir.display())), &none);
+        return fail(Diagnostic::error(Code::E0801, format!("cannot create `{}`: {e}", dir.display())), &none);
     }
     let existing = mlp_files(dir);
     if !existing.is_empty() && !args.force {
         return fail(
             Diagnostic::error(
-                "E0801",
+                Code::E0801,
                 format!("`{}` already holds .mlp files: {}", dir.display(), existing.join(", ")),
             )
             .with_help("export into an empty directory, or pass `--force` to replace them"),
@@ -81,23 +82,25 @@ pub fn run(args: &ExportArgs) -> ExitStatus {
     };
     for old in &existing {
         if let Err(e) = std::fs::remove_file(dir.join(old)) {
-            return fail(Diagnostic::error("E0801", format!("cannot replace `{old}`: {e}")), &sources);
+            return fail(Diagnostic::error(Code::E0801, format!("cannot replace `{old}`: {e}")), &sources);
         }
     }
     for (name, text) in &export.files {
         if let Err(e) = std::fs::write(dir.join(name), text) {
-            return fail(Diagnostic::error("E0801", format!("cannot write `{name}`: {e}")), &sources);
+            return fail(Diagnostic::error(Code::E0801, format!("cannot write `{name}`: {e}")), &sources);
         }
     }
     // The export must be a valid configuration; anything else is a bug worth a loud error.
     let compiled = mlpolicy_lang::compile(dir, &Overrides::default());
-    let errors: Vec<Diagnostic> =
-        compiled.diagnostics.items.iter().filter(|d| d.is_error() && d.code != "E0401").cloned().collect();
+    let errors: Vec<Diagnostic> = compiled.diagnostics.items.iter().filter(|d| d.is_error()).cloned().collect();
     if !errors.is_empty() {
         print_diagnostics(&Diagnostics { items: errors }, &compiled.sources);
         return fail(
-            Diagnostic::error("E0803", format!("the configuration exported to `{}` does not validate", dir.display()))
-                .with_help("this is a bug in mlpolicy export; please report it with the estate's shape"),
+            Diagnostic::error(
+                Code::E0803,
+                format!("the configuration exported to `{}` does not validate", dir.display()),
+            )
+            .with_help("this is a bug in mlpolicy export; please report it with the estate's shape"),
             &none,
         );
     }
@@ -135,7 +138,7 @@ fn report(dir: &Path, export: &mlpolicy_engine::export::Export) {
     }
     if !export.skipped.is_empty() {
         let d = Diagnostic::warning(
-            "W0801",
+            Code::W0801,
             format!("{} object(s) in scope are kept as comments, not declarations", export.skipped.len()),
         )
         .with_help("each is listed at the end of its file with the reason; review them by hand");

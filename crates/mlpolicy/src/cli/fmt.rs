@@ -1,6 +1,7 @@
 //! `mlpolicy fmt`
 
 use super::{ExitStatus, args::FmtArgs, print_diagnostics};
+use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::Diagnostics;
 use mlpolicy_lang::source::{self, Sources};
 
@@ -37,7 +38,7 @@ pub fn run(args: &FmtArgs) -> ExitStatus {
     for (path, text) in outputs {
         if let Err(e) = write_atomic(&path, &text) {
             write_errors.push(mlpolicy_lang::diagnostics::Diagnostic::error(
-                "E0006",
+                Code::E0006,
                 format!("cannot write `{}`: {e}", path.display()),
             ));
         }

@@ -17,6 +17,7 @@ use std::io::IsTerminal;
 
 pub use args::{Cli, Command, CommonArgs};
 
+use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::{self, Diagnostics, RenderOptions};
 use mlpolicy_lang::source::Sources;
 
@@ -89,7 +90,7 @@ fn terminal_width() -> usize {
 /// A runtime for the commands that talk to Azure.
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, mlpolicy_lang::diagnostics::Diagnostic> {
     tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
-        mlpolicy_lang::diagnostics::Diagnostic::error("E0601", format!("cannot start the async runtime: {e}"))
+        mlpolicy_lang::diagnostics::Diagnostic::error(Code::E0601, format!("cannot start the async runtime: {e}"))
     })
 }
 

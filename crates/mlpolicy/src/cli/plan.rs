@@ -4,14 +4,14 @@ use super::args::{PlanArgs, PlanFormat};
 use super::{ExitStatus, connect_options, print_diagnostics, runtime};
 use crate::render;
 use mlpolicy_engine::plan::SavedPlan;
+use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::{Diagnostic, Diagnostics};
 
 pub fn run(args: &PlanArgs) -> ExitStatus {
     let overrides = args.common.overrides();
     let compiled = mlpolicy_lang::compile(&args.dir, &overrides);
-    let compile_errors = compiled.diagnostics.items.iter().any(|d| d.is_error() && d.code != "E0401");
-    if compile_errors {
-        print_diagnostics(&compiled.diagnostics, &compiled.sources);
+    if compiled.has_errors() {
+        print_diagnostics(&compiled.report(), &compiled.sources);
         return ExitStatus::Error;
     }
     let rt = match runtime() {
@@ -37,13 +37,13 @@ pub fn run(args: &PlanArgs) -> ExitStatus {
     let (planned, endpoints) = match result {
         Ok(p) => p,
         Err(d) => {
-            let mut all = compiled.diagnostics.clone();
+            let mut all = compiled.report();
             all.extend(d);
             print_diagnostics(&all, &compiled.sources);
             return ExitStatus::Error;
         }
     };
-    let mut diags = compiled.diagnostics.clone();
+    let mut diags = compiled.report();
     diags.extend(planned.diagnostics.clone());
     print_diagnostics(&diags, &compiled.sources);
     let mut violations = mlpolicy_lang::findings::from_compiled(&compiled, &args.dir.display().to_string());
@@ -72,7 +72,7 @@ pub fn run(args: &PlanArgs) -> ExitStatus {
             plan: planned.plan.clone(),
         };
         if let Err(e) = std::fs::write(path, saved.to_file_text()) {
-            let d = Diagnostic::error("E0602", format!("cannot write the plan to `{}`: {e}", path.display()));
+            let d = Diagnostic::error(Code::E0602, format!("cannot write the plan to `{}`: {e}", path.display()));
             print_diagnostics(&d.into(), &compiled.sources);
             return ExitStatus::Error;
         }

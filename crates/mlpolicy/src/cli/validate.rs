@@ -7,7 +7,7 @@ use mlpolicy_lang::findings;
 
 pub fn run(args: &ValidateArgs) -> ExitStatus {
     let compiled = mlpolicy_lang::compile(&args.dir, &args.common.overrides());
-    print_diagnostics(&compiled.diagnostics, &compiled.sources);
+    print_diagnostics(&compiled.report(), &compiled.sources);
     let report = findings::from_compiled(&compiled, &args.dir.display().to_string());
     annotate(&report, &args.dir);
     match args.format {
@@ -15,8 +15,7 @@ pub fn run(args: &ValidateArgs) -> ExitStatus {
         FindingsFormat::Json => print!("{}", render::findings_json(&report)),
         FindingsFormat::Sarif => print!("{}", render::findings_sarif(&report)),
     }
-    let other_errors = compiled.diagnostics.items.iter().any(|d| d.is_error() && d.code != "E0401");
-    if other_errors {
+    if compiled.has_errors() {
         return ExitStatus::Error;
     }
     if compiled.evaluation.denied > 0 {

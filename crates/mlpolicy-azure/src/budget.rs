@@ -1,4 +1,4 @@
-//! Pacing for Graph's directory budget (azure-wire.md §7.6).
+//! Pacing for Graph's directory budget (docs/azure-wire.md §7.6).
 //!
 //! Graph counts resource units per app and tenant over 10 s and, unlike ARM, reports nothing
 //! until 80% of the budget is spent; from then on its answers carry

@@ -5,7 +5,7 @@
 //! built from a [`Cloud`], a tenant id, a [`TokenSource`] and [`ClientOptions`]; the same code
 //! path serves real Azure and the local emulator (a custom cloud on one base URL). Operations
 //! live in `arm.rs` and `graph.rs`; retry, pacing and request ids in `http.rs`; long-running
-//! operations in `lro.rs`. Wire facts follow `shared/azure-wire.md`; `docs/azure.md` is the
+//! operations in `lro.rs`. Wire facts follow `docs/azure-wire.md`; `docs/azure.md` is the
 //! user-facing summary.
 
 #![expect(

@@ -1,4 +1,4 @@
-//! ARM long-running operations (RPC async contract, wire §1.5).
+//! ARM long-running operations (RPC async contract, docs/azure-wire.md §1.5).
 //!
 //! After a 200/201/202: poll `Azure-AsyncOperation` when present (200 with `status`, terminal
 //! `Succeeded`/`Failed`/`Canceled`), else `Location` (202 while running, then 200 or 204), else

@@ -64,7 +64,7 @@ pub struct ProvisioningProperties {
     pub provisioning_state: Option<String>,
 }
 
-/// `ManagedServiceIdentity` (wire §3.3).
+/// `ManagedServiceIdentity` (docs/azure-wire.md §3.3).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ManagedServiceIdentity {

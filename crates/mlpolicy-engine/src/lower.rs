@@ -4,7 +4,7 @@
 //! Each object carries its identity in Azure: a canonical ARM id (resource groups, identities,
 //! federated credentials, workspaces), the group's `uniqueName`, or — for a role assignment —
 //! its content (scope, role, principal), never a GUID name. The ownership marker of
-//! language.md §8 is applied here: the `mlpolicy-owner` tag, the group's `uniqueName` prefix and
+//! docs/language.md §7 is applied here: the `mlpolicy-owner` tag, the group's `uniqueName` prefix and
 //! the role assignment description suffix.
 
 use std::collections::BTreeMap;

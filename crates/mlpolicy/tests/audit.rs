@@ -9,7 +9,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{Run, copy_to_temp, tests_dir};
+use crate::support::{Run, assert_golden, copy_to_temp, tests_dir};
 
 /// "Now" for every audit here: the seed's secrets expired 31 days before, or expire 10 days after.
 const NOW: &str = "2025-06-01T00:00:00Z";
@@ -47,10 +47,7 @@ fn audit(dir: &Path, format: &str) -> Run {
 
 fn snapshot(name: &str, text: &str) {
     // Groups made by `apply` get random object ids from the emulator.
-    let filters = vec![(r"/groups/[0-9a-f-]{36}", "/groups/[group id]")];
-    insta::with_settings!({ snapshot_path => tests_dir().join("snapshots/audit"), prepend_module_to_snapshot => false, omit_expression => true, filters => filters }, {
-        insta::assert_snapshot!(name, text);
-    });
+    assert_golden("audit", name, text, &[(r"/groups/[0-9a-f-]{36}", "/groups/[group id]")]);
 }
 
 fn rule_counts(json: &Value) -> BTreeMap<String, usize> {

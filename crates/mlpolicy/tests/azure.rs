@@ -341,7 +341,7 @@ async fn replication_delay_is_waited_out() {
     assert_eq!(c.add_group_member(&group.group.id, &principal).await.unwrap(), MembershipChange::Changed);
     assert!(started.elapsed() >= Duration::from_secs(1), "waited for replication");
     assert!(env.log_text().contains("attempt"), "{}", env.log_text());
-    // RBAC with principalType set does not look the principal up (wire §5.5), so a grant to a
+    // RBAC with principalType set does not look the principal up (docs/azure-wire.md §5.5), so a grant to a
     // fresh principal succeeds at once; the PrincipalNotFound retry serves callers without it.
     let uai2 = c.put_user_assigned_identity(SUB, "rg-ml", "uai-fresh2", "westeurope", &BTreeMap::new()).await.unwrap();
     c.put_role_assignment(&RoleAssignmentRequest {

@@ -3,13 +3,11 @@
 
 use std::path::Path;
 
-use crate::support::{Run, copy_to_temp, mlpolicy, root, tests_dir};
+use crate::support::{Run, assert_golden, copy_to_temp, mlpolicy, root, tests_dir};
 
 fn snapshot(name: &str, run: &Run, tmp: &Path) {
     let text = run.transcript().replace(&tmp.display().to_string(), "[TMP]");
-    insta::with_settings!({ snapshot_path => tests_dir().join("snapshots/cli"), prepend_module_to_snapshot => false, omit_expression => true }, {
-        insta::assert_snapshot!(name, text);
-    });
+    assert_golden("cli", name, &text, &[]);
 }
 
 const VALID: &str = "group ds {\n  name = \"ml-ds\"\n}\n";

@@ -1,12 +1,10 @@
 //! Every example under `examples/` validates cleanly, is already formatted, and has a stable
 //! graph; the transcripts of `validate`, `fmt --check` and `graph` are snapshotted.
 
-use crate::support::{mlpolicy, root, subdirs, tests_dir};
+use crate::support::{assert_golden, mlpolicy, root, subdirs};
 
 fn snapshot(name: &str, text: &str) {
-    insta::with_settings!({ snapshot_path => tests_dir().join("snapshots/examples"), prepend_module_to_snapshot => false, omit_expression => true }, {
-        insta::assert_snapshot!(name, text);
-    });
+    assert_golden("examples", name, text, &[]);
 }
 
 #[test]

@@ -19,7 +19,7 @@ use mlpolicy_emulator::{Emulator, EmulatorConfig, Tenant};
 use mlpolicy_lang::settings::Overrides;
 use serde_json::json;
 
-use crate::support::{Run, copy_to_temp, mlpolicy, root, tests_dir};
+use crate::support::{Run, assert_golden, copy_to_temp, mlpolicy, root, tests_dir};
 
 const PROD: &str = "6c1e9a42-3b7d-4f05-8e2a-9d4b1c7f3e60";
 const SHARED: &str = "b2d84f17-5e3a-4c69-a1f0-7e6c2d9b4a85";
@@ -255,9 +255,7 @@ fn export(dir: &Path, extra: &[&str]) -> Run {
 }
 
 fn snapshot(name: &str, text: &str) {
-    insta::with_settings!({ snapshot_path => tests_dir().join("snapshots/export"), prepend_module_to_snapshot => false, omit_expression => true }, {
-        insta::assert_snapshot!(name, stable(text));
-    });
+    assert_golden("export", name, &stable(text), &[]);
 }
 
 fn desired(dir: &Path) -> mlpolicy_engine::lower::DesiredState {

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::support::{Run, mlpolicy, root, subdirs, tests_dir};
+use crate::support::{Run, assert_golden, mlpolicy, root, tests_dir};
 
 fn copy_files(from: &Path, to: &Path) {
     for e in std::fs::read_dir(from).unwrap() {
@@ -79,17 +79,15 @@ pub fn prepare(case: &Path) -> tempfile::TempDir {
 }
 
 fn snapshot(name: &str, run: &Run, case: &Path) {
-    insta::with_settings!({ snapshot_path => tests_dir().join("snapshots/plans"), prepend_module_to_snapshot => false, omit_expression => true }, {
-        insta::assert_snapshot!(name, stable(&run.transcript(), case));
-    });
+    assert_golden("plans", name, &stable(&run.transcript(), case), &[]);
 }
 
 #[test]
 fn golden_plans_in_every_format() {
     let mut count = 0;
-    for case in subdirs(&tests_dir().join("cases/plan")) {
+    insta::glob!("cases/plan/*", |case| {
         let name = case.file_name().unwrap().to_str().unwrap().to_owned();
-        let tmp = prepare(&case);
+        let tmp = prepare(case);
         let extra = std::fs::read_to_string(case.join("args")).unwrap_or_default();
         for format in ["text", "markdown", "json"] {
             let mut args = vec!["plan", ".", "--emulator", "--detailed-exitcode", "--format", format];
@@ -110,10 +108,10 @@ fn golden_plans_in_every_format() {
                 let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("plan JSON parses");
                 assert_eq!(v["format_version"], 1);
             }
-            snapshot(&format!("{name}-{format}"), &run, &case);
+            snapshot(&format!("{name}-{format}"), &run, case);
         }
         count += 1;
-    }
+    });
     assert!(count >= 10);
 }
 

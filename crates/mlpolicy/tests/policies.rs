@@ -2,14 +2,14 @@
 //! must validate with exit 0 and no finding of that rule; `...-fail` must exit 3 (a `deny`) or
 //! report the warning, naming the rule. Transcripts are snapshotted.
 
-use crate::support::{mlpolicy, subdirs, tests_dir};
+use crate::support::{assert_golden, mlpolicy};
 
 #[test]
 fn every_pack_rule_passes_and_fails_as_documented() {
     let mut count = 0;
-    for dir in subdirs(&tests_dir().join("cases/policies")) {
+    insta::glob!("cases/policies/*", |dir| {
         let name = dir.file_name().unwrap().to_str().unwrap().to_owned();
-        let run = mlpolicy(&dir, &["validate", "."]);
+        let run = mlpolicy(dir, &["validate", "."]);
         let rule = name.trim_end_matches("-pass").trim_end_matches("-fail").split_once('-').unwrap().1.to_owned();
         let warns = rule == "no_client_secrets";
         if name.ends_with("-pass") {
@@ -23,10 +23,8 @@ fn every_pack_rule_passes_and_fails_as_documented() {
             assert_eq!(run.code, if warns { 0 } else { 3 }, "{name}:\n{}", run.transcript());
             assert!(run.stderr.contains(&format!("`{rule}`")), "{name} does not name {rule}:\n{}", run.transcript());
         }
-        insta::with_settings!({ snapshot_path => tests_dir().join("snapshots/policies"), prepend_module_to_snapshot => false, omit_expression => true }, {
-            insta::assert_snapshot!(name, run.transcript());
-        });
+        assert_golden("policies", &name, &run.transcript(), &[]);
         count += 1;
-    }
+    });
     assert!(count >= 20, "only {count} policy cases");
 }

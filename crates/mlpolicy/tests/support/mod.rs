@@ -68,3 +68,18 @@ pub fn copy_to_temp(dir: &Path) -> tempfile::TempDir {
     }
     tmp
 }
+
+/// Asserts `text` against `snapshots/FOLDER/NAME.snap`: the one set of insta settings every
+/// golden test uses (no module prefix, no expression, no glob suffix), with optional regex
+/// filters for values that change from run to run.
+pub fn assert_golden(folder: &str, name: &str, text: &str, filters: &[(&str, &str)]) {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(tests_dir().join("snapshots").join(folder));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.remove_snapshot_suffix();
+    for (regex, replacement) in filters {
+        settings.add_filter(regex, *replacement);
+    }
+    settings.bind(|| insta::assert_snapshot!(name, text));
+}

@@ -7,6 +7,7 @@
 mod authorization;
 mod identities;
 mod resources;
+mod versions;
 
 use std::collections::BTreeMap;
 
@@ -21,25 +22,6 @@ use authorization::{is_ancestor_or_self, list_role_assignments, list_role_defini
 pub use identities::IdentityIndex;
 use identities::{federated_credential, identity, identity_json, list_fics};
 use resources::{listed, poll_operation, resource_group, rg_json, settle_ops, workspace, workspace_json};
-
-const V_SUBSCRIPTIONS: &[&str] = &["2022-12-01", "2021-01-01", "2020-01-01", "2016-06-01"];
-const V_RESOURCES: &[&str] = &[
-    "2025-04-01",
-    "2025-03-01",
-    "2024-11-01",
-    "2024-07-01",
-    "2024-03-01",
-    "2023-07-01",
-    "2022-09-01",
-    "2021-04-01",
-    "2020-06-01",
-    "2019-10-01",
-];
-const V_ML: &[&str] =
-    &["2025-06-01", "2025-04-01", "2025-01-01-preview", "2024-10-01", "2024-04-01", "2023-10-01", "2023-04-01"];
-const V_MSI: &[&str] = &["2024-11-30", "2023-01-31", "2018-11-30"];
-const V_AUTHZ: &[&str] =
-    &["2022-04-01", "2020-10-01-preview", "2020-04-01-preview", "2018-09-01-preview", "2015-07-01"];
 
 const ML_PROVIDER: &str = "Microsoft.MachineLearningServices";
 const MSI_TYPE: &str = "Microsoft.ManagedIdentity/userAssignedIdentities";
@@ -376,13 +358,13 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
     let result = (|| -> Result<Reply, Reply> {
         match route {
             Route::Subscriptions => {
-                check_version(ctx, V_SUBSCRIPTIONS)?;
+                check_version(ctx, versions::SUBSCRIPTIONS)?;
                 let items =
                     t.subscriptions.iter().map(|s| subscription_json(&s.id, &s.display_name, &t.tenant_id)).collect();
                 Ok(page(shared, ctx, items, "$skipToken"))
             }
             Route::Subscription(sub) => {
-                check_version(ctx, V_SUBSCRIPTIONS)?;
+                check_version(ctx, versions::SUBSCRIPTIONS)?;
                 if ctx.method != "GET" {
                     return Err(method_not_allowed(ctx));
                 }
@@ -395,13 +377,13 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
                 Ok(Reply::json(200, subscription_json(&sub, &name, &t.tenant_id)))
             }
             Route::ResourceGroups(sub) => {
-                check_version(ctx, V_RESOURCES)?;
+                check_version(ctx, versions::RESOURCE_GROUPS)?;
                 subscription_check(shared, ctx, t, &sub)?;
                 let items = t.resource_groups.iter().filter(|g| eq_ci(&g.subscription, &sub)).map(rg_json).collect();
                 Ok(page(shared, ctx, items, "$skipToken"))
             }
             Route::ResourceGroup(sub, rg) => {
-                check_version(ctx, V_RESOURCES)?;
+                check_version(ctx, versions::RESOURCE_GROUPS)?;
                 subscription_check(shared, ctx, t, &sub)?;
                 resource_group(shared, ctx, t, &sub, &rg)
             }
@@ -410,7 +392,7 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
                 Ok(poll_operation(shared, ctx, t, &sub, &id))
             }
             Route::WorkspacesBySub(sub) => {
-                check_version(ctx, V_ML)?;
+                check_version(ctx, versions::ML_WORKSPACES)?;
                 subscription_check(shared, ctx, t, &sub)?;
                 let items = t
                     .workspaces
@@ -421,7 +403,7 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
                 Ok(page(shared, ctx, items, "$skip"))
             }
             Route::WorkspacesByRg(sub, rg) => {
-                check_version(ctx, V_ML)?;
+                check_version(ctx, versions::ML_WORKSPACES)?;
                 subscription_check(shared, ctx, t, &sub)?;
                 rg_check(t, &sub, &rg)?;
                 let items = t
@@ -433,20 +415,20 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
                 Ok(page(shared, ctx, items, "$skip"))
             }
             Route::Workspace(sub, rg, name) => {
-                check_version(ctx, V_ML)?;
+                check_version(ctx, versions::ML_WORKSPACES)?;
                 subscription_check(shared, ctx, t, &sub)?;
                 rg_check(t, &sub, &rg)?;
                 workspace(shared, ctx, t, &sub, &rg, &name)
             }
             Route::IdentitiesBySub(sub) => {
-                check_version(ctx, V_MSI)?;
+                check_version(ctx, versions::IDENTITIES)?;
                 subscription_check(shared, ctx, t, &sub)?;
                 let items =
                     t.identities.iter().filter(|i| eq_ci(&i.subscription, &sub)).map(|i| identity_json(t, i)).collect();
                 Ok(page(shared, ctx, items, "$skiptoken"))
             }
             Route::IdentitiesByRg(sub, rg) => {
-                check_version(ctx, V_MSI)?;
+                check_version(ctx, versions::IDENTITIES)?;
                 subscription_check(shared, ctx, t, &sub)?;
                 rg_check(t, &sub, &rg)?;
                 let items = t
@@ -458,30 +440,30 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
                 Ok(page(shared, ctx, items, "$skiptoken"))
             }
             Route::Identity(sub, rg, name) => {
-                check_version(ctx, V_MSI)?;
+                check_version(ctx, versions::IDENTITIES)?;
                 subscription_check(shared, ctx, t, &sub)?;
                 rg_check(t, &sub, &rg)?;
                 identity(shared, ctx, t, &sub, &rg, &name)
             }
             Route::Fics(sub, rg, name) => {
-                check_version(ctx, V_MSI)?;
+                check_version(ctx, versions::FEDERATED_CREDENTIALS)?;
                 subscription_check(shared, ctx, t, &sub)?;
                 rg_check(t, &sub, &rg)?;
                 list_fics(shared, ctx, t, &sub, &rg, &name)
             }
             Route::Fic(sub, rg, name, fic) => {
-                check_version(ctx, V_MSI)?;
+                check_version(ctx, versions::FEDERATED_CREDENTIALS)?;
                 subscription_check(shared, ctx, t, &sub)?;
                 rg_check(t, &sub, &rg)?;
                 federated_credential(ctx, t, &sub, &rg, &name, &fic)
             }
             Route::RoleDefinitions(scope) => {
-                check_version(ctx, V_AUTHZ)?;
+                check_version(ctx, versions::ROLE_DEFINITIONS)?;
                 scope_check(shared, ctx, t, &scope)?;
                 list_role_definitions(shared, ctx, &scope)
             }
             Route::RoleDefinition(scope, id) => {
-                check_version(ctx, V_AUTHZ)?;
+                check_version(ctx, versions::ROLE_DEFINITIONS)?;
                 if ctx.method != "GET" {
                     return Err(method_not_allowed(ctx));
                 }
@@ -495,7 +477,7 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
                 })
             }
             Route::RoleAssignments(scope) => {
-                check_version(ctx, V_AUTHZ)?;
+                check_version(ctx, versions::ROLE_ASSIGNMENTS)?;
                 if ctx.method != "GET" {
                     return Err(method_not_allowed(ctx));
                 }
@@ -503,7 +485,7 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
                 list_role_assignments(shared, ctx, t, &scope)
             }
             Route::RoleAssignment(scope, name) => {
-                check_version(ctx, V_AUTHZ)?;
+                check_version(ctx, versions::ROLE_ASSIGNMENTS)?;
                 if ctx.method != "DELETE" {
                     scope_check(shared, ctx, t, &scope)?;
                 }

@@ -11,6 +11,7 @@ mod arm;
 pub mod cli;
 mod graph;
 pub mod realism;
+pub mod recordings;
 pub mod roles;
 pub mod state;
 mod tls;

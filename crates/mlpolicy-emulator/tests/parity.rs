@@ -23,112 +23,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use mlpolicy_emulator::recordings::{Interaction, load, non_empty};
 use mlpolicy_emulator::{Emulator, EmulatorConfig};
 use serde_json::Value;
-use serde_norway::Value as Yaml;
-
-/// One recorded request and Azure's answer.
-#[derive(Debug, Clone)]
-struct Interaction {
-    method: String,
-    /// The request URL as recorded (any host).
-    url: String,
-    body: Option<String>,
-    status: u16,
-    /// Response headers, names lower-cased.
-    headers: BTreeMap<String, String>,
-    response: Option<String>,
-}
 
 fn recordings_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/azure/recordings")
-}
-
-fn yaml_str(v: &Yaml) -> Option<String> {
-    match v {
-        Yaml::String(s) => Some(s.clone()),
-        Yaml::Number(n) => Some(n.to_string()),
-        Yaml::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-/// A header value: a string or the first string of a list.
-fn yaml_header(v: &Yaml) -> Option<String> {
-    match v {
-        Yaml::Sequence(s) => {
-            let parts: Vec<String> = s.iter().filter_map(yaml_str).collect();
-            (!parts.is_empty()).then(|| parts.join(", "))
-        }
-        other => yaml_str(other),
-    }
-}
-
-fn headers_of(v: Option<&Yaml>) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    if let Some(Yaml::Mapping(m)) = v {
-        for (k, v) in m {
-            if let (Some(k), Some(v)) = (yaml_str(k), yaml_header(v)) {
-                out.insert(k.to_ascii_lowercase(), v);
-            }
-        }
-    }
-    out
-}
-
-fn non_empty(s: Option<String>) -> Option<String> {
-    s.filter(|s| !s.trim().is_empty())
-}
-
-/// Reads the three recording formats: azure-cli's vcrpy YAML (`interactions:`), the Java SDK's
-/// `networkCallRecords` and azure-powershell's `{name+$METHOD+url: {Request, Response}}`.
-fn load(path: &Path) -> Vec<Interaction> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let doc: Yaml = serde_norway::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()));
-    let mut out = Vec::new();
-    if let Some(Yaml::Sequence(items)) = doc.get("interactions") {
-        for i in items {
-            let (req, resp) = (&i["request"], &i["response"]);
-            out.push(Interaction {
-                method: yaml_str(&req["method"]).unwrap_or_default(),
-                url: yaml_str(&req["uri"]).unwrap_or_default(),
-                body: non_empty(yaml_str(&req["body"])),
-                status: resp["status"]["code"].as_u64().and_then(|c| u16::try_from(c).ok()).unwrap_or(0),
-                headers: headers_of(resp.get("headers")),
-                response: non_empty(yaml_str(&resp["body"]["string"])),
-            });
-        }
-    } else if let Some(Yaml::Sequence(items)) = doc.get("networkCallRecords") {
-        for i in items {
-            let resp = &i["Response"];
-            let mut headers = headers_of(Some(resp));
-            headers.remove("body");
-            headers.remove("statuscode");
-            out.push(Interaction {
-                method: yaml_str(&i["Method"]).unwrap_or_default(),
-                url: yaml_str(&i["Uri"]).unwrap_or_default(),
-                body: None,
-                status: yaml_str(&resp["StatusCode"]).and_then(|s| s.parse().ok()).unwrap_or(0),
-                headers,
-                response: non_empty(yaml_str(&resp["Body"])),
-            });
-        }
-    } else if let Yaml::Mapping(m) = &doc {
-        for (_, i) in m {
-            let (req, resp) = (&i["Request"], &i["Response"]);
-            let mut headers = headers_of(resp.get("Headers"));
-            headers.extend(headers_of(resp.get("ContentHeaders")));
-            out.push(Interaction {
-                method: yaml_str(&req["Method"]).unwrap_or_default(),
-                url: yaml_str(&req["RequestUri"]).unwrap_or_default(),
-                body: non_empty(yaml_str(&req["Content"])),
-                status: resp["StatusCode"].as_u64().and_then(|c| u16::try_from(c).ok()).unwrap_or(0),
-                headers,
-                response: non_empty(yaml_str(&resp["Content"])),
-            });
-        }
-    }
-    out
 }
 
 /// Which surface a URL belongs to, and its path (without host) and query.
@@ -596,7 +496,7 @@ fn body_from_response(i: &Interaction, op: &str) -> Option<String> {
 }
 
 async fn replay(path: &Path, table: &mut BTreeMap<String, Tally>, misses: &mut BTreeMap<String, BTreeSet<String>>) {
-    let interactions = load(path);
+    let interactions = load(path).expect("a readable recording");
     let emulator = Emulator::start(EmulatorConfig::default()).await.expect("start the emulator");
     let mut r = Replayer::start(&emulator).await;
     let file = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -735,11 +635,11 @@ fn every_recording_format_loads() {
         "canCreateResourceGroup.json",
         "Remove-AzFederatedIdentityCredential.Recording.json",
     ] {
-        let i = load(&recordings_dir().join(name));
+        let i = load(&recordings_dir().join(name)).unwrap();
         assert!(!i.is_empty(), "{name}");
         assert!(i.iter().all(|i| !i.method.is_empty() && i.url.starts_with("http") && i.status >= 200), "{name}");
     }
-    let ps = load(&recordings_dir().join("Remove-AzFederatedIdentityCredential.Recording.json"));
+    let ps = load(&recordings_dir().join("Remove-AzFederatedIdentityCredential.Recording.json")).unwrap();
     let methods: Vec<&str> = ps.iter().map(|i| i.method.as_str()).collect();
     assert_eq!(methods, ["DELETE", "GET", "PUT", "DELETE", "GET"], "recorded order is kept");
 }

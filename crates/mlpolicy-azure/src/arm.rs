@@ -675,10 +675,8 @@ impl AzureClient {
             properties["conditionVersion"] = serde_json::json!("2.0");
         }
         let body = serde_json::json!({ "properties": properties });
-        let attempts = self.inner.replication.rbac_attempts.max(1);
-        let mut attempt = 0;
+        let mut patience = self.inner.replication.rbac();
         loop {
-            attempt += 1;
             let resp = self.core().send(Call::new(Audience::Arm, Method::PUT, url.clone(), &op).body(&body)).await?;
             if resp.ok() {
                 return Ok(PutRoleAssignmentOutcome { assignment: resp.json(&op)?, adopted: false });
@@ -691,10 +689,12 @@ impl AzureClient {
                 }
                 return Err(err);
             }
-            if err.has_code("PrincipalNotFound") && attempt < attempts {
-                let delay = self.inner.replication.rbac_delay;
+            if err.has_code("PrincipalNotFound")
+                && let Some(delay) = patience.next()
+            {
                 self.log(&format!(
-                    "{op}: principal not yet replicated (attempt {attempt}/{attempts}); retrying in {delay:?}"
+                    "{op}: principal not yet replicated (attempt {}); retrying in {delay:?}",
+                    patience.attempts()
                 ));
                 tokio::time::sleep(delay).await;
                 continue;

@@ -311,18 +311,17 @@ impl AzureClient {
         }
         // 204: the group existed. When an earlier attempt created it and its answer was lost,
         // the read can still miss it for a few seconds (directory replication): wait it out.
-        let attempts = self.inner.replication.graph_attempts.max(1);
-        for attempt in 1..=attempts {
+        let mut patience = self.inner.replication.graph();
+        loop {
             if let Some(group) = self.get_group_by_unique_name(&desired.unique_name).await? {
                 return Ok(UpsertOutcome { group, created: false });
             }
-            if attempt < attempts {
-                let delay = self.inner.replication.graph_delay;
-                self.log(&format!(
-                    "{op}: updated but not yet readable (attempt {attempt}/{attempts}); retrying in {delay:?}"
-                ));
-                tokio::time::sleep(delay).await;
-            }
+            let Some(delay) = patience.next() else { break };
+            self.log(&format!(
+                "{op}: updated but not yet readable (attempt {}); retrying in {delay:?}",
+                patience.attempts()
+            ));
+            tokio::time::sleep(delay).await;
         }
         Err(AzureError::local(&op, "Request_ResourceNotFound", "the group was updated but cannot be read back"))
     }
@@ -347,22 +346,34 @@ impl AzureClient {
         }
     }
 
-    /// Direct members of a group.
+    /// Direct members of a group (a group created moments ago may answer 404 until it has
+    /// replicated: that is waited out).
     pub async fn list_group_members(&self, group_id: &str) -> Result<Vec<DirectoryObject>, AzureError> {
-        self.graph_list(
-            &relative(&format!("/groups/{}/members", encode_segment(group_id)), &[("$top", "999")]),
-            &format!("list members of group {group_id}"),
-        )
-        .await
+        self.list_group_relation(group_id, "members").await
     }
 
-    /// Owners of a group.
+    /// Owners of a group (waiting out replication as [`Self::list_group_members`] does).
     pub async fn list_group_owners(&self, group_id: &str) -> Result<Vec<DirectoryObject>, AzureError> {
-        self.graph_list(
-            &relative(&format!("/groups/{}/owners", encode_segment(group_id)), &[("$top", "999")]),
-            &format!("list owners of group {group_id}"),
-        )
-        .await
+        self.list_group_relation(group_id, "owners").await
+    }
+
+    async fn list_group_relation(&self, group_id: &str, relation: &str) -> Result<Vec<DirectoryObject>, AzureError> {
+        let op = format!("list {relation} of group {group_id}");
+        let path = relative(&format!("/groups/{}/{relation}", encode_segment(group_id)), &[("$top", "999")]);
+        let mut patience = self.inner.replication.graph();
+        loop {
+            match self.graph_list(&path, &op).await {
+                Err(e) if e.status == 404 => {
+                    let Some(delay) = patience.next() else { return Err(e) };
+                    self.log(&format!(
+                        "{op}: not found yet (replication, attempt {}); retrying in {delay:?}",
+                        patience.attempts()
+                    ));
+                    tokio::time::sleep(delay).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Adds a direct member.
@@ -397,10 +408,8 @@ impl AzureClient {
         let body = serde_json::json!({
             "@odata.id": format!("{}/v1.0/directoryObjects/{object_id}", graph_base.as_str().trim_end_matches('/'))
         });
-        let attempts = self.inner.replication.graph_attempts.max(1);
-        let mut attempt = 0;
+        let mut patience = self.inner.replication.graph();
         loop {
-            attempt += 1;
             // A repeated add answers 400 "already exist", which counts as success, so replaying
             // this POST after a lost response is safe.
             let resp = self
@@ -414,10 +423,12 @@ impl AzureClient {
             if is_already_exists(&err) {
                 return Ok(MembershipChange::Unchanged);
             }
-            if err.status == 404 && attempt < attempts {
-                let delay = self.inner.replication.graph_delay;
+            if err.status == 404
+                && let Some(delay) = patience.next()
+            {
                 self.log(&format!(
-                    "{op}: not found yet (replication, attempt {attempt}/{attempts}); retrying in {delay:?}"
+                    "{op}: not found yet (replication, attempt {}); retrying in {delay:?}",
+                    patience.attempts()
                 ));
                 tokio::time::sleep(delay).await;
                 continue;

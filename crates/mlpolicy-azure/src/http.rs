@@ -62,6 +62,9 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// Largest `Retry-After` honoured; longer waits are cut to this.
     pub max_retry_after: Duration,
+    /// How long a request answered 429 is waited out (each wait as `Retry-After` asks) before
+    /// giving up; 429s do not count against `max_attempts`, since the service did not act.
+    pub throttle_budget: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -71,6 +74,7 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(800),
             max_delay: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(120),
+            throttle_budget: Duration::from_secs(300),
         }
     }
 }
@@ -276,6 +280,7 @@ impl Core {
         let pace_key = pace_key(call.audience, &call.method, &call.url);
         let mut refreshed = false;
         let mut attempt: u32 = 0;
+        let started = std::time::Instant::now();
         loop {
             attempt += 1;
             let outcome = {
@@ -337,24 +342,31 @@ impl Core {
                     continue;
                 }
             }
-            match decide(resp.status, call.replay) {
-                Decision::Retry if attempt < self.retry.max_attempts => {
-                    let delay = retry_after(&resp.headers).map_or_else(
-                        || backoff_delay(attempt, &self.retry, jitter()),
-                        |d| d.min(self.retry.max_retry_after),
-                    );
-                    self.sink.log(&format!(
-                        "retry {attempt}/{} {} {} in {delay:?}: HTTP {} {}",
-                        self.retry.max_attempts - 1,
-                        call.method,
-                        call.url,
-                        resp.status,
-                        parse_error_body(&resp.body).code
-                    ));
-                    tokio::time::sleep(delay).await;
-                }
-                Decision::Retry | Decision::Done => return Ok(resp),
+            if decide(resp.status, call.replay) == Decision::Done {
+                return Ok(resp);
             }
+            let delay = retry_after(&resp.headers)
+                .map_or_else(|| backoff_delay(attempt, &self.retry, jitter()), |d| d.min(self.retry.max_retry_after));
+            // Throttling is waited out within a time budget; other failures get a few attempts.
+            let (again, of) = if resp.status == 429 {
+                (
+                    started.elapsed() + delay <= self.retry.throttle_budget,
+                    format!("{:?} budget", self.retry.throttle_budget),
+                )
+            } else {
+                (attempt < self.retry.max_attempts, (self.retry.max_attempts - 1).to_string())
+            };
+            if !again {
+                return Ok(resp);
+            }
+            self.sink.log(&format!(
+                "retry {attempt}/{of} {} {} in {delay:?}: HTTP {} {}",
+                call.method,
+                call.url,
+                resp.status,
+                parse_error_body(&resp.body).code
+            ));
+            tokio::time::sleep(delay).await;
         }
     }
 

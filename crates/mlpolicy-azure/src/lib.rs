@@ -50,22 +50,63 @@ pub use model::*;
 /// Bounded retries for directory replication delays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplicationPolicy {
-    /// Attempts for a role assignment answered with `PrincipalNotFound`.
-    pub rbac_attempts: u32,
+    /// How long a role assignment answered with `PrincipalNotFound` (a principal created
+    /// moments ago, not yet replicated to ARM) is tried again.
+    pub rbac_budget: Duration,
     /// Wait between those attempts.
     pub rbac_delay: Duration,
-    /// Attempts for a Graph member/owner add answered with 404 (principal created moments ago).
-    pub graph_attempts: u32,
+    /// How long a Graph read or membership change of an object created moments ago that
+    /// answers 404 is tried again.
+    pub graph_budget: Duration,
     /// Wait between those attempts.
     pub graph_delay: Duration,
+}
+
+impl ReplicationPolicy {
+    /// Patience for role assignments.
+    pub(crate) fn rbac(&self) -> Patience {
+        Patience::new(self.rbac_budget, self.rbac_delay)
+    }
+
+    /// Patience for Graph reads and writes.
+    pub(crate) fn graph(&self) -> Patience {
+        Patience::new(self.graph_budget, self.graph_delay)
+    }
+}
+
+/// Waiting out replication delay within a time budget (not a count of attempts: how long
+/// replication takes does not depend on how often one asks).
+#[derive(Debug)]
+pub(crate) struct Patience {
+    deadline: std::time::Instant,
+    delay: Duration,
+    attempt: u32,
+}
+
+impl Patience {
+    fn new(budget: Duration, delay: Duration) -> Patience {
+        Patience { deadline: std::time::Instant::now() + budget, delay, attempt: 0 }
+    }
+
+    /// The attempt just made failed: the wait before the next one, or `None` when that wait
+    /// would end past the budget.
+    pub(crate) fn next(&mut self) -> Option<Duration> {
+        self.attempt += 1;
+        (std::time::Instant::now() + self.delay <= self.deadline).then_some(self.delay)
+    }
+
+    /// Attempts made so far.
+    pub(crate) fn attempts(&self) -> u32 {
+        self.attempt
+    }
 }
 
 impl Default for ReplicationPolicy {
     fn default() -> Self {
         Self {
-            rbac_attempts: 8,
+            rbac_budget: Duration::from_secs(600),
             rbac_delay: Duration::from_secs(15),
-            graph_attempts: 10,
+            graph_budget: Duration::from_secs(300),
             graph_delay: Duration::from_secs(2),
         }
     }

@@ -337,6 +337,7 @@ fn fast_options(log: Option<LogFn>) -> ClientOptions {
             base_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(5),
             max_retry_after: Duration::from_millis(10),
+            throttle_budget: Duration::from_millis(100),
         },
         lro: LroPolicy {
             default_interval: Duration::from_millis(1),
@@ -344,9 +345,9 @@ fn fast_options(log: Option<LogFn>) -> ClientOptions {
             timeout: Duration::from_secs(10),
         },
         replication: ReplicationPolicy {
-            rbac_attempts: 3,
+            rbac_budget: Duration::from_millis(3),
             rbac_delay: Duration::from_millis(1),
-            graph_attempts: 3,
+            graph_budget: Duration::from_millis(3),
             graph_delay: Duration::from_millis(1),
         },
         ..ClientOptions::default()
@@ -400,13 +401,28 @@ async fn throttled_read_is_retried_after_retry_after() {
 }
 
 #[tokio::test]
-async fn throttling_gives_up_after_max_attempts() {
+async fn throttling_is_waited_out_within_a_time_budget_not_an_attempt_count() {
     let throttle = canned(429, r#"{"error":{"code":"SubscriptionRequestsThrottled","message":"slow"}}"#)
         .header("Retry-After", "1");
-    let (base, script) = serve(vec![throttle.clone(), throttle.clone(), throttle.clone(), throttle]).await;
+    let (base, script) = serve(vec![throttle; 200]).await;
+    let started = std::time::Instant::now();
     let err = client(&base).get_resource_group(SUB, "rg").await.unwrap_err();
+    let elapsed = started.elapsed();
     assert_eq!(err.status, 429);
     assert!(err.hint.is_some());
+    // Retry-After (capped at 10 ms in tests) is honoured until the 100 ms budget would pass:
+    // more attempts than `max_attempts` (4), and none after the budget.
+    let sent = script.seen().len();
+    assert!((5..=12).contains(&sent), "{sent} requests");
+    assert!(elapsed >= Duration::from_millis(80) && elapsed < Duration::from_secs(2), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn server_errors_still_give_up_after_max_attempts() {
+    let unavailable = canned(503, r#"{"error":{"code":"ServiceUnavailable","message":"later"}}"#);
+    let (base, script) = serve(vec![unavailable; 10]).await;
+    let err = client(&base).get_resource_group(SUB, "rg").await.unwrap_err();
+    assert_eq!(err.status, 503);
     assert_eq!(script.seen().len(), 4);
 }
 
@@ -554,6 +570,34 @@ async fn principal_not_found_is_retried() {
     };
     let out = client(&base).put_role_assignment(&request).await.unwrap();
     assert!(!out.adopted);
+    assert_eq!(script.seen().len(), 2);
+}
+
+#[test]
+fn replication_patience_is_a_time_budget() {
+    let policy = ReplicationPolicy {
+        rbac_budget: Duration::from_millis(50),
+        rbac_delay: Duration::from_millis(20),
+        graph_budget: Duration::ZERO,
+        graph_delay: Duration::from_millis(1),
+    };
+    let mut rbac = policy.rbac();
+    assert_eq!(rbac.next(), Some(Duration::from_millis(20)), "a wait that ends within the budget");
+    std::thread::sleep(Duration::from_millis(40));
+    assert_eq!(rbac.next(), None, "a wait that would end past the budget");
+    assert_eq!(rbac.attempts(), 2);
+    assert_eq!(policy.graph().next(), None, "a zero budget never waits");
+}
+
+#[tokio::test]
+async fn group_members_of_a_group_not_yet_replicated_are_read_after_the_delay() {
+    let (base, script) = serve(vec![
+        canned(404, r#"{"error":{"code":"Request_ResourceNotFound","message":"Resource 'g' does not exist"}}"#),
+        canned(200, r##"{"value":[{"@odata.type":"#microsoft.graph.user","id":"u1"}]}"##),
+    ])
+    .await;
+    let members = client(&base).list_group_members("g").await.unwrap();
+    assert_eq!(members.len(), 1);
     assert_eq!(script.seen().len(), 2);
 }
 

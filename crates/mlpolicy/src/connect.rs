@@ -50,6 +50,13 @@ pub async fn connect(dir: &Path, settings: &Settings, opts: &ConnectOptions) -> 
     if let Some(c) = opts.concurrency {
         options.concurrency = c.max(1);
     }
+    if let Some(budget) = duration_env("MLPOLICY_THROTTLE_BUDGET")? {
+        options.retry.throttle_budget = budget;
+    }
+    if let Some(budget) = duration_env("MLPOLICY_REPLICATION_BUDGET")? {
+        options.replication.rbac_budget = budget;
+        options.replication.graph_budget = budget;
+    }
     if opts.emulator {
         let state_dir = dir.join(".mlpolicy");
         std::fs::create_dir_all(&state_dir)
@@ -114,4 +121,14 @@ pub async fn connect(dir: &Path, settings: &Settings, opts: &ConnectOptions) -> 
 /// A log sink that writes `--verbose` lines to stderr.
 pub fn stderr_log() -> mlpolicy_azure::LogFn {
     Arc::new(|line: &str| eprintln!("mlpolicy: {line}"))
+}
+
+/// A duration from the environment (`90s`, `5m`), when set.
+fn duration_env(name: &str) -> Result<Option<std::time::Duration>, Diagnostic> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(text) => humantime::parse_duration(text.trim())
+            .map(Some)
+            .map_err(|e| fail(format!("`{name}` is not a duration (`90s`, `5m`): {e}"))),
+    }
 }

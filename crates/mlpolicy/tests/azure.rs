@@ -50,6 +50,7 @@ fn options(log: &Log) -> ClientOptions {
             base_delay: Duration::from_millis(20),
             max_delay: Duration::from_millis(400),
             max_retry_after: Duration::from_millis(300),
+            throttle_budget: Duration::from_secs(10),
         },
         lro: LroPolicy {
             default_interval: Duration::from_millis(20),
@@ -57,9 +58,9 @@ fn options(log: &Log) -> ClientOptions {
             timeout: Duration::from_secs(20),
         },
         replication: ReplicationPolicy {
-            rbac_attempts: 10,
+            rbac_budget: Duration::from_secs(3),
             rbac_delay: Duration::from_millis(300),
-            graph_attempts: 20,
+            graph_budget: Duration::from_secs(10),
             graph_delay: Duration::from_millis(500),
         },
         request_timeout: Duration::from_secs(20),

@@ -693,7 +693,7 @@ impl Tenant {
                 let guid = if is_guid(&ra.role_definition_id) {
                     Some(ra.role_definition_id.clone())
                 } else {
-                    roles::by_name(&ra.role_definition_id).map(|r| r.guid.to_owned())
+                    roles::by_name(&ra.role_definition_id).map(|r| r.guid.clone())
                 };
                 if let Some(guid) = guid {
                     ra.role_definition_id = roles::definition_id(&ra.scope, &guid);

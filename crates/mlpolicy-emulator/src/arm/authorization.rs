@@ -4,7 +4,7 @@
 
 use super::{
     Ctx, ML_PROVIDER, MSI_TYPE, RA_TYPE, Reply, Shared, Tenant, Value, bad_content, body_object, eq_ci, is_guid,
-    iso8601, json, listed, method_not_allowed, not_found, page, page_with, rg_check, roles, subscription_check,
+    iso8601, json, listed, method_not_allowed, not_found, page_with, rg_check, roles, subscription_check,
 };
 
 /// The non-empty segments of a scope, as written.
@@ -124,7 +124,7 @@ pub(super) fn unsupported_filter(filter: &str) -> Reply {
     Reply::arm_error(400, "UnsupportedQuery", format!("The filter '{filter}' is not supported."))
 }
 
-pub(super) fn list_role_definitions(shared: &Shared, ctx: &Ctx, scope: &str) -> Result<Reply, Reply> {
+pub(super) fn list_role_definitions(ctx: &Ctx, scope: &str) -> Result<Reply, Reply> {
     if ctx.method != "GET" {
         return Err(method_not_allowed(ctx));
     }
@@ -144,11 +144,12 @@ pub(super) fn list_role_definitions(shared: &Shared, ctx: &Ctx, scope: &str) -> 
     }
     let items = roles::BUILT_IN
         .iter()
-        .filter(|r| name.as_deref().is_none_or(|n| eq_ci(n, r.name)))
+        .filter(|r| name.as_deref().is_none_or(|n| eq_ci(n, &r.name)))
         .filter(|_| kind.as_deref().is_none_or(|k| eq_ci(k, "BuiltInRole")))
         .map(|r| roles::to_json(r, scope))
-        .collect();
-    Ok(page(shared, ctx, items, "$skipToken"))
+        .collect::<Vec<_>>();
+    // ARM answers the whole list at once (a recorded list of 452 definitions has no nextLink).
+    Ok(Reply::json(200, json!({ "value": items })))
 }
 
 pub(super) fn assignment_json(r: &crate::state::RoleAssignment) -> Value {

@@ -460,7 +460,7 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
             Route::RoleDefinitions(scope) => {
                 check_version(ctx, versions::ROLE_DEFINITIONS)?;
                 scope_check(shared, ctx, t, &scope)?;
-                list_role_definitions(shared, ctx, &scope)
+                list_role_definitions(ctx, &scope)
             }
             Route::RoleDefinition(scope, id) => {
                 check_version(ctx, versions::ROLE_DEFINITIONS)?;

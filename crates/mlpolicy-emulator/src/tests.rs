@@ -347,8 +347,12 @@ async fn role_assignment_semantics_follow_arm() {
     let ghost = "0b5d4a7e-1111-4222-8333-944444444444";
     let unknown = h.arm(Method::PUT, &ra(n2), Some(ra_body(DS, ghost, None))).await;
     assert_eq!((unknown.status, unknown.code()), (400, "PrincipalNotFound"));
-    let default_user = h.arm(Method::PUT, &ra(n2), Some(ra_body(DS, &pid, None))).await;
-    assert_eq!(default_user.code(), "UnmatchedPrincipalType", "principalType defaults to User");
+    let looked_up = h.arm(Method::PUT, &ra(n2), Some(ra_body(DS, &pid, None))).await;
+    assert_eq!(looked_up.status, 201, "without principalType ARM looks the principal up");
+    assert_eq!(looked_up.body["properties"]["principalType"], "ServicePrincipal", "an identity is a service principal");
+    let wrong = h.arm(Method::PUT, &ra(n2), Some(ra_body(DS, &pid, Some("User")))).await;
+    assert_eq!(wrong.code(), "UnmatchedPrincipalType", "a principalType that is not the principal's");
+    assert_eq!(h.arm(Method::DELETE, &ra(n2), None).await.status, 200);
 
     h.realism(&Realism { replication_delay_ms: 60_000, ..Realism::default() }).await;
     let fresh = h.uai("uai-fresh").await;

@@ -295,7 +295,9 @@ pub(super) fn put_role_assignment(
                 ),
             ));
         }
-        (None, Some(_)) => "User".to_owned(),
+        // Without `principalType`, ARM looks the principal up in the directory and fills it in
+        // (a managed identity is a `ServicePrincipal`).
+        (None, Some((kind, _))) => principal_type_of(kind).to_owned(),
         (Some(given), _) => {
             let Some(canonical) =
                 ["User", "Group", "ServicePrincipal", "ForeignGroup", "Device"].into_iter().find(|k| eq_ci(k, given))
@@ -306,11 +308,7 @@ pub(super) fn put_role_assignment(
         }
     };
     if let Some((kind, _)) = object {
-        let actual = match kind {
-            crate::state::ObjectKind::User => "User",
-            crate::state::ObjectKind::Group => "Group",
-            _ => "ServicePrincipal",
-        };
+        let actual = principal_type_of(kind);
         if actual != principal_type {
             return Err(Reply::arm_error(
                 400,
@@ -373,4 +371,13 @@ pub(super) fn put_role_assignment(
     let reply = Reply::json(201, assignment_json(&record));
     t.role_assignments.push(record);
     Ok(reply)
+}
+
+/// The `principalType` ARM records for a directory object.
+fn principal_type_of(kind: crate::state::ObjectKind) -> &'static str {
+    match kind {
+        crate::state::ObjectKind::User => "User",
+        crate::state::ObjectKind::Group => "Group",
+        _ => "ServicePrincipal",
+    }
 }

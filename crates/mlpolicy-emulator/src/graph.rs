@@ -54,6 +54,7 @@ fn created_time(ms: u64) -> String {
     if ms == 0 { "2024-01-01T00:00:00Z".to_owned() } else { iso8601_secs(ms) }
 }
 
+/// A user with Graph v1.0's default property set (`$select` picks from the same names).
 fn user_json(u: &User) -> Value {
     json!({
         "id": u.id,
@@ -70,39 +71,109 @@ fn user_json(u: &User) -> Value {
     })
 }
 
+/// A group with Graph v1.0's default property set; unset properties are `null` or `[]`, as
+/// Graph returns them. `uniqueName` is the client-provided key mlpolicy upserts by.
 fn group_json(g: &Group) -> Value {
     json!({
         "id": g.id,
         "deletedDateTime": null,
         "classification": null,
         "createdDateTime": created_time(g.created_ms),
+        "creationOptions": [],
         "description": g.description,
         "displayName": g.display_name,
+        "expirationDateTime": null,
         "groupTypes": g.group_types,
         "isAssignableToRole": null,
         "mail": null,
         "mailEnabled": g.mail_enabled,
         "mailNickname": g.mail_nickname,
+        "membershipRule": null,
+        "membershipRuleProcessingState": null,
+        "onPremisesDomainName": null,
+        "onPremisesLastSyncDateTime": null,
+        "onPremisesNetBiosName": null,
+        "onPremisesSamAccountName": null,
+        "onPremisesSecurityIdentifier": null,
+        "onPremisesSyncEnabled": null,
+        "preferredDataLocation": null,
+        "preferredLanguage": null,
         "proxyAddresses": [],
+        "renewedDateTime": created_time(g.created_ms),
+        "resourceBehaviorOptions": [],
+        "resourceProvisioningOptions": [],
         "securityEnabled": g.security_enabled,
+        "securityIdentifier": security_identifier(&g.id),
+        "theme": null,
         "uniqueName": g.unique_name,
         "visibility": null,
+        "onPremisesProvisioningErrors": [],
+        "serviceProvisioningErrors": [],
     })
 }
 
+/// A group's `securityIdentifier`: `S-1-12-1-` and the object id's 16 bytes (in .NET's GUID
+/// byte order) as four little-endian 32-bit numbers.
+fn security_identifier(id: &str) -> Value {
+    let hex: String = id.chars().filter(char::is_ascii_hexdigit).collect();
+    if hex.len() != 32 {
+        return Value::Null;
+    }
+    let word = |from: usize| u32::from_str_radix(&hex[from..from + 8], 16).unwrap_or(0);
+    let half = |from: usize| u32::from_str_radix(&hex[from..from + 4], 16).unwrap_or(0);
+    let d4 = |from: usize| word(from).swap_bytes();
+    json!(format!("S-1-12-1-{}-{}-{}-{}", word(0), half(8) | (half(12) << 16), d4(16), d4(24)))
+}
+
+/// Graph's `verifiedPublisher` and `info` blocks when nothing is set.
+fn unset_publisher() -> Value {
+    json!({ "displayName": null, "verifiedPublisherId": null, "addedDateTime": null })
+}
+
+fn unset_info() -> Value {
+    json!({ "logoUrl": null, "marketingUrl": null, "privacyStatementUrl": null, "supportUrl": null, "termsOfServiceUrl": null })
+}
+
+/// A service principal with Graph v1.0's default property set.
 fn sp_json(s: &ServicePrincipal, tenant: &str) -> Value {
+    let managed = s.service_principal_type == "ManagedIdentity";
     json!({
         "id": s.id,
+        "deletedDateTime": null,
         "accountEnabled": true,
         "alternativeNames": s.alternative_names,
         "appDisplayName": s.display_name,
+        "appDescription": null,
         "appId": s.app_id,
-        "appOwnerOrganizationId": if s.service_principal_type == "ManagedIdentity" { Value::Null } else { json!(tenant) },
+        "applicationTemplateId": null,
+        "appOwnerOrganizationId": if managed { Value::Null } else { json!(tenant) },
+        "appRoleAssignmentRequired": false,
+        "createdDateTime": created_time(s.created_ms),
+        "description": null,
+        "disabledByMicrosoftStatus": null,
         "displayName": s.display_name,
+        "homepage": null,
+        "loginUrl": null,
+        "logoutUrl": null,
+        "notes": null,
+        "notificationEmailAddresses": [],
+        "preferredSingleSignOnMode": null,
+        "preferredTokenSigningKeyThumbprint": null,
+        "replyUrls": [],
         "servicePrincipalNames": [s.app_id],
         "servicePrincipalType": s.service_principal_type,
-        "signInAudience": if s.service_principal_type == "ManagedIdentity" { Value::Null } else { json!("AzureADMyOrg") },
+        "signInAudience": if managed { Value::Null } else { json!("AzureADMyOrg") },
         "tags": [],
+        "tokenEncryptionKeyId": null,
+        "samlSingleSignOnSettings": null,
+        "verifiedPublisher": unset_publisher(),
+        "addIns": [],
+        "appRoles": [],
+        "info": unset_info(),
+        "keyCredentials": [],
+        "oauth2PermissionScopes": [],
+        "passwordCredentials": [],
+        "resourceSpecificApplicationPermissions": [],
     })
 }
 
@@ -118,15 +189,58 @@ fn password_json(p: &PasswordCredential, with_secret: bool) -> Value {
     })
 }
 
+/// An application with Graph v1.0's default property set; secret text is never returned here
+/// (only `addPassword` answers it, once).
 fn app_json(a: &Application) -> Value {
     json!({
         "id": a.id,
+        "deletedDateTime": null,
         "appId": a.app_id,
+        "applicationTemplateId": null,
+        "disabledByMicrosoftStatus": null,
         "createdDateTime": created_time(a.created_ms),
         "displayName": a.display_name,
+        "description": null,
+        "groupMembershipClaims": null,
+        "identifierUris": [],
+        "isDeviceOnlyAuthSupported": null,
+        "isFallbackPublicClient": null,
+        "notes": null,
+        "publisherDomain": null,
+        "serviceManagementReference": null,
         "signInAudience": "AzureADMyOrg",
-        "passwordCredentials": a.password_credentials.iter().map(|p| password_json(p, false)).collect::<Vec<_>>(),
+        "tags": [],
+        "tokenEncryptionKeyId": null,
+        "samlMetadataUrl": null,
+        "defaultRedirectUri": null,
+        "certification": null,
+        "optionalClaims": null,
+        "servicePrincipalLockConfiguration": null,
+        "requestSignatureVerification": null,
+        "addIns": [],
+        "api": {
+            "acceptMappedClaims": null,
+            "knownClientApplications": [],
+            "requestedAccessTokenVersion": null,
+            "oauth2PermissionScopes": [],
+            "preAuthorizedApplications": [],
+        },
+        "appRoles": [],
+        "info": unset_info(),
         "keyCredentials": [],
+        "parentalControlSettings": { "countriesBlockedForMinors": [], "legalAgeGroupRule": "Allow" },
+        "passwordCredentials": a.password_credentials.iter().map(|p| password_json(p, false)).collect::<Vec<_>>(),
+        "publicClient": { "redirectUris": [] },
+        "requiredResourceAccess": [],
+        "verifiedPublisher": unset_publisher(),
+        "web": {
+            "homePageUrl": null,
+            "logoutUrl": null,
+            "redirectUris": [],
+            "implicitGrantSettings": { "enableAccessTokenIssuance": false, "enableIdTokenIssuance": false },
+            "redirectUriSettings": [],
+        },
+        "spa": { "redirectUris": [] },
     })
 }
 
@@ -1106,5 +1220,20 @@ mod tests {
             Some(("groups".into(), "uniqueName".into(), "a'b".into()))
         );
         assert_eq!(alternate_key("groups"), None);
+    }
+}
+
+#[cfg(test)]
+mod property_tests {
+    use super::security_identifier;
+
+    #[test]
+    fn security_identifiers_follow_the_object_id() {
+        // Recorded by azure-cli: group 00e7bb05-86a1-49e2-bb6e-3dd60ab63a3a.
+        assert_eq!(
+            security_identifier("00e7bb05-86a1-49e2-bb6e-3dd60ab63a3a"),
+            "S-1-12-1-15186693-1239582369-3594350267-976926218"
+        );
+        assert!(security_identifier("not-a-guid").is_null());
     }
 }

@@ -289,6 +289,17 @@ fn single(shared: &Shared, ctx: &Ctx, entity: &str, v: Value) -> Reply {
 enum Clause {
     Eq(String, Value),
     StartsWith(String, String),
+    /// `prop in ('a', 'b')`.
+    In(String, Vec<Value>),
+    /// A lambda over a collection: `servicePrincipalNames/any(c:c eq 'x')`.
+    Any(String, Value),
+}
+
+impl Clause {
+    fn property(&self) -> &str {
+        let (Clause::Eq(p, _) | Clause::StartsWith(p, _) | Clause::In(p, _) | Clause::Any(p, _)) = self;
+        p
+    }
 }
 
 fn parse_literal(s: &str) -> Option<Value> {
@@ -316,6 +327,19 @@ fn parse_filter(filter: &str) -> Option<Vec<Clause>> {
                 return None;
             };
             out.push(Clause::StartsWith(prop.trim().to_owned(), v));
+        } else if let Some((prop, lambda)) = c.split_once("/any(").or_else(|| c.split_once("/ANY(")) {
+            // `prop/any(x:x eq 'v')`: the variable, then a comparison of it.
+            let body = lambda.strip_suffix(')')?;
+            let (var, cond) = body.split_once(':')?;
+            let (lhs, lit) = cond.split_once(" eq ")?;
+            if lhs.trim() != var.trim() {
+                return None;
+            }
+            out.push(Clause::Any(prop.trim().to_owned(), parse_literal(lit)?));
+        } else if let Some((prop, list)) = c.split_once(" in ") {
+            let inner = list.trim().strip_prefix('(')?.strip_suffix(')')?;
+            let values = inner.split(',').map(parse_literal).collect::<Option<Vec<_>>>()?;
+            out.push(Clause::In(prop.trim().to_owned(), values));
         } else {
             let (prop, lit) = c.split_once(" eq ")?;
             out.push(Clause::Eq(prop.trim().to_owned(), parse_literal(lit)?));
@@ -354,6 +378,13 @@ fn clause_matches(obj: &Value, clause: &Clause) -> bool {
         Clause::StartsWith(p, s) => get(p)
             .and_then(|v| v.as_str().map(|x| x.to_ascii_lowercase().starts_with(&s.to_ascii_lowercase())))
             .unwrap_or(false),
+        Clause::In(p, values) => values.iter().any(|v| clause_matches(obj, &Clause::Eq(p.clone(), v.clone()))),
+        Clause::Any(p, v) => get(p).and_then(Value::as_array).is_some_and(|items| {
+            items.iter().any(|item| match (item, v) {
+                (Value::String(a), Value::String(b)) => eq_ci(a, b),
+                (a, b) => a == b,
+            })
+        }),
     }
 }
 
@@ -372,7 +403,7 @@ fn collection(
             return Reply::graph_error(ctx, 400, "BadRequest", format!("Invalid filter clause: {filter}"));
         };
         for c in &clauses {
-            let (Clause::Eq(p, _) | Clause::StartsWith(p, _)) = c;
+            let p = c.property();
             if !filterable.iter().any(|f| eq_ci(f, p)) {
                 return Reply::graph_error(
                     ctx,
@@ -454,7 +485,13 @@ pub async fn handle(shared: &Shared, ctx: &Ctx) -> Reply {
     let mut t = shared.state.lock().await;
     // Only to tell whether to save (see `arm::handle`).
     let before = if ctx.is_read() || shared.state_file.is_none() { None } else { Some(t.clone()) };
-    let reply = route(shared, ctx, &mut t).unwrap_or_else(|e| e);
+    let mut reply = route(shared, ctx, &mut t).unwrap_or_else(|e| e);
+    // Graph answers every POST that returns a body with a `Location`: the new object's for a
+    // create, its own base for an action (`addPassword`, `getByIds`).
+    let has_location = reply.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("location"));
+    if ctx.method == "POST" && (200..300).contains(&reply.status) && reply.has_body() && !has_location {
+        reply = reply.header("Location", shared.base_url.clone());
+    }
     if !ctx.is_read() {
         shared.state_changed();
     }
@@ -514,7 +551,7 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
         ("POST", ["groups"]) => {
             let body = body_object(ctx)?;
             let g = create_group(shared, ctx, t, &body, None)?;
-            Ok(created(shared, "groups", group_json(&g)))
+            Ok(created(shared, &t.tenant_id, "groups", group_json(&g)))
         }
         ("GET", ["groups", id]) => get_object(shared, ctx, t, "groups", id),
         ("PATCH", ["groups", id]) => {
@@ -592,7 +629,7 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
                 user_principal_name: upn,
                 created_ms: ctx.now_ms,
             };
-            let reply = created(shared, "users", user_json(&u));
+            let reply = created(shared, &t.tenant_id, "users", user_json(&u));
             t.users.push(u);
             Ok(reply)
         }
@@ -613,7 +650,7 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
                 ctx,
                 "servicePrincipals",
                 "ServicePrincipal",
-                &["appId", "displayName", "servicePrincipalType", "id"],
+                &["appId", "displayName", "servicePrincipalType", "id", "servicePrincipalNames"],
                 items,
             ))
         }
@@ -650,7 +687,7 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
                 alternative_names: Vec::new(),
                 created_ms: ctx.now_ms,
             };
-            let reply = created(shared, "servicePrincipals", sp_json(&sp, &t.tenant_id));
+            let reply = created(shared, &t.tenant_id, "servicePrincipals", sp_json(&sp, &t.tenant_id));
             t.service_principals.push(sp);
             Ok(reply)
         }
@@ -663,7 +700,14 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
         }
         ("GET", ["applications"]) => {
             let items = t.applications.iter().map(app_json).collect();
-            Ok(collection(shared, ctx, "applications", "Application", &["appId", "displayName", "id"], items))
+            Ok(collection(
+                shared,
+                ctx,
+                "applications",
+                "Application",
+                &["appId", "displayName", "id", "identifierUris"],
+                items,
+            ))
         }
         ("POST", ["applications"]) => {
             let body = body_object(ctx)?;
@@ -681,7 +725,7 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
                 federated_credentials: Vec::new(),
                 created_ms: ctx.now_ms,
             };
-            let reply = created(shared, "applications", app_json(&a));
+            let reply = created(shared, &t.tenant_id, "applications", app_json(&a));
             t.applications.push(a);
             Ok(reply)
         }
@@ -775,9 +819,19 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
     }
 }
 
-fn created(shared: &Shared, entity: &str, mut v: Value) -> Reply {
+/// A 201 for a created object, with the `Location` Graph sends:
+/// `{graph}/v2/{tenant}/directoryObjects/{id}/Microsoft.DirectoryServices.{Type}`.
+fn created(shared: &Shared, tenant: &str, entity: &str, mut v: Value) -> Reply {
     v["@odata.context"] = json!(context_url(shared, &format!("{entity}/$entity")));
-    Reply::json(201, v)
+    let kind = match entity {
+        "users" => "User",
+        "groups" => "Group",
+        "servicePrincipals" => "ServicePrincipal",
+        _ => "Application",
+    };
+    let id = v["id"].as_str().unwrap_or_default().to_owned();
+    let location = format!("{}/v2/{tenant}/directoryObjects/{id}/Microsoft.DirectoryServices.{kind}", shared.base_url);
+    Reply::json(201, v).header("Location", location)
 }
 
 fn remove_from_groups(t: &mut Tenant, id: &str) {
@@ -1024,7 +1078,7 @@ fn upsert_group(
         return Err(not_found(ctx, unique));
     }
     let g = create_group(shared, ctx, t, &body, Some(unique))?;
-    Ok(created(shared, "groups", group_json(&g)).header("Preference-Applied", "create-if-missing"))
+    Ok(created(shared, &t.tenant_id, "groups", group_json(&g)).header("Preference-Applied", "create-if-missing"))
 }
 
 fn add_reference(shared: &Shared, ctx: &Ctx, t: &mut Tenant, idx: usize, rel: &str, member: &str) -> Result<(), Reply> {
@@ -1211,6 +1265,18 @@ mod tests {
         assert!(c.iter().all(|c| clause_matches(&g, c)));
         assert!(parse_filter("displayName eq").is_none());
         assert!(parse_filter("securityEnabled eq true").is_some());
+    }
+
+    #[test]
+    fn lambda_and_in_filters_match_collections() {
+        let sp = json!({"appId": "a1", "servicePrincipalNames": ["a1", "api://ml-train"]});
+        let any = parse_filter("servicePrincipalNames/any(c:c eq 'API://ml-train')").unwrap();
+        assert!(any.iter().all(|c| clause_matches(&sp, c)));
+        let other = parse_filter("servicePrincipalNames/any(c:c eq 'api://other')").unwrap();
+        assert!(!other.iter().all(|c| clause_matches(&sp, c)));
+        let within = parse_filter("appId in ('a0', 'a1')").unwrap();
+        assert!(within.iter().all(|c| clause_matches(&sp, c)));
+        assert!(parse_filter("servicePrincipalNames/any(c:x eq 'a')").is_none(), "the lambda compares its variable");
     }
 
     #[test]

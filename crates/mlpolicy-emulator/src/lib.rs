@@ -397,6 +397,11 @@ impl Reply {
         Reply { status, headers: Vec::new(), body: ReplyBody::Empty }
     }
 
+    /// Whether the reply carries a body.
+    pub fn has_body(&self) -> bool {
+        !matches!(self.body, ReplyBody::Empty)
+    }
+
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Reply {
         self.headers.push((name.to_owned(), value.into()));
         self
@@ -638,6 +643,10 @@ static AGS_DIAGNOSTIC: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
 });
 
 /// Adds the headers every answer of a surface carries.
+/// The content type of Graph's JSON answers.
+const GRAPH_CONTENT_TYPE: &str =
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8";
+
 fn finish(ctx: &Ctx, surface: Surface, mut reply: Reply, draw: Option<(BucketKind, u32)>) -> Reply {
     match surface {
         Surface::Graph => {
@@ -647,6 +656,12 @@ fn finish(ctx: &Ctx, surface: Surface, mut reply: Reply, draw: Option<(BucketKin
                 ctx.client_request_id.clone().unwrap_or_else(|| ctx.request_id.clone()),
             ));
             reply.headers.push(("x-ms-ags-diagnostic".into(), AGS_DIAGNOSTIC.clone()));
+            // Graph is an OData v4 service and says so in every answer.
+            reply.headers.push(("odata-version".into(), "4.0".into()));
+            if let ReplyBody::Json(v) = &reply.body {
+                let text = serde_json::to_string(v).unwrap_or_default();
+                reply.body = ReplyBody::Text(GRAPH_CONTENT_TYPE, text);
+            }
         }
         Surface::Token => {
             reply.headers.push(("x-ms-request-id".into(), ctx.request_id.clone()));

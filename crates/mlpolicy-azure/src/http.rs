@@ -206,6 +206,8 @@ pub(crate) struct Core {
     semaphore: Semaphore,
     pacer: Option<Pacer>,
     graph_budget: Option<GraphBudget>,
+    /// Record mode's cassette.
+    pub recorder: Option<crate::record::Recorder>,
 }
 
 /// Builds the `reqwest` client, trusting `extra_ca_pem` in addition to the system roots.
@@ -251,6 +253,7 @@ impl Core {
             semaphore: Semaphore::new(concurrency.max(1)),
             pacer: pacing.then(Pacer::default),
             graph_budget: pacing.then(GraphBudget::default),
+            recorder: None,
         }
     }
 
@@ -401,6 +404,11 @@ impl Core {
             kind: FailureKind::MaybeSent,
             message: format!("response body lost: {}", describe_reqwest(&e)),
         })?;
+        if let Some(recorder) = &self.recorder
+            && let Err(e) = recorder.record(call.method.as_str(), call.url.as_str(), call.body, status, &headers, &body)
+        {
+            self.sink.log(&format!("record: {}", e.message));
+        }
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let ids = RequestIds {
             client_request_id: client_request_id.to_string(),

@@ -22,6 +22,7 @@ mod graph;
 mod http;
 mod lro;
 mod model;
+mod record;
 
 #[cfg(test)]
 mod tests;
@@ -131,6 +132,11 @@ pub struct ClientOptions {
     pub pacing: bool,
     /// Timeout of one HTTP exchange.
     pub request_timeout: Duration,
+    /// Record mode: write every exchange, sanitised, to a cassette in this folder
+    /// (`MLPOLICY_RECORD=DIR` on the command line).
+    pub record: Option<std::path::PathBuf>,
+    /// In record mode, replace the tenant id and subscription ids by zeros (the default).
+    pub record_replace_ids: bool,
 }
 
 impl Default for ClientOptions {
@@ -144,6 +150,8 @@ impl Default for ClientOptions {
             replication: ReplicationPolicy::default(),
             pacing: true,
             request_timeout: Duration::from_secs(120),
+            record: None,
+            record_replace_ids: true,
         }
     }
 }
@@ -159,6 +167,8 @@ impl std::fmt::Debug for ClientOptions {
             .field("replication", &self.replication)
             .field("pacing", &self.pacing)
             .field("request_timeout", &self.request_timeout)
+            .field("record", &self.record)
+            .field("record_replace_ids", &self.record_replace_ids)
             .finish()
     }
 }
@@ -198,7 +208,16 @@ impl AzureClient {
         }
         sink.log(&format!("authentication: {}", source.describe()));
         let tokens = auth::TokenProvider::new(cloud.clone(), tenant_id.to_string(), source, http.clone(), sink.clone());
-        let core = http::Core::new(http, cloud, tokens, sink, options.retry, options.concurrency, options.pacing);
+        let recorder = match &options.record {
+            Some(dir) => {
+                let r = record::Recorder::create(dir, tenant_id, options.record_replace_ids)?;
+                sink.log(&format!("recording to {}", r.path().display()));
+                Some(r)
+            }
+            None => None,
+        };
+        let mut core = http::Core::new(http, cloud, tokens, sink, options.retry, options.concurrency, options.pacing);
+        core.recorder = recorder;
         Ok(Self {
             inner: Arc::new(Inner {
                 core,

@@ -53,6 +53,10 @@ pub async fn connect(dir: &Path, settings: &Settings, opts: &ConnectOptions) -> 
     if let Some(budget) = duration_env("MLPOLICY_THROTTLE_BUDGET")? {
         options.retry.throttle_budget = budget;
     }
+    if let Some(dir) = std::env::var_os("MLPOLICY_RECORD").filter(|d| !d.is_empty()) {
+        options.record = Some(dir.into());
+        options.record_replace_ids = std::env::var("MLPOLICY_RECORD_IDS").map_or(true, |v| v != "keep");
+    }
     if let Some(budget) = duration_env("MLPOLICY_REPLICATION_BUDGET")? {
         options.replication.rbac_budget = budget;
         options.replication.graph_budget = budget;

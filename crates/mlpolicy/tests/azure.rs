@@ -909,3 +909,36 @@ async fn emulator_command_prints_its_url_and_serves() {
     let out = format!("{line}{rest}{stderr}{}", log.lock().unwrap().join("\n"));
     assert_no_secret(&out, &[token], "no assertion in this test");
 }
+
+/// Record mode writes every exchange to a cassette in azure-cli's recording format, which the
+/// emulator's recording reader (the parity suite's) loads; no token, secret or real tenant or
+/// subscription id is in it.
+#[tokio::test]
+async fn record_mode_writes_sanitised_cassettes_the_parity_suite_reads() {
+    let emu = Emulator::start(EmulatorConfig { seed_file: None, ..EmulatorConfig::default() }).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::default();
+    let opts = ClientOptions { record: Some(dir.path().join("cassettes")), ..options(&log) };
+    let c = client_for(&emu, secret_source(), opts);
+    let tags = BTreeMap::new();
+    c.put_resource_group(SUB, "rg-rec", "westeurope", &tags).await.unwrap();
+    let uai = c.put_user_assigned_identity(SUB, "rg-rec", "uai-rec", "westeurope", &tags).await.unwrap();
+    c.put_federated_credential(&uai.id, "github-prod", &fic("repo:o/r:environment:prod")).await.unwrap();
+    assert!(c.get_resource_group(SUB, "rg-missing").await.unwrap().is_none());
+    let files: Vec<PathBuf> =
+        std::fs::read_dir(dir.path().join("cassettes")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    let recorded = mlpolicy_emulator::recordings::load(&files[0]).unwrap();
+    let methods: Vec<(&str, u16)> = recorded.iter().map(|i| (i.method.as_str(), i.status)).collect();
+    assert_eq!(methods, [("PUT", 201), ("PUT", 201), ("PUT", 201), ("GET", 404)], "{text}");
+    assert!(recorded[0].url.contains("/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg-rec"));
+    assert!(recorded[3].response.as_deref().is_some_and(|b| b.contains("ResourceGroupNotFound")));
+    assert!(!text.to_ascii_lowercase().contains(&SUB.to_ascii_lowercase()), "subscription id replaced");
+    assert!(!text.contains(DEFAULT_TENANT), "tenant id replaced");
+    assert!(!text.contains(CLIENT_SECRET) && !text.to_ascii_lowercase().contains("bearer"), "{text}");
+    for token in emu.issued_tokens() {
+        assert!(!text.contains(&token), "a token in the cassette");
+    }
+    emu.shutdown().await;
+}

@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 
 use crate::diff::{DiffInput, DiffOptions, fingerprint};
 use crate::lower::{Desired, DesiredState, DesiredWorkspace, PrincipalRef};
-use crate::plan::{Action, Change, SavedPlan, SavedPlanError};
+use crate::plan::{Action, Change, ObjectKind, SavedPlan, SavedPlanError};
 use mlpolicy_azure::{
     AzureClient, AzureError, FederatedCredentialProperties, GroupUpsert, PrincipalType, RoleAssignmentRequest,
     capture_request_ids,
@@ -162,36 +162,34 @@ struct Shared {
 
 /// Orders the actionable changes into layers.
 fn layers(changes: &[Change]) -> Vec<Vec<Op>> {
-    let write_rank = |kind: &str| match kind {
-        "resource_group" => Some(0),
-        "identity" => Some(1),
-        "workspace" => Some(2),
-        "federated" => Some(3),
-        "group" => Some(4),
-        "role_assignment" => Some(6),
-        _ => None,
+    let write_rank = |kind: ObjectKind| match kind {
+        ObjectKind::ResourceGroup => 0,
+        ObjectKind::Identity => 1,
+        ObjectKind::Workspace => 2,
+        ObjectKind::Federated => 3,
+        ObjectKind::Group => 4,
+        ObjectKind::RoleAssignment => 6,
     };
-    let delete_rank = |kind: &str| match kind {
-        "role_assignment" => 7,
-        "group" => 8,
-        "federated" => 9,
-        "workspace" => 10,
-        "identity" => 11,
-        _ => 12,
+    let delete_rank = |kind: ObjectKind| match kind {
+        ObjectKind::RoleAssignment => 7,
+        ObjectKind::Group => 8,
+        ObjectKind::Federated => 9,
+        ObjectKind::Workspace => 10,
+        ObjectKind::Identity => 11,
+        ObjectKind::ResourceGroup => 12,
     };
     let mut out: Vec<Vec<Op>> = vec![Vec::new(); 13];
     for c in changes {
         match c.action {
             Action::Create | Action::Update | Action::Replace | Action::Adopt => {
-                let Some(rank) = write_rank(&c.kind) else { continue };
-                if c.kind == "group" {
+                if c.kind == ObjectKind::Group {
                     out[4].push(Op { step: Step::GroupUpsert, change: c.clone() });
                     out[5].push(Op { step: Step::GroupMembers, change: c.clone() });
                 } else {
-                    out[rank].push(Op { step: Step::Write, change: c.clone() });
+                    out[write_rank(c.kind)].push(Op { step: Step::Write, change: c.clone() });
                 }
             }
-            Action::Delete => out[delete_rank(&c.kind)].push(Op { step: Step::Delete, change: c.clone() }),
+            Action::Delete => out[delete_rank(c.kind)].push(Op { step: Step::Delete, change: c.clone() }),
             Action::Read | Action::NoOp => {}
         }
     }
@@ -567,11 +565,11 @@ impl Shared {
         let what = format!("delete {}", c.address);
         #[expect(clippy::result_large_err, reason = "AzureError is the client's error type")]
         let parts = || arm_parts(&c.azure_id).ok_or_else(|| local(&what, format!("not an ARM id: {}", c.azure_id)));
-        match c.kind.as_str() {
-            "role_assignment" => {
+        match c.kind {
+            ObjectKind::RoleAssignment => {
                 client.delete_role_assignment(&c.azure_id).await?;
             }
-            "group" => {
+            ObjectKind::Group => {
                 let id = match c.live_ref.get("object_id") {
                     Some(id) => Some(id.clone()),
                     None => client.get_group_by_unique_name(&c.azure_id).await?.map(|g| g.id),
@@ -580,7 +578,7 @@ impl Shared {
                     client.delete_group(&id).await?;
                 }
             }
-            "federated" => {
+            ObjectKind::Federated => {
                 let lower = c.azure_id.to_ascii_lowercase();
                 let at = lower
                     .rfind("/federatedidentitycredentials/")
@@ -588,20 +586,19 @@ impl Shared {
                 let name = &c.azure_id[at + "/federatedidentitycredentials/".len()..];
                 client.delete_federated_credential(&c.azure_id[..at], name).await?;
             }
-            "workspace" => {
+            ObjectKind::Workspace => {
                 let (s, rg, n) = parts()?;
                 // Soft delete: recoverable during Azure's retention period.
                 client.delete_workspace(&s, &rg, &n, false).await?;
             }
-            "identity" => {
+            ObjectKind::Identity => {
                 let (s, rg, n) = parts()?;
                 client.delete_user_assigned_identity(&s, &rg, &n).await?;
             }
-            "resource_group" => {
+            ObjectKind::ResourceGroup => {
                 let (s, _, n) = parts()?;
                 client.delete_resource_group(&s, &n).await?;
             }
-            other => return Err(local(&what, format!("unknown kind `{other}`"))),
         }
         Ok(())
     }
@@ -698,7 +695,7 @@ pub async fn check_self_lockout(
 ) -> Result<(), Box<Diagnostic>> {
     let deleted: BTreeSet<String> = changes
         .iter()
-        .filter(|c| c.kind == "role_assignment" && c.action == Action::Delete)
+        .filter(|c| c.kind == ObjectKind::RoleAssignment && c.action == Action::Delete)
         .map(|c| canonical(&c.azure_id))
         .collect();
     let fail = |e: &AzureError| {
@@ -709,7 +706,7 @@ pub async fn check_self_lockout(
     };
     let admin = |guid: &str| ACCESS_ADMIN_ROLES.iter().any(|g| g.eq_ignore_ascii_case(guid));
     let mut locked = Vec::new();
-    for c in changes.iter().filter(|c| c.kind == "role_assignment" && c.action == Action::Delete) {
+    for c in changes.iter().filter(|c| c.kind == ObjectKind::RoleAssignment && c.action == Action::Delete) {
         let Some(a) = client.get_role_assignment(&c.azure_id).await.map_err(|e| fail(&e))? else { continue };
         if !a.properties.principal_id.eq_ignore_ascii_case(principal) || !admin(&a.role_guid()) {
             continue;
@@ -972,11 +969,9 @@ pub async fn check_stale(
 
 /// A fingerprint key as reviewers know it: the address of the plan's change, else the key.
 fn describe_key(saved: &SavedPlan, key: &str) -> String {
-    let by_id = saved
-        .plan
-        .changes
-        .iter()
-        .find(|c| canonical(&c.azure_id) == *key || (c.kind == "group" && c.azure_id.eq_ignore_ascii_case(key)));
+    let by_id = saved.plan.changes.iter().find(|c| {
+        canonical(&c.azure_id) == *key || (c.kind == ObjectKind::Group && c.azure_id.eq_ignore_ascii_case(key))
+    });
     if let Some(c) = by_id {
         return c.address.clone();
     }
@@ -996,10 +991,10 @@ fn describe_key(saved: &SavedPlan, key: &str) -> String {
 mod tests {
     use super::*;
 
-    fn change(address: &str, kind: &str, id: &str, action: Action) -> Change {
+    fn change(address: &str, kind: ObjectKind, id: &str, action: Action) -> Change {
         Change {
             address: address.into(),
-            kind: kind.into(),
+            kind,
             azure_id: id.into(),
             display: address.into(),
             action,
@@ -1017,12 +1012,12 @@ mod tests {
     fn layers_put_creations_first_and_deletions_in_reverse() {
         let rg = "/subscriptions/s/resourceGroups/rg";
         let changes = vec![
-            change("grant.a", "role_assignment", "x", Action::Create),
-            change("group.g", "group", "u", Action::Update),
-            change("rg gone", "resource_group", rg, Action::Delete),
-            change("ra gone", "role_assignment", "y", Action::Delete),
-            change("resource_group.r", "resource_group", rg, Action::Create),
-            change("group.n", "group", "n", Action::NoOp),
+            change("grant.a", ObjectKind::RoleAssignment, "x", Action::Create),
+            change("group.g", ObjectKind::Group, "u", Action::Update),
+            change("rg gone", ObjectKind::ResourceGroup, rg, Action::Delete),
+            change("ra gone", ObjectKind::RoleAssignment, "y", Action::Delete),
+            change("resource_group.r", ObjectKind::ResourceGroup, rg, Action::Create),
+            change("group.n", ObjectKind::Group, "n", Action::NoOp),
         ];
         let order: Vec<Vec<(String, Step)>> =
             layers(&changes).into_iter().map(|l| l.into_iter().map(|o| (o.change.address, o.step)).collect()).collect();
@@ -1047,7 +1042,7 @@ mod tests {
             step: Step::Write,
             change: change(
                 "identity.i",
-                "identity",
+                ObjectKind::Identity,
                 "/subscriptions/s/resourceGroups/rg/providers/x/y/i",
                 Action::Create,
             ),
@@ -1057,7 +1052,7 @@ mod tests {
             step: Step::Write,
             change: change(
                 "identity.j",
-                "identity",
+                ObjectKind::Identity,
                 "/subscriptions/s/resourceGroups/rg2/providers/x/y/j",
                 Action::Create,
             ),
@@ -1068,7 +1063,7 @@ mod tests {
         failed.insert("/subscriptions/s/resourcegroups/rg/providers/x/y/i".to_owned(), "identity gone".to_owned());
         let parent = Op {
             step: Step::Delete,
-            change: change("rg gone", "resource_group", "/subscriptions/s/resourceGroups/rg", Action::Delete),
+            change: change("rg gone", ObjectKind::ResourceGroup, "/subscriptions/s/resourceGroups/rg", Action::Delete),
         };
         assert_eq!(blocked_by(&parent, &failed), Some("identity gone".into()));
     }

@@ -23,7 +23,7 @@ use crate::lower::{
     assignment_description, assignment_marker, group_unique_prefix,
 };
 use crate::plan::{
-    Action, AttrChange, AttrValue, Attrs, Change, Drift, FORMAT_VERSION, Fingerprints, Plan, PlanWaiver,
+    Action, AttrChange, AttrValue, Attrs, Change, Drift, FORMAT_VERSION, Fingerprints, ObjectKind, Plan, PlanWaiver,
 };
 use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::{Diagnostic, Diagnostics};
@@ -112,7 +112,7 @@ pub fn diff(desired: &DesiredState, live: &LiveState, input: &DiffInput<'_>) -> 
     d.safety();
     let access_changes = d.access_changes();
     let Differ { mut changes, mut deletes, mut drift, diags, fingerprints, .. } = d;
-    deletes.sort_by_key(|c| delete_rank(&c.kind));
+    deletes.sort_by_key(|c| delete_rank(c.kind));
     changes.append(&mut deletes);
     drift.sort_by(|a, b| b.widens_access.cmp(&a.widens_access).then_with(|| a.summary.cmp(&b.summary)));
     let summary = Plan::summarize(&changes);
@@ -132,14 +132,14 @@ pub fn diff(desired: &DesiredState, live: &LiveState, input: &DiffInput<'_>) -> 
 
 /// Deletions run dependents first: assignments, then group memberships' groups, credentials,
 /// workspaces, identities and resource groups last.
-fn delete_rank(kind: &str) -> u8 {
+fn delete_rank(kind: ObjectKind) -> u8 {
     match kind {
-        "role_assignment" => 0,
-        "group" => 1,
-        "federated" => 2,
-        "workspace" => 3,
-        "identity" => 4,
-        _ => 5,
+        ObjectKind::RoleAssignment => 0,
+        ObjectKind::Group => 1,
+        ObjectKind::Federated => 2,
+        ObjectKind::Workspace => 3,
+        ObjectKind::Identity => 4,
+        ObjectKind::ResourceGroup => 5,
     }
 }
 
@@ -246,7 +246,7 @@ impl Differ<'_> {
     fn push(
         &mut self,
         o: &DesiredObject,
-        kind: &str,
+        kind: ObjectKind,
         azure_id: &str,
         display: String,
         before: Option<Attrs>,
@@ -277,7 +277,7 @@ impl Differ<'_> {
         };
         self.changes.push(Change {
             address: o.address.clone(),
-            kind: kind.to_owned(),
+            kind,
             azure_id: azure_id.to_owned(),
             display,
             action,
@@ -309,7 +309,7 @@ impl Differ<'_> {
                 ]);
                 self.push(
                     o,
-                    "resource_group",
+                    ObjectKind::ResourceGroup,
                     &r.id,
                     format!("resource group \"{}\"", r.name),
                     before,
@@ -333,7 +333,7 @@ impl Differ<'_> {
                 ]);
                 self.push(
                     o,
-                    "identity",
+                    ObjectKind::Identity,
                     &i.id,
                     format!("managed identity \"{}\"", i.name),
                     before,
@@ -358,7 +358,15 @@ impl Differ<'_> {
                     ("subject".into(), s(&f.subject)),
                     ("audiences".into(), AttrValue::List(f.audiences.clone())),
                 ]);
-                self.push(o, "federated", &f.id, format!("federated credential \"{}\"", f.name), before, after, &[]);
+                self.push(
+                    o,
+                    ObjectKind::Federated,
+                    &f.id,
+                    format!("federated credential \"{}\"", f.name),
+                    before,
+                    after,
+                    &[],
+                );
             }
             Desired::Workspace(w) => {
                 let live = self.live.workspaces.get(&canonical(&w.id));
@@ -419,7 +427,7 @@ impl Differ<'_> {
                 after.insert("tags".into(), tags_attr(&w.tags));
                 self.push(
                     o,
-                    "workspace",
+                    ObjectKind::Workspace,
                     &w.id,
                     format!("workspace \"{}\"", w.name),
                     before,
@@ -438,7 +446,7 @@ impl Differ<'_> {
     /// for `recreate_dependents`), so the changes already looked at need not be looked at again.
     fn parent_recreated(&mut self, identity_id: &str) -> bool {
         for c in &self.changes[self.identities_seen..] {
-            if c.kind == "identity" && matches!(c.action, Action::Create | Action::Replace) {
+            if c.kind == ObjectKind::Identity && matches!(c.action, Action::Create | Action::Replace) {
                 self.recreated_identities.insert(canonical(&c.azure_id));
             }
         }
@@ -562,7 +570,7 @@ impl Differ<'_> {
         if adopting {
             after.insert("unique_name".into(), s(&g.unique_name));
         }
-        self.push(o, "group", &g.unique_name, format!("group \"{}\"", g.display_name), before, after, &[]);
+        self.push(o, ObjectKind::Group, &g.unique_name, format!("group \"{}\"", g.display_name), before, after, &[]);
         if let (Some((id, _)), Some(last)) = (live, self.changes.last_mut()) {
             last.live_ref.insert("object_id".into(), id.clone());
             if adopting {
@@ -637,7 +645,7 @@ impl Differ<'_> {
         if let Some(l) = live {
             self.matched_assignments.insert(canonical(&l.id));
         }
-        self.push(o, "role_assignment", &azure_id, display, before, after, &[]);
+        self.push(o, ObjectKind::RoleAssignment, &azure_id, display, before, after, &[]);
         if let Some(last) = self.changes.last_mut() {
             last.live_ref.insert("role_guid".into(), role_guid);
             last.live_ref.insert("principal_type".into(), r.principal.principal_type().into());
@@ -707,7 +715,7 @@ impl Differ<'_> {
         for (id, r) in &self.live.resource_groups {
             if owned(&r.tags) && !desired_ids.contains(id) {
                 deletes.push(delete_change(
-                    "resource_group",
+                    ObjectKind::ResourceGroup,
                     &r.id,
                     format!("resource group \"{}\"", r.name),
                     Attrs::from([("location".into(), s(&r.location))]),
@@ -717,7 +725,7 @@ impl Differ<'_> {
         for (id, i) in &self.live.identities {
             if owned(&i.tags) && !desired_ids.contains(id) {
                 deletes.push(delete_change(
-                    "identity",
+                    ObjectKind::Identity,
                     &i.id,
                     format!("managed identity \"{}\"", i.name),
                     Attrs::from([("location".into(), s(&i.location))]),
@@ -730,7 +738,7 @@ impl Differ<'_> {
                 self.live.identities.get(parent).is_some_and(|i| owned(&i.tags)) || desired_ids.contains(parent);
             if parent_owned && !desired_ids.contains(id) {
                 deletes.push(delete_change(
-                    "federated",
+                    ObjectKind::Federated,
                     &f.id,
                     format!("federated credential \"{}\"", f.name),
                     Attrs::from([("subject".into(), s(&f.properties.subject))]),
@@ -740,7 +748,7 @@ impl Differ<'_> {
         for (id, w) in &self.live.workspaces {
             if owned(&w.tags) && !desired_ids.contains(id) {
                 deletes.push(delete_change(
-                    "workspace",
+                    ObjectKind::Workspace,
                     &w.id,
                     format!("workspace \"{}\"", w.name),
                     Attrs::from([("location".into(), s(&w.location))]),
@@ -754,7 +762,7 @@ impl Differ<'_> {
                 && !desired_ids.contains(&u.to_ascii_lowercase())
             {
                 let mut c = delete_change(
-                    "group",
+                    ObjectKind::Group,
                     u,
                     format!("group \"{}\"", g.group.display_name.clone().unwrap_or_default()),
                     Attrs::from([(
@@ -777,7 +785,7 @@ impl Differ<'_> {
                     self.live.display(&a.properties.principal_id),
                     scope_display(&a.properties.scope)
                 );
-                deletes.push(delete_change("role_assignment", &a.id, display, Attrs::new()));
+                deletes.push(delete_change(ObjectKind::RoleAssignment, &a.id, display, Attrs::new()));
             }
         }
         for mut c in deletes {
@@ -850,7 +858,7 @@ impl Differ<'_> {
                     .flatten()
                     .map(|a| format!("role assignment {a}")),
             );
-            if c.kind == "identity" {
+            if c.kind == ObjectKind::Identity {
                 let prefix = format!("{}/federatedidentitycredentials/", canonical(&c.azure_id));
                 radius.extend(
                     self.live
@@ -875,7 +883,7 @@ impl Differ<'_> {
                     ),
                     "remove `prevent_destroy = true` first, in its own reviewed change".to_owned(),
                 ));
-            } else if matches!(c.kind.as_str(), "workspace" | "identity" | "resource_group")
+            } else if matches!(c.kind, ObjectKind::Workspace | ObjectKind::Identity | ObjectKind::ResourceGroup)
                 && !self.input.options.allow_replace.contains(&c.address)
                 && !self.input.options.allow_replace.contains(&c.azure_id)
             {
@@ -891,7 +899,7 @@ impl Differ<'_> {
             }
         }
         for c in &self.changes {
-            if c.kind != "group" || c.action != Action::Update {
+            if c.kind != ObjectKind::Group || c.action != Action::Update {
                 continue;
             }
             for ch in &c.changes {
@@ -927,7 +935,7 @@ impl Differ<'_> {
         // it would cost a no-op plan of a large estate a fifth of its time.
         let moves_access = self.changes.iter().chain(&self.deletes).any(|c| {
             !matches!(c.action, Action::NoOp | Action::Read | Action::Adopt)
-                && matches!(c.kind.as_str(), "role_assignment" | "group")
+                && matches!(c.kind, ObjectKind::RoleAssignment | ObjectKind::Group)
         });
         if !moves_access {
             return Vec::new();
@@ -972,7 +980,7 @@ impl Differ<'_> {
                         scope_id: r.scope.clone(),
                     });
                 }
-                (None, Action::Delete) if c.kind == "role_assignment" => {
+                (None, Action::Delete) if c.kind == ObjectKind::RoleAssignment => {
                     if let Some(a) = self.live.role_assignments.get(&canonical(&c.azure_id)) {
                         after.assignments.remove(&Assignment {
                             principal: a.properties.principal_id.to_ascii_lowercase(),
@@ -982,7 +990,7 @@ impl Differ<'_> {
                         });
                     }
                 }
-                (None, Action::Delete) if c.kind == "group" => {
+                (None, Action::Delete) if c.kind == ObjectKind::Group => {
                     if let Some(id) = c.live_ref.get("object_id") {
                         // Still a group (a parent may list it) but with no members: removing
                         // it from `members` would make it a leaf that gains its parents' roles.
@@ -996,10 +1004,10 @@ impl Differ<'_> {
     }
 }
 
-fn delete_change(kind: &str, azure_id: &str, display: String, before: Attrs) -> Change {
+fn delete_change(kind: ObjectKind, azure_id: &str, display: String, before: Attrs) -> Change {
     Change {
         address: String::new(),
-        kind: kind.to_owned(),
+        kind,
         azure_id: azure_id.to_owned(),
         display,
         action: Action::Delete,

@@ -85,13 +85,44 @@ pub struct AttrChange {
     pub forces_replacement: bool,
 }
 
+/// What kind of object a change is about. The serde names are the plan's `kind` strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    ResourceGroup,
+    Identity,
+    Federated,
+    Workspace,
+    Group,
+    RoleAssignment,
+}
+
+impl ObjectKind {
+    /// The kind as plans and their JSON name it: `resource_group`, `role_assignment`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::ResourceGroup => "resource_group",
+            ObjectKind::Identity => "identity",
+            ObjectKind::Federated => "federated",
+            ObjectKind::Workspace => "workspace",
+            ObjectKind::Group => "group",
+            ObjectKind::RoleAssignment => "role_assignment",
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What the plan will do to one object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// Configuration address; for an object only found live, a description of it.
     pub address: String,
-    /// `resource_group`, `identity`, `federated`, `workspace`, `group`, `role_assignment`.
-    pub kind: String,
+    pub kind: ObjectKind,
     /// The object in Azure: ARM id, `uniqueName` of a group, or the assignment's ARM id.
     pub azure_id: String,
     /// How the object is shown: `group "ml-fraud-data-scientists"`.
@@ -311,6 +342,24 @@ fn integrity_of(content: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_kinds_serialise_as_their_names() {
+        let all = [
+            ObjectKind::ResourceGroup,
+            ObjectKind::Identity,
+            ObjectKind::Federated,
+            ObjectKind::Workspace,
+            ObjectKind::Group,
+            ObjectKind::RoleAssignment,
+        ];
+        for k in all {
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.as_str()));
+            assert_eq!(serde_json::from_str::<ObjectKind>(&json).unwrap(), k);
+        }
+        assert_eq!(ObjectKind::RoleAssignment.to_string(), "role_assignment");
+    }
 
     fn saved() -> SavedPlan {
         SavedPlan {

@@ -101,7 +101,7 @@ pub fn json(plan: &Plan) -> String {
         changes: shown(plan)
             .map(|c| JsonChange {
                 address: &c.address,
-                kind: &c.kind,
+                kind: c.kind.as_str(),
                 azure_id: &c.azure_id,
                 action: action_name(c.action),
                 reason: c.reason.as_deref(),

@@ -34,8 +34,7 @@ use crate::diff::{DiffInput, DiffOptions, fingerprint};
 use crate::lower::{Desired, DesiredState, DesiredWorkspace, PrincipalRef};
 use crate::plan::{Action, Change, ObjectKind, SavedPlan, SavedPlanError};
 use mlpolicy_azure::{
-    AzureClient, AzureError, FederatedCredentialProperties, GroupUpsert, PrincipalType, RoleAssignmentRequest,
-    capture_request_ids,
+    AzureClient, AzureError, FederatedCredentialProperties, GroupUpsert, RoleAssignmentRequest, capture_request_ids,
 };
 use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::Diagnostic;
@@ -49,9 +48,6 @@ pub const ACCESS_ADMIN_ROLES: [&str; 3] = [
     "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",
     "f58310d9-a9f6-439a-9e8d-f62e7b41a168",
 ];
-
-/// `live_ref` key of a group change that adopts a group made outside mlpolicy: its object id.
-pub const ADOPT_OBJECT_ID: &str = "adopt_object_id";
 
 /// Default operations in flight at once.
 pub const DEFAULT_PARALLELISM: usize = 10;
@@ -448,23 +444,23 @@ impl Shared {
                 let out = client.put_federated_credential(&f.identity_id, &f.name, &props).await?;
                 Ok((out.id, None))
             }
-            (Desired::Group(g), Step::GroupUpsert) if c.live_ref.contains_key(ADOPT_OBJECT_ID) => {
-                // A group made outside mlpolicy: its `uniqueName` is set (once, as Graph allows
-                // while it is empty) instead of upserting, which would create a second group.
-                let id = &c.live_ref[ADOPT_OBJECT_ID];
-                let mut patch = serde_json::json!({
-                    "uniqueName": g.unique_name,
-                    "displayName": g.display_name,
-                    "mailNickname": g.mail_nickname,
-                });
-                if let Some(d) = &g.description {
-                    patch["description"] = serde_json::json!(d);
-                }
-                client.patch_group(id, &patch).await?;
-                let id = id.to_ascii_lowercase();
-                Ok((id.clone(), Some(id)))
-            }
             (Desired::Group(g), Step::GroupUpsert) => {
+                if let Some(id) = &c.live_ref.adopt_object_id {
+                    // A group made outside mlpolicy: its `uniqueName` is set (once, as Graph
+                    // allows while it is empty) instead of upserting, which would create a
+                    // second group.
+                    let mut patch = serde_json::json!({
+                        "uniqueName": g.unique_name,
+                        "displayName": g.display_name,
+                        "mailNickname": g.mail_nickname,
+                    });
+                    if let Some(d) = &g.description {
+                        patch["description"] = serde_json::json!(d);
+                    }
+                    client.patch_group(id, &patch).await?;
+                    let id = id.to_ascii_lowercase();
+                    return Ok((id.clone(), Some(id)));
+                }
                 let upsert = GroupUpsert::security_group(
                     &g.unique_name,
                     &g.display_name,
@@ -488,22 +484,17 @@ impl Shared {
                 Ok((gid.clone(), Some(gid)))
             }
             (Desired::RoleAssignment(r), _) => {
-                let principal_id = match c.live_ref.get("principal_id") {
+                let principal_id = match &c.live_ref.principal_id {
                     Some(id) => id.clone(),
                     None => self.principal(&r.principal).await?,
                 };
                 let role = c
                     .live_ref
-                    .get("role_guid")
-                    .cloned()
+                    .role_guid
+                    .clone()
                     .or_else(|| mlpolicy_vocab::roles::built_in_id(&r.role).map(str::to_owned))
                     .ok_or_else(|| local(&what, format!("the plan does not say which role `{}` is", r.role)))?;
-                let principal_type = match c.live_ref.get("principal_type").map_or(r.principal.principal_type(), |s| s)
-                {
-                    "User" => PrincipalType::User,
-                    "Group" => PrincipalType::Group,
-                    _ => PrincipalType::ServicePrincipal,
-                };
+                let principal_type = c.live_ref.principal_type.unwrap_or_else(|| r.principal.principal_type());
                 let existing = (matches!(c.action, Action::Update | Action::Adopt) && !c.azure_id.ends_with("(new)"))
                     .then(|| mlpolicy_vocab::arm::last_segment(&c.azure_id).to_owned());
                 let request = RoleAssignmentRequest {
@@ -570,7 +561,7 @@ impl Shared {
                 client.delete_role_assignment(&c.azure_id).await?;
             }
             ObjectKind::Group => {
-                let id = match c.live_ref.get("object_id") {
+                let id = match &c.live_ref.object_id {
                     Some(id) => Some(id.clone()),
                     None => client.get_group_by_unique_name(&c.azure_id).await?.map(|g| g.id),
                 };
@@ -805,7 +796,7 @@ pub async fn apply(
     let shared = Arc::new(Shared { client: client.clone(), principals: Mutex::default(), resolved: Mutex::default() });
     // Principals the plan already knows.
     for c in changes {
-        if let Some(id) = c.live_ref.get("object_id") {
+        if let Some(id) = &c.live_ref.object_id {
             shared.remember(&c.address, Some(id));
         }
     }
@@ -979,7 +970,7 @@ fn describe_key(saved: &SavedPlan, key: &str) -> String {
     if let (Some(scope), Some(role)) = (parts.next(), parts.next())
         && let Some(c) = saved.plan.changes.iter().find(|c| {
             matches!(&c.desired, Some(Desired::RoleAssignment(r)) if r.scope == scope)
-                && c.live_ref.get("role_guid").is_some_and(|g| g == role)
+                && c.live_ref.role_guid.as_deref() == Some(role)
         })
     {
         return c.address.clone();
@@ -1004,7 +995,7 @@ mod tests {
             changes: vec![],
             blast_radius: vec![],
             desired: None,
-            live_ref: BTreeMap::new(),
+            live_ref: crate::plan::LiveRef::default(),
         }
     }
 

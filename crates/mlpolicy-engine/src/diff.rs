@@ -23,7 +23,8 @@ use crate::lower::{
     assignment_description, assignment_marker, group_unique_prefix,
 };
 use crate::plan::{
-    Action, AttrChange, AttrValue, Attrs, Change, Drift, FORMAT_VERSION, Fingerprints, ObjectKind, Plan, PlanWaiver,
+    Action, AttrChange, AttrValue, Attrs, Change, Drift, FORMAT_VERSION, Fingerprints, LiveRef, ObjectKind, Plan,
+    PlanWaiver,
 };
 use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::{Diagnostic, Diagnostics};
@@ -287,7 +288,7 @@ impl Differ<'_> {
             changes,
             blast_radius: Vec::new(),
             desired: Some(o.object.clone()),
-            live_ref: BTreeMap::new(),
+            live_ref: LiveRef::default(),
         });
         action
     }
@@ -572,9 +573,9 @@ impl Differ<'_> {
         }
         self.push(o, ObjectKind::Group, &g.unique_name, format!("group \"{}\"", g.display_name), before, after, &[]);
         if let (Some((id, _)), Some(last)) = (live, self.changes.last_mut()) {
-            last.live_ref.insert("object_id".into(), id.clone());
+            last.live_ref.object_id = Some(id.clone());
             if adopting {
-                last.live_ref.insert(crate::apply::ADOPT_OBJECT_ID.into(), id.clone());
+                last.live_ref.adopt_object_id = Some(id.clone());
                 if last.changes.len() == 1 && last.action == Action::Update {
                     last.action = Action::Adopt;
                     last.reason = Some(MARKER_ONLY.into());
@@ -647,11 +648,9 @@ impl Differ<'_> {
         }
         self.push(o, ObjectKind::RoleAssignment, &azure_id, display, before, after, &[]);
         if let Some(last) = self.changes.last_mut() {
-            last.live_ref.insert("role_guid".into(), role_guid);
-            last.live_ref.insert("principal_type".into(), r.principal.principal_type().into());
-            if let Some(pid) = principal_id {
-                last.live_ref.insert("principal_id".into(), pid);
-            }
+            last.live_ref.role_guid = Some(role_guid);
+            last.live_ref.principal_type = Some(r.principal.principal_type());
+            last.live_ref.principal_id = principal_id;
             if adopted && last.action == Action::Update {
                 let live_description = live.and_then(|l| l.properties.description.as_deref()).unwrap_or("");
                 let marker_only = last.changes.len() == 1
@@ -770,7 +769,7 @@ impl Differ<'_> {
                         AttrValue::List(g.members.iter().map(|m| self.live.display(m)).collect()),
                     )]),
                 );
-                c.live_ref.insert("object_id".into(), id.clone());
+                c.live_ref.object_id = Some(id.clone());
                 deletes.push(c);
             }
         }
@@ -950,7 +949,7 @@ impl Differ<'_> {
         for c in self.changes.iter().chain(&self.deletes) {
             match (&c.desired, c.action) {
                 (Some(Desired::Group(g)), _) => {
-                    let key = c.live_ref.get("object_id").cloned().unwrap_or_else(|| format!("new:{}", g.display_name));
+                    let key = c.live_ref.object_id.clone().unwrap_or_else(|| format!("new:{}", g.display_name));
                     after.nodes.insert(key.clone(), Node { display: g.display_name.clone(), is_group: true });
                     let mut members: BTreeSet<String> = g.members.iter().map(key_of).collect();
                     for m in &g.members {
@@ -991,7 +990,7 @@ impl Differ<'_> {
                     }
                 }
                 (None, Action::Delete) if c.kind == ObjectKind::Group => {
-                    if let Some(id) = c.live_ref.get("object_id") {
+                    if let Some(id) = &c.live_ref.object_id {
                         // Still a group (a parent may list it) but with no members: removing
                         // it from `members` would make it a leaf that gains its parents' roles.
                         after.members.insert(id.clone(), BTreeSet::new());
@@ -1017,7 +1016,7 @@ fn delete_change(kind: ObjectKind, azure_id: &str, display: String, before: Attr
         changes: Vec::new(),
         blast_radius: Vec::new(),
         desired: None,
-        live_ref: BTreeMap::new(),
+        live_ref: LiveRef::default(),
     }
 }
 

@@ -138,8 +138,30 @@ pub struct Change {
     pub blast_radius: Vec<String>,
     /// What apply sends (absent for deletes).
     pub desired: Option<Desired>,
-    /// Live facts apply needs: object id of a group, assignment id, principal ids.
-    pub live_ref: BTreeMap<String, String>,
+    /// Live facts apply needs: object id of a group, role GUID and principal of an assignment.
+    pub live_ref: LiveRef,
+}
+
+/// Live facts apply needs about a change's object, found while diffing. Serialised as the map
+/// of string keys it replaced (fields in key order, absent ones left out), so saved plans keep
+/// their format.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveRef {
+    /// A group made outside mlpolicy that this change adopts: its object id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt_object_id: Option<String>,
+    /// The object id of an existing group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+    /// A role assignment's principal's object id, when it exists already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_id: Option<String>,
+    /// A role assignment's principal type, as Azure names it (`User`, `Group`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_type: Option<mlpolicy_azure::PrincipalType>,
+    /// A role assignment's role definition GUID (lower case).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_guid: Option<String>,
 }
 
 /// Access that exists at a managed scope without the configuration.
@@ -342,6 +364,37 @@ fn integrity_of(content: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_refs_serialise_as_the_map_they_replaced() {
+        let full = LiveRef {
+            adopt_object_id: Some("a".into()),
+            object_id: Some("o".into()),
+            principal_id: Some("p".into()),
+            principal_type: Some(mlpolicy_azure::PrincipalType::ServicePrincipal),
+            role_guid: Some("r".into()),
+        };
+        let map = BTreeMap::from([
+            ("role_guid".to_owned(), "r".to_owned()),
+            ("principal_type".to_owned(), "ServicePrincipal".to_owned()),
+            ("principal_id".to_owned(), "p".to_owned()),
+            ("object_id".to_owned(), "o".to_owned()),
+            ("adopt_object_id".to_owned(), "a".to_owned()),
+        ]);
+        assert_eq!(serde_json::to_string(&full).unwrap(), serde_json::to_string(&map).unwrap());
+        assert_eq!(serde_json::to_string_pretty(&full).unwrap(), serde_json::to_string_pretty(&map).unwrap());
+        let group = LiveRef { object_id: Some("o".into()), ..LiveRef::default() };
+        assert_eq!(serde_json::to_string(&group).unwrap(), r#"{"object_id":"o"}"#);
+        assert_eq!(serde_json::to_string(&LiveRef::default()).unwrap(), "{}");
+        let user = LiveRef { principal_type: Some(mlpolicy_azure::PrincipalType::User), ..LiveRef::default() };
+        assert_eq!(serde_json::to_string(&user).unwrap(), r#"{"principal_type":"User"}"#);
+        let group_type = LiveRef { principal_type: Some(mlpolicy_azure::PrincipalType::Group), ..LiveRef::default() };
+        assert_eq!(serde_json::to_string(&group_type).unwrap(), r#"{"principal_type":"Group"}"#);
+        // Old maps read back.
+        let back: LiveRef = serde_json::from_str(&serde_json::to_string(&map).unwrap()).unwrap();
+        assert_eq!(back, full);
+        assert_eq!(serde_json::from_str::<LiveRef>("{}").unwrap(), LiveRef::default());
+    }
 
     #[test]
     fn object_kinds_serialise_as_their_names() {

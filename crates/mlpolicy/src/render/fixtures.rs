@@ -1,10 +1,8 @@
 //! Hand-built plans for the renderers' tests: a small builder and one plan per case.
 
-use std::collections::BTreeMap;
-
 use mlpolicy_engine::plan::{
-    AccessChange, Action, AttrChange, AttrValue, Attrs, Change, Drift, FORMAT_VERSION, Fingerprints, ObjectKind, Plan,
-    PlanWaiver,
+    AccessChange, Action, AttrChange, AttrValue, Attrs, Change, Drift, FORMAT_VERSION, Fingerprints, LiveRef,
+    ObjectKind, Plan, PlanWaiver,
 };
 
 pub fn s(v: &str) -> AttrValue {
@@ -40,7 +38,7 @@ impl C {
             changes: Vec::new(),
             blast_radius: Vec::new(),
             desired: None,
-            live_ref: BTreeMap::new(),
+            live_ref: LiveRef::default(),
         })
     }
 

@@ -23,8 +23,8 @@ use crate::lower::{
     assignment_description, assignment_marker, group_unique_prefix,
 };
 use crate::plan::{
-    Action, AttrChange, AttrValue, Attrs, Change, Drift, FORMAT_VERSION, Fingerprints, LiveRef, ObjectKind, Plan,
-    PlanWaiver,
+    Action, AttrChange, AttrValue, Attrs, Change, Drift, DriftKind, FORMAT_VERSION, Fingerprints, LiveRef, ObjectKind,
+    Plan, PlanWaiver,
 };
 use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::{Diagnostic, Diagnostics};
@@ -555,7 +555,7 @@ impl Differ<'_> {
                 let what = if g.members_additive { "kept: the group is additive" } else { "will be removed" };
                 self.drift.push(Drift {
                     widens_access: true,
-                    kind: "group_member".into(),
+                    kind: DriftKind::GroupMember,
                     summary: format!("{name} is a member of {} but not in the configuration ({what})", g.display_name),
                     azure_id: format!("{}/members/{id}", lg.group.id),
                 });
@@ -814,7 +814,7 @@ impl Differ<'_> {
             let role = self.role_name(a);
             found.push(Drift {
                 widens_access: true,
-                kind: "role_assignment".into(),
+                kind: DriftKind::RoleAssignment,
                 summary: format!(
                     "role assignment {role} → {} @ {} (not in the configuration)",
                     self.live.display(&a.properties.principal_id),

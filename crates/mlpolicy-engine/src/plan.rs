@@ -164,13 +164,41 @@ pub struct LiveRef {
     pub role_guid: Option<String>,
 }
 
+/// What kind of object drifted. The serde names are the plan's drift `kind` strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftKind {
+    RoleAssignment,
+    GroupMember,
+    GroupOwner,
+    Attribute,
+}
+
+impl DriftKind {
+    /// The kind as plans and their JSON name it: `role_assignment`, `group_member`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftKind::RoleAssignment => "role_assignment",
+            DriftKind::GroupMember => "group_member",
+            DriftKind::GroupOwner => "group_owner",
+            DriftKind::Attribute => "attribute",
+        }
+    }
+}
+
+impl std::fmt::Display for DriftKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Access that exists at a managed scope without the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Drift {
     /// Widens access beyond the configuration (listed first, marked).
     pub widens_access: bool,
-    /// What kind of object drifted: `role_assignment`, `group_member`, `group_owner`, `attribute`.
-    pub kind: String,
+    /// What kind of object drifted.
+    pub kind: DriftKind,
     /// One line: `role assignment Owner → mallory@contoso.com @ mlw-fraud-prod (not in configuration)`.
     pub summary: String,
     pub azure_id: String,
@@ -394,6 +422,16 @@ mod tests {
         let back: LiveRef = serde_json::from_str(&serde_json::to_string(&map).unwrap()).unwrap();
         assert_eq!(back, full);
         assert_eq!(serde_json::from_str::<LiveRef>("{}").unwrap(), LiveRef::default());
+    }
+
+    #[test]
+    fn drift_kinds_serialise_as_their_names() {
+        for k in [DriftKind::RoleAssignment, DriftKind::GroupMember, DriftKind::GroupOwner, DriftKind::Attribute] {
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.as_str()));
+            assert_eq!(serde_json::from_str::<DriftKind>(&json).unwrap(), k);
+        }
+        assert_eq!(DriftKind::GroupOwner.to_string(), "group_owner");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Hand-built plans for the renderers' tests: a small builder and one plan per case.
 
 use mlpolicy_engine::plan::{
-    AccessChange, Action, AttrChange, AttrValue, Attrs, Change, Drift, FORMAT_VERSION, Fingerprints, LiveRef,
-    ObjectKind, Plan, PlanWaiver,
+    AccessChange, Action, AttrChange, AttrValue, Attrs, Change, Drift, DriftKind, FORMAT_VERSION, Fingerprints,
+    LiveRef, ObjectKind, Plan, PlanWaiver,
 };
 
 pub fn s(v: &str) -> AttrValue {
@@ -100,10 +100,10 @@ impl B {
         self
     }
 
-    pub fn drift(mut self, widens_access: bool, kind: &str, summary: &str) -> Self {
+    pub fn drift(mut self, widens_access: bool, kind: DriftKind, summary: &str) -> Self {
         self.drift.push(Drift {
             widens_access,
-            kind: kind.to_owned(),
+            kind,
             summary: summary.to_owned(),
             azure_id: format!("/fake/drift/{}", self.drift.len()),
         });
@@ -292,13 +292,17 @@ fn create_role_assignment() -> Plan {
 
 fn drift() -> Plan {
     B::default()
-        .drift(false, "attribute", "workspace mlw-fraud-prod: tag owner = \"someone\" (not in configuration)")
+        .drift(false, DriftKind::Attribute, "workspace mlw-fraud-prod: tag owner = \"someone\" (not in configuration)")
         .drift(
             true,
-            "role_assignment",
+            DriftKind::RoleAssignment,
             "role assignment Owner → mallory@contoso.com @ mlw-fraud-prod (not in configuration)",
         )
-        .drift(true, "group_member", "group ml-fraud-data-scientists: member eve@contoso.com (not in configuration)")
+        .drift(
+            true,
+            DriftKind::GroupMember,
+            "group ml-fraud-data-scientists: member eve@contoso.com (not in configuration)",
+        )
         .build()
 }
 
@@ -347,7 +351,7 @@ pub fn hostile() -> Plan {
             C::new(Action::Create, ObjectKind::Group, "group.x", "group \"evil\u{1b}[2J\"")
                 .after(vec![("description", s("clear\u{1b}[2J screen")), ("members", list(&["a\u{7}b"]))]),
         )
-        .drift(true, "attribute", "tag \u{1b}]0;title\u{7}")
+        .drift(true, DriftKind::Attribute, "tag \u{1b}]0;title\u{7}")
         .finding("finding\u{1b}[31m red")
         .build()
 }
@@ -436,7 +440,7 @@ pub fn large(n: usize, access: usize) -> Plan {
     }
     b.drift(
         true,
-        "role_assignment",
+        DriftKind::RoleAssignment,
         "role assignment Owner → mallory@contoso.com @ mlw-fraud-prod (not in configuration)",
     )
     .build()

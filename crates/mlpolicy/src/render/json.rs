@@ -124,7 +124,7 @@ pub fn json(plan: &Plan) -> String {
             .drift
             .iter()
             .map(|d| JsonDrift {
-                kind: &d.kind,
+                kind: d.kind.as_str(),
                 summary: &d.summary,
                 azure_id: &d.azure_id,
                 widens_access: d.widens_access,

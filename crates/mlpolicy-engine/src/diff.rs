@@ -598,8 +598,8 @@ impl Differ<'_> {
             );
             return None;
         };
-        if let Some(def) = catalog.by_name(&r.role) {
-            return Some(mlpolicy_vocab::arm::last_segment(&def.id).to_ascii_lowercase());
+        if let Some(guid) = crate::roles::role_guid(Some(catalog), &r.role) {
+            return Some(guid);
         }
         let names: Vec<String> = catalog.iter().map(|d| d.properties.role_name.clone()).collect();
         let help = suggest::did_you_mean(&r.role, names.iter().map(String::as_str)).unwrap_or_else(|| {

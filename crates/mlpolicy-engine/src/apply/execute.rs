@@ -267,7 +267,7 @@ impl Shared {
                     .live_ref
                     .role_guid
                     .clone()
-                    .or_else(|| mlpolicy_vocab::roles::built_in_id(&r.role).map(str::to_owned))
+                    .or_else(|| crate::roles::role_guid(None, &r.role))
                     .ok_or_else(|| local(&what, format!("the plan does not say which role `{}` is", r.role)))?;
                 let principal_type = c.live_ref.principal_type.unwrap_or_else(|| r.principal.principal_type());
                 let existing = (matches!(c.action, Action::Update | Action::Adopt) && !c.azure_id.ends_with("(new)"))

@@ -66,3 +66,15 @@ pub async fn check_self_lockout(
         .with_help("nothing was applied; keep the grant, or pass `--allow-self-lockout` if another principal can restore access"),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_admin_roles_are_the_built_in_ones() {
+        let names = ["Owner", "User Access Administrator", "Role Based Access Control Administrator"];
+        let guids: Vec<String> = names.iter().filter_map(|n| crate::roles::role_guid(None, n)).collect();
+        assert_eq!(guids, ACCESS_ADMIN_ROLES);
+    }
+}

@@ -47,8 +47,8 @@ pub fn role_assignment_name(scope: &str, principal_id: &str, role_guid: &str) ->
     Uuid::new_v5(&namespace, key.as_bytes())
 }
 
-/// Principal type sent with every role assignment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Principal type sent with every role assignment (serialised as its wire value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PrincipalType {
     /// A user.
     User,

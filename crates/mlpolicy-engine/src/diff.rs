@@ -23,7 +23,8 @@ use crate::lower::{
     assignment_description, assignment_marker, group_unique_prefix,
 };
 use crate::plan::{
-    Action, AttrChange, AttrValue, Attrs, Change, Drift, FORMAT_VERSION, Fingerprints, Plan, PlanWaiver,
+    Action, AttrChange, AttrValue, Attrs, Change, Drift, DriftKind, FORMAT_VERSION, Fingerprints, LiveRef, ObjectKind,
+    Plan, PlanWaiver,
 };
 use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::{Diagnostic, Diagnostics};
@@ -112,7 +113,7 @@ pub fn diff(desired: &DesiredState, live: &LiveState, input: &DiffInput<'_>) -> 
     d.safety();
     let access_changes = d.access_changes();
     let Differ { mut changes, mut deletes, mut drift, diags, fingerprints, .. } = d;
-    deletes.sort_by_key(|c| delete_rank(&c.kind));
+    deletes.sort_by_key(|c| delete_rank(c.kind));
     changes.append(&mut deletes);
     drift.sort_by(|a, b| b.widens_access.cmp(&a.widens_access).then_with(|| a.summary.cmp(&b.summary)));
     let summary = Plan::summarize(&changes);
@@ -132,14 +133,14 @@ pub fn diff(desired: &DesiredState, live: &LiveState, input: &DiffInput<'_>) -> 
 
 /// Deletions run dependents first: assignments, then group memberships' groups, credentials,
 /// workspaces, identities and resource groups last.
-fn delete_rank(kind: &str) -> u8 {
+fn delete_rank(kind: ObjectKind) -> u8 {
     match kind {
-        "role_assignment" => 0,
-        "group" => 1,
-        "federated" => 2,
-        "workspace" => 3,
-        "identity" => 4,
-        _ => 5,
+        ObjectKind::RoleAssignment => 0,
+        ObjectKind::Group => 1,
+        ObjectKind::Federated => 2,
+        ObjectKind::Workspace => 3,
+        ObjectKind::Identity => 4,
+        ObjectKind::ResourceGroup => 5,
     }
 }
 
@@ -246,7 +247,7 @@ impl Differ<'_> {
     fn push(
         &mut self,
         o: &DesiredObject,
-        kind: &str,
+        kind: ObjectKind,
         azure_id: &str,
         display: String,
         before: Option<Attrs>,
@@ -277,7 +278,7 @@ impl Differ<'_> {
         };
         self.changes.push(Change {
             address: o.address.clone(),
-            kind: kind.to_owned(),
+            kind,
             azure_id: azure_id.to_owned(),
             display,
             action,
@@ -287,7 +288,7 @@ impl Differ<'_> {
             changes,
             blast_radius: Vec::new(),
             desired: Some(o.object.clone()),
-            live_ref: BTreeMap::new(),
+            live_ref: LiveRef::default(),
         });
         action
     }
@@ -309,7 +310,7 @@ impl Differ<'_> {
                 ]);
                 self.push(
                     o,
-                    "resource_group",
+                    ObjectKind::ResourceGroup,
                     &r.id,
                     format!("resource group \"{}\"", r.name),
                     before,
@@ -333,7 +334,7 @@ impl Differ<'_> {
                 ]);
                 self.push(
                     o,
-                    "identity",
+                    ObjectKind::Identity,
                     &i.id,
                     format!("managed identity \"{}\"", i.name),
                     before,
@@ -358,7 +359,15 @@ impl Differ<'_> {
                     ("subject".into(), s(&f.subject)),
                     ("audiences".into(), AttrValue::List(f.audiences.clone())),
                 ]);
-                self.push(o, "federated", &f.id, format!("federated credential \"{}\"", f.name), before, after, &[]);
+                self.push(
+                    o,
+                    ObjectKind::Federated,
+                    &f.id,
+                    format!("federated credential \"{}\"", f.name),
+                    before,
+                    after,
+                    &[],
+                );
             }
             Desired::Workspace(w) => {
                 let live = self.live.workspaces.get(&canonical(&w.id));
@@ -419,7 +428,7 @@ impl Differ<'_> {
                 after.insert("tags".into(), tags_attr(&w.tags));
                 self.push(
                     o,
-                    "workspace",
+                    ObjectKind::Workspace,
                     &w.id,
                     format!("workspace \"{}\"", w.name),
                     before,
@@ -438,7 +447,7 @@ impl Differ<'_> {
     /// for `recreate_dependents`), so the changes already looked at need not be looked at again.
     fn parent_recreated(&mut self, identity_id: &str) -> bool {
         for c in &self.changes[self.identities_seen..] {
-            if c.kind == "identity" && matches!(c.action, Action::Create | Action::Replace) {
+            if c.kind == ObjectKind::Identity && matches!(c.action, Action::Create | Action::Replace) {
                 self.recreated_identities.insert(canonical(&c.azure_id));
             }
         }
@@ -546,7 +555,7 @@ impl Differ<'_> {
                 let what = if g.members_additive { "kept: the group is additive" } else { "will be removed" };
                 self.drift.push(Drift {
                     widens_access: true,
-                    kind: "group_member".into(),
+                    kind: DriftKind::GroupMember,
                     summary: format!("{name} is a member of {} but not in the configuration ({what})", g.display_name),
                     azure_id: format!("{}/members/{id}", lg.group.id),
                 });
@@ -562,11 +571,11 @@ impl Differ<'_> {
         if adopting {
             after.insert("unique_name".into(), s(&g.unique_name));
         }
-        self.push(o, "group", &g.unique_name, format!("group \"{}\"", g.display_name), before, after, &[]);
+        self.push(o, ObjectKind::Group, &g.unique_name, format!("group \"{}\"", g.display_name), before, after, &[]);
         if let (Some((id, _)), Some(last)) = (live, self.changes.last_mut()) {
-            last.live_ref.insert("object_id".into(), id.clone());
+            last.live_ref.object_id = Some(id.clone());
             if adopting {
-                last.live_ref.insert(crate::apply::ADOPT_OBJECT_ID.into(), id.clone());
+                last.live_ref.adopt_object_id = Some(id.clone());
                 if last.changes.len() == 1 && last.action == Action::Update {
                     last.action = Action::Adopt;
                     last.reason = Some(MARKER_ONLY.into());
@@ -589,8 +598,8 @@ impl Differ<'_> {
             );
             return None;
         };
-        if let Some(def) = catalog.by_name(&r.role) {
-            return Some(mlpolicy_vocab::arm::last_segment(&def.id).to_ascii_lowercase());
+        if let Some(guid) = crate::roles::role_guid(Some(catalog), &r.role) {
+            return Some(guid);
         }
         let names: Vec<String> = catalog.iter().map(|d| d.properties.role_name.clone()).collect();
         let help = suggest::did_you_mean(&r.role, names.iter().map(String::as_str)).unwrap_or_else(|| {
@@ -637,13 +646,11 @@ impl Differ<'_> {
         if let Some(l) = live {
             self.matched_assignments.insert(canonical(&l.id));
         }
-        self.push(o, "role_assignment", &azure_id, display, before, after, &[]);
+        self.push(o, ObjectKind::RoleAssignment, &azure_id, display, before, after, &[]);
         if let Some(last) = self.changes.last_mut() {
-            last.live_ref.insert("role_guid".into(), role_guid);
-            last.live_ref.insert("principal_type".into(), r.principal.principal_type().into());
-            if let Some(pid) = principal_id {
-                last.live_ref.insert("principal_id".into(), pid);
-            }
+            last.live_ref.role_guid = Some(role_guid);
+            last.live_ref.principal_type = Some(r.principal.principal_type());
+            last.live_ref.principal_id = principal_id;
             if adopted && last.action == Action::Update {
                 let live_description = live.and_then(|l| l.properties.description.as_deref()).unwrap_or("");
                 let marker_only = last.changes.len() == 1
@@ -707,7 +714,7 @@ impl Differ<'_> {
         for (id, r) in &self.live.resource_groups {
             if owned(&r.tags) && !desired_ids.contains(id) {
                 deletes.push(delete_change(
-                    "resource_group",
+                    ObjectKind::ResourceGroup,
                     &r.id,
                     format!("resource group \"{}\"", r.name),
                     Attrs::from([("location".into(), s(&r.location))]),
@@ -717,7 +724,7 @@ impl Differ<'_> {
         for (id, i) in &self.live.identities {
             if owned(&i.tags) && !desired_ids.contains(id) {
                 deletes.push(delete_change(
-                    "identity",
+                    ObjectKind::Identity,
                     &i.id,
                     format!("managed identity \"{}\"", i.name),
                     Attrs::from([("location".into(), s(&i.location))]),
@@ -730,7 +737,7 @@ impl Differ<'_> {
                 self.live.identities.get(parent).is_some_and(|i| owned(&i.tags)) || desired_ids.contains(parent);
             if parent_owned && !desired_ids.contains(id) {
                 deletes.push(delete_change(
-                    "federated",
+                    ObjectKind::Federated,
                     &f.id,
                     format!("federated credential \"{}\"", f.name),
                     Attrs::from([("subject".into(), s(&f.properties.subject))]),
@@ -740,7 +747,7 @@ impl Differ<'_> {
         for (id, w) in &self.live.workspaces {
             if owned(&w.tags) && !desired_ids.contains(id) {
                 deletes.push(delete_change(
-                    "workspace",
+                    ObjectKind::Workspace,
                     &w.id,
                     format!("workspace \"{}\"", w.name),
                     Attrs::from([("location".into(), s(&w.location))]),
@@ -754,7 +761,7 @@ impl Differ<'_> {
                 && !desired_ids.contains(&u.to_ascii_lowercase())
             {
                 let mut c = delete_change(
-                    "group",
+                    ObjectKind::Group,
                     u,
                     format!("group \"{}\"", g.group.display_name.clone().unwrap_or_default()),
                     Attrs::from([(
@@ -762,7 +769,7 @@ impl Differ<'_> {
                         AttrValue::List(g.members.iter().map(|m| self.live.display(m)).collect()),
                     )]),
                 );
-                c.live_ref.insert("object_id".into(), id.clone());
+                c.live_ref.object_id = Some(id.clone());
                 deletes.push(c);
             }
         }
@@ -777,7 +784,7 @@ impl Differ<'_> {
                     self.live.display(&a.properties.principal_id),
                     scope_display(&a.properties.scope)
                 );
-                deletes.push(delete_change("role_assignment", &a.id, display, Attrs::new()));
+                deletes.push(delete_change(ObjectKind::RoleAssignment, &a.id, display, Attrs::new()));
             }
         }
         for mut c in deletes {
@@ -807,7 +814,7 @@ impl Differ<'_> {
             let role = self.role_name(a);
             found.push(Drift {
                 widens_access: true,
-                kind: "role_assignment".into(),
+                kind: DriftKind::RoleAssignment,
                 summary: format!(
                     "role assignment {role} → {} @ {} (not in the configuration)",
                     self.live.display(&a.properties.principal_id),
@@ -850,7 +857,7 @@ impl Differ<'_> {
                     .flatten()
                     .map(|a| format!("role assignment {a}")),
             );
-            if c.kind == "identity" {
+            if c.kind == ObjectKind::Identity {
                 let prefix = format!("{}/federatedidentitycredentials/", canonical(&c.azure_id));
                 radius.extend(
                     self.live
@@ -875,7 +882,7 @@ impl Differ<'_> {
                     ),
                     "remove `prevent_destroy = true` first, in its own reviewed change".to_owned(),
                 ));
-            } else if matches!(c.kind.as_str(), "workspace" | "identity" | "resource_group")
+            } else if matches!(c.kind, ObjectKind::Workspace | ObjectKind::Identity | ObjectKind::ResourceGroup)
                 && !self.input.options.allow_replace.contains(&c.address)
                 && !self.input.options.allow_replace.contains(&c.azure_id)
             {
@@ -891,7 +898,7 @@ impl Differ<'_> {
             }
         }
         for c in &self.changes {
-            if c.kind != "group" || c.action != Action::Update {
+            if c.kind != ObjectKind::Group || c.action != Action::Update {
                 continue;
             }
             for ch in &c.changes {
@@ -927,7 +934,7 @@ impl Differ<'_> {
         // it would cost a no-op plan of a large estate a fifth of its time.
         let moves_access = self.changes.iter().chain(&self.deletes).any(|c| {
             !matches!(c.action, Action::NoOp | Action::Read | Action::Adopt)
-                && matches!(c.kind.as_str(), "role_assignment" | "group")
+                && matches!(c.kind, ObjectKind::RoleAssignment | ObjectKind::Group)
         });
         if !moves_access {
             return Vec::new();
@@ -942,7 +949,7 @@ impl Differ<'_> {
         for c in self.changes.iter().chain(&self.deletes) {
             match (&c.desired, c.action) {
                 (Some(Desired::Group(g)), _) => {
-                    let key = c.live_ref.get("object_id").cloned().unwrap_or_else(|| format!("new:{}", g.display_name));
+                    let key = c.live_ref.object_id.clone().unwrap_or_else(|| format!("new:{}", g.display_name));
                     after.nodes.insert(key.clone(), Node { display: g.display_name.clone(), is_group: true });
                     let mut members: BTreeSet<String> = g.members.iter().map(key_of).collect();
                     for m in &g.members {
@@ -972,7 +979,7 @@ impl Differ<'_> {
                         scope_id: r.scope.clone(),
                     });
                 }
-                (None, Action::Delete) if c.kind == "role_assignment" => {
+                (None, Action::Delete) if c.kind == ObjectKind::RoleAssignment => {
                     if let Some(a) = self.live.role_assignments.get(&canonical(&c.azure_id)) {
                         after.assignments.remove(&Assignment {
                             principal: a.properties.principal_id.to_ascii_lowercase(),
@@ -982,8 +989,8 @@ impl Differ<'_> {
                         });
                     }
                 }
-                (None, Action::Delete) if c.kind == "group" => {
-                    if let Some(id) = c.live_ref.get("object_id") {
+                (None, Action::Delete) if c.kind == ObjectKind::Group => {
+                    if let Some(id) = &c.live_ref.object_id {
                         // Still a group (a parent may list it) but with no members: removing
                         // it from `members` would make it a leaf that gains its parents' roles.
                         after.members.insert(id.clone(), BTreeSet::new());
@@ -996,10 +1003,10 @@ impl Differ<'_> {
     }
 }
 
-fn delete_change(kind: &str, azure_id: &str, display: String, before: Attrs) -> Change {
+fn delete_change(kind: ObjectKind, azure_id: &str, display: String, before: Attrs) -> Change {
     Change {
         address: String::new(),
-        kind: kind.to_owned(),
+        kind,
         azure_id: azure_id.to_owned(),
         display,
         action: Action::Delete,
@@ -1009,7 +1016,7 @@ fn delete_change(kind: &str, azure_id: &str, display: String, before: Attrs) -> 
         changes: Vec::new(),
         blast_radius: Vec::new(),
         desired: None,
-        live_ref: BTreeMap::new(),
+        live_ref: LiveRef::default(),
     }
 }
 

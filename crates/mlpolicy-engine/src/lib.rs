@@ -1,5 +1,5 @@
 //! From a compiled configuration to Azure and back: lower (model → desired state), live read,
-//! diff, the plan as data, effective access, apply, audit and export.
+//! diff, the plan as data, effective access, apply, audit and export; role names and GUIDs.
 
 pub mod access;
 pub mod apply;
@@ -9,6 +9,7 @@ pub mod export;
 pub mod live;
 pub mod lower;
 pub mod plan;
+pub mod roles;
 
 use std::collections::BTreeMap;
 

@@ -156,11 +156,7 @@ impl LiveState {
     /// the role definition GUID.
     pub fn role_name(&self, a: &azure::RoleAssignment) -> String {
         let guid = a.role_guid();
-        self.roles
-            .values()
-            .find_map(|c| c.by_guid(&guid).map(|d| d.properties.role_name.clone()))
-            .or_else(|| mlpolicy_vocab::roles::built_in_name(&guid).map(str::to_owned))
-            .unwrap_or(guid)
+        crate::roles::role_name(self.roles.values().map(AsRef::as_ref), &guid).unwrap_or(guid)
     }
 
     /// Whether an ARM object carries this owner's tag.

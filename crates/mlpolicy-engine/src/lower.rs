@@ -66,11 +66,11 @@ impl PrincipalRef {
     }
 
     /// Role assignments' `principalType` for this principal.
-    pub fn principal_type(&self) -> &'static str {
+    pub fn principal_type(&self) -> mlpolicy_azure::PrincipalType {
         match self {
-            PrincipalRef::User { .. } => "User",
-            PrincipalRef::Group { .. } | PrincipalRef::ExistingGroup { .. } => "Group",
-            _ => "ServicePrincipal",
+            PrincipalRef::User { .. } => mlpolicy_azure::PrincipalType::User,
+            PrincipalRef::Group { .. } | PrincipalRef::ExistingGroup { .. } => mlpolicy_azure::PrincipalType::Group,
+            _ => mlpolicy_azure::PrincipalType::ServicePrincipal,
         }
     }
 }

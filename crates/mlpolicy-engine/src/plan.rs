@@ -85,13 +85,44 @@ pub struct AttrChange {
     pub forces_replacement: bool,
 }
 
+/// What kind of object a change is about. The serde names are the plan's `kind` strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    ResourceGroup,
+    Identity,
+    Federated,
+    Workspace,
+    Group,
+    RoleAssignment,
+}
+
+impl ObjectKind {
+    /// The kind as plans and their JSON name it: `resource_group`, `role_assignment`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::ResourceGroup => "resource_group",
+            ObjectKind::Identity => "identity",
+            ObjectKind::Federated => "federated",
+            ObjectKind::Workspace => "workspace",
+            ObjectKind::Group => "group",
+            ObjectKind::RoleAssignment => "role_assignment",
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What the plan will do to one object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     /// Configuration address; for an object only found live, a description of it.
     pub address: String,
-    /// `resource_group`, `identity`, `federated`, `workspace`, `group`, `role_assignment`.
-    pub kind: String,
+    pub kind: ObjectKind,
     /// The object in Azure: ARM id, `uniqueName` of a group, or the assignment's ARM id.
     pub azure_id: String,
     /// How the object is shown: `group "ml-fraud-data-scientists"`.
@@ -107,8 +138,58 @@ pub struct Change {
     pub blast_radius: Vec<String>,
     /// What apply sends (absent for deletes).
     pub desired: Option<Desired>,
-    /// Live facts apply needs: object id of a group, assignment id, principal ids.
-    pub live_ref: BTreeMap<String, String>,
+    /// Live facts apply needs: object id of a group, role GUID and principal of an assignment.
+    pub live_ref: LiveRef,
+}
+
+/// Live facts apply needs about a change's object, found while diffing. Serialised as the map
+/// of string keys it replaced (fields in key order, absent ones left out), so saved plans keep
+/// their format.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveRef {
+    /// A group made outside mlpolicy that this change adopts: its object id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt_object_id: Option<String>,
+    /// The object id of an existing group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+    /// A role assignment's principal's object id, when it exists already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_id: Option<String>,
+    /// A role assignment's principal type, as Azure names it (`User`, `Group`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_type: Option<mlpolicy_azure::PrincipalType>,
+    /// A role assignment's role definition GUID (lower case).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_guid: Option<String>,
+}
+
+/// What kind of object drifted. The serde names are the plan's drift `kind` strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftKind {
+    RoleAssignment,
+    GroupMember,
+    GroupOwner,
+    Attribute,
+}
+
+impl DriftKind {
+    /// The kind as plans and their JSON name it: `role_assignment`, `group_member`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriftKind::RoleAssignment => "role_assignment",
+            DriftKind::GroupMember => "group_member",
+            DriftKind::GroupOwner => "group_owner",
+            DriftKind::Attribute => "attribute",
+        }
+    }
+}
+
+impl std::fmt::Display for DriftKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Access that exists at a managed scope without the configuration.
@@ -116,8 +197,8 @@ pub struct Change {
 pub struct Drift {
     /// Widens access beyond the configuration (listed first, marked).
     pub widens_access: bool,
-    /// What kind of object drifted: `role_assignment`, `group_member`, `group_owner`, `attribute`.
-    pub kind: String,
+    /// What kind of object drifted.
+    pub kind: DriftKind,
     /// One line: `role assignment Owner → mallory@contoso.com @ mlw-fraud-prod (not in configuration)`.
     pub summary: String,
     pub azure_id: String,
@@ -311,6 +392,65 @@ fn integrity_of(content: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_refs_serialise_as_the_map_they_replaced() {
+        let full = LiveRef {
+            adopt_object_id: Some("a".into()),
+            object_id: Some("o".into()),
+            principal_id: Some("p".into()),
+            principal_type: Some(mlpolicy_azure::PrincipalType::ServicePrincipal),
+            role_guid: Some("r".into()),
+        };
+        let map = BTreeMap::from([
+            ("role_guid".to_owned(), "r".to_owned()),
+            ("principal_type".to_owned(), "ServicePrincipal".to_owned()),
+            ("principal_id".to_owned(), "p".to_owned()),
+            ("object_id".to_owned(), "o".to_owned()),
+            ("adopt_object_id".to_owned(), "a".to_owned()),
+        ]);
+        assert_eq!(serde_json::to_string(&full).unwrap(), serde_json::to_string(&map).unwrap());
+        assert_eq!(serde_json::to_string_pretty(&full).unwrap(), serde_json::to_string_pretty(&map).unwrap());
+        let group = LiveRef { object_id: Some("o".into()), ..LiveRef::default() };
+        assert_eq!(serde_json::to_string(&group).unwrap(), r#"{"object_id":"o"}"#);
+        assert_eq!(serde_json::to_string(&LiveRef::default()).unwrap(), "{}");
+        let user = LiveRef { principal_type: Some(mlpolicy_azure::PrincipalType::User), ..LiveRef::default() };
+        assert_eq!(serde_json::to_string(&user).unwrap(), r#"{"principal_type":"User"}"#);
+        let group_type = LiveRef { principal_type: Some(mlpolicy_azure::PrincipalType::Group), ..LiveRef::default() };
+        assert_eq!(serde_json::to_string(&group_type).unwrap(), r#"{"principal_type":"Group"}"#);
+        // Old maps read back.
+        let back: LiveRef = serde_json::from_str(&serde_json::to_string(&map).unwrap()).unwrap();
+        assert_eq!(back, full);
+        assert_eq!(serde_json::from_str::<LiveRef>("{}").unwrap(), LiveRef::default());
+    }
+
+    #[test]
+    fn drift_kinds_serialise_as_their_names() {
+        for k in [DriftKind::RoleAssignment, DriftKind::GroupMember, DriftKind::GroupOwner, DriftKind::Attribute] {
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.as_str()));
+            assert_eq!(serde_json::from_str::<DriftKind>(&json).unwrap(), k);
+        }
+        assert_eq!(DriftKind::GroupOwner.to_string(), "group_owner");
+    }
+
+    #[test]
+    fn object_kinds_serialise_as_their_names() {
+        let all = [
+            ObjectKind::ResourceGroup,
+            ObjectKind::Identity,
+            ObjectKind::Federated,
+            ObjectKind::Workspace,
+            ObjectKind::Group,
+            ObjectKind::RoleAssignment,
+        ];
+        for k in all {
+            let json = serde_json::to_string(&k).unwrap();
+            assert_eq!(json, format!("\"{}\"", k.as_str()));
+            assert_eq!(serde_json::from_str::<ObjectKind>(&json).unwrap(), k);
+        }
+        assert_eq!(ObjectKind::RoleAssignment.to_string(), "role_assignment");
+    }
 
     fn saved() -> SavedPlan {
         SavedPlan {

@@ -19,7 +19,7 @@ use mlpolicy_emulator::{Emulator, EmulatorConfig, Realism, Tenant, Throttle};
 use mlpolicy_engine::apply::{ApplyEvent, ApplyOptions, apply};
 use mlpolicy_engine::diff::DiffOptions;
 use mlpolicy_engine::lower::{Desired, PrincipalRef};
-use mlpolicy_engine::plan::{FORMAT_VERSION, SavedPlan};
+use mlpolicy_engine::plan::{FORMAT_VERSION, ObjectKind, SavedPlan};
 use mlpolicy_lang::settings::Overrides;
 
 use crate::support::{copy_to_temp, root};
@@ -251,7 +251,7 @@ async fn saved_plans_apply_once_and_stale_or_altered_ones_are_refused() {
         plan: planned.plan.clone(),
     };
     // Someone creates one of the planned groups by hand after the plan was made.
-    let group = planned.plan.changes.iter().find(|c| c.kind == "group").cloned().unwrap();
+    let group = planned.plan.changes.iter().find(|c| c.kind == ObjectKind::Group).cloned().unwrap();
     let Some(Desired::Group(g)) = &group.desired else { panic!() };
     let upsert = mlpolicy_azure::GroupUpsert::security_group(&g.unique_name, &g.display_name, &g.mail_nickname, None);
     conn.client.upsert_group(&upsert).await.unwrap();

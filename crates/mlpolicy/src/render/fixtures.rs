@@ -1,9 +1,8 @@
 //! Hand-built plans for the renderers' tests: a small builder and one plan per case.
 
-use std::collections::BTreeMap;
-
 use mlpolicy_engine::plan::{
-    AccessChange, Action, AttrChange, AttrValue, Attrs, Change, Drift, FORMAT_VERSION, Fingerprints, Plan, PlanWaiver,
+    AccessChange, Action, AttrChange, AttrValue, Attrs, Change, Drift, DriftKind, FORMAT_VERSION, Fingerprints,
+    LiveRef, ObjectKind, Plan, PlanWaiver,
 };
 
 pub fn s(v: &str) -> AttrValue {
@@ -26,10 +25,10 @@ fn attrs(pairs: Vec<(&str, AttrValue)>) -> Attrs {
 pub struct C(Change);
 
 impl C {
-    pub fn new(action: Action, kind: &str, address: &str, display: &str) -> Self {
+    pub fn new(action: Action, kind: ObjectKind, address: &str, display: &str) -> Self {
         C(Change {
             address: address.to_owned(),
-            kind: kind.to_owned(),
+            kind,
             azure_id: format!("/fake/{address}"),
             display: display.to_owned(),
             action,
@@ -39,7 +38,7 @@ impl C {
             changes: Vec::new(),
             blast_radius: Vec::new(),
             desired: None,
-            live_ref: BTreeMap::new(),
+            live_ref: LiveRef::default(),
         })
     }
 
@@ -101,10 +100,10 @@ impl B {
         self
     }
 
-    pub fn drift(mut self, widens_access: bool, kind: &str, summary: &str) -> Self {
+    pub fn drift(mut self, widens_access: bool, kind: DriftKind, summary: &str) -> Self {
         self.drift.push(Drift {
             widens_access,
-            kind: kind.to_owned(),
+            kind,
             summary: summary.to_owned(),
             azure_id: format!("/fake/drift/{}", self.drift.len()),
         });
@@ -153,7 +152,7 @@ impl B {
 }
 
 fn create_group() -> C {
-    C::new(Action::Create, "group", "group.fraud_ds", "group \"ml-fraud-data-scientists\"")
+    C::new(Action::Create, ObjectKind::Group, "group.fraud_ds", "group \"ml-fraud-data-scientists\"")
         .id("mlpolicy.mlpolicy.fraud_ds")
         .after(vec![
             ("description", s("Data scientists of the fraud team")),
@@ -162,7 +161,7 @@ fn create_group() -> C {
 }
 
 fn update_members() -> C {
-    C::new(Action::Update, "group", "group.risk_ds", "group \"ml-risk-data-scientists\"")
+    C::new(Action::Update, ObjectKind::Group, "group.risk_ds", "group \"ml-risk-data-scientists\"")
         .id("mlpolicy.mlpolicy.risk_ds")
         .change(
             "members",
@@ -174,7 +173,7 @@ fn update_members() -> C {
 fn create_grant() -> C {
     C::new(
         Action::Create,
-        "role_assignment",
+        ObjectKind::RoleAssignment,
         "grant \"AzureML Data Scientist\" to group.fraud_ds on workspace.fraud",
         "role assignment AzureML Data Scientist → ml-fraud-data-scientists @ mlw-fraud-prod",
     )
@@ -203,7 +202,9 @@ pub fn cli_example() -> Plan {
 }
 
 fn empty() -> Plan {
-    B::default().change(C::new(Action::NoOp, "resource_group", "resource_group.ml", "resource group \"rg-ml\"")).build()
+    B::default()
+        .change(C::new(Action::NoOp, ObjectKind::ResourceGroup, "resource_group.ml", "resource group \"rg-ml\""))
+        .build()
 }
 
 fn update_in_place() -> Plan {
@@ -219,7 +220,7 @@ fn update_in_place() -> Plan {
                 .change("mail_nickname", Some(s("old")), None),
         )
         .change(
-            C::new(Action::Update, "workspace", "workspace.risk", "workspace \"mlw-risk-prod\"")
+            C::new(Action::Update, ObjectKind::Workspace, "workspace.risk", "workspace \"mlw-risk-prod\"")
                 .change(
                     "tags",
                     Some(map(&[("cost-center", "42"), ("env", "prod"), ("legacy", "yes")])),
@@ -248,7 +249,7 @@ fn update_in_place() -> Plan {
 fn replace_workspace() -> Plan {
     B::default()
         .change(
-            C::new(Action::Replace, "workspace", "workspace.fraud", "workspace \"mlw-fraud-prod\"")
+            C::new(Action::Replace, ObjectKind::Workspace, "workspace.fraud", "workspace \"mlw-fraud-prod\"")
                 .reason("location")
                 .forcing("location", s("westeurope"), s("northeurope"))
                 .change("description", Some(s("Fraud models")), Some(s("Fraud detection models")))
@@ -261,7 +262,7 @@ fn replace_workspace() -> Plan {
 fn delete_identity() -> Plan {
     B::default()
         .change(
-            C::new(Action::Delete, "identity", "identity.trainer", "identity \"id-trainer\"")
+            C::new(Action::Delete, ObjectKind::Identity, "identity.trainer", "identity \"id-trainer\"")
                 .reason("no longer in configuration")
                 .before(vec![
                     ("location", s("westeurope")),
@@ -278,7 +279,7 @@ fn delete_identity() -> Plan {
 fn create_role_assignment() -> Plan {
     B::default()
         .change(create_grant())
-        .change(C::new(Action::Read, "group", "existing_group.platform", "group \"platform-admins\""))
+        .change(C::new(Action::Read, ObjectKind::Group, "existing_group.platform", "group \"platform-admins\""))
         .access(
             true,
             &["alice@contoso.com", "bob@contoso.com"],
@@ -291,19 +292,23 @@ fn create_role_assignment() -> Plan {
 
 fn drift() -> Plan {
     B::default()
-        .drift(false, "attribute", "workspace mlw-fraud-prod: tag owner = \"someone\" (not in configuration)")
+        .drift(false, DriftKind::Attribute, "workspace mlw-fraud-prod: tag owner = \"someone\" (not in configuration)")
         .drift(
             true,
-            "role_assignment",
+            DriftKind::RoleAssignment,
             "role assignment Owner → mallory@contoso.com @ mlw-fraud-prod (not in configuration)",
         )
-        .drift(true, "group_member", "group ml-fraud-data-scientists: member eve@contoso.com (not in configuration)")
+        .drift(
+            true,
+            DriftKind::GroupMember,
+            "group ml-fraud-data-scientists: member eve@contoso.com (not in configuration)",
+        )
         .build()
 }
 
 fn nested_access() -> Plan {
     B::default()
-        .change(C::new(Action::Update, "group", "group.inner", "group \"ml-inner\"").change(
+        .change(C::new(Action::Update, ObjectKind::Group, "group.inner", "group \"ml-inner\"").change(
             "members",
             Some(list(&[])),
             Some(list(&["ml-outer"])),
@@ -323,7 +328,7 @@ fn waivers_and_findings() -> Plan {
     B::default()
         .change(C::new(
             Action::Create,
-            "role_assignment",
+            ObjectKind::RoleAssignment,
             "grant \"Owner\" to user.dana on workspace.fraud",
             "role assignment Owner → dana@contoso.com @ mlw-fraud-prod",
         ))
@@ -343,10 +348,10 @@ fn waivers_and_findings() -> Plan {
 pub fn hostile() -> Plan {
     B::default()
         .change(
-            C::new(Action::Create, "group", "group.x", "group \"evil\u{1b}[2J\"")
+            C::new(Action::Create, ObjectKind::Group, "group.x", "group \"evil\u{1b}[2J\"")
                 .after(vec![("description", s("clear\u{1b}[2J screen")), ("members", list(&["a\u{7}b"]))]),
         )
-        .drift(true, "attribute", "tag \u{1b}]0;title\u{7}")
+        .drift(true, DriftKind::Attribute, "tag \u{1b}]0;title\u{7}")
         .finding("finding\u{1b}[31m red")
         .build()
 }
@@ -371,21 +376,26 @@ pub fn all() -> Vec<(&'static str, Plan)> {
 fn adoptions() -> Plan {
     B::default()
         .change(
-            C::new(Action::Adopt, "resource_group", "resource_group.shared", "resource group \"rg-ml-shared\"")
-                .reason("ownership marker only")
-                .change(
-                    "tags",
-                    Some(map(&[("env", "prod")])),
-                    Some(map(&[("env", "prod"), ("mlpolicy-owner", "contoso")])),
-                ),
+            C::new(
+                Action::Adopt,
+                ObjectKind::ResourceGroup,
+                "resource_group.shared",
+                "resource group \"rg-ml-shared\"",
+            )
+            .reason("ownership marker only")
+            .change(
+                "tags",
+                Some(map(&[("env", "prod")])),
+                Some(map(&[("env", "prod"), ("mlpolicy-owner", "contoso")])),
+            ),
         )
         .change(
-            C::new(Action::Adopt, "group", "group.ml_admins", "group \"ml-admins\"")
+            C::new(Action::Adopt, ObjectKind::Group, "group.ml_admins", "group \"ml-admins\"")
                 .reason("ownership marker only")
                 .change("unique_name", None, Some(s("mlpolicy.contoso.ml_admins"))),
         )
         .change(
-            C::new(Action::Update, "group", "group.ml_readers", "group \"ml-readers\"")
+            C::new(Action::Update, ObjectKind::Group, "group.ml_readers", "group \"ml-readers\"")
                 .reason("adopts a group made outside mlpolicy")
                 .change(
                     "members",
@@ -397,7 +407,7 @@ fn adoptions() -> Plan {
         .change(
             C::new(
                 Action::Adopt,
-                "role_assignment",
+                ObjectKind::RoleAssignment,
                 "grant \"Reader\" to group.ml_admins on resource_group.shared",
                 "role assignment Reader → ml-admins @ rg-ml-shared",
             )
@@ -413,11 +423,16 @@ pub fn large(n: usize, access: usize) -> Plan {
     let mut b = B::default();
     for i in 0..n {
         b = b.change(
-            C::new(Action::Create, "group", &format!("group.team[\"{i:05}\"]"), &format!("group \"ml-team-{i:05}\""))
-                .after(vec![
-                    ("description", s(&format!("Team {i:05} of the platform"))),
-                    ("members", list(&["alice@contoso.com", "bob@contoso.com"])),
-                ]),
+            C::new(
+                Action::Create,
+                ObjectKind::Group,
+                &format!("group.team[\"{i:05}\"]"),
+                &format!("group \"ml-team-{i:05}\""),
+            )
+            .after(vec![
+                ("description", s(&format!("Team {i:05} of the platform"))),
+                ("members", list(&["alice@contoso.com", "bob@contoso.com"])),
+            ]),
         );
     }
     for i in 0..access {
@@ -425,7 +440,7 @@ pub fn large(n: usize, access: usize) -> Plan {
     }
     b.drift(
         true,
-        "role_assignment",
+        DriftKind::RoleAssignment,
         "role assignment Owner → mallory@contoso.com @ mlw-fraud-prod (not in configuration)",
     )
     .build()

@@ -101,7 +101,7 @@ pub fn json(plan: &Plan) -> String {
         changes: shown(plan)
             .map(|c| JsonChange {
                 address: &c.address,
-                kind: &c.kind,
+                kind: c.kind.as_str(),
                 azure_id: &c.azure_id,
                 action: action_name(c.action),
                 reason: c.reason.as_deref(),
@@ -124,7 +124,7 @@ pub fn json(plan: &Plan) -> String {
             .drift
             .iter()
             .map(|d| JsonDrift {
-                kind: &d.kind,
+                kind: d.kind.as_str(),
                 summary: &d.summary,
                 azure_id: &d.azure_id,
                 widens_access: d.widens_access,

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use similar::{ChangeTag, TextDiff};
 
 use super::{Style, shown};
-use mlpolicy_engine::plan::{AccessChange, Action, AttrValue, Attrs, Change, Plan};
+use mlpolicy_engine::plan::{AccessChange, Action, AttrValue, Attrs, Change, ObjectKind, Plan};
 
 /// First line of the actions block.
 pub(super) const ACTIONS_TITLE: &str = "mlpolicy will perform these actions:";
@@ -198,7 +198,7 @@ pub(super) fn change_block(c: &Change, p: &Paint) -> String {
 
 /// The attribute lines of a change, in the order the plan holds them.
 fn attr_lines(c: &Change) -> Vec<AttrLine<'_>> {
-    let whole_object = c.kind != "role_assignment";
+    let whole_object = c.kind != ObjectKind::RoleAssignment;
     match c.action {
         Action::Create if whole_object => all(c.after.as_ref(), "+"),
         Action::Delete if whole_object => all(c.before.as_ref(), "-"),

@@ -45,7 +45,7 @@ fn local(op: &str, message: impl Into<String>) -> AzureError {
     AzureError::local(op, "InvalidPlan", message)
 }
 
-/// The body of a workspace PUT (azure-wire §3.2, §3.3).
+/// The body of a workspace PUT (docs/azure-wire.md §3.2, §3.3).
 pub fn workspace_body(w: &DesiredWorkspace) -> serde_json::Value {
     let mut properties = serde_json::json!({
         "storageAccount": w.storage_account,

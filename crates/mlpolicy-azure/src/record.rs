@@ -201,19 +201,31 @@ fn is_secret_key(key: &str) -> bool {
     SECRET_KEYS.iter().any(|s| k.contains(&s.replace('_', "")))
 }
 
+/// Keys whose values are never secret, kept inside a secret-named container
+/// (`passwordCredentials: [{keyId, hint, …, secretText}]`).
+const PLAIN_KEYS: &[&str] =
+    &["keyId", "hint", "displayName", "startDateTime", "endDateTime", "customKeyIdentifier", "type", "usage"];
+
 /// `value` with every secret replaced by `[Filtered]`.
 fn redact(value: Value) -> Value {
+    redact_in(value, false)
+}
+
+/// Inside a container named like a secret, every leaf is filtered but the plain ones.
+fn redact_in(value: Value, secret: bool) -> Value {
     match value {
         Value::Object(m) => Value::Object(
             m.into_iter()
                 .map(|(k, v)| {
-                    let v =
-                        if is_secret_key(&k) && !v.is_null() { Value::String("[Filtered]".into()) } else { redact(v) };
-                    (k, v)
+                    let secret_here =
+                        if PLAIN_KEYS.contains(&k.as_str()) { false } else { secret || is_secret_key(&k) };
+                    (k, redact_in(v, secret_here))
                 })
                 .collect(),
         ),
-        Value::Array(a) => Value::Array(a.into_iter().map(redact).collect()),
+        Value::Array(a) => Value::Array(a.into_iter().map(|v| redact_in(v, secret)).collect()),
+        Value::Null => Value::Null,
+        _ if secret => Value::String("[Filtered]".into()),
         other => other,
     }
 }

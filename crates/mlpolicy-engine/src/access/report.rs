@@ -1,0 +1,213 @@
+//! What `mlpolicy access` answers, built from an [`AccessGraph`]: reports of a principal's
+//! access or of everyone's access at a scope, and the kinds, scope names and managed assignments
+//! they show.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use super::graph::{AccessGraph, Assignment, Effective, covers, desired_key};
+use crate::live::LiveState;
+use crate::lower::{Desired, DesiredState, PrincipalRef};
+use mlpolicy_vocab::arm::canonical;
+
+/// What `mlpolicy access` answers: one principal's access, or everyone's access at a scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// `principal` or `scope`.
+    pub query: &'static str,
+    /// The principal or scope asked about, as reviewers know it.
+    pub subject: String,
+    /// `user`, `group`, `service_principal`, `identity`, `unknown`; or the scope's kind.
+    pub subject_kind: String,
+    /// `live` (the tenant) or `configuration` (as the configuration would make it).
+    pub source: &'static str,
+    /// A principal's access narrowed to this scope (`access PRINCIPAL --scope SCOPE`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    pub entries: Vec<Entry>,
+}
+
+/// One way a principal holds a role on a scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// Who holds the access (display name).
+    pub principal: String,
+    /// Its object id (live) or configuration key.
+    pub principal_id: String,
+    pub principal_kind: String,
+    pub role: String,
+    pub scope: String,
+    pub scope_id: String,
+    /// From the holder up to the group the role is assigned to: `[alice, leads, ds]`.
+    pub path: Vec<String>,
+    /// The role is held on an ancestor of the scope asked about (`--scope` only).
+    pub inherited: bool,
+    /// Managed workspaces and resource groups below the scope the role is held on.
+    pub covers: Vec<String>,
+    /// The configuration declares (or its ownership marker carries) the assignment.
+    pub managed: bool,
+}
+
+/// How a report presents graph keys: display names, kinds, and which assignments are managed.
+pub struct Context<'a> {
+    pub graph: &'a AccessGraph,
+    /// Key → kind shown in the report.
+    pub kinds: &'a HashMap<String, String>,
+    /// Managed scopes below which `covers` is computed: canonical id → display name.
+    pub managed_scopes: &'a BTreeMap<String, String>,
+    pub is_managed: &'a dyn Fn(&Assignment) -> bool,
+    pub source: &'static str,
+}
+
+impl Context<'_> {
+    fn entry(&self, e: &Effective<'_>, target: Option<&[String]>) -> Entry {
+        let a = e.assignment;
+        let mut path = vec![self.graph.display(&e.leaf)];
+        path.extend(e.via.iter().rev().map(|k| self.graph.display(k)));
+        let inherited = target.is_some_and(|t| !t.iter().any(|t| *t == a.scope_id || covers(t, &a.scope_id)));
+        // Asked about a scope, the scope is the context; asked about a principal, name the
+        // managed workspaces and resource groups a broad grant reaches.
+        let covers = if target.is_some() {
+            Vec::new()
+        } else {
+            self.managed_scopes
+                .iter()
+                .filter(|(id, _)| **id != a.scope_id && covers(&a.scope_id, id))
+                .map(|(_, name)| name.clone())
+                .collect()
+        };
+        Entry {
+            principal: self.graph.display(&e.leaf),
+            principal_id: e.leaf.clone(),
+            principal_kind: self.kind(&e.leaf),
+            role: a.role.clone(),
+            scope: a.scope.clone(),
+            scope_id: a.scope_id.clone(),
+            path,
+            inherited,
+            covers,
+            managed: (self.is_managed)(a),
+        }
+    }
+
+    fn kind(&self, key: &str) -> String {
+        self.kinds
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| if self.graph.is_group(key) { "group" } else { "unknown" }.to_owned())
+    }
+
+    /// Everything `key` holds.
+    pub fn principal_report(&self, key: &str) -> Report {
+        Report {
+            query: "principal",
+            subject: self.graph.display(key),
+            subject_kind: self.kind(key),
+            source: self.source,
+            at: None,
+            entries: self.graph.holdings_of(key).iter().map(|e| self.entry(e, None)).collect(),
+        }
+    }
+
+    /// Everyone with access at `targets` (a scope and the resources that go with it).
+    pub fn scope_report(&self, subject: String, subject_kind: &str, targets: &[String]) -> Report {
+        let mut entries: Vec<Entry> =
+            self.graph.holders_at(targets).iter().map(|e| self.entry(e, Some(targets))).collect();
+        entries.sort_unstable_by(|x, y| {
+            (&x.principal, &x.scope_id, &x.role, &x.path).cmp(&(&y.principal, &y.scope_id, &y.role, &y.path))
+        });
+        Report {
+            query: "scope",
+            subject,
+            subject_kind: subject_kind.to_owned(),
+            source: self.source,
+            at: None,
+            entries,
+        }
+    }
+}
+
+/// Kinds of the configuration's principals, by [`desired_key`].
+pub fn desired_kinds(desired: &DesiredState) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for r in crate::live::principal_refs(desired) {
+        let kind = match r {
+            PrincipalRef::User { .. } => "user",
+            PrincipalRef::ServicePrincipal { .. } => "service_principal",
+            PrincipalRef::ExistingGroup { .. } => "existing_group",
+            PrincipalRef::Group { .. } => "group",
+            PrincipalRef::Identity { .. } => "identity",
+            PrincipalRef::WorkspaceSystem { .. } => "workspace_identity",
+        };
+        out.insert(desired_key(&r), kind.to_owned());
+    }
+    out
+}
+
+/// Kinds of the tenant's principals: managed identities (user-assigned and workspaces') are
+/// `identity`, the rest as Graph says.
+pub fn live_kinds(live: &LiveState) -> HashMap<String, String> {
+    let mut out: HashMap<String, String> = live.principals.iter().map(|(id, p)| (id.clone(), p.kind.clone())).collect();
+    let identity_ids = live
+        .identities
+        .values()
+        .filter_map(|i| i.properties.principal_id.as_ref())
+        .chain(live.workspaces.values().filter_map(|w| w.identity.as_ref()?.principal_id.as_ref()));
+    for id in identity_ids {
+        out.insert(id.to_ascii_lowercase(), "identity".into());
+    }
+    out
+}
+
+/// Scopes as the configuration's grants show them, canonical id → display.
+pub fn scope_names(desired: &DesiredState) -> BTreeMap<String, String> {
+    desired
+        .objects
+        .values()
+        .filter_map(|o| match &o.object {
+            Desired::RoleAssignment(r) => Some((r.scope.clone(), r.scope_display.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Managed workspaces and resource groups, canonical id → Azure name, for `covers`.
+pub fn managed_scope_names(desired: &DesiredState) -> BTreeMap<String, String> {
+    desired
+        .objects
+        .values()
+        .filter_map(|o| match &o.object {
+            Desired::Workspace(w) => Some((canonical(&w.id), w.name.clone())),
+            Desired::ResourceGroup(r) => Some((canonical(&r.id), r.name.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The live assignments the configuration manages: declared (same principal, role and scope)
+/// or carrying its ownership marker. Keys are (principal id, role, canonical scope).
+pub fn managed_live_assignments(desired: &DesiredState, live: &LiveState) -> BTreeSet<(String, String, String)> {
+    let marker = crate::lower::assignment_marker(&desired.owner);
+    let mut out: BTreeSet<(String, String, String)> = desired
+        .objects
+        .values()
+        .filter_map(|o| match &o.object {
+            Desired::RoleAssignment(r) => {
+                let pid = live.resolved.get(&r.principal).cloned().flatten()?;
+                Some((pid, r.role.to_ascii_lowercase(), r.scope.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    for a in live.role_assignments.values() {
+        if a.properties.description.as_deref().is_some_and(|d| d.ends_with(&marker)) {
+            out.insert((
+                a.properties.principal_id.to_ascii_lowercase(),
+                live.role_name(a).to_ascii_lowercase(),
+                canonical(&a.properties.scope),
+            ));
+        }
+    }
+    out
+}

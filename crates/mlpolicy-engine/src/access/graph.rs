@@ -63,42 +63,38 @@ impl AccessGraph {
         self.nodes.get(key).is_some_and(|n| n.is_group) || self.members.contains_key(key)
     }
 
-    /// Every leaf reachable from `group` with the shortest path to it (ties: smallest path).
-    pub fn leaves_of(&self, group: &str) -> BTreeMap<String, Vec<String>> {
-        self.leaves(group)
-            .into_iter()
-            .map(|(leaf, via)| (leaf.to_owned(), via.into_iter().map(str::to_owned).collect()))
-            .collect()
+    /// Whether an assignment to `key` reaches further principals: `key` is a group whose members
+    /// are known. A group whose members are not known (not read, or outside the configuration)
+    /// holds what is assigned to it itself, like a user or a service principal.
+    fn expands(&self, key: &str) -> bool {
+        self.members.contains_key(key)
     }
 
-    /// [`Self::leaves_of`], borrowing the keys from the graph.
-    fn leaves<'g>(&'g self, group: &'g str) -> BTreeMap<&'g str, Vec<&'g str>> {
+    /// Who holds what is assigned to `principal`, each with the shortest group path to it (ties:
+    /// the smallest path), the one expansion that every question about access goes through. The
+    /// principal itself, with an empty path, unless it [expands](Self::expands); then every leaf
+    /// reachable through its members and nested groups, with the path from `principal` down.
+    fn holders<'g>(&'g self, principal: &'g str) -> BTreeMap<&'g str, Vec<&'g str>> {
         let mut best: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        let mut visited: BTreeSet<&str> = BTreeSet::new();
+        if !self.expands(principal) {
+            best.insert(principal, Vec::new());
+            return best;
+        }
+        let mut visited: BTreeSet<&str> = BTreeSet::from([principal]);
         // Breadth-first, so the first path that reaches a leaf is a shortest one.
-        let mut frontier: Vec<(&str, Vec<&str>)> = vec![(group, vec![group])];
-        visited.insert(group);
+        let mut frontier: Vec<(&str, Vec<&str>)> = vec![(principal, vec![principal])];
         while !frontier.is_empty() {
             let mut next = Vec::new();
             for (g, path) in frontier {
                 for m in self.members.get(g).into_iter().flatten() {
-                    // A group whose members are unknown (not read, or outside the configuration)
-                    // is as far as the path goes: it is shown as the holder.
-                    if self.members.contains_key(m) {
+                    if self.expands(m) {
                         if visited.insert(m) {
                             let mut p = path.clone();
                             p.push(m);
                             next.push((m.as_str(), p));
                         }
-                    } else {
-                        match best.get(m.as_str()) {
-                            Some(existing)
-                                if existing.len() < path.len()
-                                    || (existing.len() == path.len() && *existing <= path) => {}
-                            _ => {
-                                best.insert(m, path.clone());
-                            }
-                        }
+                    } else if best.get(m.as_str()).is_none_or(|existing| preferred(&path, existing)) {
+                        best.insert(m, path.clone());
                     }
                 }
             }
@@ -122,31 +118,20 @@ impl AccessGraph {
     }
 
     /// [`Self::effective`], unordered, keyed by the ids `names` gives the leaf, role and scope;
-    /// each group's leaves are found once however many roles it holds.
+    /// each principal's holders are found once however many roles it holds.
     fn effective_ids<'g>(&'g self, names: &mut Names<'g>) -> HashMap<(u32, u32, u32), Vec<&'g str>> {
-        type Out<'g> = HashMap<(u32, u32, u32), Vec<&'g str>>;
-        fn put<'g>(out: &mut Out<'g>, key: (u32, u32, u32), via: &[&'g str]) {
-            match out.get(&key) {
-                Some(existing) if existing.len() < via.len() || (existing.len() == via.len() && **existing <= *via) => {
-                }
-                _ => {
-                    out.insert(key, via.to_vec());
-                }
-            }
-        }
-        let mut out: Out<'g> = HashMap::new();
-        let mut leaves: HashMap<&str, Vec<(u32, Vec<&str>)>> = HashMap::new();
+        let mut out: HashMap<(u32, u32, u32), Vec<&'g str>> = HashMap::new();
+        let mut holders: HashMap<&str, Vec<(u32, Vec<&str>)>> = HashMap::new();
         for a in &self.assignments {
             let (role, scope) = (names.id(&a.role), names.id(&a.scope));
-            if self.is_group(&a.principal) {
-                let of_group = leaves.entry(&a.principal).or_insert_with(|| {
-                    self.leaves(&a.principal).into_iter().map(|(leaf, via)| (names.id(leaf), via)).collect()
-                });
-                for (leaf, via) in of_group.iter() {
-                    put(&mut out, (*leaf, role, scope), via);
+            let of = holders.entry(&a.principal).or_insert_with(|| {
+                self.holders(&a.principal).into_iter().map(|(leaf, via)| (names.id(leaf), via)).collect()
+            });
+            for (leaf, via) in of.iter() {
+                let key = (*leaf, role, scope);
+                if out.get(&key).is_none_or(|existing| preferred(via, existing)) {
+                    out.insert(key, via.clone());
                 }
-            } else {
-                put(&mut out, (names.id(&a.principal), role, scope), &[]);
             }
         }
         out
@@ -197,20 +182,20 @@ impl AccessGraph {
     /// on their ancestors, and on scopes below them, each expanded to the principals that hold
     /// it. In assignment order; callers sort for their report.
     pub fn holders_at(&self, targets: &[String]) -> Vec<Effective<'_>> {
-        let mut leaves: HashMap<&str, BTreeMap<String, Vec<String>>> = HashMap::new();
+        let mut holders: HashMap<&str, BTreeMap<&str, Vec<&str>>> = HashMap::new();
         let mut out = Vec::new();
         for a in &self.assignments {
             let relevant = targets.iter().any(|t| covers(&a.scope_id, t) || covers(t, &a.scope_id));
             if !relevant {
                 continue;
             }
-            if self.members.contains_key(&a.principal) {
-                let of = leaves.entry(a.principal.as_str()).or_insert_with(|| self.leaves_of(&a.principal));
-                for (leaf, via) in of.iter() {
-                    out.push(Effective { leaf: leaf.clone(), assignment: a, via: via.clone() });
-                }
-            } else {
-                out.push(Effective { leaf: a.principal.clone(), assignment: a, via: Vec::new() });
+            let of = holders.entry(a.principal.as_str()).or_insert_with(|| self.holders(&a.principal));
+            for (leaf, via) in of.iter() {
+                out.push(Effective {
+                    leaf: (*leaf).to_owned(),
+                    assignment: a,
+                    via: via.iter().map(|k| (*k).to_owned()).collect(),
+                });
             }
         }
         out
@@ -221,6 +206,11 @@ impl AccessGraph {
     pub fn path_display<S: AsRef<str>>(&self, via: &[S]) -> Option<String> {
         (!via.is_empty()).then(|| via.iter().map(|k| self.display(k.as_ref())).collect::<Vec<_>>().join(" → "))
     }
+}
+
+/// Whether `path` is preferred to `existing` as the one shown: shorter, or as long and smaller.
+fn preferred<S: Ord>(path: &[S], existing: &[S]) -> bool {
+    path.len() < existing.len() || (path.len() == existing.len() && path < existing)
 }
 
 /// Report order: scope, role, then who and how.
@@ -490,6 +480,58 @@ mod tests {
             g.holders_at(&["/subscriptions/s/rg/ws".into()]).into_iter().map(|e| e.leaf).collect();
         leaves.sort();
         assert_eq!(leaves, vec!["alice", "bob", "carol", "dave"]);
+    }
+
+    /// A graph where `ext`, a group whose members were not read, holds Reader on `/s`, and the
+    /// group `ds`, whose members are known, lists it.
+    fn with_unread_group() -> AccessGraph {
+        let mut g = graph(&[("ds", &["alice", "ext"])], &[]);
+        g.nodes.insert("ext".into(), Node { display: "ext".into(), is_group: true });
+        at(&mut g, "ext", "Reader", "/s");
+        at(&mut g, "ds", "Owner", "/s");
+        g
+    }
+
+    #[test]
+    fn groups_without_known_members_hold_access_themselves_in_effective_access() {
+        let e = with_unread_group().effective();
+        let keys: Vec<(&str, &str)> = e.keys().map(|(leaf, role, _)| (leaf.as_str(), role.as_str())).collect();
+        assert_eq!(keys, vec![("alice", "Owner"), ("ext", "Owner"), ("ext", "Reader")]);
+        assert!(e[&("ext".into(), "Reader".into(), "s".into())].is_empty());
+        assert_eq!(e[&("ext".into(), "Owner".into(), "s".into())], vec!["ds".to_string()]);
+    }
+
+    #[test]
+    fn groups_without_known_members_gain_and_lose_access_themselves() {
+        let after = with_unread_group();
+        let mut before = after.clone();
+        before.assignments.retain(|a| a.principal != "ext");
+        let c = changes(&before, &after);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(c[0].gain);
+        assert_eq!(
+            (c[0].principals.as_slice(), c[0].role.as_str(), c[0].via.as_deref()),
+            (&["ext".to_owned()][..], "Reader", None)
+        );
+        let c = changes(&after, &before);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(!c[0].gain);
+    }
+
+    #[test]
+    fn groups_without_known_members_hold_access_themselves_at_a_scope() {
+        let g = with_unread_group();
+        let mut found: Vec<(String, &str, Vec<String>)> =
+            g.holders_at(&["/s".into()]).into_iter().map(|e| (e.leaf, e.assignment.role.as_str(), e.via)).collect();
+        found.sort();
+        assert_eq!(
+            found,
+            vec![
+                ("alice".into(), "Owner", vec!["ds".to_string()]),
+                ("ext".into(), "Owner", vec!["ds".to_string()]),
+                ("ext".into(), "Reader", vec![]),
+            ]
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use crate::live::{self, LiveState, managed_scopes};
+use crate::live::{self, LiveState, PrincipalKind, managed_scopes};
 use crate::lower::{Desired, DesiredState, OWNER_TAG, assignment_marker};
 use mlpolicy_azure::{self as azure, AzureClient};
 use mlpolicy_lang::Compiled;
@@ -302,13 +302,11 @@ pub fn evaluate(
         let meta = address.and_then(|a| metas.get(a).copied());
         let orphaned = state.deleted.contains(&pid);
         let info = live.principals.get(&pid);
-        let kind = match info.map(|i| i.kind.as_str()) {
+        let kind = match info.map(|i| i.kind) {
             _ if orphaned => "unknown",
-            Some("service_principal") if identities.contains(&pid) => "identity",
-            Some("user") => "user",
-            Some("group") => "group",
-            Some("service_principal") => "service_principal",
-            _ => "unknown",
+            Some(PrincipalKind::ServicePrincipal) if identities.contains(&pid) => "identity",
+            Some(k) => k.as_str(),
+            None => "unknown",
         };
         let member_count = live.groups.get(&pid).map_or(0, |g| i64::try_from(g.members.len()).unwrap_or(i64::MAX));
         let description =

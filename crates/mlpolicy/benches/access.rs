@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use mlpolicy_engine::access::{self, Context};
-use mlpolicy_engine::live::{LiveGroup, LiveState, PrincipalInfo};
+use mlpolicy_engine::live::{LiveGroup, LiveState, PrincipalInfo, PrincipalKind};
 use mlpolicy_engine::lower::DesiredState;
 
 /// The allocator the `mlpolicy` binary uses (src/main.rs), so that figures are the CLI's.
@@ -79,20 +79,25 @@ fn tenant() -> LiveState {
         for m in &members {
             live.principals.entry(m.clone()).or_insert_with(|| PrincipalInfo {
                 id: m.clone(),
-                kind: "user".into(),
+                kind: PrincipalKind::User,
                 display: format!("user{}@contoso.com", &m[24..]),
                 app_id: None,
             });
         }
         live.principals.insert(
             group.clone(),
-            PrincipalInfo { id: group.clone(), kind: "group".into(), display: format!("ml-team-{t:04}"), app_id: None },
+            PrincipalInfo {
+                id: group.clone(),
+                kind: PrincipalKind::Group,
+                display: format!("ml-team-{t:04}"),
+                app_id: None,
+            },
         );
         live.principals.insert(
             guid(2, t),
             PrincipalInfo {
                 id: guid(2, t),
-                kind: "service_principal".into(),
+                kind: PrincipalKind::ServicePrincipal,
                 display: format!("id-team-{t:04}"),
                 app_id: None,
             },

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::live::LiveState;
+use crate::live::{LiveState, PrincipalKind};
 use crate::lower::{Desired, DesiredState, PrincipalRef};
 use crate::plan::AccessChange;
 use mlpolicy_vocab::arm::canonical;
@@ -285,7 +285,7 @@ pub fn from_desired(desired: &DesiredState) -> AccessGraph {
 pub fn from_live(live: &LiveState, keep: impl Fn(&str) -> bool, show_scope: impl Fn(&str) -> String) -> AccessGraph {
     let mut g = AccessGraph::default();
     for (id, p) in &live.principals {
-        g.nodes.insert(id.clone(), Node { display: p.display.clone(), is_group: p.kind == "group" });
+        g.nodes.insert(id.clone(), Node { display: p.display.clone(), is_group: p.kind == PrincipalKind::Group });
     }
     for (id, grp) in &live.groups {
         g.members.insert(id.clone(), grp.members.clone());

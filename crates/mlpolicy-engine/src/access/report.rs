@@ -148,7 +148,8 @@ pub fn desired_kinds(desired: &DesiredState) -> HashMap<String, String> {
 /// Kinds of the tenant's principals: managed identities (user-assigned and workspaces') are
 /// `identity`, the rest as Graph says.
 pub fn live_kinds(live: &LiveState) -> HashMap<String, String> {
-    let mut out: HashMap<String, String> = live.principals.iter().map(|(id, p)| (id.clone(), p.kind.clone())).collect();
+    let mut out: HashMap<String, String> =
+        live.principals.iter().map(|(id, p)| (id.clone(), p.kind.as_str().to_owned())).collect();
     let identity_ids = live
         .identities
         .values()

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::live::PrincipalInfo;
+use crate::live::{PrincipalInfo, PrincipalKind};
 use crate::lower::PrincipalRef;
 use mlpolicy_azure::{
     PasswordCredential, RoleAssignmentProperties, RoleCatalog, RoleDefinition, RoleDefinitionProperties,
@@ -64,8 +64,8 @@ fn catalog() -> Arc<RoleCatalog> {
     ))
 }
 
-fn principal(id: &str, kind: &str, display: &str, app_id: Option<&str>) -> PrincipalInfo {
-    PrincipalInfo { id: id.into(), kind: kind.into(), display: display.into(), app_id: app_id.map(str::to_owned) }
+fn principal(id: &str, kind: PrincipalKind, display: &str, app_id: Option<&str>) -> PrincipalInfo {
+    PrincipalInfo { id: id.into(), kind, display: display.into(), app_id: app_id.map(str::to_owned) }
 }
 
 fn fixture() -> Fixture {
@@ -87,9 +87,13 @@ fn fixture() -> Fixture {
         };
         live.resolved.insert(r, Some(id.into()));
     }
-    live.principals.insert("g-ds".into(), principal("g-ds", "group", "ml-ds", None));
-    live.principals.insert("sp-scoring".into(), principal("sp-scoring", "service_principal", "scoring", Some("APP-1")));
-    live.principals.insert("u-mallory".into(), principal("u-mallory", "user", "mallory@contoso.com", None));
+    live.principals.insert("g-ds".into(), principal("g-ds", PrincipalKind::Group, "ml-ds", None));
+    live.principals.insert(
+        "sp-scoring".into(),
+        principal("sp-scoring", PrincipalKind::ServicePrincipal, "scoring", Some("APP-1")),
+    );
+    live.principals
+        .insert("u-mallory".into(), principal("u-mallory", PrincipalKind::User, "mallory@contoso.com", None));
     let scopes = audit_scopes(&desired);
     let mut state = AuditState { desired, live, scopes, ..AuditState::default() };
     assign(&mut state, "ra-ds", &ws(), "AzureML Data Scientist", "g-ds", "Managed by mlpolicy [mlpolicy:mlpolicy]");
@@ -177,7 +181,7 @@ fn an_undeclared_narrow_grant_to_a_user_is_unexplained_access() {
     assert_eq!(rules(&r), ["baseline/grants_to_groups"]);
     assert_eq!(r.findings[0].also, [UNEXPLAINED]);
     // A group that the configuration does not grant to: only unexplained.
-    f.state.live.principals.insert("g-other".into(), principal("g-other", "group", "other", None));
+    f.state.live.principals.insert("g-other".into(), principal("g-other", PrincipalKind::Group, "other", None));
     assign(&mut f.state, "ra-other", &ws(), "Reader", "g-other", "");
     let r = run(&f);
     assert_eq!(rules(&r), [UNEXPLAINED, "baseline/grants_to_groups"]);
@@ -189,7 +193,10 @@ fn an_orphaned_assignment_is_a_warning_and_nothing_else() {
     let mut f = fixture();
     assign(&mut f.state, "ra-orphan", &storage(), "Owner", "dead", "");
     f.state.deleted.insert("dead".into());
-    f.state.live.principals.insert("dead".into(), principal("dead", "unknown", "unknown principal dead", None));
+    f.state
+        .live
+        .principals
+        .insert("dead".into(), principal("dead", PrincipalKind::Unknown, "unknown principal dead", None));
     let r = run(&f);
     assert_eq!(rules(&r), [ORPHANED]);
     assert_eq!(r.findings[0].level, Level::Warn);

@@ -157,7 +157,12 @@ async fn find_principal(
             let display = u.user_principal_name.clone().unwrap_or_else(|| q.to_owned());
             live.principals.insert(
                 id.clone(),
-                mlpolicy_engine::live::PrincipalInfo { id, kind: "user".into(), display, app_id: None },
+                mlpolicy_engine::live::PrincipalInfo {
+                    id,
+                    kind: mlpolicy_engine::live::PrincipalKind::User,
+                    display,
+                    app_id: None,
+                },
             );
         }
     } else if mlpolicy_vocab::guid::is_guid(q) {

@@ -6,6 +6,7 @@ use crate::lower::PrincipalRef;
 use mlpolicy_azure::{
     PasswordCredential, RoleAssignmentProperties, RoleCatalog, RoleDefinition, RoleDefinitionProperties,
 };
+use mlpolicy_lang::diagnostics::Code;
 
 const SUB: &str = "11111111-1111-1111-1111-111111111111";
 const NOW: &str = "2025-06-01T00:00:00Z";
@@ -46,7 +47,7 @@ grant "AzureML Data Scientist" to service_principal("scoring") on workspace.main
 "#;
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     compiled: Compiled,
     state: AuditState,
 }
@@ -105,7 +106,7 @@ fn fixture() -> Fixture {
         "sp-scoring",
         "Managed by mlpolicy [mlpolicy:mlpolicy]",
     );
-    Fixture { _dir: dir, compiled, state }
+    Fixture { dir, compiled, state }
 }
 
 fn assign(state: &mut AuditState, name: &str, scope: &str, role: &str, principal: &str, description: &str) {
@@ -275,4 +276,23 @@ fn attached_resources_are_audit_scopes() {
     let f = fixture();
     assert!(f.state.scopes.contains(&canonical(&storage())));
     assert!(f.state.scopes.contains(&canonical(&ws())));
+}
+
+#[test]
+fn a_condition_that_is_not_a_bool_is_w0402_for_live_objects_too() {
+    let mut f = fixture();
+    std::fs::write(f.dir.path().join("odd.mlp"), "policy odd {\n  warn grant when role\n}\n").unwrap();
+    f.compiled = mlpolicy_lang::compile(f.dir.path(), &mlpolicy_lang::settings::Overrides::default());
+    assert!(!f.compiled.has_errors(), "{:?}", f.compiled.diagnostics);
+    // A portal grant no declaration explains: only the audit sees it.
+    assign(&mut f.state, "ra-reader", &storage(), "Storage Blob Data Reader", "u-mallory", "");
+    let options = AuditOptions { now: parse_rfc3339(NOW).unwrap(), expiring_within: DEFAULT_WINDOW };
+    let (report, diags) = evaluate(&f.compiled, &f.state, &options, ".");
+    let w0402: Vec<&str> = diags.items.iter().filter(|d| d.code == Code::W0402).map(|d| d.message.as_str()).collect();
+    assert!(
+        w0402.contains(&"policy `odd` yields a string for `role assignment Storage Blob Data Reader → mallory@contoso.com @ stml`, not a bool"),
+        "{w0402:#?}"
+    );
+    assert_eq!(w0402.len(), 3, "one per live grant: {w0402:#?}");
+    assert!(!rules(&report).contains(&"odd"), "{:?}", rules(&report));
 }

@@ -122,9 +122,7 @@ fn answer(live: &LiveState, desired: &DesiredState, query: &str) -> (usize, usiz
     let scopes = access::managed_scope_names(desired);
     let managed = access::managed_live_assignments(desired, live);
     lap("kinds, managed");
-    let is_managed = |a: &access::Assignment| {
-        managed.contains(&(a.principal.clone(), a.role.to_ascii_lowercase(), a.scope_id.clone()))
-    };
+    let is_managed = |a: &access::Assignment| managed.contains(a);
     let ctx =
         Context { graph: &graph, kinds: &kinds, managed_scopes: &scopes, is_managed: &is_managed, source: "live" };
     let report = if query.starts_with('/') {

@@ -21,5 +21,6 @@ pub use graph::{
 };
 pub use query::{ScopeQuery, principal_key, scope_query};
 pub use report::{
-    Context, Entry, Report, desired_kinds, live_kinds, managed_live_assignments, managed_scope_names, scope_names,
+    Context, Entry, ManagedAssignments, Report, desired_kinds, live_kinds, managed_live_assignments,
+    managed_scope_names, scope_names,
 };

@@ -2,7 +2,7 @@
 //! access or of everyone's access at a scope, and the kinds, scope names and managed assignments
 //! they show.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -187,27 +187,45 @@ pub fn managed_scope_names(desired: &DesiredState) -> BTreeMap<String, String> {
 }
 
 /// The live assignments the configuration manages: declared (same principal, role and scope)
-/// or carrying its ownership marker. Keys are (principal id, role, canonical scope).
-pub fn managed_live_assignments(desired: &DesiredState, live: &LiveState) -> BTreeSet<(String, String, String)> {
-    let marker = crate::lower::assignment_marker(&desired.owner);
-    let mut out: BTreeSet<(String, String, String)> = desired
-        .objects
-        .values()
-        .filter_map(|o| match &o.object {
-            Desired::RoleAssignment(r) => {
-                let pid = live.resolved.get(&r.principal).cloned().flatten()?;
-                Some((pid, r.role.to_ascii_lowercase(), r.scope.clone()))
-            }
-            _ => None,
+/// or carrying its ownership marker. Looked up once per reported entry, without allocating.
+#[derive(Debug, Default)]
+pub struct ManagedAssignments {
+    /// Principal id → (role, canonical scope) of each of its managed assignments.
+    by_principal: HashMap<String, Vec<(String, String)>>,
+}
+
+impl ManagedAssignments {
+    fn insert(&mut self, principal: String, role: String, scope_id: String) {
+        self.by_principal.entry(principal).or_default().push((role, scope_id));
+    }
+
+    /// Whether `a` (keyed by principal id and canonical scope) is managed; roles compare
+    /// without regard to case.
+    pub fn contains(&self, a: &Assignment) -> bool {
+        self.by_principal.get(a.principal.as_str()).is_some_and(|held| {
+            held.iter().any(|(role, scope)| *scope == a.scope_id && role.eq_ignore_ascii_case(&a.role))
         })
-        .collect();
+    }
+}
+
+/// The [`ManagedAssignments`] of a configuration in the tenant.
+pub fn managed_live_assignments(desired: &DesiredState, live: &LiveState) -> ManagedAssignments {
+    let marker = crate::lower::assignment_marker(&desired.owner);
+    let mut out = ManagedAssignments::default();
+    for o in desired.objects.values() {
+        if let Desired::RoleAssignment(r) = &o.object
+            && let Some(Some(pid)) = live.resolved.get(&r.principal)
+        {
+            out.insert(pid.clone(), r.role.clone(), r.scope.clone());
+        }
+    }
     for a in live.role_assignments.values() {
         if a.properties.description.as_deref().is_some_and(|d| d.ends_with(&marker)) {
-            out.insert((
+            out.insert(
                 a.properties.principal_id.to_ascii_lowercase(),
-                live.role_name(a).to_ascii_lowercase(),
+                live.role_name(a),
                 canonical(&a.properties.scope),
-            ));
+            );
         }
     }
     out

@@ -130,9 +130,7 @@ fn live_report(
     let kinds = access::live_kinds(&live);
     let scopes = access::managed_scope_names(desired);
     let managed = access::managed_live_assignments(desired, &live);
-    let is_managed = |a: &access::Assignment| {
-        managed.contains(&(a.principal.clone(), a.role.to_ascii_lowercase(), a.scope_id.clone()))
-    };
+    let is_managed = |a: &access::Assignment| managed.contains(a);
     let ctx =
         Context { graph: &graph, kinds: &kinds, managed_scopes: &scopes, is_managed: &is_managed, source: "live" };
     answer(&ctx, desired, &compiled.settings.subscriptions, query, Some(&live))

@@ -21,6 +21,6 @@ pub use graph::{
 };
 pub use query::{ScopeQuery, principal_key, scope_query};
 pub use report::{
-    Context, Entry, ManagedAssignments, Report, desired_kinds, live_kinds, managed_live_assignments,
-    managed_scope_names, scope_names,
+    Context, Entry, ManagedAssignments, Query, Report, answer, desired_kinds, live_kinds, live_report,
+    managed_live_assignments, managed_scope_names, scope_names,
 };

@@ -6,9 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use super::graph::{AccessGraph, Assignment, Effective, covers, desired_key};
+use super::graph::{AccessGraph, Assignment, Effective, covers, desired_key, from_live};
+use super::query::{principal_key, scope_query};
 use crate::live::LiveState;
 use crate::lower::{Desired, DesiredState, PrincipalRef};
+use mlpolicy_lang::diagnostics::{Code, Diagnostic, Diagnostics};
 use mlpolicy_vocab::arm::canonical;
 
 /// What `mlpolicy access` answers: one principal's access, or everyone's access at a scope.
@@ -206,6 +208,64 @@ impl ManagedAssignments {
             held.iter().any(|(role, scope)| *scope == a.scope_id && role.eq_ignore_ascii_case(&a.role))
         })
     }
+}
+
+/// What `mlpolicy access` is asked: a principal, a scope, or a principal narrowed to a scope.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    pub principal: Option<&'a str>,
+    pub scope: Option<&'a str>,
+}
+
+/// The report for a query over a graph: a principal's access, narrowed to a scope when both are
+/// given, or everyone's access at a scope. `live` maps configuration references to object ids
+/// when the graph is the tenant's. Codes: E0901, E0902.
+pub fn answer(
+    ctx: &Context<'_>,
+    desired: &DesiredState,
+    subscriptions: &BTreeMap<String, String>,
+    query: &Query<'_>,
+    live: Option<&LiveState>,
+) -> Result<Report, Diagnostics> {
+    let scope = query.scope.map(|s| scope_query(s, desired, subscriptions)).transpose()?;
+    match (query.principal, scope) {
+        (Some(p), scope) => {
+            let key = principal_key(p, desired, ctx.graph, live)?;
+            let mut report = ctx.principal_report(&key);
+            if let Some(s) = scope {
+                report.entries.retain(|e| s.targets.iter().any(|t| covers(&e.scope_id, t) || covers(t, &e.scope_id)));
+                report.at = Some(s.subject);
+            }
+            Ok(report)
+        }
+        (None, Some(s)) => Ok(ctx.scope_report(s.subject, &s.kind, &s.targets)),
+        (None, None) => Err(Diagnostic::error(Code::E0901, "give a PRINCIPAL, or --scope SCOPE").into()),
+    }
+}
+
+/// `mlpolicy access --live` once the tenant is read (with its groups expanded): the answer over
+/// the tenant's access graph, scopes shown as the configuration names them, and assignments the
+/// configuration manages marked.
+pub fn live_report(
+    desired: &DesiredState,
+    live: &LiveState,
+    subscriptions: &BTreeMap<String, String>,
+    query: &Query<'_>,
+) -> Result<Report, Diagnostics> {
+    let mut names = scope_names(desired);
+    for (alias, id) in subscriptions {
+        names.entry(canonical(&format!("/subscriptions/{id}"))).or_insert_with(|| format!("subscription {alias}"));
+    }
+    let show_scope =
+        |s: &str| names.get(&canonical(s)).cloned().unwrap_or_else(|| mlpolicy_vocab::arm::scope_display(s));
+    let graph = from_live(live, |_| true, show_scope);
+    let kinds = live_kinds(live);
+    let scopes = managed_scope_names(desired);
+    let managed = managed_live_assignments(desired, live);
+    let is_managed = |a: &Assignment| managed.contains(a);
+    let ctx =
+        Context { graph: &graph, kinds: &kinds, managed_scopes: &scopes, is_managed: &is_managed, source: "live" };
+    answer(&ctx, desired, subscriptions, query, Some(live))
 }
 
 /// The [`ManagedAssignments`] of a configuration in the tenant.

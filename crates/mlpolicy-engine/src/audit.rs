@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use crate::live::{self, LiveState, PrincipalKind, managed_scopes};
-use crate::lower::{Desired, DesiredState, OWNER_TAG, assignment_marker};
+use crate::lower::{Desired, DesiredState, OWNER_TAG, assignment_marker, unmarked_description};
 use mlpolicy_azure::{self as azure, AzureClient};
 use mlpolicy_lang::Compiled;
 use mlpolicy_lang::ast::{self, Effect};
@@ -357,9 +357,7 @@ impl<'a> Audit<'a> {
                 None => "unknown",
             };
             let member_count = live.groups.get(&pid).map_or(0, |g| i64::try_from(g.members.len()).unwrap_or(i64::MAX));
-            let description =
-                a.properties.description.as_deref().unwrap_or_default().trim_end_matches(&marker).trim().to_owned();
-            let description = if description == "Managed by mlpolicy" { String::new() } else { description };
+            let description = unmarked_description(&self.state.desired.owner, a.properties.description.as_deref());
             let env = bind(vec![
                 ("role", s(&role)),
                 (
@@ -367,7 +365,7 @@ impl<'a> Audit<'a> {
                     map(&[("kind", s(kind)), ("name", s(&principal)), ("member_count", Value::Int(member_count))]),
                 ),
                 ("scope", map(&[("kind", s(scope_kind(&a.properties.scope))), ("name", s(&scope_name))])),
-                ("description", s(&description)),
+                ("description", s(description)),
                 ("condition", s(a.properties.condition.as_deref().unwrap_or_default())),
             ]);
             let mut properties = BTreeMap::from([

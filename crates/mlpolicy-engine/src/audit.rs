@@ -123,7 +123,7 @@ pub async fn read(compiled: &Compiled, client: &AzureClient) -> Result<AuditStat
     // Principals Graph could not name and answered 404 for; other failures (403, say) do not
     // make an assignment orphaned.
     let deleted: BTreeSet<String> = holders.iter().filter(|p| live.deleted.contains(*p)).cloned().collect();
-    let identities = identity_principals(&live);
+    let identities = live.identity_principals();
     let app_ids: Vec<String> = holders
         .into_iter()
         .filter(|p| !identities.contains(p))
@@ -163,16 +163,6 @@ fn principals_with_roles(live: &LiveState, scopes: &BTreeSet<String>) -> BTreeSe
         .values()
         .filter(|a| scopes.contains(&canonical(&a.properties.scope)))
         .map(|a| a.properties.principal_id.to_ascii_lowercase())
-        .collect()
-}
-
-/// Principal ids of managed identities seen live: user-assigned ones and workspaces' own.
-fn identity_principals(live: &LiveState) -> BTreeSet<String> {
-    live.identities
-        .values()
-        .filter_map(|i| i.properties.principal_id.as_deref())
-        .chain(live.workspaces.values().filter_map(|w| w.identity.as_ref().and_then(|i| i.principal_id.as_deref())))
-        .map(str::to_ascii_lowercase)
         .collect()
 }
 
@@ -333,7 +323,7 @@ impl<'a> Audit<'a> {
     fn grants(&mut self) -> Vec<Subject<'a>> {
         let live = &self.state.live;
         let declared = declared_assignments(&self.state.desired, live);
-        let identities = identity_principals(live);
+        let identities = live.identity_principals();
         let marker = assignment_marker(&self.state.desired.owner);
         let mut subjects = Vec::new();
         for (id, a) in &live.role_assignments {

@@ -186,6 +186,17 @@ impl LiveState {
             .unwrap_or(guid)
     }
 
+    /// Principal ids (lower-case) of the managed identities seen: user-assigned ones and
+    /// workspaces' own. Graph lists them as service principals.
+    pub fn identity_principals(&self) -> BTreeSet<String> {
+        self.identities
+            .values()
+            .filter_map(|i| i.properties.principal_id.as_deref())
+            .chain(self.workspaces.values().filter_map(|w| w.identity.as_ref()?.principal_id.as_deref()))
+            .map(str::to_ascii_lowercase)
+            .collect()
+    }
+
     /// Whether an ARM object carries this owner's tag.
     pub fn owned_tags(&self, tags: &BTreeMap<String, String>) -> bool {
         tags.iter().any(|(k, v)| k.eq_ignore_ascii_case(OWNER_TAG) && *v == self.owner)

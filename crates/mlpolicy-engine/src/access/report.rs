@@ -152,13 +152,8 @@ pub fn desired_kinds(desired: &DesiredState) -> HashMap<String, String> {
 pub fn live_kinds(live: &LiveState) -> HashMap<String, String> {
     let mut out: HashMap<String, String> =
         live.principals.iter().map(|(id, p)| (id.clone(), p.kind.as_str().to_owned())).collect();
-    let identity_ids = live
-        .identities
-        .values()
-        .filter_map(|i| i.properties.principal_id.as_ref())
-        .chain(live.workspaces.values().filter_map(|w| w.identity.as_ref()?.principal_id.as_ref()));
-    for id in identity_ids {
-        out.insert(id.to_ascii_lowercase(), "identity".into());
+    for id in live.identity_principals() {
+        out.insert(id, "identity".into());
     }
     out
 }

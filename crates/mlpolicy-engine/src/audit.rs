@@ -26,8 +26,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use crate::live::{self, LiveState, managed_scopes};
-use crate::lower::{Desired, DesiredState, OWNER_TAG, assignment_marker};
+use crate::live::{self, LiveState, PrincipalKind, managed_scopes};
+use crate::lower::{Desired, DesiredState, OWNER_TAG, assignment_marker, unmarked_description};
 use mlpolicy_azure::{self as azure, AzureClient};
 use mlpolicy_lang::Compiled;
 use mlpolicy_lang::ast::{self, Effect};
@@ -123,7 +123,7 @@ pub async fn read(compiled: &Compiled, client: &AzureClient) -> Result<AuditStat
     // Principals Graph could not name and answered 404 for; other failures (403, say) do not
     // make an assignment orphaned.
     let deleted: BTreeSet<String> = holders.iter().filter(|p| live.deleted.contains(*p)).cloned().collect();
-    let identities = identity_principals(&live);
+    let identities = live.identity_principals();
     let app_ids: Vec<String> = holders
         .into_iter()
         .filter(|p| !identities.contains(p))
@@ -163,16 +163,6 @@ fn principals_with_roles(live: &LiveState, scopes: &BTreeSet<String>) -> BTreeSe
         .values()
         .filter(|a| scopes.contains(&canonical(&a.properties.scope)))
         .map(|a| a.properties.principal_id.to_ascii_lowercase())
-        .collect()
-}
-
-/// Principal ids of managed identities seen live: user-assigned ones and workspaces' own.
-fn identity_principals(live: &LiveState) -> BTreeSet<String> {
-    live.identities
-        .values()
-        .filter_map(|i| i.properties.principal_id.as_deref())
-        .chain(live.workspaces.values().filter_map(|w| w.identity.as_ref().and_then(|i| i.principal_id.as_deref())))
-        .map(str::to_ascii_lowercase)
         .collect()
 }
 
@@ -272,6 +262,19 @@ fn declared_assignments(desired: &DesiredState, live: &LiveState) -> BTreeMap<St
     out
 }
 
+/// What the steps of [`evaluate`] share: the configuration, what was read, and the declarations
+/// by address and by the Azure id of what they declare.
+struct Audit<'a> {
+    compiled: &'a Compiled,
+    state: &'a AuditState,
+    metas: BTreeMap<String, &'a Meta>,
+    /// Canonical id of a declared workspace, identity, federated credential or resource group →
+    /// its address.
+    by_azure_id: BTreeMap<String, &'a String>,
+    /// What was examined: how many of each kind of live object.
+    examined: BTreeMap<String, usize>,
+}
+
 /// Judges what [`read`] found. Also returns the diagnostics of evaluating conditions (W0402).
 pub fn evaluate(
     compiled: &Compiled,
@@ -279,277 +282,329 @@ pub fn evaluate(
     options: &AuditOptions,
     config_dir: &str,
 ) -> (Report, Diagnostics) {
-    let live = &state.live;
-    let metas: BTreeMap<String, &Meta> = compiled.model.metas().map(|m| (m.address.to_string(), m)).collect();
-    let declared = declared_assignments(&state.desired, live);
-    let identities = identity_principals(live);
-    let marker = assignment_marker(&state.desired.owner);
-    let mut subjects: Vec<Subject<'_>> = Vec::new();
-    let mut examined: BTreeMap<String, usize> = BTreeMap::new();
-
-    // Role assignments at the audit scopes.
-    for (id, a) in &live.role_assignments {
-        if !state.scopes.contains(&canonical(&a.properties.scope)) {
-            continue;
-        }
-        *examined.entry("role assignments".into()).or_default() += 1;
-        let pid = a.properties.principal_id.to_ascii_lowercase();
-        let role = live.role_name(a);
-        let scope_name = mlpolicy_vocab::arm::scope_display(&a.properties.scope);
-        let principal = live.display(&pid);
-        let display = format!("role assignment {role} → {principal} @ {scope_name}");
-        let address = declared.get(id);
-        let meta = address.and_then(|a| metas.get(a).copied());
-        let orphaned = state.deleted.contains(&pid);
-        let info = live.principals.get(&pid);
-        let kind = match info.map(|i| i.kind.as_str()) {
-            _ if orphaned => "unknown",
-            Some("service_principal") if identities.contains(&pid) => "identity",
-            Some("user") => "user",
-            Some("group") => "group",
-            Some("service_principal") => "service_principal",
-            _ => "unknown",
-        };
-        let member_count = live.groups.get(&pid).map_or(0, |g| i64::try_from(g.members.len()).unwrap_or(i64::MAX));
-        let description =
-            a.properties.description.as_deref().unwrap_or_default().trim_end_matches(&marker).trim().to_owned();
-        let description = if description == "Managed by mlpolicy" { String::new() } else { description };
-        let env = bind(vec![
-            ("role", s(&role)),
-            (
-                "principal",
-                map(&[("kind", s(kind)), ("name", s(&principal)), ("member_count", Value::Int(member_count))]),
-            ),
-            ("scope", map(&[("kind", s(scope_kind(&a.properties.scope))), ("name", s(&scope_name))])),
-            ("description", s(&description)),
-            ("condition", s(a.properties.condition.as_deref().unwrap_or_default())),
-        ]);
-        let mut properties = BTreeMap::from([
-            ("role".to_owned(), role.clone()),
-            ("principal_id".to_owned(), pid.clone()),
-            ("scope".to_owned(), a.properties.scope.clone()),
-        ]);
-        if let Some(t) = &a.properties.principal_type {
-            properties.insert("principal_type".into(), t.clone());
-        }
-        let mut matches = Vec::new();
-        if orphaned {
-            matches.push((
-                RANK_ORPHANED,
-                ORPHANED.to_owned(),
-                Level::Warn,
-                format!("{role} @ {scope_name} is held by principal {pid}, which no longer exists"),
-            ));
-        } else if address.is_none() {
-            let how = match kind {
-                "user" => " (a direct grant to a user: no group of the configuration explains it)",
-                _ => "",
-            };
-            let owned = if a.properties.description.as_deref().is_some_and(|d| d.ends_with(&marker)) {
-                " (it carries this configuration's marker: the next `apply` deletes it)"
-            } else {
-                ""
-            };
-            matches.push((
-                RANK_UNEXPLAINED,
-                UNEXPLAINED.to_owned(),
-                Level::Deny,
-                format!("{display} is not in the configuration{how}{owned}"),
-            ));
-        }
-        subjects.push(Subject { kind: "grant", display, azure_id: a.id.clone(), meta, env, properties, matches });
-    }
-
-    // Workspaces, identities, federated credentials and groups, as they are live.
-    let desired_ids: BTreeMap<String, &String> = state
-        .desired
-        .objects
-        .values()
-        .filter_map(|o| match &o.object {
-            Desired::Workspace(w) => Some((canonical(&w.id), &o.address)),
-            Desired::Identity(i) => Some((canonical(&i.id), &o.address)),
-            Desired::Federated(f) => Some((canonical(&f.id), &o.address)),
-            Desired::ResourceGroup(r) => Some((canonical(&r.id), &o.address)),
-            _ => None,
-        })
-        .collect();
-    let meta_of = |id: &str| desired_ids.get(&canonical(id)).and_then(|a| metas.get(a.as_str()).copied());
-    let managed_rgs: BTreeSet<String> = state
-        .desired
-        .objects
-        .values()
-        .filter_map(|o| if let Desired::ResourceGroup(r) = &o.object { Some(canonical(&r.id)) } else { None })
-        .collect();
-    for (id, w) in &live.workspaces {
-        let in_managed_rg = managed_rgs.iter().any(|rg| id.starts_with(&format!("{rg}/")));
-        if !desired_ids.contains_key(id) && !in_managed_rg {
-            continue;
-        }
-        *examined.entry("workspaces".into()).or_default() += 1;
-        let (kind, name) = match w.identity.as_ref().map(|i| i.kind.to_ascii_lowercase()) {
-            Some(k) if k.contains("userassigned") && !k.contains("systemassigned") => {
-                let uai = w
-                    .identity
-                    .as_ref()
-                    .and_then(|i| i.user_assigned_identities.keys().next())
-                    .map_or("", |k| mlpolicy_vocab::arm::last_segment(k));
-                ("user", uai.to_owned())
-            }
-            Some(k) if k.contains("systemassigned") => ("system", w.name.clone()),
-            _ => ("none", String::new()),
-        };
-        let public = !w.properties.public_network_access.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("Disabled"));
-        let env = bind(vec![
-            ("name", s(&w.name)),
-            ("location", s(&w.location)),
-            ("identity", map(&[("kind", s(kind)), ("name", s(&name))])),
-            ("public_network_access", Value::Bool(public)),
-            ("tags", tags_value(&w.tags)),
-            ("description", s(w.properties.description.as_deref().unwrap_or_default())),
-            ("resource_group", s(&resource_group_of(&w.id))),
-        ]);
-        subjects.push(Subject {
-            kind: "workspace",
-            display: format!("workspace {}", w.name),
-            azure_id: w.id.clone(),
-            meta: meta_of(id),
-            env,
-            properties: BTreeMap::new(),
-            matches: Vec::new(),
-        });
-    }
-    let mut roles_of: HashMap<String, Vec<String>> = HashMap::new();
-    for a in live.role_assignments.values() {
-        roles_of.entry(a.properties.principal_id.to_ascii_lowercase()).or_default().push(live.role_name(a));
-    }
-    for (id, i) in &live.identities {
-        if !desired_ids.contains_key(id) && !live.owned_tags(&i.tags) {
-            continue;
-        }
-        *examined.entry("identities".into()).or_default() += 1;
-        let federated: Vec<&String> = live
-            .federated
-            .iter()
-            .filter(|(fid, _)| fid.starts_with(&format!("{id}/")))
-            .map(|(_, f)| &f.properties.subject)
-            .collect();
-        let mut roles = i
-            .properties
-            .principal_id
-            .as_ref()
-            .and_then(|p| roles_of.get(&p.to_ascii_lowercase()))
-            .cloned()
-            .unwrap_or_default();
-        roles.sort();
-        let write_roles: Vec<&String> = roles.iter().filter(|r| !policy::is_read_only(&s(r))).collect();
-        let env = bind(vec![
-            ("name", s(&i.name)),
-            ("location", s(&i.location)),
-            ("resource_group", s(&resource_group_of(&i.id))),
-            ("tags", tags_value(&i.tags)),
-            ("federated", strs(federated)),
-            ("write_roles", strs(write_roles)),
-            ("roles", strs(&roles)),
-        ]);
-        subjects.push(Subject {
-            kind: "identity",
-            display: format!("identity {}", i.name),
-            azure_id: i.id.clone(),
-            meta: meta_of(id),
-            env,
-            properties: BTreeMap::new(),
-            matches: Vec::new(),
-        });
-    }
-    for (id, f) in &live.federated {
-        *examined.entry("federated credentials".into()).or_default() += 1;
-        let identity_id = id.rsplit_once("/federatedidentitycredentials/").map_or("", |(i, _)| i);
-        let identity = live.identities.get(identity_id).map_or_else(String::new, |i| i.name.clone());
-        let env = bind(vec![
-            ("name", s(&f.name)),
-            ("issuer", s(&f.properties.issuer)),
-            ("subject", s(&f.properties.subject)),
-            ("audiences", strs(&f.properties.audiences)),
-            ("identity", map(&[("name", s(&identity))])),
-        ]);
-        subjects.push(Subject {
-            kind: "federated",
-            display: format!("federated credential {} of {identity}", f.name),
-            azure_id: f.id.clone(),
-            meta: meta_of(id),
-            env,
-            properties: BTreeMap::new(),
-            matches: Vec::new(),
-        });
-    }
-    let groups_by_unique: BTreeMap<String, &String> = state
-        .desired
-        .objects
-        .values()
-        .filter_map(|o| match &o.object {
-            Desired::Group(g) => Some((g.unique_name.to_ascii_lowercase(), &o.address)),
-            _ => None,
-        })
-        .collect();
-    let additive: BTreeMap<&String, bool> = state
-        .desired
-        .objects
-        .values()
-        .filter_map(|o| match &o.object {
-            Desired::Group(g) => Some((&o.address, g.members_additive)),
-            _ => None,
-        })
-        .collect();
-    for (id, g) in &live.groups {
-        *examined.entry("groups".into()).or_default() += 1;
-        let address = g.group.unique_name.as_ref().and_then(|u| groups_by_unique.get(&u.to_ascii_lowercase())).copied();
-        let names = |ids: &BTreeSet<String>| {
-            let mut v: Vec<String> = ids.iter().map(|i| live.display(i)).collect();
-            v.sort();
-            Value::List(v.into_iter().map(Value::Str).collect())
-        };
-        let name = g.group.display_name.clone().unwrap_or_else(|| id.clone());
-        let env = bind(vec![
-            ("name", s(&name)),
-            ("description", s(g.group.description.as_deref().unwrap_or_default())),
-            ("members", names(&g.members)),
-            ("owners", names(&g.owners)),
-            ("members_additive", Value::Bool(address.and_then(|a| additive.get(a)).copied().unwrap_or(false))),
-        ]);
-        subjects.push(Subject {
-            kind: "group",
-            display: format!("group {name}"),
-            azure_id: format!("/groups/{id}"),
-            meta: address.and_then(|a| metas.get(a.as_str()).copied()),
-            env,
-            properties: BTreeMap::new(),
-            matches: Vec::new(),
-        });
-    }
-
+    let mut audit = Audit::new(compiled, state);
+    let mut subjects = audit.grants();
+    subjects.extend(audit.workspaces());
+    subjects.extend(audit.identities());
+    subjects.extend(audit.federated());
+    subjects.extend(audit.groups());
     let diagnostics = evaluate_policies(compiled, &mut subjects);
-    let mut report = Report {
-        command: "audit".into(),
-        config_dir: config_dir.to_owned(),
-        now: Some(mlpolicy_vocab::time::rfc3339(options.now)),
-        ..Report::default()
-    };
-    for subject in subjects {
-        if let Some(f) = finding(&compiled.sources, subject) {
-            report.findings.push(f);
-        }
-    }
-    let (secrets, checked) = secret_findings(state, options);
-    report.findings.extend(secrets);
-    examined.insert("applications".into(), checked);
-    report.examined = examined;
-    let mut catalog = policy_rules(&compiled.sources, &compiled.policies);
-    catalog.extend(audit_rules());
-    report.finish(&catalog);
-    (report, diagnostics)
+    (audit.report(subjects, options, config_dir), diagnostics)
 }
 
-/// Evaluates every policy rule over the subjects, adding its matches (waivers honoured).
+impl<'a> Audit<'a> {
+    fn new(compiled: &'a Compiled, state: &'a AuditState) -> Self {
+        let metas = compiled.model.metas().map(|m| (m.address.to_string(), m)).collect();
+        let by_azure_id = state
+            .desired
+            .objects
+            .values()
+            .filter_map(|o| match &o.object {
+                Desired::Workspace(w) => Some((canonical(&w.id), &o.address)),
+                Desired::Identity(i) => Some((canonical(&i.id), &o.address)),
+                Desired::Federated(f) => Some((canonical(&f.id), &o.address)),
+                Desired::ResourceGroup(r) => Some((canonical(&r.id), &o.address)),
+                _ => None,
+            })
+            .collect();
+        Audit { compiled, state, metas, by_azure_id, examined: BTreeMap::new() }
+    }
+
+    fn examine(&mut self, what: &str) {
+        *self.examined.entry(what.to_owned()).or_default() += 1;
+    }
+
+    /// The declaration of the live object with ARM id `id`.
+    fn meta_of(&self, id: &str) -> Option<&'a Meta> {
+        self.by_azure_id.get(&canonical(id)).and_then(|a| self.metas.get(a.as_str()).copied())
+    }
+
+    /// Every role assignment at the audit scopes, with the orphaned and unexplained ones marked.
+    fn grants(&mut self) -> Vec<Subject<'a>> {
+        let live = &self.state.live;
+        let declared = declared_assignments(&self.state.desired, live);
+        let identities = live.identity_principals();
+        let marker = assignment_marker(&self.state.desired.owner);
+        let mut subjects = Vec::new();
+        for (id, a) in &live.role_assignments {
+            if !self.state.scopes.contains(&canonical(&a.properties.scope)) {
+                continue;
+            }
+            self.examine("role assignments");
+            let pid = a.properties.principal_id.to_ascii_lowercase();
+            let role = live.role_name(a);
+            let scope_name = mlpolicy_vocab::arm::scope_display(&a.properties.scope);
+            let principal = live.display(&pid);
+            let display = format!("role assignment {role} → {principal} @ {scope_name}");
+            let address = declared.get(id);
+            let meta = address.and_then(|a| self.metas.get(a).copied());
+            let orphaned = self.state.deleted.contains(&pid);
+            let info = live.principals.get(&pid);
+            let kind = match info.map(|i| i.kind) {
+                _ if orphaned => "unknown",
+                Some(PrincipalKind::ServicePrincipal) if identities.contains(&pid) => "identity",
+                Some(k) => k.as_str(),
+                None => "unknown",
+            };
+            let member_count = live.groups.get(&pid).map_or(0, |g| i64::try_from(g.members.len()).unwrap_or(i64::MAX));
+            let description = unmarked_description(&self.state.desired.owner, a.properties.description.as_deref());
+            let env = bind(vec![
+                ("role", s(&role)),
+                (
+                    "principal",
+                    map(&[("kind", s(kind)), ("name", s(&principal)), ("member_count", Value::Int(member_count))]),
+                ),
+                ("scope", map(&[("kind", s(scope_kind(&a.properties.scope))), ("name", s(&scope_name))])),
+                ("description", s(description)),
+                ("condition", s(a.properties.condition.as_deref().unwrap_or_default())),
+            ]);
+            let mut properties = BTreeMap::from([
+                ("role".to_owned(), role.clone()),
+                ("principal_id".to_owned(), pid.clone()),
+                ("scope".to_owned(), a.properties.scope.clone()),
+            ]);
+            if let Some(t) = &a.properties.principal_type {
+                properties.insert("principal_type".into(), t.clone());
+            }
+            let mut matches = Vec::new();
+            if orphaned {
+                matches.push((
+                    RANK_ORPHANED,
+                    ORPHANED.to_owned(),
+                    Level::Warn,
+                    format!("{role} @ {scope_name} is held by principal {pid}, which no longer exists"),
+                ));
+            } else if address.is_none() {
+                let how = match kind {
+                    "user" => " (a direct grant to a user: no group of the configuration explains it)",
+                    _ => "",
+                };
+                let owned = if a.properties.description.as_deref().is_some_and(|d| d.ends_with(&marker)) {
+                    " (it carries this configuration's marker: the next `apply` deletes it)"
+                } else {
+                    ""
+                };
+                matches.push((
+                    RANK_UNEXPLAINED,
+                    UNEXPLAINED.to_owned(),
+                    Level::Deny,
+                    format!("{display} is not in the configuration{how}{owned}"),
+                ));
+            }
+            subjects.push(Subject { kind: "grant", display, azure_id: a.id.clone(), meta, env, properties, matches });
+        }
+        subjects
+    }
+
+    /// The managed workspaces, and those in managed resource groups.
+    fn workspaces(&mut self) -> Vec<Subject<'a>> {
+        let live = &self.state.live;
+        let managed_rgs: BTreeSet<String> = self
+            .state
+            .desired
+            .objects
+            .values()
+            .filter_map(|o| if let Desired::ResourceGroup(r) = &o.object { Some(canonical(&r.id)) } else { None })
+            .collect();
+        let mut subjects = Vec::new();
+        for (id, w) in &live.workspaces {
+            let in_managed_rg = managed_rgs.iter().any(|rg| id.starts_with(&format!("{rg}/")));
+            if !self.by_azure_id.contains_key(id) && !in_managed_rg {
+                continue;
+            }
+            self.examine("workspaces");
+            let (kind, name) = match w.identity.as_ref().map(|i| i.kind.to_ascii_lowercase()) {
+                Some(k) if k.contains("userassigned") && !k.contains("systemassigned") => {
+                    let uai = w
+                        .identity
+                        .as_ref()
+                        .and_then(|i| i.user_assigned_identities.keys().next())
+                        .map_or("", |k| mlpolicy_vocab::arm::last_segment(k));
+                    ("user", uai.to_owned())
+                }
+                Some(k) if k.contains("systemassigned") => ("system", w.name.clone()),
+                _ => ("none", String::new()),
+            };
+            let public =
+                !w.properties.public_network_access.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("Disabled"));
+            let env = bind(vec![
+                ("name", s(&w.name)),
+                ("location", s(&w.location)),
+                ("identity", map(&[("kind", s(kind)), ("name", s(&name))])),
+                ("public_network_access", Value::Bool(public)),
+                ("tags", tags_value(&w.tags)),
+                ("description", s(w.properties.description.as_deref().unwrap_or_default())),
+                ("resource_group", s(&resource_group_of(&w.id))),
+            ]);
+            subjects.push(Subject {
+                kind: "workspace",
+                display: format!("workspace {}", w.name),
+                azure_id: w.id.clone(),
+                meta: self.meta_of(id),
+                env,
+                properties: BTreeMap::new(),
+                matches: Vec::new(),
+            });
+        }
+        subjects
+    }
+
+    /// The managed identities, and those carrying the ownership tag.
+    fn identities(&mut self) -> Vec<Subject<'a>> {
+        let live = &self.state.live;
+        let mut roles_of: HashMap<String, Vec<String>> = HashMap::new();
+        for a in live.role_assignments.values() {
+            roles_of.entry(a.properties.principal_id.to_ascii_lowercase()).or_default().push(live.role_name(a));
+        }
+        let mut subjects = Vec::new();
+        for (id, i) in &live.identities {
+            if !self.by_azure_id.contains_key(id) && !live.owned_tags(&i.tags) {
+                continue;
+            }
+            self.examine("identities");
+            let federated: Vec<&String> = live
+                .federated
+                .iter()
+                .filter(|(fid, _)| fid.starts_with(&format!("{id}/")))
+                .map(|(_, f)| &f.properties.subject)
+                .collect();
+            let mut roles = i
+                .properties
+                .principal_id
+                .as_ref()
+                .and_then(|p| roles_of.get(&p.to_ascii_lowercase()))
+                .cloned()
+                .unwrap_or_default();
+            roles.sort();
+            let write_roles: Vec<&String> = roles.iter().filter(|r| !policy::is_read_only(&s(r))).collect();
+            let env = bind(vec![
+                ("name", s(&i.name)),
+                ("location", s(&i.location)),
+                ("resource_group", s(&resource_group_of(&i.id))),
+                ("tags", tags_value(&i.tags)),
+                ("federated", strs(federated)),
+                ("write_roles", strs(write_roles)),
+                ("roles", strs(&roles)),
+            ]);
+            subjects.push(Subject {
+                kind: "identity",
+                display: format!("identity {}", i.name),
+                azure_id: i.id.clone(),
+                meta: self.meta_of(id),
+                env,
+                properties: BTreeMap::new(),
+                matches: Vec::new(),
+            });
+        }
+        subjects
+    }
+
+    /// The federated credentials read (those of managed and owned identities).
+    fn federated(&mut self) -> Vec<Subject<'a>> {
+        let live = &self.state.live;
+        let mut subjects = Vec::new();
+        for (id, f) in &live.federated {
+            self.examine("federated credentials");
+            let identity_id = id.rsplit_once("/federatedidentitycredentials/").map_or("", |(i, _)| i);
+            let identity = live.identities.get(identity_id).map_or_else(String::new, |i| i.name.clone());
+            let env = bind(vec![
+                ("name", s(&f.name)),
+                ("issuer", s(&f.properties.issuer)),
+                ("subject", s(&f.properties.subject)),
+                ("audiences", strs(&f.properties.audiences)),
+                ("identity", map(&[("name", s(&identity))])),
+            ]);
+            subjects.push(Subject {
+                kind: "federated",
+                display: format!("federated credential {} of {identity}", f.name),
+                azure_id: f.id.clone(),
+                meta: self.meta_of(id),
+                env,
+                properties: BTreeMap::new(),
+                matches: Vec::new(),
+            });
+        }
+        subjects
+    }
+
+    /// The groups read: managed, or named by the configuration.
+    fn groups(&mut self) -> Vec<Subject<'a>> {
+        let live = &self.state.live;
+        let groups_by_unique: BTreeMap<String, &String> = self
+            .state
+            .desired
+            .objects
+            .values()
+            .filter_map(|o| match &o.object {
+                Desired::Group(g) => Some((g.unique_name.to_ascii_lowercase(), &o.address)),
+                _ => None,
+            })
+            .collect();
+        let additive: BTreeMap<&String, bool> = self
+            .state
+            .desired
+            .objects
+            .values()
+            .filter_map(|o| match &o.object {
+                Desired::Group(g) => Some((&o.address, g.members_additive)),
+                _ => None,
+            })
+            .collect();
+        let mut subjects = Vec::new();
+        for (id, g) in &live.groups {
+            self.examine("groups");
+            let address =
+                g.group.unique_name.as_ref().and_then(|u| groups_by_unique.get(&u.to_ascii_lowercase())).copied();
+            let names = |ids: &BTreeSet<String>| {
+                let mut v: Vec<String> = ids.iter().map(|i| live.display(i)).collect();
+                v.sort();
+                Value::List(v.into_iter().map(Value::Str).collect())
+            };
+            let name = g.group.display_name.clone().unwrap_or_else(|| id.clone());
+            let env = bind(vec![
+                ("name", s(&name)),
+                ("description", s(g.group.description.as_deref().unwrap_or_default())),
+                ("members", names(&g.members)),
+                ("owners", names(&g.owners)),
+                ("members_additive", Value::Bool(address.and_then(|a| additive.get(a)).copied().unwrap_or(false))),
+            ]);
+            subjects.push(Subject {
+                kind: "group",
+                display: format!("group {name}"),
+                azure_id: format!("/groups/{id}"),
+                meta: address.and_then(|a| self.metas.get(a.as_str()).copied()),
+                env,
+                properties: BTreeMap::new(),
+                matches: Vec::new(),
+            });
+        }
+        subjects
+    }
+
+    /// The report: one finding per subject that matched something, then the secrets' findings.
+    fn report(self, subjects: Vec<Subject<'_>>, options: &AuditOptions, config_dir: &str) -> Report {
+        let compiled = self.compiled;
+        let mut report = Report {
+            command: "audit".into(),
+            config_dir: config_dir.to_owned(),
+            now: Some(mlpolicy_vocab::time::rfc3339(options.now)),
+            ..Report::default()
+        };
+        report.findings.extend(subjects.into_iter().filter_map(|subject| finding(&compiled.sources, subject)));
+        let (secrets, checked) = secret_findings(self.state, options);
+        report.findings.extend(secrets);
+        let mut examined = self.examined;
+        examined.insert("applications".into(), checked);
+        report.examined = examined;
+        let mut catalog = policy_rules(&compiled.sources, &compiled.policies);
+        catalog.extend(audit_rules());
+        report.finish(&catalog);
+        report
+    }
+}
+
+/// Evaluates every policy rule over the subjects as the compiler does ([`policy::judge`]),
+/// adding its matches; waivers are honoured, and a condition that is not a bool is W0402.
 fn evaluate_policies(compiled: &Compiled, subjects: &mut [Subject<'_>]) -> Diagnostics {
     let mut vars: BTreeMap<String, Value> =
         compiled.settings.vars.iter().map(|(k, v)| (k.clone(), v.to_value())).collect();
@@ -563,14 +618,18 @@ fn evaluate_policies(compiled: &Compiled, subjects: &mut [Subject<'_>]) -> Diagn
         .filter_map(|i| if let ast::Item::Let(l) = i { Some((l.name.node.clone(), l)) } else { None })
         .collect();
     let evaluator = Evaluator::new(&vars, &compiled.settings.subscriptions, &lets, None);
+    let mut diagnostics = Diagnostics::default();
     for p in &compiled.policies {
         let rule_id = policy_rule_id(&compiled.sources, p.name.span, &p.name.node);
         for rule in &p.rules {
             for subject in subjects.iter_mut().filter(|s| s.kind == rule.subject.node) {
-                if subject.meta.is_some_and(|m| m.waivers.iter().any(|w| w.policy == p.name.node)) {
-                    continue;
-                }
-                if evaluator.eval(&rule.condition, &subject.env) != Some(Value::Bool(true)) {
+                let waivers = subject.meta.map_or(&[][..], |m| m.waivers.as_slice());
+                let name: &dyn std::fmt::Display = match subject.meta {
+                    Some(m) => &m.address,
+                    None => &subject.display,
+                };
+                let judged = policy::judge(&evaluator, p, rule, name, &subject.env, waivers, &mut diagnostics);
+                if judged != policy::Judgement::Matched {
                     continue;
                 }
                 let (rank, level, verb) = match rule.effect.node {
@@ -582,9 +641,9 @@ fn evaluate_policies(compiled: &Compiled, subjects: &mut [Subject<'_>]) -> Diagn
             }
         }
     }
-    let mut d = evaluator.take_diagnostics();
-    d.sort();
-    d
+    diagnostics.extend(evaluator.take_diagnostics());
+    diagnostics.sort();
+    diagnostics
 }
 
 /// The one finding of a subject: its most specific match, the others in `also`.

@@ -23,12 +23,35 @@ use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::Diagnostic;
 use mlpolicy_vocab::arm::canonical;
 
+/// What kind of directory object a principal is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    User,
+    Group,
+    /// An app's service principal or a managed identity.
+    ServicePrincipal,
+    /// Deleted, unreadable, or a kind of object mlpolicy does not deal with.
+    Unknown,
+}
+
+impl PrincipalKind {
+    /// The word reports and policies use: `user`, `group`, `service_principal`, `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrincipalKind::User => "user",
+            PrincipalKind::Group => "group",
+            PrincipalKind::ServicePrincipal => "service_principal",
+            PrincipalKind::Unknown => "unknown",
+        }
+    }
+}
+
 /// A directory object as plans show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PrincipalInfo {
     pub id: String,
-    /// `user`, `group`, `service_principal`, or `unknown` (deleted or unreadable).
-    pub kind: String,
+    pub kind: PrincipalKind,
     /// UPN for users, display name otherwise, the object id when nothing else is known.
     pub display: String,
     pub app_id: Option<String>,
@@ -37,13 +60,13 @@ pub struct PrincipalInfo {
 impl PrincipalInfo {
     fn from_directory_object(o: &DirectoryObject) -> Self {
         let kind = match o.kind() {
-            DirectoryObjectKind::User => "user",
-            DirectoryObjectKind::Group => "group",
-            DirectoryObjectKind::ServicePrincipal => "service_principal",
-            DirectoryObjectKind::Other => "unknown",
+            DirectoryObjectKind::User => PrincipalKind::User,
+            DirectoryObjectKind::Group => PrincipalKind::Group,
+            DirectoryObjectKind::ServicePrincipal => PrincipalKind::ServicePrincipal,
+            DirectoryObjectKind::Other => PrincipalKind::Unknown,
         };
         let display = o.user_principal_name.clone().or_else(|| o.display_name.clone()).unwrap_or_else(|| o.id.clone());
-        PrincipalInfo { id: o.id.to_ascii_lowercase(), kind: kind.to_owned(), display, app_id: o.app_id.clone() }
+        PrincipalInfo { id: o.id.to_ascii_lowercase(), kind, display, app_id: o.app_id.clone() }
     }
 }
 
@@ -159,6 +182,17 @@ impl LiveState {
         crate::roles::role_name(self.roles.values().map(AsRef::as_ref), &guid).unwrap_or(guid)
     }
 
+    /// Principal ids (lower-case) of the managed identities seen: user-assigned ones and
+    /// workspaces' own. Graph lists them as service principals.
+    pub fn identity_principals(&self) -> BTreeSet<String> {
+        self.identities
+            .values()
+            .filter_map(|i| i.properties.principal_id.as_deref())
+            .chain(self.workspaces.values().filter_map(|w| w.identity.as_ref()?.principal_id.as_deref()))
+            .map(str::to_ascii_lowercase)
+            .collect()
+    }
+
     /// Whether an ARM object carries this owner's tag.
     pub fn owned_tags(&self, tags: &BTreeMap<String, String>) -> bool {
         tags.iter().any(|(k, v)| k.eq_ignore_ascii_case(OWNER_TAG) && *v == self.owner)
@@ -209,7 +243,7 @@ pub async fn read(
             id.clone(),
             PrincipalInfo {
                 id: id.clone(),
-                kind: "group".into(),
+                kind: PrincipalKind::Group,
                 display: g.display_name.clone().unwrap_or_else(|| id.clone()),
                 app_id: None,
             },
@@ -233,7 +267,7 @@ pub async fn read(
     let known_upns: BTreeMap<String, String> = live
         .principals
         .values()
-        .filter(|p| p.kind == "user")
+        .filter(|p| p.kind == PrincipalKind::User)
         .map(|p| (p.display.to_ascii_lowercase(), p.id.clone()))
         .collect();
     let mut upns = Vec::new();
@@ -275,7 +309,7 @@ pub async fn read(
                             id.clone(),
                             PrincipalInfo {
                                 id: id.clone(),
-                                kind: "service_principal".into(),
+                                kind: PrincipalKind::ServicePrincipal,
                                 display: sp.display_name.clone().unwrap_or_else(|| name.clone()),
                                 app_id: sp.app_id.clone(),
                             },
@@ -305,7 +339,7 @@ pub async fn read(
                         p.clone(),
                         PrincipalInfo {
                             id: p.clone(),
-                            kind: "service_principal".into(),
+                            kind: PrincipalKind::ServicePrincipal,
                             display: i.name.clone(),
                             app_id: i.properties.client_id.clone(),
                         },
@@ -324,7 +358,7 @@ pub async fn read(
                         p.clone(),
                         PrincipalInfo {
                             id: p.clone(),
-                            kind: "service_principal".into(),
+                            kind: PrincipalKind::ServicePrincipal,
                             display: w.name.clone(),
                             app_id: None,
                         },
@@ -344,7 +378,7 @@ pub async fn read(
                 id.clone(),
                 PrincipalInfo {
                     id,
-                    kind: "user".into(),
+                    kind: PrincipalKind::User,
                     display: u.user_principal_name.clone().unwrap_or_else(|| upn.clone()),
                     app_id: None,
                 },
@@ -397,7 +431,7 @@ pub async fn name_principals(
         };
         let info = info.unwrap_or_else(|| PrincipalInfo {
             id: (*id).clone(),
-            kind: "unknown".into(),
+            kind: PrincipalKind::Unknown,
             display: format!("unknown principal {id}"),
             app_id: None,
         });
@@ -416,7 +450,7 @@ pub async fn expand_groups(client: &AzureClient, live: &mut LiveState) -> Result
         .filter(|a| {
             let id = a.properties.principal_id.to_ascii_lowercase();
             a.properties.principal_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("group"))
-                || live.principals.get(&id).is_some_and(|p| p.kind == "group")
+                || live.principals.get(&id).is_some_and(|p| p.kind == PrincipalKind::Group)
         })
         .map(|a| a.properties.principal_id.to_ascii_lowercase())
         .filter(|id| !live.groups.contains_key(id))
@@ -424,7 +458,7 @@ pub async fn expand_groups(client: &AzureClient, live: &mut LiveState) -> Result
     let mut visited: BTreeSet<String> = live.groups.keys().cloned().collect();
     for g in live.groups.values() {
         for m in &g.members {
-            if live.principals.get(m).is_some_and(|p| p.kind == "group") && !live.groups.contains_key(m) {
+            if live.principals.get(m).is_some_and(|p| p.kind == PrincipalKind::Group) && !live.groups.contains_key(m) {
                 pending.insert(m.clone());
             }
         }
@@ -440,7 +474,7 @@ pub async fn expand_groups(client: &AzureClient, live: &mut LiveState) -> Result
             let Some(Some(m)) = memberships.get(&id) else { continue };
             for o in m.members.iter().chain(&m.owners) {
                 let info = PrincipalInfo::from_directory_object(o);
-                if info.kind == "group" && !visited.contains(&info.id) {
+                if info.kind == PrincipalKind::Group && !visited.contains(&info.id) {
                     pending.insert(info.id.clone());
                 }
                 live.principals.entry(info.id.clone()).or_insert(info);

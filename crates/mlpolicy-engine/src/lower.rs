@@ -203,8 +203,19 @@ pub fn assignment_marker(owner: &str) -> String {
 pub fn assignment_description(owner: &str, description: Option<&str>) -> String {
     match description {
         Some(d) if !d.trim().is_empty() => format!("{} {}", d.trim(), assignment_marker(owner)),
-        _ => format!("Managed by mlpolicy {}", assignment_marker(owner)),
+        _ => format!("{DEFAULT_ASSIGNMENT_DESCRIPTION} {}", assignment_marker(owner)),
     }
+}
+
+/// What [`assignment_description`] writes when the configuration gives no description.
+const DEFAULT_ASSIGNMENT_DESCRIPTION: &str = "Managed by mlpolicy";
+
+/// A role assignment's description as its author wrote it: without `owner`'s marker, and empty
+/// when it is only the default [`assignment_description`] writes.
+pub fn unmarked_description<'d>(owner: &str, description: Option<&'d str>) -> &'d str {
+    let d = description.unwrap_or_default().trim();
+    let d = d.strip_suffix(assignment_marker(owner).as_str()).unwrap_or(d).trim();
+    if d == DEFAULT_ASSIGNMENT_DESCRIPTION { "" } else { d }
 }
 
 /// Lowers a model. `owner` is the settings' owner or [`DEFAULT_OWNER`].
@@ -388,5 +399,9 @@ mod tests {
     fn descriptions_carry_the_marker() {
         assert_eq!(assignment_description("o", None), "Managed by mlpolicy [mlpolicy:o]");
         assert_eq!(assignment_description("o", Some("CI deploys")), "CI deploys [mlpolicy:o]");
+        for d in [None, Some("CI deploys")] {
+            assert_eq!(unmarked_description("o", Some(&assignment_description("o", d))), d.unwrap_or_default());
+        }
+        assert_eq!(unmarked_description("o", Some("CI deploys [mlpolicy:other]")), "CI deploys [mlpolicy:other]");
     }
 }

@@ -107,31 +107,13 @@ pub fn evaluate(
         for rule in &p.rules {
             let Some(objects) = subjects.get(rule.subject.node.as_str()) else { continue };
             for (meta, env) in objects {
-                let matched = match evaluator.eval(&rule.condition, env) {
-                    Some(Value::Bool(b)) => b,
-                    Some(other) => {
-                        out.diagnostics.push(
-                            Diagnostic::warning(
-                                Code::W0402,
-                                format!(
-                                    "policy `{}` yields {} for `{}`, not a bool",
-                                    p.name.node,
-                                    other.a_type_name(),
-                                    meta.address
-                                ),
-                            )
-                            .with_label(rule.condition.span, "expected a condition"),
-                        );
+                match judge(&evaluator, p, rule, &meta.address, env, &meta.waivers, &mut out.diagnostics) {
+                    Judgement::Clear => continue,
+                    Judgement::Waived(w) => {
+                        out.waivers.push((meta.address.clone(), w.clone()));
                         continue;
                     }
-                    None => continue,
-                };
-                if !matched {
-                    continue;
-                }
-                if let Some(w) = meta.waivers.iter().find(|w| w.policy == p.name.node) {
-                    out.waivers.push((meta.address.clone(), w.clone()));
-                    continue;
+                    Judgement::Matched => {}
                 }
                 match rule.effect.node {
                     Effect::Deny => out.denied += 1,
@@ -155,6 +137,47 @@ pub fn evaluate(
     errors.sort();
     out.diagnostics.extend(errors);
     out
+}
+
+/// What one rule of a policy says of one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judgement<'w> {
+    /// The condition does not hold (or could not be evaluated).
+    Clear,
+    /// The condition holds, but the object waives the policy with this waiver.
+    Waived(&'w Waiver),
+    /// The condition holds: a violation.
+    Matched,
+}
+
+/// Evaluates one rule of `policy` for one object, in the compiler and in the audit alike: the
+/// rule's condition in `env`, then the object's `waivers`. A condition that yields something
+/// other than a bool is reported as W0402 into `diagnostics`, naming the object `name`;
+/// evaluation errors stay with `evaluator` (see [`Evaluator::take_diagnostics`]).
+pub fn judge<'w>(
+    evaluator: &Evaluator<'_>,
+    policy: &ast::Policy,
+    rule: &ast::Rule,
+    name: &dyn std::fmt::Display,
+    env: &Env,
+    waivers: &'w [Waiver],
+    diagnostics: &mut Diagnostics,
+) -> Judgement<'w> {
+    match evaluator.eval(&rule.condition, env) {
+        Some(Value::Bool(true)) => {}
+        Some(Value::Bool(false)) | None => return Judgement::Clear,
+        Some(other) => {
+            diagnostics.push(
+                Diagnostic::warning(
+                    Code::W0402,
+                    format!("policy `{}` yields {} for `{name}`, not a bool", policy.name.node, other.a_type_name()),
+                )
+                .with_label(rule.condition.span, "expected a condition"),
+            );
+            return Judgement::Clear;
+        }
+    }
+    waivers.iter().find(|w| w.policy == policy.name.node).map_or(Judgement::Matched, Judgement::Waived)
 }
 
 /// A policy's `message`, when it is a plain string.

@@ -3,16 +3,17 @@
 //! another, so paths are two levels deep), 2,000 workspaces in 20 resource groups.
 //!
 //! The tenant is built in memory as the live read leaves it (`LiveState`): the read itself is
-//! measured by `benches/read.rs`. Timed: building the access graph from the live state, the
-//! managed-assignment set, the report, and its text — everything `access` does after reading.
+//! measured by `benches/read.rs`. Timed: `access::live_report`, what `mlpolicy access --live`
+//! runs after reading (the access graph, kinds, managed assignments and the report), and the
+//! report's text.
 //!
 //! Run with `cargo bench --bench access`; figures are recorded in docs/performance.md.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use mlpolicy_engine::access::{self, Context};
-use mlpolicy_engine::live::{LiveGroup, LiveState, PrincipalInfo};
+use mlpolicy_engine::access;
+use mlpolicy_engine::live::{LiveGroup, LiveState, PrincipalInfo, PrincipalKind};
 use mlpolicy_engine::lower::DesiredState;
 
 /// The allocator the `mlpolicy` binary uses (src/main.rs), so that figures are the CLI's.
@@ -79,20 +80,25 @@ fn tenant() -> LiveState {
         for m in &members {
             live.principals.entry(m.clone()).or_insert_with(|| PrincipalInfo {
                 id: m.clone(),
-                kind: "user".into(),
+                kind: PrincipalKind::User,
                 display: format!("user{}@contoso.com", &m[24..]),
                 app_id: None,
             });
         }
         live.principals.insert(
             group.clone(),
-            PrincipalInfo { id: group.clone(), kind: "group".into(), display: format!("ml-team-{t:04}"), app_id: None },
+            PrincipalInfo {
+                id: group.clone(),
+                kind: PrincipalKind::Group,
+                display: format!("ml-team-{t:04}"),
+                app_id: None,
+            },
         );
         live.principals.insert(
             guid(2, t),
             PrincipalInfo {
                 id: guid(2, t),
-                kind: "service_principal".into(),
+                kind: PrincipalKind::ServicePrincipal,
                 display: format!("id-team-{t:04}"),
                 app_id: None,
             },
@@ -111,24 +117,12 @@ fn answer(live: &LiveState, desired: &DesiredState, query: &str) -> (usize, usiz
             eprintln!("  {name}: {:.1} ms", ms(t.elapsed()));
         }
     };
-    let graph = access::from_live(live, |_| true, mlpolicy_vocab::arm::scope_display);
-    lap("graph");
-    let kinds = access::live_kinds(live);
-    let scopes = access::managed_scope_names(desired);
-    let managed = access::managed_live_assignments(desired, live);
-    lap("kinds, managed");
-    let is_managed = |a: &access::Assignment| {
-        managed.contains(&(a.principal.clone(), a.role.to_ascii_lowercase(), a.scope_id.clone()))
-    };
-    let ctx =
-        Context { graph: &graph, kinds: &kinds, managed_scopes: &scopes, is_managed: &is_managed, source: "live" };
-    let report = if query.starts_with('/') {
-        let q = access::scope_query(query, desired, &std::collections::BTreeMap::default()).expect("scope");
-        ctx.scope_report(q.subject, &q.kind, &q.targets)
+    let query = if query.starts_with('/') {
+        access::Query { principal: None, scope: Some(query) }
     } else {
-        let key = access::principal_key(query, desired, &graph, Some(live)).expect("principal");
-        ctx.principal_report(&key)
+        access::Query { principal: Some(query), scope: None }
     };
+    let report = access::live_report(desired, live, &BTreeMap::new(), &query).expect("report");
     lap("report");
     let text = mlpolicy::render::access_text(&report);
     lap("text");

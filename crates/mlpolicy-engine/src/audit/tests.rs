@@ -1,11 +1,12 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::live::PrincipalInfo;
+use crate::live::{PrincipalInfo, PrincipalKind};
 use crate::lower::PrincipalRef;
 use mlpolicy_azure::{
     PasswordCredential, RoleAssignmentProperties, RoleCatalog, RoleDefinition, RoleDefinitionProperties,
 };
+use mlpolicy_lang::diagnostics::Code;
 
 const SUB: &str = "11111111-1111-1111-1111-111111111111";
 const NOW: &str = "2025-06-01T00:00:00Z";
@@ -46,7 +47,7 @@ grant "AzureML Data Scientist" to service_principal("scoring") on workspace.main
 "#;
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     compiled: Compiled,
     state: AuditState,
 }
@@ -64,8 +65,8 @@ fn catalog() -> Arc<RoleCatalog> {
     ))
 }
 
-fn principal(id: &str, kind: &str, display: &str, app_id: Option<&str>) -> PrincipalInfo {
-    PrincipalInfo { id: id.into(), kind: kind.into(), display: display.into(), app_id: app_id.map(str::to_owned) }
+fn principal(id: &str, kind: PrincipalKind, display: &str, app_id: Option<&str>) -> PrincipalInfo {
+    PrincipalInfo { id: id.into(), kind, display: display.into(), app_id: app_id.map(str::to_owned) }
 }
 
 fn fixture() -> Fixture {
@@ -87,9 +88,13 @@ fn fixture() -> Fixture {
         };
         live.resolved.insert(r, Some(id.into()));
     }
-    live.principals.insert("g-ds".into(), principal("g-ds", "group", "ml-ds", None));
-    live.principals.insert("sp-scoring".into(), principal("sp-scoring", "service_principal", "scoring", Some("APP-1")));
-    live.principals.insert("u-mallory".into(), principal("u-mallory", "user", "mallory@contoso.com", None));
+    live.principals.insert("g-ds".into(), principal("g-ds", PrincipalKind::Group, "ml-ds", None));
+    live.principals.insert(
+        "sp-scoring".into(),
+        principal("sp-scoring", PrincipalKind::ServicePrincipal, "scoring", Some("APP-1")),
+    );
+    live.principals
+        .insert("u-mallory".into(), principal("u-mallory", PrincipalKind::User, "mallory@contoso.com", None));
     let scopes = audit_scopes(&desired);
     let mut state = AuditState { desired, live, scopes, ..AuditState::default() };
     assign(&mut state, "ra-ds", &ws(), "AzureML Data Scientist", "g-ds", "Managed by mlpolicy [mlpolicy:mlpolicy]");
@@ -101,7 +106,7 @@ fn fixture() -> Fixture {
         "sp-scoring",
         "Managed by mlpolicy [mlpolicy:mlpolicy]",
     );
-    Fixture { _dir: dir, compiled, state }
+    Fixture { dir, compiled, state }
 }
 
 fn assign(state: &mut AuditState, name: &str, scope: &str, role: &str, principal: &str, description: &str) {
@@ -177,7 +182,7 @@ fn an_undeclared_narrow_grant_to_a_user_is_unexplained_access() {
     assert_eq!(rules(&r), ["baseline/grants_to_groups"]);
     assert_eq!(r.findings[0].also, [UNEXPLAINED]);
     // A group that the configuration does not grant to: only unexplained.
-    f.state.live.principals.insert("g-other".into(), principal("g-other", "group", "other", None));
+    f.state.live.principals.insert("g-other".into(), principal("g-other", PrincipalKind::Group, "other", None));
     assign(&mut f.state, "ra-other", &ws(), "Reader", "g-other", "");
     let r = run(&f);
     assert_eq!(rules(&r), [UNEXPLAINED, "baseline/grants_to_groups"]);
@@ -189,7 +194,10 @@ fn an_orphaned_assignment_is_a_warning_and_nothing_else() {
     let mut f = fixture();
     assign(&mut f.state, "ra-orphan", &storage(), "Owner", "dead", "");
     f.state.deleted.insert("dead".into());
-    f.state.live.principals.insert("dead".into(), principal("dead", "unknown", "unknown principal dead", None));
+    f.state
+        .live
+        .principals
+        .insert("dead".into(), principal("dead", PrincipalKind::Unknown, "unknown principal dead", None));
     let r = run(&f);
     assert_eq!(rules(&r), [ORPHANED]);
     assert_eq!(r.findings[0].level, Level::Warn);
@@ -268,4 +276,23 @@ fn attached_resources_are_audit_scopes() {
     let f = fixture();
     assert!(f.state.scopes.contains(&canonical(&storage())));
     assert!(f.state.scopes.contains(&canonical(&ws())));
+}
+
+#[test]
+fn a_condition_that_is_not_a_bool_is_w0402_for_live_objects_too() {
+    let mut f = fixture();
+    std::fs::write(f.dir.path().join("odd.mlp"), "policy odd {\n  warn grant when role\n}\n").unwrap();
+    f.compiled = mlpolicy_lang::compile(f.dir.path(), &mlpolicy_lang::settings::Overrides::default());
+    assert!(!f.compiled.has_errors(), "{:?}", f.compiled.diagnostics);
+    // A portal grant no declaration explains: only the audit sees it.
+    assign(&mut f.state, "ra-reader", &storage(), "Storage Blob Data Reader", "u-mallory", "");
+    let options = AuditOptions { now: parse_rfc3339(NOW).unwrap(), expiring_within: DEFAULT_WINDOW };
+    let (report, diags) = evaluate(&f.compiled, &f.state, &options, ".");
+    let w0402: Vec<&str> = diags.items.iter().filter(|d| d.code == Code::W0402).map(|d| d.message.as_str()).collect();
+    assert!(
+        w0402.contains(&"policy `odd` yields a string for `role assignment Storage Blob Data Reader → mallory@contoso.com @ stml`, not a bool"),
+        "{w0402:#?}"
+    );
+    assert_eq!(w0402.len(), 3, "one per live grant: {w0402:#?}");
+    assert!(!rules(&report).contains(&"odd"), "{:?}", rules(&report));
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::ir::{Decl, Expr, Grant, Local, sanitize};
 use super::read::{Estate, GroupInfo, Principal, owner_tag, subscription_of};
 use super::teams::{self, Candidate, Teams};
-use crate::lower::{OWNER_TAG, group_unique_name};
+use crate::lower::{OWNER_TAG, group_unique_name, unmarked_description};
 use mlpolicy_lang::check::{FIC_AUDIENCE, default_mail_nickname};
 use mlpolicy_lang::model::{Address, Dependency, Key, Kind};
 use mlpolicy_lang::syntax::{KEYWORDS, is_identifier};
@@ -762,7 +762,6 @@ pub fn select(estate: &Estate, scope: &Scope) -> Selection {
     sel.decls = decls;
 
     // Grants.
-    let marker_suffix = format!("[mlpolicy:{owner}]");
     let mut seen = BTreeSet::new();
     let mut grants = Vec::new();
     for a in estate.role_assignments.values() {
@@ -817,9 +816,8 @@ pub fn select(estate: &Estate, scope: &Scope) -> Selection {
                 (a, b) => a.or(b),
             };
             let mut attrs = Vec::new();
-            let description = p.description.as_deref().unwrap_or("").trim();
-            let description = description.strip_suffix(&marker_suffix).unwrap_or(description).trim();
-            if !description.is_empty() && description != "Managed by mlpolicy" {
+            let description = unmarked_description(&owner, p.description.as_deref());
+            if !description.is_empty() {
                 attrs.push(("description".to_owned(), Expr::Str(description.to_owned())));
             }
             if let Some(cond) = p.condition.as_ref().filter(|c| !c.is_empty()) {

@@ -1,6 +1,5 @@
 //! `mlpolicy access`
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::args::{AccessArgs, ReportFormat};
@@ -10,7 +9,6 @@ use mlpolicy_engine::access::{self, Context, Report};
 use mlpolicy_engine::lower::{self, DesiredState};
 use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::{Diagnostic, Diagnostics};
-use mlpolicy_vocab::arm::canonical;
 
 pub fn run(args: &AccessArgs) -> ExitStatus {
     // With --scope, PRINCIPAL may be left out and the only positional argument is DIR.
@@ -33,7 +31,7 @@ pub fn run(args: &AccessArgs) -> ExitStatus {
     }
     let owner = compiled.settings.owner.clone().unwrap_or_else(|| lower::DEFAULT_OWNER.to_owned());
     let desired = lower::lower(&compiled.model, &owner);
-    let query = Query { principal: principal.as_deref(), scope: args.scope.as_deref() };
+    let query = access::Query { principal: principal.as_deref(), scope: args.scope.as_deref() };
     let report = if args.live {
         live_report(args, &dir, &compiled, &desired, &query)
     } else {
@@ -47,7 +45,7 @@ pub fn run(args: &AccessArgs) -> ExitStatus {
             is_managed: &|_| true,
             source: "configuration",
         };
-        answer(&ctx, &desired, &compiled.settings.subscriptions, &query, None)
+        access::answer(&ctx, &desired, &compiled.settings.subscriptions, &query, None)
     };
     match report {
         Ok(r) => {
@@ -65,44 +63,12 @@ pub fn run(args: &AccessArgs) -> ExitStatus {
     }
 }
 
-struct Query<'a> {
-    principal: Option<&'a str>,
-    scope: Option<&'a str>,
-}
-
-/// The report for a query over a graph: a principal's access, narrowed to a scope when both are
-/// given, or everyone's access at a scope.
-fn answer(
-    ctx: &Context<'_>,
-    desired: &DesiredState,
-    subscriptions: &BTreeMap<String, String>,
-    query: &Query<'_>,
-    live: Option<&mlpolicy_engine::live::LiveState>,
-) -> Result<Report, Diagnostics> {
-    let scope = query.scope.map(|s| access::scope_query(s, desired, subscriptions)).transpose()?;
-    match (query.principal, scope) {
-        (Some(p), scope) => {
-            let key = access::principal_key(p, desired, ctx.graph, live)?;
-            let mut report = ctx.principal_report(&key);
-            if let Some(s) = scope {
-                report.entries.retain(|e| {
-                    s.targets.iter().any(|t| access::covers(&e.scope_id, t) || access::covers(t, &e.scope_id))
-                });
-                report.at = Some(s.subject);
-            }
-            Ok(report)
-        }
-        (None, Some(s)) => Ok(ctx.scope_report(s.subject, &s.kind, &s.targets)),
-        (None, None) => Err(Diagnostic::error(Code::E0901, "give a PRINCIPAL, or --scope SCOPE").into()),
-    }
-}
-
 fn live_report(
     args: &AccessArgs,
     dir: &std::path::Path,
     compiled: &mlpolicy_lang::Compiled,
     desired: &DesiredState,
-    query: &Query<'_>,
+    query: &access::Query<'_>,
 ) -> Result<Report, Diagnostics> {
     let rt = runtime()?;
     let subscriptions: Vec<String> = compiled.settings.subscriptions.values().cloned().collect();
@@ -120,22 +86,7 @@ fn live_report(
         conn.close().await;
         read
     })?;
-    let mut names = access::scope_names(desired);
-    for (alias, id) in &compiled.settings.subscriptions {
-        names.entry(canonical(&format!("/subscriptions/{id}"))).or_insert_with(|| format!("subscription {alias}"));
-    }
-    let show_scope =
-        |s: &str| names.get(&canonical(s)).cloned().unwrap_or_else(|| mlpolicy_vocab::arm::scope_display(s));
-    let graph = access::from_live(&live, |_| true, show_scope);
-    let kinds = access::live_kinds(&live);
-    let scopes = access::managed_scope_names(desired);
-    let managed = access::managed_live_assignments(desired, &live);
-    let is_managed = |a: &access::Assignment| {
-        managed.contains(&(a.principal.clone(), a.role.to_ascii_lowercase(), a.scope_id.clone()))
-    };
-    let ctx =
-        Context { graph: &graph, kinds: &kinds, managed_scopes: &scopes, is_managed: &is_managed, source: "live" };
-    answer(&ctx, desired, &compiled.settings.subscriptions, query, Some(&live))
+    access::live_report(desired, &live, &compiled.settings.subscriptions, query)
 }
 
 /// Reads a principal the live read has not seen (a user with no group membership in view, an
@@ -157,7 +108,12 @@ async fn find_principal(
             let display = u.user_principal_name.clone().unwrap_or_else(|| q.to_owned());
             live.principals.insert(
                 id.clone(),
-                mlpolicy_engine::live::PrincipalInfo { id, kind: "user".into(), display, app_id: None },
+                mlpolicy_engine::live::PrincipalInfo {
+                    id,
+                    kind: mlpolicy_engine::live::PrincipalKind::User,
+                    display,
+                    app_id: None,
+                },
             );
         }
     } else if mlpolicy_vocab::guid::is_guid(q) {

@@ -59,7 +59,12 @@ pub fn run(args: &AuditArgs) -> ExitStatus {
     });
     let report = match result {
         Ok((report, eval_diags)) => {
-            diags.extend(eval_diags);
+            // The audit judges declared objects as the compiler did: what both report is shown once.
+            for d in eval_diags.items {
+                if !diags.items.contains(&d) {
+                    diags.push(d);
+                }
+            }
             report
         }
         Err(d) => {

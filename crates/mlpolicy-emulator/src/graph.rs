@@ -350,35 +350,62 @@ pub async fn handle(shared: &Shared, ctx: &Ctx) -> Reply {
     reply
 }
 
-#[expect(clippy::too_many_lines, clippy::many_single_char_names, reason = "one match arm per Graph route")]
+/// Routes a Graph request to the handler of its resource collection.
 fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
-    let segs: Vec<&str> = ctx.segs.iter().skip(1).map(String::as_str).collect();
-    let m = ctx.method.as_str();
-    let lc: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
-    let l: Vec<&str> = lc.iter().map(String::as_str).collect();
-    if let Some(first) = segs.first()
+    if let Some(first) = ctx.segs.get(1)
         && let Some((entity, key, value)) = alternate_key(first)
     {
-        let id = resolve_alternate(t, &entity, &key, &value);
-        return match (entity.to_ascii_lowercase().as_str(), key.to_ascii_lowercase().as_str(), m, segs.len()) {
-            ("groups", "uniquename", "PATCH", 1) => upsert_group(shared, ctx, t, &value, id),
-            ("groups", "uniquename", "GET", 1) => {
-                id.map_or_else(|| Err(not_found(ctx, &value)), |id| get_object(shared, ctx, t, "groups", &id))
-            }
-            ("serviceprincipals", "appid", "GET", 1) => id
-                .map_or_else(|| Err(not_found(ctx, &value)), |id| get_object(shared, ctx, t, "servicePrincipals", &id)),
-            ("applications", "appid", "GET", 1) => {
-                id.map_or_else(|| Err(not_found(ctx, &value)), |id| get_object(shared, ctx, t, "applications", &id))
-            }
-            _ => Err(Reply::graph_error(
-                ctx,
-                400,
-                "BadRequest",
-                format!("Resource not found for the segment '{first}'."),
-            )),
-        };
+        return by_alternate_key(shared, ctx, t, &entity, &key, &value);
     }
-    match (m, l.as_slice()) {
+    let lower: Vec<String> = ctx.segs.iter().skip(1).map(|s| s.to_ascii_lowercase()).collect();
+    let path: Vec<&str> = lower.iter().map(String::as_str).collect();
+    let method = ctx.method.as_str();
+    match path.first().copied() {
+        Some("organization") => organization(shared, ctx, t, method, &path),
+        Some("groups") => groups(shared, ctx, t, method, &path),
+        Some("users") => users(shared, ctx, t, method, &path),
+        Some("serviceprincipals") => service_principals(shared, ctx, t, method, &path),
+        Some("applications") => applications(shared, ctx, t, method, &path),
+        Some("directoryobjects") => directory_objects(shared, ctx, t, method, &path),
+        _ => Err(no_route(ctx)),
+    }
+}
+
+/// The answer to a path no route serves: Graph names its first segment.
+fn no_route(ctx: &Ctx) -> Reply {
+    let first = ctx.segs.get(1).map_or("", String::as_str);
+    Reply::graph_error(ctx, 400, "BadRequest", format!("Resource not found for the segment '{first}'."))
+}
+
+/// `/groups(uniqueName='…')`, `/servicePrincipals(appId='…')`, `/applications(appId='…')`.
+fn by_alternate_key(
+    shared: &Shared,
+    ctx: &Ctx,
+    t: &mut Tenant,
+    entity: &str,
+    key: &str,
+    value: &str,
+) -> Result<Reply, Reply> {
+    let id = resolve_alternate(t, entity, key, value);
+    let alone = ctx.segs.len() == 2;
+    match (entity.to_ascii_lowercase().as_str(), key.to_ascii_lowercase().as_str(), ctx.method.as_str(), alone) {
+        ("groups", "uniquename", "PATCH", true) => upsert_group(shared, ctx, t, value, id),
+        ("groups", "uniquename", "GET", true) => {
+            id.map_or_else(|| Err(not_found(ctx, value)), |id| get_object(shared, ctx, t, "groups", &id))
+        }
+        ("serviceprincipals", "appid", "GET", true) => {
+            id.map_or_else(|| Err(not_found(ctx, value)), |id| get_object(shared, ctx, t, "servicePrincipals", &id))
+        }
+        ("applications", "appid", "GET", true) => {
+            id.map_or_else(|| Err(not_found(ctx, value)), |id| get_object(shared, ctx, t, "applications", &id))
+        }
+        _ => Err(no_route(ctx)),
+    }
+}
+
+/// `/organization`: the tenant.
+fn organization(shared: &Shared, ctx: &Ctx, t: &Tenant, method: &str, path: &[&str]) -> Result<Reply, Reply> {
+    match (method, path) {
         ("GET", ["organization"]) => Ok(Reply::json(
             200,
             json!({
@@ -386,6 +413,13 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
                 "value": [{"id": t.tenant_id, "displayName": "Emulated tenant", "verifiedDomains": [{"name": "emulator.onmicrosoft.com", "isDefault": true, "isInitial": true}]}],
             }),
         )),
+        _ => Err(no_route(ctx)),
+    }
+}
+
+/// `/groups`, one group, and its `members` and `owners` (listed, added and removed by `$ref`).
+fn groups(shared: &Shared, ctx: &Ctx, t: &mut Tenant, method: &str, path: &[&str]) -> Result<Reply, Reply> {
+    match (method, path) {
         ("GET", ["groups"]) => {
             let items = t.groups.iter().map(group_json).collect();
             Ok(collection(
@@ -412,10 +446,7 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
         ("DELETE", ["groups", id]) => {
             let idx = visible_group(shared, ctx, t, id)?;
             let g = t.groups.remove(idx);
-            for other in &mut t.groups {
-                other.members.retain(|m| !eq_ci(m, &g.id));
-                other.owners.retain(|m| !eq_ci(m, &g.id));
-            }
+            remove_from_groups(t, &g.id);
             Ok(Reply::empty(204))
         }
         ("GET", ["groups", id, rel @ ("members" | "owners")]) => {
@@ -437,47 +468,36 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
         }
         ("DELETE", ["groups", id, rel @ ("members" | "owners"), member, "$ref"]) => {
             let idx = visible_group(shared, ctx, t, id)?;
-            let g = &mut t.groups[idx];
-            let list = if *rel == "members" { &mut g.members } else { &mut g.owners };
-            let Some(pos) = list.iter().position(|m| eq_ci(m, member)) else {
-                return Err(not_found(ctx, member));
-            };
-            if *rel == "owners" && list.len() == 1 {
-                return Err(bad_request(
-                    ctx,
-                    "The group must have at least one owner, hence this owner cannot be removed.",
-                ));
-            }
-            list.remove(pos);
+            remove_reference(ctx, t, idx, rel, member)?;
             Ok(Reply::empty(204))
         }
+        _ => Err(no_route(ctx)),
+    }
+}
+
+/// Removes a member or owner from a group; a group keeps at least one owner.
+fn remove_reference(ctx: &Ctx, t: &mut Tenant, idx: usize, rel: &str, member: &str) -> Result<(), Reply> {
+    let g = &mut t.groups[idx];
+    let list = if rel == "members" { &mut g.members } else { &mut g.owners };
+    let Some(pos) = list.iter().position(|m| eq_ci(m, member)) else {
+        return Err(not_found(ctx, member));
+    };
+    if rel == "owners" && list.len() == 1 {
+        return Err(bad_request(ctx, "The group must have at least one owner, hence this owner cannot be removed."));
+    }
+    list.remove(pos);
+    Ok(())
+}
+
+/// `/users` and one user, by id or `userPrincipalName`.
+fn users(shared: &Shared, ctx: &Ctx, t: &mut Tenant, method: &str, path: &[&str]) -> Result<Reply, Reply> {
+    match (method, path) {
         ("GET", ["users"]) => {
             let items = t.users.iter().map(user_json).collect();
             Ok(collection(shared, ctx, "users", "User", &["userPrincipalName", "displayName", "mail", "id"], items))
         }
         ("POST", ["users"]) => {
-            let body = body_object(ctx)?;
-            let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned).filter(|s| !s.is_empty());
-            let Some(upn) = text("userPrincipalName") else {
-                return Err(bad_request(
-                    ctx,
-                    "Invalid value specified for property 'userPrincipalName' of resource 'User'.",
-                ));
-            };
-            if t.users.iter().any(|u| eq_ci(&u.user_principal_name, &upn)) {
-                return Err(bad_request(
-                    ctx,
-                    "Another object with the same value for property userPrincipalName already exists.",
-                ));
-            }
-            let u = User {
-                id: shared.uuid(),
-                display_name: text("displayName")
-                    .unwrap_or_else(|| upn.split('@').next().unwrap_or_default().to_owned()),
-                mail: text("mail"),
-                user_principal_name: upn,
-                created_ms: ctx.now_ms,
-            };
+            let u = new_user(shared, ctx, t)?;
             let reply = created(shared, "users", user_json(&u));
             t.users.push(u);
             Ok(reply)
@@ -492,6 +512,35 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
             remove_from_groups(t, &u.id);
             Ok(Reply::empty(204))
         }
+        _ => Err(no_route(ctx)),
+    }
+}
+
+/// The user a `POST /users` body describes; its `userPrincipalName` must be new.
+fn new_user(shared: &Shared, ctx: &Ctx, t: &Tenant) -> Result<User, Reply> {
+    let body = body_object(ctx)?;
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned).filter(|s| !s.is_empty());
+    let Some(upn) = text("userPrincipalName") else {
+        return Err(bad_request(ctx, "Invalid value specified for property 'userPrincipalName' of resource 'User'."));
+    };
+    if t.users.iter().any(|u| eq_ci(&u.user_principal_name, &upn)) {
+        return Err(bad_request(
+            ctx,
+            "Another object with the same value for property userPrincipalName already exists.",
+        ));
+    }
+    Ok(User {
+        id: shared.uuid(),
+        display_name: text("displayName").unwrap_or_else(|| upn.split('@').next().unwrap_or_default().to_owned()),
+        mail: text("mail"),
+        user_principal_name: upn,
+        created_ms: ctx.now_ms,
+    })
+}
+
+/// `/servicePrincipals` and one service principal.
+fn service_principals(shared: &Shared, ctx: &Ctx, t: &mut Tenant, method: &str, path: &[&str]) -> Result<Reply, Reply> {
+    match (method, path) {
         ("GET", ["serviceprincipals"]) => {
             let items = t.service_principals.iter().map(|s| sp_json(s, &t.tenant_id)).collect();
             Ok(collection(
@@ -504,38 +553,7 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
             ))
         }
         ("POST", ["serviceprincipals"]) => {
-            let body = body_object(ctx)?;
-            let Some(app_id) = body.get("appId").and_then(Value::as_str).map(str::to_owned) else {
-                return Err(bad_request(
-                    ctx,
-                    "Invalid value specified for property 'appId' of resource 'ServicePrincipal'.",
-                ));
-            };
-            if t.service_principals.iter().any(|s| eq_ci(&s.app_id, &app_id)) {
-                return Err(Reply::graph_error(
-                    ctx,
-                    409,
-                    "Request_MultipleObjectsWithSameKeyValue",
-                    "The service principal cannot be created, updated, or restored because the service principal appId is already in use.",
-                ));
-            }
-            let app = t.applications.iter().find(|a| eq_ci(&a.app_id, &app_id));
-            if app.is_none() && shared.strict_auth {
-                return Err(bad_request(
-                    ctx,
-                    format!(
-                        "The appId '{app_id}' of the service principal does not reference a valid application object."
-                    ),
-                ));
-            }
-            let sp = ServicePrincipal {
-                id: shared.uuid(),
-                display_name: app.map_or_else(|| app_id.clone(), |a| a.display_name.clone()),
-                app_id,
-                service_principal_type: "Application".to_owned(),
-                alternative_names: Vec::new(),
-                created_ms: ctx.now_ms,
-            };
+            let sp = new_service_principal(shared, ctx, t)?;
             let reply = created(shared, "servicePrincipals", sp_json(&sp, &t.tenant_id));
             t.service_principals.push(sp);
             Ok(reply)
@@ -547,6 +565,47 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
             remove_from_groups(t, &sp.id);
             Ok(Reply::empty(204))
         }
+        _ => Err(no_route(ctx)),
+    }
+}
+
+/// The service principal a `POST /servicePrincipals` body describes: one per `appId`, of an
+/// existing application when authentication is strict.
+fn new_service_principal(shared: &Shared, ctx: &Ctx, t: &Tenant) -> Result<ServicePrincipal, Reply> {
+    let body = body_object(ctx)?;
+    let Some(app_id) = body.get("appId").and_then(Value::as_str).map(str::to_owned) else {
+        return Err(bad_request(ctx, "Invalid value specified for property 'appId' of resource 'ServicePrincipal'."));
+    };
+    if t.service_principals.iter().any(|s| eq_ci(&s.app_id, &app_id)) {
+        return Err(Reply::graph_error(
+            ctx,
+            409,
+            "Request_MultipleObjectsWithSameKeyValue",
+            "The service principal cannot be created, updated, or restored because the service principal appId is already in use.",
+        ));
+    }
+    let app = t.applications.iter().find(|a| eq_ci(&a.app_id, &app_id));
+    if app.is_none() && shared.strict_auth {
+        return Err(bad_request(
+            ctx,
+            format!("The appId '{app_id}' of the service principal does not reference a valid application object."),
+        ));
+    }
+    Ok(ServicePrincipal {
+        id: shared.uuid(),
+        display_name: app.map_or_else(|| app_id.clone(), |a| a.display_name.clone()),
+        app_id,
+        service_principal_type: "Application".to_owned(),
+        alternative_names: Vec::new(),
+        created_ms: ctx.now_ms,
+    })
+}
+
+/// `/applications`, one application, and its `addPassword` and `removePassword` actions.
+fn applications(shared: &Shared, ctx: &Ctx, t: &mut Tenant, method: &str, path: &[&str]) -> Result<Reply, Reply> {
+    let position =
+        |t: &Tenant, id: &str| t.applications.iter().position(|a| eq_ci(&a.id, id)).ok_or_else(|| not_found(ctx, id));
+    match (method, path) {
         ("GET", ["applications"]) => {
             let items = t.applications.iter().map(app_json).collect();
             Ok(collection(shared, ctx, "applications", "Application", &["appId", "displayName", "id"], items))
@@ -573,7 +632,7 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
         }
         ("GET", ["applications", id]) => get_object(shared, ctx, t, "applications", id),
         ("PATCH", ["applications", id]) => {
-            let pos = t.applications.iter().position(|a| eq_ci(&a.id, id)).ok_or_else(|| not_found(ctx, id))?;
+            let pos = position(t, id)?;
             let body = body_object(ctx)?;
             if let Some(name) = body.get("displayName").and_then(Value::as_str) {
                 name.clone_into(&mut t.applications[pos].display_name);
@@ -581,84 +640,105 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
             Ok(Reply::empty(204))
         }
         ("DELETE", ["applications", id]) => {
-            let pos = t.applications.iter().position(|a| eq_ci(&a.id, id)).ok_or_else(|| not_found(ctx, id))?;
-            let a = t.applications.remove(pos);
-            let sp_ids: Vec<String> =
-                t.service_principals.iter().filter(|s| eq_ci(&s.app_id, &a.app_id)).map(|s| s.id.clone()).collect();
-            t.service_principals.retain(|s| !eq_ci(&s.app_id, &a.app_id));
-            for id in sp_ids {
-                remove_from_groups(t, &id);
-            }
+            let pos = position(t, id)?;
+            delete_application(t, pos);
             Ok(Reply::empty(204))
         }
         ("POST", ["applications", id, "addpassword"]) => {
-            let pos = t.applications.iter().position(|a| eq_ci(&a.id, id)).ok_or_else(|| not_found(ctx, id))?;
-            let body = body_object(ctx).unwrap_or_default();
-            let cred = body.get("passwordCredential").cloned().unwrap_or(Value::Null);
-            let secret = format!("emu~{}", shared.uuid().replace('-', ""));
-            let p = PasswordCredential {
-                key_id: shared.uuid(),
-                display_name: cred.get("displayName").and_then(Value::as_str).map(str::to_owned),
-                secret_text: secret,
-                start_date_time: iso8601_secs(ctx.now_ms),
-                end_date_time: cred
-                    .get("endDateTime")
-                    .and_then(Value::as_str)
-                    .map_or_else(|| iso8601_secs(ctx.now_ms + 2 * 365 * 86_400_000), str::to_owned),
-            };
-            let mut v = password_json(&p, true);
-            v["@odata.context"] = json!(context_url(shared, "microsoft.graph.passwordCredential"));
-            t.applications[pos].password_credentials.push(p);
-            Ok(Reply::json(200, v))
+            let pos = position(t, id)?;
+            Ok(add_password(shared, ctx, t, pos))
         }
         ("POST", ["applications", id, "removepassword"]) => {
-            let pos = t.applications.iter().position(|a| eq_ci(&a.id, id)).ok_or_else(|| not_found(ctx, id))?;
-            let body = body_object(ctx)?;
-            let key = body.get("keyId").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let creds = &mut t.applications[pos].password_credentials;
-            let before = creds.len();
-            creds.retain(|p| !eq_ci(&p.key_id, &key));
-            if creds.len() == before {
-                return Err(bad_request(ctx, format!("No password credential found with keyId '{key}'.")));
-            }
+            let pos = position(t, id)?;
+            remove_password(ctx, t, pos)?;
             Ok(Reply::empty(204))
         }
-        ("POST", ["directoryobjects", "getbyids"]) => {
-            let body = body_object(ctx)?;
-            let ids: Vec<String> = body
-                .get("ids")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-                .unwrap_or_default();
-            let types: Vec<String> = body
-                .get("types")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_ascii_lowercase).collect())
-                .unwrap_or_default();
-            let value: Vec<Value> = ids
-                .iter()
-                .filter(|id| t.directory_object(id).is_some_and(|(_, c)| shared.replicated(c, ctx.now_ms)))
-                .filter_map(|id| object_json(t, id))
-                .filter(|v| {
-                    types.is_empty()
-                        || v["@odata.type"]
-                            .as_str()
-                            .is_some_and(|ty| types.iter().any(|w| ty.to_ascii_lowercase().ends_with(w.as_str())))
-                })
-                .collect();
-            let mut body = Map::new();
-            body.insert("@odata.context".to_owned(), json!(context_url(shared, "directoryObjects")));
-            body.insert("value".to_owned(), Value::Array(value));
-            Ok(Reply::json(200, Value::Object(body)))
-        }
-        ("GET", ["directoryobjects", id]) => get_object(shared, ctx, t, "directoryObjects", id),
-        _ => Err(Reply::graph_error(
-            ctx,
-            400,
-            "BadRequest",
-            format!("Resource not found for the segment '{}'.", segs.first().copied().unwrap_or_default()),
-        )),
+        _ => Err(no_route(ctx)),
     }
+}
+
+/// Deletes an application with its service principals, and those from every group.
+fn delete_application(t: &mut Tenant, pos: usize) {
+    let a = t.applications.remove(pos);
+    let sp_ids: Vec<String> =
+        t.service_principals.iter().filter(|s| eq_ci(&s.app_id, &a.app_id)).map(|s| s.id.clone()).collect();
+    t.service_principals.retain(|s| !eq_ci(&s.app_id, &a.app_id));
+    for id in sp_ids {
+        remove_from_groups(t, &id);
+    }
+}
+
+/// `addPassword`: a new secret, shown once in the answer.
+fn add_password(shared: &Shared, ctx: &Ctx, t: &mut Tenant, pos: usize) -> Reply {
+    let body = body_object(ctx).unwrap_or_default();
+    let cred = body.get("passwordCredential").cloned().unwrap_or(Value::Null);
+    let secret = format!("emu~{}", shared.uuid().replace('-', ""));
+    let p = PasswordCredential {
+        key_id: shared.uuid(),
+        display_name: cred.get("displayName").and_then(Value::as_str).map(str::to_owned),
+        secret_text: secret,
+        start_date_time: iso8601_secs(ctx.now_ms),
+        end_date_time: cred
+            .get("endDateTime")
+            .and_then(Value::as_str)
+            .map_or_else(|| iso8601_secs(ctx.now_ms + 2 * 365 * 86_400_000), str::to_owned),
+    };
+    let mut v = password_json(&p, true);
+    v["@odata.context"] = json!(context_url(shared, "microsoft.graph.passwordCredential"));
+    t.applications[pos].password_credentials.push(p);
+    Reply::json(200, v)
+}
+
+/// `removePassword`: the secret with the body's `keyId` must exist.
+fn remove_password(ctx: &Ctx, t: &mut Tenant, pos: usize) -> Result<(), Reply> {
+    let body = body_object(ctx)?;
+    let key = body.get("keyId").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let creds = &mut t.applications[pos].password_credentials;
+    let before = creds.len();
+    creds.retain(|p| !eq_ci(&p.key_id, &key));
+    if creds.len() == before {
+        return Err(bad_request(ctx, format!("No password credential found with keyId '{key}'.")));
+    }
+    Ok(())
+}
+
+/// `/directoryObjects/getByIds` and one directory object.
+fn directory_objects(shared: &Shared, ctx: &Ctx, t: &Tenant, method: &str, path: &[&str]) -> Result<Reply, Reply> {
+    match (method, path) {
+        ("POST", ["directoryobjects", "getbyids"]) => get_by_ids(shared, ctx, t),
+        ("GET", ["directoryobjects", id]) => get_object(shared, ctx, t, "directoryObjects", id),
+        _ => Err(no_route(ctx)),
+    }
+}
+
+/// `getByIds`: the replicated objects among the body's `ids`, of the body's `types` if any.
+fn get_by_ids(shared: &Shared, ctx: &Ctx, t: &Tenant) -> Result<Reply, Reply> {
+    let body = body_object(ctx)?;
+    let ids: Vec<String> = body
+        .get("ids")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
+    let types: Vec<String> = body
+        .get("types")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_ascii_lowercase).collect())
+        .unwrap_or_default();
+    let value: Vec<Value> = ids
+        .iter()
+        .filter(|id| t.directory_object(id).is_some_and(|(_, c)| shared.replicated(c, ctx.now_ms)))
+        .filter_map(|id| object_json(t, id))
+        .filter(|v| {
+            types.is_empty()
+                || v["@odata.type"]
+                    .as_str()
+                    .is_some_and(|ty| types.iter().any(|w| ty.to_ascii_lowercase().ends_with(w.as_str())))
+        })
+        .collect();
+    let mut body = Map::new();
+    body.insert("@odata.context".to_owned(), json!(context_url(shared, "directoryObjects")));
+    body.insert("value".to_owned(), Value::Array(value));
+    Ok(Reply::json(200, Value::Object(body)))
 }
 
 fn created(shared: &Shared, entity: &str, mut v: Value) -> Reply {

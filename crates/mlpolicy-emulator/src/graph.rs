@@ -3,7 +3,7 @@
 //! `addPassword`), directory objects and JSON `$batch`. Lists support `$filter` (`eq`,
 //! `startswith`), `$select`, `$top` and `@odata.nextLink` paging; errors carry `innerError`.
 //! Objects created less than the replication delay ago answer 404 to reads by id and cannot be
-//! added as members yet (wire §7).
+//! added as members yet (`replication_delay_ms` in `docs/emulator.md`).
 
 use serde_json::{Map, Value, json};
 

@@ -632,7 +632,8 @@ async fn graph_batch_limits_dependencies_and_inner_failures() {
         r.body["responses"].as_array().unwrap().iter().filter(|x| x["status"] == 429).collect();
     assert_eq!(throttled.len(), 1);
     assert!(throttled[0]["headers"]["Retry-After"].is_string());
-    // Both items spent the one-unit budget: each says so (wire §7.6).
+    // Both items spent the one-unit budget: each says so (Graph counts every
+    // request of a batch: <https://learn.microsoft.com/graph/throttling>).
     for item in r.body["responses"].as_array().unwrap() {
         assert_eq!(item["headers"]["x-ms-resource-unit"], "1");
         assert_eq!(item["headers"]["x-ms-throttle-limit-percentage"], "1.00");

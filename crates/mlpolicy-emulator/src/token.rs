@@ -2,7 +2,8 @@
 //! secret or a JWT client assertion) and the bearer-token checks the ARM and Graph surfaces run
 //! on every request. Tokens are JWT-shaped, signed with HMAC-SHA256 over a per-process secret,
 //! and carry `aud`, `iss`, `iat`, `nbf`, `exp`, `tid`, `oid` (the caller's service principal,
-//! minted once per client id), `appid` and `sub`. Errors use the AADSTS envelope (wire §8).
+//! minted once per client id), `appid` and `sub`. Errors use the AADSTS envelope
+//! (<https://learn.microsoft.com/entra/identity-platform/reference-error-codes>).
 
 use serde_json::{Value, json};
 

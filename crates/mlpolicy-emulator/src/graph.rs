@@ -3,7 +3,7 @@
 //! `addPassword`), directory objects and JSON `$batch`. Lists support `$filter` (`eq`,
 //! `startswith`), `$select`, `$top` and `@odata.nextLink` paging; errors carry `innerError`.
 //! Objects created less than the replication delay ago answer 404 to reads by id and cannot be
-//! added as members yet (wire §7).
+//! added as members yet (`replication_delay_ms` in `docs/emulator.md`).
 
 use serde_json::{Map, Value, json};
 
@@ -501,35 +501,62 @@ pub async fn handle(shared: &Shared, ctx: &Ctx) -> Reply {
     reply
 }
 
-#[expect(clippy::too_many_lines, clippy::many_single_char_names, reason = "one match arm per Graph route")]
+/// Routes a Graph request to the handler of its resource collection.
 fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
-    let segs: Vec<&str> = ctx.segs.iter().skip(1).map(String::as_str).collect();
-    let m = ctx.method.as_str();
-    let lc: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
-    let l: Vec<&str> = lc.iter().map(String::as_str).collect();
-    if let Some(first) = segs.first()
+    if let Some(first) = ctx.segs.get(1)
         && let Some((entity, key, value)) = alternate_key(first)
     {
-        let id = resolve_alternate(t, &entity, &key, &value);
-        return match (entity.to_ascii_lowercase().as_str(), key.to_ascii_lowercase().as_str(), m, segs.len()) {
-            ("groups", "uniquename", "PATCH", 1) => upsert_group(shared, ctx, t, &value, id),
-            ("groups", "uniquename", "GET", 1) => {
-                id.map_or_else(|| Err(not_found(ctx, &value)), |id| get_object(shared, ctx, t, "groups", &id))
-            }
-            ("serviceprincipals", "appid", "GET", 1) => id
-                .map_or_else(|| Err(not_found(ctx, &value)), |id| get_object(shared, ctx, t, "servicePrincipals", &id)),
-            ("applications", "appid", "GET", 1) => {
-                id.map_or_else(|| Err(not_found(ctx, &value)), |id| get_object(shared, ctx, t, "applications", &id))
-            }
-            _ => Err(Reply::graph_error(
-                ctx,
-                400,
-                "BadRequest",
-                format!("Resource not found for the segment '{first}'."),
-            )),
-        };
+        return by_alternate_key(shared, ctx, t, &entity, &key, &value);
     }
-    match (m, l.as_slice()) {
+    let lower: Vec<String> = ctx.segs.iter().skip(1).map(|s| s.to_ascii_lowercase()).collect();
+    let path: Vec<&str> = lower.iter().map(String::as_str).collect();
+    let method = ctx.method.as_str();
+    match path.first().copied() {
+        Some("organization") => organization(shared, ctx, t, method, &path),
+        Some("groups") => groups(shared, ctx, t, method, &path),
+        Some("users") => users(shared, ctx, t, method, &path),
+        Some("serviceprincipals") => service_principals(shared, ctx, t, method, &path),
+        Some("applications") => applications(shared, ctx, t, method, &path),
+        Some("directoryobjects") => directory_objects(shared, ctx, t, method, &path),
+        _ => Err(no_route(ctx)),
+    }
+}
+
+/// The answer to a path no route serves: Graph names its first segment.
+fn no_route(ctx: &Ctx) -> Reply {
+    let first = ctx.segs.get(1).map_or("", String::as_str);
+    Reply::graph_error(ctx, 400, "BadRequest", format!("Resource not found for the segment '{first}'."))
+}
+
+/// `/groups(uniqueName='…')`, `/servicePrincipals(appId='…')`, `/applications(appId='…')`.
+fn by_alternate_key(
+    shared: &Shared,
+    ctx: &Ctx,
+    t: &mut Tenant,
+    entity: &str,
+    key: &str,
+    value: &str,
+) -> Result<Reply, Reply> {
+    let id = resolve_alternate(t, entity, key, value);
+    let alone = ctx.segs.len() == 2;
+    match (entity.to_ascii_lowercase().as_str(), key.to_ascii_lowercase().as_str(), ctx.method.as_str(), alone) {
+        ("groups", "uniquename", "PATCH", true) => upsert_group(shared, ctx, t, value, id),
+        ("groups", "uniquename", "GET", true) => {
+            id.map_or_else(|| Err(not_found(ctx, value)), |id| get_object(shared, ctx, t, "groups", &id))
+        }
+        ("serviceprincipals", "appid", "GET", true) => {
+            id.map_or_else(|| Err(not_found(ctx, value)), |id| get_object(shared, ctx, t, "servicePrincipals", &id))
+        }
+        ("applications", "appid", "GET", true) => {
+            id.map_or_else(|| Err(not_found(ctx, value)), |id| get_object(shared, ctx, t, "applications", &id))
+        }
+        _ => Err(no_route(ctx)),
+    }
+}
+
+/// `/organization`: the tenant.
+fn organization(shared: &Shared, ctx: &Ctx, t: &Tenant, method: &str, path: &[&str]) -> Result<Reply, Reply> {
+    match (method, path) {
         ("GET", ["organization"]) => Ok(Reply::json(
             200,
             json!({
@@ -537,6 +564,13 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
                 "value": [{"id": t.tenant_id, "displayName": "Emulated tenant", "verifiedDomains": [{"name": "emulator.onmicrosoft.com", "isDefault": true, "isInitial": true}]}],
             }),
         )),
+        _ => Err(no_route(ctx)),
+    }
+}
+
+/// `/groups`, one group, and its `members` and `owners` (listed, added and removed by `$ref`).
+fn groups(shared: &Shared, ctx: &Ctx, t: &mut Tenant, method: &str, path: &[&str]) -> Result<Reply, Reply> {
+    match (method, path) {
         ("GET", ["groups"]) => {
             let items = t.groups.iter().map(group_json).collect();
             Ok(collection(
@@ -563,10 +597,7 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
         ("DELETE", ["groups", id]) => {
             let idx = visible_group(shared, ctx, t, id)?;
             let g = t.groups.remove(idx);
-            for other in &mut t.groups {
-                other.members.retain(|m| !eq_ci(m, &g.id));
-                other.owners.retain(|m| !eq_ci(m, &g.id));
-            }
+            remove_from_groups(t, &g.id);
             Ok(Reply::empty(204))
         }
         ("GET", ["groups", id, rel @ ("members" | "owners")]) => {
@@ -588,47 +619,36 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
         }
         ("DELETE", ["groups", id, rel @ ("members" | "owners"), member, "$ref"]) => {
             let idx = visible_group(shared, ctx, t, id)?;
-            let g = &mut t.groups[idx];
-            let list = if *rel == "members" { &mut g.members } else { &mut g.owners };
-            let Some(pos) = list.iter().position(|m| eq_ci(m, member)) else {
-                return Err(not_found(ctx, member));
-            };
-            if *rel == "owners" && list.len() == 1 {
-                return Err(bad_request(
-                    ctx,
-                    "The group must have at least one owner, hence this owner cannot be removed.",
-                ));
-            }
-            list.remove(pos);
+            remove_reference(ctx, t, idx, rel, member)?;
             Ok(Reply::empty(204))
         }
+        _ => Err(no_route(ctx)),
+    }
+}
+
+/// Removes a member or owner from a group; a group keeps at least one owner.
+fn remove_reference(ctx: &Ctx, t: &mut Tenant, idx: usize, rel: &str, member: &str) -> Result<(), Reply> {
+    let g = &mut t.groups[idx];
+    let list = if rel == "members" { &mut g.members } else { &mut g.owners };
+    let Some(pos) = list.iter().position(|m| eq_ci(m, member)) else {
+        return Err(not_found(ctx, member));
+    };
+    if rel == "owners" && list.len() == 1 {
+        return Err(bad_request(ctx, "The group must have at least one owner, hence this owner cannot be removed."));
+    }
+    list.remove(pos);
+    Ok(())
+}
+
+/// `/users` and one user, by id or `userPrincipalName`.
+fn users(shared: &Shared, ctx: &Ctx, t: &mut Tenant, method: &str, path: &[&str]) -> Result<Reply, Reply> {
+    match (method, path) {
         ("GET", ["users"]) => {
             let items = t.users.iter().map(user_json).collect();
             Ok(collection(shared, ctx, "users", "User", &["userPrincipalName", "displayName", "mail", "id"], items))
         }
         ("POST", ["users"]) => {
-            let body = body_object(ctx)?;
-            let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned).filter(|s| !s.is_empty());
-            let Some(upn) = text("userPrincipalName") else {
-                return Err(bad_request(
-                    ctx,
-                    "Invalid value specified for property 'userPrincipalName' of resource 'User'.",
-                ));
-            };
-            if t.users.iter().any(|u| eq_ci(&u.user_principal_name, &upn)) {
-                return Err(bad_request(
-                    ctx,
-                    "Another object with the same value for property userPrincipalName already exists.",
-                ));
-            }
-            let u = User {
-                id: shared.uuid(),
-                display_name: text("displayName")
-                    .unwrap_or_else(|| upn.split('@').next().unwrap_or_default().to_owned()),
-                mail: text("mail"),
-                user_principal_name: upn,
-                created_ms: ctx.now_ms,
-            };
+            let u = new_user(shared, ctx, t)?;
             let reply = created(shared, &t.tenant_id, "users", user_json(&u));
             t.users.push(u);
             Ok(reply)
@@ -643,6 +663,35 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
             remove_from_groups(t, &u.id);
             Ok(Reply::empty(204))
         }
+        _ => Err(no_route(ctx)),
+    }
+}
+
+/// The user a `POST /users` body describes; its `userPrincipalName` must be new.
+fn new_user(shared: &Shared, ctx: &Ctx, t: &Tenant) -> Result<User, Reply> {
+    let body = body_object(ctx)?;
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned).filter(|s| !s.is_empty());
+    let Some(upn) = text("userPrincipalName") else {
+        return Err(bad_request(ctx, "Invalid value specified for property 'userPrincipalName' of resource 'User'."));
+    };
+    if t.users.iter().any(|u| eq_ci(&u.user_principal_name, &upn)) {
+        return Err(bad_request(
+            ctx,
+            "Another object with the same value for property userPrincipalName already exists.",
+        ));
+    }
+    Ok(User {
+        id: shared.uuid(),
+        display_name: text("displayName").unwrap_or_else(|| upn.split('@').next().unwrap_or_default().to_owned()),
+        mail: text("mail"),
+        user_principal_name: upn,
+        created_ms: ctx.now_ms,
+    })
+}
+
+/// `/servicePrincipals` and one service principal.
+fn service_principals(shared: &Shared, ctx: &Ctx, t: &mut Tenant, method: &str, path: &[&str]) -> Result<Reply, Reply> {
+    match (method, path) {
         ("GET", ["serviceprincipals"]) => {
             let items = t.service_principals.iter().map(|s| sp_json(s, &t.tenant_id)).collect();
             Ok(collection(
@@ -655,38 +704,7 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
             ))
         }
         ("POST", ["serviceprincipals"]) => {
-            let body = body_object(ctx)?;
-            let Some(app_id) = body.get("appId").and_then(Value::as_str).map(str::to_owned) else {
-                return Err(bad_request(
-                    ctx,
-                    "Invalid value specified for property 'appId' of resource 'ServicePrincipal'.",
-                ));
-            };
-            if t.service_principals.iter().any(|s| eq_ci(&s.app_id, &app_id)) {
-                return Err(Reply::graph_error(
-                    ctx,
-                    409,
-                    "Request_MultipleObjectsWithSameKeyValue",
-                    "The service principal cannot be created, updated, or restored because the service principal appId is already in use.",
-                ));
-            }
-            let app = t.applications.iter().find(|a| eq_ci(&a.app_id, &app_id));
-            if app.is_none() && shared.strict_auth {
-                return Err(bad_request(
-                    ctx,
-                    format!(
-                        "The appId '{app_id}' of the service principal does not reference a valid application object."
-                    ),
-                ));
-            }
-            let sp = ServicePrincipal {
-                id: shared.uuid(),
-                display_name: app.map_or_else(|| app_id.clone(), |a| a.display_name.clone()),
-                app_id,
-                service_principal_type: "Application".to_owned(),
-                alternative_names: Vec::new(),
-                created_ms: ctx.now_ms,
-            };
+            let sp = new_service_principal(shared, ctx, t)?;
             let reply = created(shared, &t.tenant_id, "servicePrincipals", sp_json(&sp, &t.tenant_id));
             t.service_principals.push(sp);
             Ok(reply)
@@ -698,6 +716,47 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
             remove_from_groups(t, &sp.id);
             Ok(Reply::empty(204))
         }
+        _ => Err(no_route(ctx)),
+    }
+}
+
+/// The service principal a `POST /servicePrincipals` body describes: one per `appId`, of an
+/// existing application when authentication is strict.
+fn new_service_principal(shared: &Shared, ctx: &Ctx, t: &Tenant) -> Result<ServicePrincipal, Reply> {
+    let body = body_object(ctx)?;
+    let Some(app_id) = body.get("appId").and_then(Value::as_str).map(str::to_owned) else {
+        return Err(bad_request(ctx, "Invalid value specified for property 'appId' of resource 'ServicePrincipal'."));
+    };
+    if t.service_principals.iter().any(|s| eq_ci(&s.app_id, &app_id)) {
+        return Err(Reply::graph_error(
+            ctx,
+            409,
+            "Request_MultipleObjectsWithSameKeyValue",
+            "The service principal cannot be created, updated, or restored because the service principal appId is already in use.",
+        ));
+    }
+    let app = t.applications.iter().find(|a| eq_ci(&a.app_id, &app_id));
+    if app.is_none() && shared.strict_auth {
+        return Err(bad_request(
+            ctx,
+            format!("The appId '{app_id}' of the service principal does not reference a valid application object."),
+        ));
+    }
+    Ok(ServicePrincipal {
+        id: shared.uuid(),
+        display_name: app.map_or_else(|| app_id.clone(), |a| a.display_name.clone()),
+        app_id,
+        service_principal_type: "Application".to_owned(),
+        alternative_names: Vec::new(),
+        created_ms: ctx.now_ms,
+    })
+}
+
+/// `/applications`, one application, and its `addPassword` and `removePassword` actions.
+fn applications(shared: &Shared, ctx: &Ctx, t: &mut Tenant, method: &str, path: &[&str]) -> Result<Reply, Reply> {
+    let position =
+        |t: &Tenant, id: &str| t.applications.iter().position(|a| eq_ci(&a.id, id)).ok_or_else(|| not_found(ctx, id));
+    match (method, path) {
         ("GET", ["applications"]) => {
             let items = t.applications.iter().map(app_json).collect();
             Ok(collection(
@@ -731,7 +790,7 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
         }
         ("GET", ["applications", id]) => get_object(shared, ctx, t, "applications", id),
         ("PATCH", ["applications", id]) => {
-            let pos = t.applications.iter().position(|a| eq_ci(&a.id, id)).ok_or_else(|| not_found(ctx, id))?;
+            let pos = position(t, id)?;
             let body = body_object(ctx)?;
             if let Some(name) = body.get("displayName").and_then(Value::as_str) {
                 name.clone_into(&mut t.applications[pos].display_name);
@@ -739,84 +798,105 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
             Ok(Reply::empty(204))
         }
         ("DELETE", ["applications", id]) => {
-            let pos = t.applications.iter().position(|a| eq_ci(&a.id, id)).ok_or_else(|| not_found(ctx, id))?;
-            let a = t.applications.remove(pos);
-            let sp_ids: Vec<String> =
-                t.service_principals.iter().filter(|s| eq_ci(&s.app_id, &a.app_id)).map(|s| s.id.clone()).collect();
-            t.service_principals.retain(|s| !eq_ci(&s.app_id, &a.app_id));
-            for id in sp_ids {
-                remove_from_groups(t, &id);
-            }
+            let pos = position(t, id)?;
+            delete_application(t, pos);
             Ok(Reply::empty(204))
         }
         ("POST", ["applications", id, "addpassword"]) => {
-            let pos = t.applications.iter().position(|a| eq_ci(&a.id, id)).ok_or_else(|| not_found(ctx, id))?;
-            let body = body_object(ctx).unwrap_or_default();
-            let cred = body.get("passwordCredential").cloned().unwrap_or(Value::Null);
-            let secret = format!("emu~{}", shared.uuid().replace('-', ""));
-            let p = PasswordCredential {
-                key_id: shared.uuid(),
-                display_name: cred.get("displayName").and_then(Value::as_str).map(str::to_owned),
-                secret_text: secret,
-                start_date_time: iso8601_secs(ctx.now_ms),
-                end_date_time: cred
-                    .get("endDateTime")
-                    .and_then(Value::as_str)
-                    .map_or_else(|| iso8601_secs(ctx.now_ms + 2 * 365 * 86_400_000), str::to_owned),
-            };
-            let mut v = password_json(&p, true);
-            v["@odata.context"] = json!(context_url(shared, "microsoft.graph.passwordCredential"));
-            t.applications[pos].password_credentials.push(p);
-            Ok(Reply::json(200, v))
+            let pos = position(t, id)?;
+            Ok(add_password(shared, ctx, t, pos))
         }
         ("POST", ["applications", id, "removepassword"]) => {
-            let pos = t.applications.iter().position(|a| eq_ci(&a.id, id)).ok_or_else(|| not_found(ctx, id))?;
-            let body = body_object(ctx)?;
-            let key = body.get("keyId").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let creds = &mut t.applications[pos].password_credentials;
-            let before = creds.len();
-            creds.retain(|p| !eq_ci(&p.key_id, &key));
-            if creds.len() == before {
-                return Err(bad_request(ctx, format!("No password credential found with keyId '{key}'.")));
-            }
+            let pos = position(t, id)?;
+            remove_password(ctx, t, pos)?;
             Ok(Reply::empty(204))
         }
-        ("POST", ["directoryobjects", "getbyids"]) => {
-            let body = body_object(ctx)?;
-            let ids: Vec<String> = body
-                .get("ids")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-                .unwrap_or_default();
-            let types: Vec<String> = body
-                .get("types")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_ascii_lowercase).collect())
-                .unwrap_or_default();
-            let value: Vec<Value> = ids
-                .iter()
-                .filter(|id| t.directory_object(id).is_some_and(|(_, c)| shared.replicated(c, ctx.now_ms)))
-                .filter_map(|id| object_json(t, id))
-                .filter(|v| {
-                    types.is_empty()
-                        || v["@odata.type"]
-                            .as_str()
-                            .is_some_and(|ty| types.iter().any(|w| ty.to_ascii_lowercase().ends_with(w.as_str())))
-                })
-                .collect();
-            let mut body = Map::new();
-            body.insert("@odata.context".to_owned(), json!(context_url(shared, "directoryObjects")));
-            body.insert("value".to_owned(), Value::Array(value));
-            Ok(Reply::json(200, Value::Object(body)))
-        }
-        ("GET", ["directoryobjects", id]) => get_object(shared, ctx, t, "directoryObjects", id),
-        _ => Err(Reply::graph_error(
-            ctx,
-            400,
-            "BadRequest",
-            format!("Resource not found for the segment '{}'.", segs.first().copied().unwrap_or_default()),
-        )),
+        _ => Err(no_route(ctx)),
     }
+}
+
+/// Deletes an application with its service principals, and those from every group.
+fn delete_application(t: &mut Tenant, pos: usize) {
+    let a = t.applications.remove(pos);
+    let sp_ids: Vec<String> =
+        t.service_principals.iter().filter(|s| eq_ci(&s.app_id, &a.app_id)).map(|s| s.id.clone()).collect();
+    t.service_principals.retain(|s| !eq_ci(&s.app_id, &a.app_id));
+    for id in sp_ids {
+        remove_from_groups(t, &id);
+    }
+}
+
+/// `addPassword`: a new secret, shown once in the answer.
+fn add_password(shared: &Shared, ctx: &Ctx, t: &mut Tenant, pos: usize) -> Reply {
+    let body = body_object(ctx).unwrap_or_default();
+    let cred = body.get("passwordCredential").cloned().unwrap_or(Value::Null);
+    let secret = format!("emu~{}", shared.uuid().replace('-', ""));
+    let p = PasswordCredential {
+        key_id: shared.uuid(),
+        display_name: cred.get("displayName").and_then(Value::as_str).map(str::to_owned),
+        secret_text: secret,
+        start_date_time: iso8601_secs(ctx.now_ms),
+        end_date_time: cred
+            .get("endDateTime")
+            .and_then(Value::as_str)
+            .map_or_else(|| iso8601_secs(ctx.now_ms + 2 * 365 * 86_400_000), str::to_owned),
+    };
+    let mut v = password_json(&p, true);
+    v["@odata.context"] = json!(context_url(shared, "microsoft.graph.passwordCredential"));
+    t.applications[pos].password_credentials.push(p);
+    Reply::json(200, v)
+}
+
+/// `removePassword`: the secret with the body's `keyId` must exist.
+fn remove_password(ctx: &Ctx, t: &mut Tenant, pos: usize) -> Result<(), Reply> {
+    let body = body_object(ctx)?;
+    let key = body.get("keyId").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let creds = &mut t.applications[pos].password_credentials;
+    let before = creds.len();
+    creds.retain(|p| !eq_ci(&p.key_id, &key));
+    if creds.len() == before {
+        return Err(bad_request(ctx, format!("No password credential found with keyId '{key}'.")));
+    }
+    Ok(())
+}
+
+/// `/directoryObjects/getByIds` and one directory object.
+fn directory_objects(shared: &Shared, ctx: &Ctx, t: &Tenant, method: &str, path: &[&str]) -> Result<Reply, Reply> {
+    match (method, path) {
+        ("POST", ["directoryobjects", "getbyids"]) => get_by_ids(shared, ctx, t),
+        ("GET", ["directoryobjects", id]) => get_object(shared, ctx, t, "directoryObjects", id),
+        _ => Err(no_route(ctx)),
+    }
+}
+
+/// `getByIds`: the replicated objects among the body's `ids`, of the body's `types` if any.
+fn get_by_ids(shared: &Shared, ctx: &Ctx, t: &Tenant) -> Result<Reply, Reply> {
+    let body = body_object(ctx)?;
+    let ids: Vec<String> = body
+        .get("ids")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default();
+    let types: Vec<String> = body
+        .get("types")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_ascii_lowercase).collect())
+        .unwrap_or_default();
+    let value: Vec<Value> = ids
+        .iter()
+        .filter(|id| t.directory_object(id).is_some_and(|(_, c)| shared.replicated(c, ctx.now_ms)))
+        .filter_map(|id| object_json(t, id))
+        .filter(|v| {
+            types.is_empty()
+                || v["@odata.type"]
+                    .as_str()
+                    .is_some_and(|ty| types.iter().any(|w| ty.to_ascii_lowercase().ends_with(w.as_str())))
+        })
+        .collect();
+    let mut body = Map::new();
+    body.insert("@odata.context".to_owned(), json!(context_url(shared, "directoryObjects")));
+    body.insert("value".to_owned(), Value::Array(value));
+    Ok(Reply::json(200, Value::Object(body)))
 }
 
 /// A 201 for a created object, with the `Location` Graph sends:
@@ -1127,35 +1207,64 @@ pub async fn batch(shared: &Shared, ctx: &Ctx) -> Reply {
     if ctx.method != "POST" {
         return Reply::graph_error(ctx, 405, "Request_BadRequest", "The $batch endpoint only accepts POST.");
     }
+    let items = match batch_items(ctx) {
+        Ok(items) => items,
+        Err(reply) => return reply,
+    };
+    let realism = shared.realism();
+    let mut statuses: Vec<(String, u16)> = Vec::new();
+    let mut responses: Vec<Value> = Vec::new();
+    let mut pending: Vec<usize> = (0..items.len()).collect();
+    while !pending.is_empty() {
+        let ready = pending
+            .iter()
+            .position(|&i| items[i].depends.iter().all(|d| statuses.iter().any(|(s, _)| eq_ci(s, d))))
+            .unwrap_or(0);
+        let item = &items[pending.remove(ready)];
+        shared.stats.bump(Counter::GraphBatchItem);
+        let failed_dep = item.depends.iter().any(|d| statuses.iter().all(|(s, st)| !eq_ci(s, d) || *st >= 400));
+        let reply = batch_item_reply(shared, ctx, &realism, item, failed_dep).await;
+        statuses.push((item.id.clone(), reply.status));
+        responses.push(batch_entry(&item.id, reply));
+    }
+    lock(&shared.rng).shuffle(&mut responses);
+    let mut body = Map::new();
+    body.insert("responses".to_owned(), Value::Array(responses));
+    Reply::json(200, Value::Object(body))
+}
+
+/// The requests of a `$batch` body: 1 to 20, with unique ids, a method and a URL each, a
+/// `Content-Type` header with a body, and `dependsOn` naming requests of the batch.
+fn batch_items(ctx: &Ctx) -> Result<Vec<Item>, Reply> {
     let invalid = |m: &str| Reply::graph_error(ctx, 400, "BadRequest", m.to_owned());
     let Ok(Value::Object(body)) = ctx.json() else {
-        return invalid("Invalid batch payload format.");
+        return Err(invalid("Invalid batch payload format."));
     };
     let Some(Value::Array(requests)) = body.get("requests") else {
-        return invalid("Invalid batch payload format.");
+        return Err(invalid("Invalid batch payload format."));
     };
     if requests.is_empty() {
-        return invalid("Invalid batch payload format. The batch must contain at least one request.");
+        return Err(invalid("Invalid batch payload format. The batch must contain at least one request."));
     }
     if requests.len() > 20 {
-        return invalid("Invalid batch payload format. The number of requests in a batch must not exceed 20.");
+        return Err(invalid("Invalid batch payload format. The number of requests in a batch must not exceed 20."));
     }
     let mut items: Vec<Item> = Vec::new();
     for r in requests {
         let Some(id) = r.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
-            return invalid("Invalid batch payload format. Every request needs a string 'id'.");
+            return Err(invalid("Invalid batch payload format. Every request needs a string 'id'."));
         };
         if items.iter().any(|i| eq_ci(&i.id, id)) {
-            return invalid(&format!("Invalid batch payload format. Request id '{id}' is duplicated."));
+            return Err(invalid(&format!("Invalid batch payload format. Request id '{id}' is duplicated.")));
         }
         let (Some(method), Some(url)) = (r.get("method").and_then(Value::as_str), r.get("url").and_then(Value::as_str))
         else {
-            return invalid(&format!("Invalid batch payload format. Request '{id}' needs 'method' and 'url'."));
+            return Err(invalid(&format!("Invalid batch payload format. Request '{id}' needs 'method' and 'url'.")));
         };
         let headers = r.get("headers").and_then(Value::as_object).cloned().unwrap_or_default();
         let body = r.get("body").filter(|b| !b.is_null()).cloned();
         if body.is_some() && !headers.keys().any(|k| eq_ci(k, "content-type")) {
-            return invalid(&format!("Write request id : {id} does not contain Content-Type header or body."));
+            return Err(invalid(&format!("Write request id : {id} does not contain Content-Type header or body.")));
         }
         let depends = r
             .get("dependsOn")
@@ -1173,85 +1282,76 @@ pub async fn batch(shared: &Shared, ctx: &Ctx) -> Reply {
     }
     for i in &items {
         if let Some(missing) = i.depends.iter().find(|d| !items.iter().any(|j| eq_ci(&j.id, d))) {
-            return invalid(&format!(
+            return Err(invalid(&format!(
                 "Invalid batch payload format. Request '{}' depends on unknown request '{missing}'.",
                 i.id
-            ));
+            )));
         }
     }
-    let realism = shared.realism();
-    let mut statuses: Vec<(String, u16)> = Vec::new();
-    let mut responses: Vec<Value> = Vec::new();
-    let mut pending: Vec<usize> = (0..items.len()).collect();
-    while !pending.is_empty() {
-        let ready = pending
-            .iter()
-            .position(|&i| items[i].depends.iter().all(|d| statuses.iter().any(|(s, _)| eq_ci(s, d))))
-            .unwrap_or(0);
-        let item = &items[pending.remove(ready)];
-        shared.stats.bump(Counter::GraphBatchItem);
-        let failed_dep = item.depends.iter().any(|d| statuses.iter().all(|(s, st)| !eq_ci(s, d) || *st >= 400));
-        let reply = if failed_dep {
-            Reply::graph_error(
-                ctx,
-                424,
-                "FailedDependency",
-                "The request could not be completed because a request it depends on failed.",
-            )
-        } else if item.url.starts_with("http") || item.url.to_ascii_lowercase().starts_with("/v1.0") {
-            Reply::graph_error(
-                ctx,
-                400,
-                "BadRequest",
-                format!(
-                    "Invalid request URL '{}'. Batch request URLs must be relative, without the version segment.",
-                    item.url
-                ),
-            )
-        } else {
-            let mut headers = ctx.headers.clone();
-            for (k, v) in &item.headers {
-                if let (Ok(name), Some(Ok(val))) = (
-                    axum::http::HeaderName::from_bytes(k.as_bytes()),
-                    v.as_str().map(axum::http::HeaderValue::from_str),
-                ) {
-                    headers.insert(name, val);
-                }
-            }
-            let body = item.body.as_ref().map(Value::to_string).unwrap_or_default();
-            let method = axum::http::Method::from_bytes(item.method.as_bytes()).unwrap_or(axum::http::Method::GET);
-            let url = if item.url.starts_with('/') { item.url.clone() } else { format!("/{}", item.url) };
-            let mut inner = Ctx::new(method, &format!("/v1.0{url}"), headers, body.into(), shared.uuid());
-            inner.caller.clone_from(&ctx.caller);
-            match throttle(shared, &realism, BucketKind::Graph, "graph") {
-                (Some(secs), remaining) => {
-                    shared.stats.bump(Counter::Throttled);
-                    budget_headers(throttled(&inner, secs), &realism, remaining)
-                }
-                (None, remaining) => budget_headers(handle(shared, &inner).await, &realism, remaining),
-            }
-        };
-        statuses.push((item.id.clone(), reply.status));
-        let mut headers = Map::new();
-        for (k, v) in &reply.headers {
-            headers.insert(k.clone(), json!(v));
-        }
-        let mut entry = json!({"id": item.id, "status": reply.status});
-        match reply.body {
-            ReplyBody::Json(v) => {
-                headers.insert("Content-Type".into(), json!("application/json"));
-                entry["body"] = v;
-            }
-            ReplyBody::Text(_, s) => entry["body"] = json!(s),
-            ReplyBody::Empty => {}
-        }
-        entry["headers"] = Value::Object(headers);
-        responses.push(entry);
+    Ok(items)
+}
+
+/// The answer to one batch request: 424 when a request it depends on failed, 400 for an
+/// absolute or versioned URL, else the request served as if sent alone (throttled included).
+async fn batch_item_reply(shared: &Shared, ctx: &Ctx, realism: &Realism, item: &Item, failed_dep: bool) -> Reply {
+    if failed_dep {
+        return Reply::graph_error(
+            ctx,
+            424,
+            "FailedDependency",
+            "The request could not be completed because a request it depends on failed.",
+        );
     }
-    lock(&shared.rng).shuffle(&mut responses);
-    let mut body = Map::new();
-    body.insert("responses".to_owned(), Value::Array(responses));
-    Reply::json(200, Value::Object(body))
+    if item.url.starts_with("http") || item.url.to_ascii_lowercase().starts_with("/v1.0") {
+        return Reply::graph_error(
+            ctx,
+            400,
+            "BadRequest",
+            format!(
+                "Invalid request URL '{}'. Batch request URLs must be relative, without the version segment.",
+                item.url
+            ),
+        );
+    }
+    let mut headers = ctx.headers.clone();
+    for (k, v) in &item.headers {
+        if let (Ok(name), Some(Ok(val))) =
+            (axum::http::HeaderName::from_bytes(k.as_bytes()), v.as_str().map(axum::http::HeaderValue::from_str))
+        {
+            headers.insert(name, val);
+        }
+    }
+    let body = item.body.as_ref().map(Value::to_string).unwrap_or_default();
+    let method = axum::http::Method::from_bytes(item.method.as_bytes()).unwrap_or(axum::http::Method::GET);
+    let url = if item.url.starts_with('/') { item.url.clone() } else { format!("/{}", item.url) };
+    let mut inner = Ctx::new(method, &format!("/v1.0{url}"), headers, body.into(), shared.uuid());
+    inner.caller.clone_from(&ctx.caller);
+    match throttle(shared, realism, BucketKind::Graph, "graph") {
+        (Some(secs), remaining) => {
+            shared.stats.bump(Counter::Throttled);
+            budget_headers(throttled(&inner, secs), realism, remaining)
+        }
+        (None, remaining) => budget_headers(handle(shared, &inner).await, realism, remaining),
+    }
+}
+
+/// One entry of the `$batch` answer: id, status, headers and body.
+fn batch_entry(id: &str, reply: Reply) -> Value {
+    let mut headers = Map::new();
+    for (k, v) in &reply.headers {
+        headers.insert(k.clone(), json!(v));
+    }
+    let mut entry = json!({"id": id, "status": reply.status});
+    match reply.body {
+        ReplyBody::Json(v) => {
+            headers.insert("Content-Type".into(), json!("application/json"));
+            entry["body"] = v;
+        }
+        ReplyBody::Text(_, s) => entry["body"] = json!(s),
+        ReplyBody::Empty => {}
+    }
+    entry["headers"] = Value::Object(headers);
+    entry
 }
 
 #[cfg(test)]

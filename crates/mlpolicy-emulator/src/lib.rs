@@ -1,11 +1,12 @@
 //! A local Azure for mlpolicy: one loopback port serving ARM (`/subscriptions/...`,
 //! `/providers/...`), Microsoft Graph (`/v1.0/...`), the Entra token endpoint
-//! (`/{tenant}/oauth2/v2.0/token`) and a control API (`/_emulator/...`), behaving as
-//! `shared/azure-wire.md` describes: Azure's status codes, envelopes, LROs, paging, errors,
-//! throttling, replication delay and injected faults. Connections are served with hyper
-//! directly so that a "dropped connection" fault can close the socket without an answer.
-//! State lives in one [`state::Tenant`] behind a mutex and is saved atomically after every
-//! change when a state file is configured.
+//! (`/{tenant}/oauth2/v2.0/token`) and a control API (`/_emulator/...`), behaving as Azure
+//! does: status codes, envelopes, LROs, paging, errors, throttling, replication delay and
+//! injected faults (`docs/emulator.md` lists what is served; Microsoft's references are
+//! <https://learn.microsoft.com/rest/api/azure/> and <https://learn.microsoft.com/graph/api/overview>).
+//! Connections are served with hyper directly so that a "dropped connection" fault can close
+//! the socket without an answer. State lives in one [`state::Tenant`] behind a mutex and is
+//! saved atomically after every change when a state file is configured.
 
 mod arm;
 pub mod cli;

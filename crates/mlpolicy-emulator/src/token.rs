@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::state::{ServicePrincipal, stable_id};
+use super::state::{Application, Identity, ServicePrincipal, Tenant, stable_id};
 use super::util::{b64_decode, b64url_encode, eq_ci, hmac_sha256, hmac_sha256_verify, iso8601_secs, percent_decode};
 use super::{Ctx, Reply, Shared};
 
@@ -149,55 +149,91 @@ pub fn token_path(segs: &[String]) -> Option<&str> {
 
 /// Handles `POST /{tenant}/oauth2/v2.0/token`.
 pub async fn handle(shared: &Shared, ctx: &Ctx, tenant_segment: &str) -> Reply {
-    if ctx.method != "POST" {
-        return aad_error(ctx, 405, "invalid_request", 900_561, "The endpoint only accepts POST requests.");
+    match issue(shared, ctx, tenant_segment).await {
+        Ok(reply) | Err(reply) => reply,
     }
-    let form: Vec<(String, String)> = url::form_urlencoded::parse(&ctx.body).into_owned().collect();
-    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let mut client_id = get("client_id");
-    let mut client_secret = get("client_secret");
-    if let Some((id, secret)) = basic_credentials(ctx) {
-        client_id.get_or_insert(id);
-        client_secret.get_or_insert(secret);
+}
+
+/// Checks the request, then the client against the tenant, and answers with a token.
+async fn issue(shared: &Shared, ctx: &Ctx, tenant_segment: &str) -> Result<Reply, Reply> {
+    let request = TokenRequest::read(shared, ctx)?;
+    let mut tenant = shared.state.lock().await;
+    if shared.strict_auth {
+        authenticate(shared, ctx, &tenant, tenant_segment, &request)?;
     }
-    let Some(grant) = get("grant_type") else {
-        return aad_error(
+    let oid = service_principal_id(shared, &mut tenant, &request.client_id).await;
+    drop(tenant);
+    Ok(token_reply(shared, ctx, &request, &oid))
+}
+
+/// A token request that passed the checks made before the tenant is read.
+struct TokenRequest {
+    client_id: String,
+    client_secret: Option<String>,
+    /// The resource of the request's single `RESOURCE/.default` scope.
+    resource: String,
+    assertion: Option<String>,
+    /// The claims of the client assertion, read without checking its signature.
+    assertion_claims: Option<Value>,
+}
+
+impl TokenRequest {
+    /// Reads the form (client credentials may also come as HTTP basic authentication): the
+    /// grant type, the client, the scope, then how the client proves itself.
+    fn read(shared: &Shared, ctx: &Ctx) -> Result<TokenRequest, Reply> {
+        if ctx.method != "POST" {
+            return Err(aad_error(ctx, 405, "invalid_request", 900_561, "The endpoint only accepts POST requests."));
+        }
+        let form: Vec<(String, String)> = url::form_urlencoded::parse(&ctx.body).into_owned().collect();
+        let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let missing = |name: &str| {
+            aad_error(
+                ctx,
+                400,
+                "invalid_request",
+                900_144,
+                &format!("The request body must contain the following parameter: '{name}'."),
+            )
+        };
+        let mut client_id = get("client_id");
+        let mut client_secret = get("client_secret");
+        if let Some((id, secret)) = basic_credentials(ctx) {
+            client_id.get_or_insert(id);
+            client_secret.get_or_insert(secret);
+        }
+        let Some(grant) = get("grant_type") else {
+            return Err(missing("grant_type"));
+        };
+        if grant != "client_credentials" {
+            return Err(aad_error(
+                ctx,
+                400,
+                "unsupported_grant_type",
+                70003,
+                &format!("The app requested an unsupported grant type '{grant}'."),
+            ));
+        }
+        let Some(client_id) = client_id.filter(|c| !c.is_empty()) else {
+            return Err(missing("client_id"));
+        };
+        let Some(scope) = get("scope") else {
+            return Err(missing("scope"));
+        };
+        let resource = requested_resource(shared, ctx, &scope)?;
+        let assertion = get("client_assertion");
+        let assertion_claims = assertion_claims(
             ctx,
-            400,
-            "invalid_request",
-            900_144,
-            "The request body must contain the following parameter: 'grant_type'.",
-        );
-    };
-    if grant != "client_credentials" {
-        return aad_error(
-            ctx,
-            400,
-            "unsupported_grant_type",
-            70003,
-            &format!("The app requested an unsupported grant type '{grant}'."),
-        );
+            assertion.as_deref(),
+            get("client_assertion_type").as_deref(),
+            client_secret.is_some(),
+        )?;
+        Ok(TokenRequest { client_id, client_secret, resource, assertion, assertion_claims })
     }
-    let Some(client_id) = client_id.filter(|c| !c.is_empty()) else {
-        return aad_error(
-            ctx,
-            400,
-            "invalid_request",
-            900_144,
-            "The request body must contain the following parameter: 'client_id'.",
-        );
-    };
-    let Some(scope) = get("scope") else {
-        return aad_error(
-            ctx,
-            400,
-            "invalid_request",
-            900_144,
-            "The request body must contain the following parameter: 'scope'.",
-        );
-    };
-    let scopes: Vec<&str> = scope.split_whitespace().collect();
-    let bad_scope = |ctx: &Ctx| {
+}
+
+/// The resource of the single `RESOURCE/.default` scope; it must be one the emulator serves.
+fn requested_resource(shared: &Shared, ctx: &Ctx, scope: &str) -> Result<String, Reply> {
+    let bad_scope = || {
         aad_error(
             ctx,
             400,
@@ -208,14 +244,15 @@ pub async fn handle(shared: &Shared, ctx: &Ctx, tenant_segment: &str) -> Reply {
             ),
         )
     };
+    let scopes: Vec<&str> = scope.split_whitespace().collect();
     let [single] = scopes.as_slice() else {
-        return bad_scope(ctx);
+        return Err(bad_scope());
     };
     let Some(resource) = single.strip_suffix("/.default") else {
-        return bad_scope(ctx);
+        return Err(bad_scope());
     };
     if audience_of(resource, &shared.base_url).is_none() {
-        return aad_error(
+        return Err(aad_error(
             ctx,
             400,
             "invalid_resource",
@@ -224,119 +261,161 @@ pub async fn handle(shared: &Shared, ctx: &Ctx, tenant_segment: &str) -> Reply {
                 "The resource principal named {resource} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.",
                 shared.tenant_id
             ),
-        );
+        ));
     }
-    let assertion = get("client_assertion");
-    if assertion.is_some() && get("client_assertion_type").as_deref() != Some(JWT_BEARER) {
-        return aad_error(
+    Ok(resource.to_owned())
+}
+
+/// The claims of the client assertion, if one is sent; without one, a secret is required.
+fn assertion_claims(
+    ctx: &Ctx,
+    assertion: Option<&str>,
+    assertion_type: Option<&str>,
+    has_secret: bool,
+) -> Result<Option<Value>, Reply> {
+    if assertion.is_some() && assertion_type != Some(JWT_BEARER) {
+        return Err(aad_error(
             ctx,
             400,
             "invalid_request",
             700_023,
             "Client assertion type must be 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'.",
-        );
+        ));
     }
-    if assertion.is_none() && client_secret.is_none() {
-        return aad_error(
+    if assertion.is_none() && !has_secret {
+        return Err(aad_error(
             ctx,
             401,
             "invalid_client",
             7_000_216,
             "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
-        );
+        ));
     }
-    let assertion_claims = match &assertion {
+    match assertion {
         Some(a) => match payload_unverified(a) {
-            Some(c) => Some(c),
-            None => {
-                return aad_error(ctx, 400, "invalid_client", 50027, "JWT token is invalid or malformed.");
-            }
+            Some(c) => Ok(Some(c)),
+            None => Err(aad_error(ctx, 400, "invalid_client", 50027, "JWT token is invalid or malformed.")),
         },
-        None => None,
-    };
-    let mut tenant = shared.state.lock().await;
-    if shared.strict_auth {
-        if !eq_ci(tenant_segment, &shared.tenant_id) {
-            return aad_error(
-                ctx,
-                400,
-                "invalid_request",
-                90002,
-                &format!(
-                    "Tenant '{tenant_segment}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
-                ),
-            );
-        }
-        let app = tenant.applications.iter().find(|a| eq_ci(&a.app_id, &client_id));
-        let uai = tenant.identities.iter().find(|i| eq_ci(&i.client_id, &client_id));
-        if app.is_none() && uai.is_none() {
-            return aad_error(
-                ctx,
-                400,
-                "unauthorized_client",
-                700_016,
-                &format!(
-                    "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
-                    shared.tenant_id
-                ),
-            );
-        }
-        if let Some(claims) = &assertion_claims {
-            let iss = claims.get("iss").and_then(Value::as_str).unwrap_or_default();
-            let sub = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
-            let aud = claims.get("aud").and_then(Value::as_str).unwrap_or_default();
-            let mut creds = app.map(|a| a.federated_credentials.clone()).unwrap_or_default();
-            if let Some(i) = uai {
-                let id = i.id();
-                creds.extend(tenant.federated_credentials.iter().filter(|f| eq_ci(&f.identity, &id)).cloned());
-            }
-            if !creds.iter().any(|f| f.issuer == iss && f.subject == sub) {
-                return aad_error(
-                    ctx,
-                    400,
-                    "invalid_client",
-                    70021,
-                    &format!(
-                        "No matching federated identity record found for presented assertion. Assertion Issuer: '{iss}'. Assertion Subject: '{sub}'. Assertion Audience: '{aud}'."
-                    ),
-                );
-            }
-        } else {
-            let secret = client_secret.clone().unwrap_or_default();
-            let ok = app.is_some_and(|a| a.password_credentials.iter().any(|p| p.secret_text == secret));
-            if !ok {
-                return aad_error(
-                    ctx,
-                    401,
-                    "invalid_client",
-                    7_000_215,
-                    &format!(
-                        "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
-                    ),
-                );
-            }
-        }
+        None => Ok(None),
     }
-    let oid = if let Some(sp) = tenant.service_principals.iter().find(|s| eq_ci(&s.app_id, &client_id)) {
-        sp.id.clone()
+}
+
+/// With strict authentication: the tenant segment names this tenant, the client is a known
+/// application or managed identity, and its assertion or secret matches one it has.
+fn authenticate(
+    shared: &Shared,
+    ctx: &Ctx,
+    tenant: &Tenant,
+    tenant_segment: &str,
+    request: &TokenRequest,
+) -> Result<(), Reply> {
+    let client_id = &request.client_id;
+    if !eq_ci(tenant_segment, &shared.tenant_id) {
+        return Err(aad_error(
+            ctx,
+            400,
+            "invalid_request",
+            90002,
+            &format!(
+                "Tenant '{tenant_segment}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+            ),
+        ));
+    }
+    let app = tenant.applications.iter().find(|a| eq_ci(&a.app_id, client_id));
+    let uai = tenant.identities.iter().find(|i| eq_ci(&i.client_id, client_id));
+    if app.is_none() && uai.is_none() {
+        return Err(aad_error(
+            ctx,
+            400,
+            "unauthorized_client",
+            700_016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+                shared.tenant_id
+            ),
+        ));
+    }
+    if let Some(claims) = &request.assertion_claims {
+        check_assertion(ctx, tenant, app, uai, claims)
     } else {
-        let id = stable_id("sp", &client_id);
-        tenant.service_principals.push(ServicePrincipal {
-            id: id.clone(),
-            app_id: client_id.clone(),
-            display_name: client_id.clone(),
-            service_principal_type: "Application".to_owned(),
-            alternative_names: Vec::new(),
-            created_ms: 0,
-        });
-        shared.persist(&tenant).await;
-        id
-    };
-    drop(tenant);
+        check_secret(ctx, app, request)
+    }
+}
+
+/// A client assertion matches a federated credential of the application or identity.
+fn check_assertion(
+    ctx: &Ctx,
+    tenant: &Tenant,
+    app: Option<&Application>,
+    uai: Option<&Identity>,
+    claims: &Value,
+) -> Result<(), Reply> {
+    let iss = claims.get("iss").and_then(Value::as_str).unwrap_or_default();
+    let sub = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
+    let aud = claims.get("aud").and_then(Value::as_str).unwrap_or_default();
+    let mut creds = app.map(|a| a.federated_credentials.clone()).unwrap_or_default();
+    if let Some(i) = uai {
+        let id = i.id();
+        creds.extend(tenant.federated_credentials.iter().filter(|f| eq_ci(&f.identity, &id)).cloned());
+    }
+    if !creds.iter().any(|f| f.issuer == iss && f.subject == sub) {
+        return Err(aad_error(
+            ctx,
+            400,
+            "invalid_client",
+            70021,
+            &format!(
+                "No matching federated identity record found for presented assertion. Assertion Issuer: '{iss}'. Assertion Subject: '{sub}'. Assertion Audience: '{aud}'."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A client secret is one of the application's passwords.
+fn check_secret(ctx: &Ctx, app: Option<&Application>, request: &TokenRequest) -> Result<(), Reply> {
+    let secret = request.client_secret.clone().unwrap_or_default();
+    let ok = app.is_some_and(|a| a.password_credentials.iter().any(|p| p.secret_text == secret));
+    if !ok {
+        return Err(aad_error(
+            ctx,
+            401,
+            "invalid_client",
+            7_000_215,
+            &format!(
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.",
+                request.client_id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The object id of the client's service principal, made (and saved) the first time the
+/// client asks for a token.
+async fn service_principal_id(shared: &Shared, tenant: &mut Tenant, client_id: &str) -> String {
+    if let Some(sp) = tenant.service_principals.iter().find(|s| eq_ci(&s.app_id, client_id)) {
+        return sp.id.clone();
+    }
+    let id = stable_id("sp", client_id);
+    tenant.service_principals.push(ServicePrincipal {
+        id: id.clone(),
+        app_id: client_id.to_owned(),
+        display_name: client_id.to_owned(),
+        service_principal_type: "Application".to_owned(),
+        alternative_names: Vec::new(),
+        created_ms: 0,
+    });
+    shared.persist(tenant).await;
+    id
+}
+
+/// A signed access token for the requested resource, recorded as issued.
+fn token_reply(shared: &Shared, ctx: &Ctx, request: &TokenRequest, oid: &str) -> Reply {
     let lifetime = shared.realism().lifetime_s();
     let now = ctx.now_ms / 1000;
     let claims = json!({
-        "aud": resource.trim_end_matches('/'),
+        "aud": request.resource.trim_end_matches('/'),
         "iss": format!("https://sts.windows.net/{}/", shared.tenant_id),
         "iat": now,
         "nbf": now,
@@ -344,8 +423,8 @@ pub async fn handle(shared: &Shared, ctx: &Ctx, tenant_segment: &str) -> Reply {
         "tid": shared.tenant_id,
         "oid": oid,
         "sub": oid,
-        "appid": client_id,
-        "appidacr": if assertion.is_some() { "2" } else { "1" },
+        "appid": request.client_id,
+        "appidacr": if request.assertion.is_some() { "2" } else { "1" },
         "idtyp": "app",
         "ver": "1.0",
     });

@@ -2,7 +2,9 @@
 //! workspaces (`2025-06-01`, PUT/DELETE as 202 + `Location` LROs with soft delete), user-assigned
 //! identities and their federated credentials (`2024-11-30`), role definitions and role
 //! assignments (`2022-04-01`) at any scope. Ids and names compare case-insensitively; lists page
-//! with absolute `nextLink`s; errors use the `{"error":{code,message}}` envelope (wire §1–§6).
+//! with absolute `nextLink`s; errors use the `{"error":{code,message}}` envelope (see
+//! <https://learn.microsoft.com/azure/azure-resource-manager/management/async-operations> and
+//! <https://github.com/cloud-and-ai-microsoft/resource-provider-contract>).
 
 mod authorization;
 mod identities;

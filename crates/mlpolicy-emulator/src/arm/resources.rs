@@ -2,6 +2,8 @@
 //! URLs, and Azure ML workspaces (`2025-06-01`): PUT/DELETE as 202 LROs, soft delete and purge,
 //! system- and user-assigned identity blocks.
 
+use std::collections::BTreeMap;
+
 use super::{
     Ctx, Identity, ML_PROVIDER, Map, OpKind, Operation, Reply, ResourceGroup, ServicePrincipal, Shared, Tenant, Value,
     Workspace, bad_content, body_object, eq_ci, is_ancestor_or_self, json, location_conflict, location_of, lock,
@@ -371,6 +373,40 @@ pub(super) fn sync_system_identity(shared: &Shared, ctx: &Ctx, t: &mut Tenant, i
     }
 }
 
+/// Where a workspace request points.
+#[derive(Clone, Copy)]
+struct WorkspaceAt<'a> {
+    sub: &'a str,
+    rg: &'a str,
+    name: &'a str,
+}
+
+impl WorkspaceAt<'_> {
+    /// The index of the workspace here, live or soft-deleted.
+    fn find(self, t: &Tenant, deleted: bool) -> Option<usize> {
+        t.workspaces.iter().position(|w| {
+            eq_ci(&w.subscription, self.sub)
+                && eq_ci(&w.resource_group, self.rg)
+                && eq_ci(&w.name, self.name)
+                && w.soft_deleted == deleted
+        })
+    }
+
+    fn not_found(self) -> Reply {
+        not_found(&format!("{ML_PROVIDER}/workspaces"), self.name, self.rg)
+    }
+}
+
+/// What a workspace PUT asks for.
+struct WorkspacePut {
+    location: String,
+    properties: Value,
+    identity: Option<(String, Vec<String>)>,
+    tags: BTreeMap<String, String>,
+    kind: Option<String>,
+    sku: Option<Value>,
+}
+
 pub(super) fn workspace(
     shared: &Shared,
     ctx: &Ctx,
@@ -379,161 +415,194 @@ pub(super) fn workspace(
     rg: &str,
     name: &str,
 ) -> Result<Reply, Reply> {
-    let find = |t: &Tenant, deleted: bool| {
-        t.workspaces.iter().position(|w| {
-            eq_ci(&w.subscription, sub)
-                && eq_ci(&w.resource_group, rg)
-                && eq_ci(&w.name, name)
-                && w.soft_deleted == deleted
-        })
-    };
-    let live = find(t, false);
-    let kind = format!("{ML_PROVIDER}/workspaces");
+    let at = WorkspaceAt { sub, rg, name };
     match ctx.method.as_str() {
-        "GET" => match live {
-            Some(i) if t.workspaces[i].provisioning_state != "Creating" => {
-                Ok(Reply::json(200, workspace_json(t, &t.workspaces[i])))
-            }
-            _ => Err(not_found(&kind, name, rg)),
-        },
-        "PUT" => {
-            if !valid_workspace_name(name) {
-                return Err(Reply::arm_error(
-                    400,
-                    "BadRequest",
-                    format!(
-                        "Workspace name '{name}' is invalid. It must be 3-33 characters long, start with a letter or digit, and contain only letters, digits, '-' and '_'."
-                    ),
-                ));
-            }
-            let body = body_object(ctx)?;
-            let location = location_of(&body)?;
-            let properties = match body.get("properties") {
-                Some(Value::Object(m)) => Value::Object(m.clone()),
-                _ => {
-                    return Err(bad_content("Required property 'properties' not found in JSON."));
-                }
-            };
-            let resource_id =
-                format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{ML_PROVIDER}/workspaces/{name}");
-            let identity = parse_identity(t, &body, &resource_id)?;
-            let tags = tags_of(&body)?.unwrap_or_default();
-            let idx = if let Some(i) = live {
-                let w = &mut t.workspaces[i];
-                if !same_location(&w.location, &location) {
-                    return Err(location_conflict(name, &w.location, rg, &location));
-                }
-                if w.provisioning_state == "Deleting" {
-                    return Err(Reply::arm_error(409, "Conflict", format!("Workspace '{name}' is being deleted.")));
-                }
-                for immutable in ["storageAccount", "keyVault"] {
-                    let old = w.properties.get(immutable).and_then(Value::as_str);
-                    let new = properties.get(immutable).and_then(Value::as_str);
-                    if let (Some(o), Some(n)) = (old, new)
-                        && !eq_ci(o, n)
-                    {
-                        return Err(Reply::arm_error(
-                            400,
-                            "BadRequest",
-                            format!("Property '{immutable}' of an existing workspace cannot be changed."),
-                        ));
-                    }
-                }
-                w.properties = properties;
-                w.tags = tags;
-                if let Some(k) = body.get("kind").and_then(Value::as_str) {
-                    w.kind = Some(k.to_owned());
-                }
-                if let Some(s) = body.get("sku").filter(|s| !s.is_null()) {
-                    w.sku = Some(s.clone());
-                }
-                let (kind, uais) = identity.unwrap_or_else(|| ("None".to_owned(), Vec::new()));
-                w.identity_type = kind;
-                w.user_assigned = uais;
-                if w.provisioning_state != "Creating" {
-                    "Updating".clone_into(&mut w.provisioning_state);
-                }
-                i
-            } else {
-                if find(t, true).is_some() {
-                    return Err(Reply::arm_error(
-                        409,
-                        "Conflict",
-                        format!(
-                            "Soft-deleted workspace '{name}' exists. Please purge or recover it. https://aka.ms/wsoftdelete"
-                        ),
-                    ));
-                }
-                let (kind, uais) = identity.unwrap_or_else(|| ("None".to_owned(), Vec::new()));
-                t.workspaces.push(Workspace {
-                    subscription: sub.to_owned(),
-                    resource_group: rg.to_owned(),
-                    name: name.to_owned(),
-                    location: location.clone(),
-                    tags,
-                    kind: body.get("kind").and_then(Value::as_str).map(str::to_owned),
-                    sku: body.get("sku").filter(|s| !s.is_null()).cloned(),
-                    properties,
-                    identity_type: kind,
-                    user_assigned: uais,
-                    principal_id: None,
-                    workspace_id: shared.uuid(),
-                    provisioning_state: "Creating".to_owned(),
-                    soft_deleted: false,
-                });
-                t.workspaces.len() - 1
-            };
-            sync_system_identity(shared, ctx, t, idx);
-            let key = ws_key(&t.workspaces[idx]);
-            Ok(start_operation(shared, ctx, sub, &location, OpKind::WorkspacePut, key, t))
-        }
-        "PATCH" => {
-            let i = live
-                .filter(|&i| t.workspaces[i].provisioning_state != "Creating")
-                .ok_or_else(|| not_found(&kind, name, rg))?;
-            let body = body_object(ctx)?;
-            let resource_id = workspace_id(&t.workspaces[i]);
-            let identity = parse_identity(t, &body, &resource_id)?;
-            let tags = tags_of(&body)?;
-            let w = &mut t.workspaces[i];
-            if let Some(tags) = tags {
-                w.tags = tags;
-            }
-            if let (Some(Value::Object(patch)), Value::Object(props)) = (body.get("properties"), &mut w.properties) {
-                for (k, v) in patch {
-                    props.insert(k.clone(), v.clone());
-                }
-            }
-            if let Some((kind, uais)) = identity {
-                w.identity_type = kind;
-                w.user_assigned = uais;
-            }
-            sync_system_identity(shared, ctx, t, i);
+        "GET" => get_workspace(t, at),
+        "PUT" => put_workspace(shared, ctx, t, at),
+        "PATCH" => patch_workspace(shared, ctx, t, at),
+        "DELETE" => Ok(delete_workspace(shared, ctx, t, at)),
+        _ => Err(method_not_allowed(ctx)),
+    }
+}
+
+/// GET: a workspace still being created is not found yet.
+fn get_workspace(t: &Tenant, at: WorkspaceAt) -> Result<Reply, Reply> {
+    match at.find(t, false) {
+        Some(i) if t.workspaces[i].provisioning_state != "Creating" => {
             Ok(Reply::json(200, workspace_json(t, &t.workspaces[i])))
         }
-        "DELETE" => {
-            let purge = ctx.q("forceToPurge").is_some_and(|v| eq_ci(v, "true"));
-            if let Some(i) = live {
-                let w = &mut t.workspaces[i];
-                "Deleting".clone_into(&mut w.provisioning_state);
-                let key = ws_key(w);
-                let location = w.location.clone();
-                return Ok(start_operation(shared, ctx, sub, &location, OpKind::WorkspaceDelete { purge }, key, t));
-            }
-            match find(t, true) {
-                Some(i) if purge => {
-                    let w = t.workspaces.remove(i);
-                    t.workspaces.push(Workspace {
-                        soft_deleted: false,
-                        provisioning_state: "Deleting".to_owned(),
-                        ..w.clone()
-                    });
-                    let key = ws_key(&w);
-                    Ok(start_operation(shared, ctx, sub, &w.location, OpKind::WorkspaceDelete { purge: true }, key, t))
-                }
-                _ => Ok(Reply::empty(204)),
-            }
+        _ => Err(at.not_found()),
+    }
+}
+
+/// PUT: creates the workspace or replaces an existing one's settings, as a long-running
+/// operation.
+fn put_workspace(shared: &Shared, ctx: &Ctx, t: &mut Tenant, at: WorkspaceAt) -> Result<Reply, Reply> {
+    let put = read_workspace_put(ctx, t, at)?;
+    let location = put.location.clone();
+    let idx = match at.find(t, false) {
+        Some(i) => update_workspace(t, at, i, put)?,
+        None => create_workspace(shared, t, at, put)?,
+    };
+    sync_system_identity(shared, ctx, t, idx);
+    let key = ws_key(&t.workspaces[idx]);
+    Ok(start_operation(shared, ctx, at.sub, &location, OpKind::WorkspacePut, key, t))
+}
+
+/// The body of a workspace PUT, checked: a valid name, a location, properties, and valid
+/// identity and tags blocks.
+fn read_workspace_put(ctx: &Ctx, t: &Tenant, at: WorkspaceAt) -> Result<WorkspacePut, Reply> {
+    let WorkspaceAt { sub, rg, name } = at;
+    if !valid_workspace_name(name) {
+        return Err(Reply::arm_error(
+            400,
+            "BadRequest",
+            format!(
+                "Workspace name '{name}' is invalid. It must be 3-33 characters long, start with a letter or digit, and contain only letters, digits, '-' and '_'."
+            ),
+        ));
+    }
+    let body = body_object(ctx)?;
+    let location = location_of(&body)?;
+    let properties = match body.get("properties") {
+        Some(Value::Object(m)) => Value::Object(m.clone()),
+        _ => {
+            return Err(bad_content("Required property 'properties' not found in JSON."));
         }
-        _ => Err(method_not_allowed(ctx)),
+    };
+    let resource_id = format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{ML_PROVIDER}/workspaces/{name}");
+    let identity = parse_identity(t, &body, &resource_id)?;
+    let tags = tags_of(&body)?.unwrap_or_default();
+    Ok(WorkspacePut {
+        location,
+        properties,
+        identity,
+        tags,
+        kind: body.get("kind").and_then(Value::as_str).map(str::to_owned),
+        sku: body.get("sku").filter(|s| !s.is_null()).cloned(),
+    })
+}
+
+/// Replaces a live workspace's settings; its location, storage account and key vault stay.
+fn update_workspace(t: &mut Tenant, at: WorkspaceAt, i: usize, put: WorkspacePut) -> Result<usize, Reply> {
+    let WorkspaceAt { rg, name, .. } = at;
+    let w = &mut t.workspaces[i];
+    if !same_location(&w.location, &put.location) {
+        return Err(location_conflict(name, &w.location, rg, &put.location));
+    }
+    if w.provisioning_state == "Deleting" {
+        return Err(Reply::arm_error(409, "Conflict", format!("Workspace '{name}' is being deleted.")));
+    }
+    for immutable in ["storageAccount", "keyVault"] {
+        let old = w.properties.get(immutable).and_then(Value::as_str);
+        let new = put.properties.get(immutable).and_then(Value::as_str);
+        if let (Some(o), Some(n)) = (old, new)
+            && !eq_ci(o, n)
+        {
+            return Err(Reply::arm_error(
+                400,
+                "BadRequest",
+                format!("Property '{immutable}' of an existing workspace cannot be changed."),
+            ));
+        }
+    }
+    w.properties = put.properties;
+    w.tags = put.tags;
+    if let Some(k) = put.kind {
+        w.kind = Some(k);
+    }
+    if let Some(s) = put.sku {
+        w.sku = Some(s);
+    }
+    let (kind, uais) = put.identity.unwrap_or_else(|| ("None".to_owned(), Vec::new()));
+    w.identity_type = kind;
+    w.user_assigned = uais;
+    if w.provisioning_state != "Creating" {
+        "Updating".clone_into(&mut w.provisioning_state);
+    }
+    Ok(i)
+}
+
+/// Adds a new workspace, in the `Creating` state; a soft-deleted one of that name must be
+/// purged or recovered first.
+fn create_workspace(shared: &Shared, t: &mut Tenant, at: WorkspaceAt, put: WorkspacePut) -> Result<usize, Reply> {
+    let WorkspaceAt { sub, rg, name } = at;
+    if at.find(t, true).is_some() {
+        return Err(Reply::arm_error(
+            409,
+            "Conflict",
+            format!("Soft-deleted workspace '{name}' exists. Please purge or recover it. https://aka.ms/wsoftdelete"),
+        ));
+    }
+    let (kind, uais) = put.identity.unwrap_or_else(|| ("None".to_owned(), Vec::new()));
+    t.workspaces.push(Workspace {
+        subscription: sub.to_owned(),
+        resource_group: rg.to_owned(),
+        name: name.to_owned(),
+        location: put.location,
+        tags: put.tags,
+        kind: put.kind,
+        sku: put.sku,
+        properties: put.properties,
+        identity_type: kind,
+        user_assigned: uais,
+        principal_id: None,
+        workspace_id: shared.uuid(),
+        provisioning_state: "Creating".to_owned(),
+        soft_deleted: false,
+    });
+    Ok(t.workspaces.len() - 1)
+}
+
+/// PATCH: merges properties and replaces tags and identity when given.
+fn patch_workspace(shared: &Shared, ctx: &Ctx, t: &mut Tenant, at: WorkspaceAt) -> Result<Reply, Reply> {
+    let i = at
+        .find(t, false)
+        .filter(|&i| t.workspaces[i].provisioning_state != "Creating")
+        .ok_or_else(|| at.not_found())?;
+    let body = body_object(ctx)?;
+    let resource_id = workspace_id(&t.workspaces[i]);
+    let identity = parse_identity(t, &body, &resource_id)?;
+    let tags = tags_of(&body)?;
+    let w = &mut t.workspaces[i];
+    if let Some(tags) = tags {
+        w.tags = tags;
+    }
+    if let (Some(Value::Object(patch)), Value::Object(props)) = (body.get("properties"), &mut w.properties) {
+        for (k, v) in patch {
+            props.insert(k.clone(), v.clone());
+        }
+    }
+    if let Some((kind, uais)) = identity {
+        w.identity_type = kind;
+        w.user_assigned = uais;
+    }
+    sync_system_identity(shared, ctx, t, i);
+    Ok(Reply::json(200, workspace_json(t, &t.workspaces[i])))
+}
+
+/// DELETE: soft-deletes a live workspace, or purges one with `forceToPurge=true`, as a
+/// long-running operation; nothing to delete answers 204.
+fn delete_workspace(shared: &Shared, ctx: &Ctx, t: &mut Tenant, at: WorkspaceAt) -> Reply {
+    let purge = ctx.q("forceToPurge").is_some_and(|v| eq_ci(v, "true"));
+    if let Some(i) = at.find(t, false) {
+        let w = &mut t.workspaces[i];
+        "Deleting".clone_into(&mut w.provisioning_state);
+        let key = ws_key(w);
+        let location = w.location.clone();
+        return start_operation(shared, ctx, at.sub, &location, OpKind::WorkspaceDelete { purge }, key, t);
+    }
+    match at.find(t, true) {
+        Some(i) if purge => {
+            let w = t.workspaces.remove(i);
+            t.workspaces.push(Workspace {
+                soft_deleted: false,
+                provisioning_state: "Deleting".to_owned(),
+                ..w.clone()
+            });
+            let key = ws_key(&w);
+            start_operation(shared, ctx, at.sub, &w.location, OpKind::WorkspaceDelete { purge: true }, key, t)
+        }
+        _ => Reply::empty(204),
     }
 }

@@ -176,32 +176,77 @@ fn fixed_address(owner: &str, g: &GroupInfo) -> Option<(String, Vec<String>)> {
     group_unique_name(owner, &address).eq_ignore_ascii_case(unique).then_some((name, keys))
 }
 
+/// The groups chosen for export, by object id, with the address a marked group keeps.
+type ChosenGroups = BTreeMap<String, Option<(String, Vec<String>)>>;
+
 /// Chooses, names and describes what to export.
-#[expect(clippy::too_many_lines, reason = "one pass over the estate, kind by kind")]
 pub fn select(estate: &Estate, scope: &Scope) -> Selection {
-    let mut sel = Selection::default();
-    let sub_alias: BTreeMap<String, String> =
-        estate.subscriptions.iter().map(|(a, id)| (id.clone(), a.clone())).collect();
-    let rg_in_filter = |id: &str| -> bool {
-        scope.resource_groups.is_empty()
-            || estate
+    let filter = Filter { estate, scope };
+    let owners_found = owners_in_scope(filter);
+    let owner = choose_owner(filter, &owners_found);
+
+    let mut chooser = Chooser::new(filter, owner, owners_found);
+    chooser.resource_groups();
+    chooser.identities_and_workspaces();
+    chooser.workspace_identities();
+    chooser.groups();
+    chooser.drop_groups_sharing_a_name();
+    let principals = Principals::new(estate, &chooser.chosen);
+    chooser.drop_groups_with_unnamed_owners(&principals);
+    let Chooser { mut sel, chosen, .. } = chooser;
+
+    let candidates = candidates(estate, &chosen);
+    sel.teams = teams::detect(&candidates);
+    let named = Named::new(estate, &chosen, principals, sel.teams.as_ref(), &candidates);
+    sel.decls = named.declarations();
+    named.grants(scope, &mut sel);
+    sel.skipped.sort();
+    sel
+}
+
+/// What the scope's filters take in.
+#[derive(Clone, Copy)]
+struct Filter<'a> {
+    estate: &'a Estate,
+    scope: &'a Scope,
+}
+
+impl Filter<'_> {
+    /// A resource group (canonical id) the filter names; any when it names none.
+    fn resource_group(self, id: &str) -> bool {
+        self.scope.resource_groups.is_empty()
+            || self
+                .estate
                 .resource_groups
                 .get(id)
-                .is_some_and(|r| scope.resource_groups.iter().any(|n| n.eq_ignore_ascii_case(&r.name)))
-    };
-    let in_prefix = |g: &GroupInfo| {
+                .is_some_and(|r| self.scope.resource_groups.iter().any(|n| n.eq_ignore_ascii_case(&r.name)))
+    }
+
+    /// An ARM object inside a resource group the filter takes in.
+    fn inside(self, id: &str) -> bool {
+        rg_id_of(id).is_some_and(|rg| self.resource_group(&rg))
+    }
+
+    /// A group under one of the display name prefixes.
+    fn group(self, g: &GroupInfo) -> bool {
         let name = g.group.display_name.as_deref().unwrap_or_default().to_lowercase();
-        scope.group_prefixes.iter().any(|p| name.starts_with(&p.to_lowercase()))
-    };
-    let assignment_in_filter = |scope_id: &str| -> bool {
+        self.scope.group_prefixes.iter().any(|p| name.starts_with(&p.to_lowercase()))
+    }
+
+    /// A role assignment's scope: inside a resource group the filter takes in, or anywhere
+    /// when it names none.
+    fn assignment(self, scope_id: &str) -> bool {
         let c = canonical(scope_id);
         match rg_id_of(&c) {
-            Some(rg) => rg_in_filter(&rg),
-            None => scope.resource_groups.is_empty(),
+            Some(rg) => self.resource_group(&rg),
+            None => self.scope.resource_groups.is_empty(),
         }
-    };
+    }
+}
 
-    // Who owns the estate: the markers found in scope.
+/// Who owns the estate: the owner markers found on the objects in scope, with their counts.
+fn owners_in_scope(filter: Filter) -> BTreeMap<String, usize> {
+    let estate = filter.estate;
     let mut found: BTreeMap<String, usize> = BTreeMap::new();
     let mut count = |o: Option<&str>| {
         if let Some(o) = o {
@@ -209,249 +254,336 @@ pub fn select(estate: &Estate, scope: &Scope) -> Selection {
         }
     };
     for (id, r) in &estate.resource_groups {
-        if rg_in_filter(id) {
+        if filter.resource_group(id) {
             count(owner_tag(&r.tags));
         }
     }
     for (id, i) in &estate.identities {
-        if rg_id_of(id).is_some_and(|rg| rg_in_filter(&rg)) {
+        if filter.inside(id) {
             count(owner_tag(&i.tags));
         }
     }
     for (id, w) in &estate.workspaces {
-        if rg_id_of(id).is_some_and(|rg| rg_in_filter(&rg)) {
+        if filter.inside(id) {
             count(owner_tag(&w.tags));
         }
     }
-    for g in estate.groups.values().filter(|g| in_prefix(g)) {
+    for g in estate.groups.values().filter(|g| filter.group(g)) {
         count(unique_name_owner(g.group.unique_name.as_deref()).map(|(o, _)| o).as_deref());
     }
-    for a in estate.role_assignments.values().filter(|a| assignment_in_filter(&a.properties.scope)) {
+    for a in estate.role_assignments.values().filter(|a| filter.assignment(&a.properties.scope)) {
         count(assignment_owner(a.properties.description.as_deref()).as_deref());
     }
-    sel.owners_found = found;
-    let most_common =
-        sel.owners_found.iter().max_by(|(a, na), (b, nb)| na.cmp(nb).then(b.cmp(a))).map(|(o, _)| o.clone());
+    found
+}
+
+/// The owner to write: the one asked for, else the most common marker in scope, else one
+/// made from the scope's first name.
+fn choose_owner(filter: Filter, found: &BTreeMap<String, usize>) -> String {
+    let scope = filter.scope;
+    let most_common = found.iter().max_by(|(a, na), (b, nb)| na.cmp(nb).then(b.cmp(a))).map(|(o, _)| o.clone());
     let derived = || {
         let from = scope
             .resource_groups
             .first()
             .or(scope.group_prefixes.first())
-            .or(estate.subscriptions.first().map(|(a, _)| a))
+            .or(filter.estate.subscriptions.first().map(|(a, _)| a))
             .cloned()
             .unwrap_or_default();
         owner_from(&from)
     };
-    let owner = scope.owner.clone().or(most_common).unwrap_or_else(derived);
-    sel.owner.clone_from(&owner);
-    let ours = |tags: &BTreeMap<String, String>| owner_tag(tags) == Some(owner.as_str());
-    let others = |tags: &BTreeMap<String, String>| owner_tag(tags).filter(|o| *o != owner).map(str::to_owned);
+    scope.owner.clone().or(most_common).unwrap_or_else(derived)
+}
 
-    // ARM: resource groups in the filter, and whatever carries our marker (with its parents).
-    let mut rgs: BTreeSet<String> = BTreeSet::new();
-    let mut skipped_rgs: BTreeMap<String, String> = BTreeMap::new();
-    for (id, r) in &estate.resource_groups {
-        if let Some(o) = others(&r.tags) {
-            if rg_in_filter(id) {
-                skipped_rgs.insert(id.clone(), o.clone());
-                sel.skipped.push(Skipped {
-                    section: Section::Main,
-                    what: format!("resource group {}", r.name),
-                    why: format!(
-                        "carries the marker of the mlpolicy configuration `{o}`; it and what it holds are left to it"
-                    ),
-                });
+/// The objects chosen for export, by canonical id.
+#[derive(Default)]
+struct Chosen {
+    rgs: BTreeSet<String>,
+    /// Resource groups in the filter that carry another owner's marker, with that owner.
+    skipped_rgs: BTreeMap<String, String>,
+    identities: BTreeSet<String>,
+    workspaces: BTreeSet<String>,
+    groups: ChosenGroups,
+}
+
+/// The selection state while choosing: what is chosen, and notes on what is not.
+struct Chooser<'a> {
+    estate: &'a Estate,
+    filter: Filter<'a>,
+    owner: String,
+    chosen: Chosen,
+    sel: Selection,
+}
+
+impl<'a> Chooser<'a> {
+    fn new(filter: Filter<'a>, owner: String, owners_found: BTreeMap<String, usize>) -> Self {
+        let sel = Selection { owner: owner.clone(), owners_found, ..Selection::default() };
+        Chooser { estate: filter.estate, filter, owner, chosen: Chosen::default(), sel }
+    }
+
+    /// Whether the tags carry this export's marker.
+    fn ours(&self, tags: &BTreeMap<String, String>) -> bool {
+        owner_tag(tags) == Some(self.owner.as_str())
+    }
+
+    /// The other owner whose marker the tags carry.
+    fn others(&self, tags: &BTreeMap<String, String>) -> Option<String> {
+        owner_tag(tags).filter(|o| *o != self.owner).map(str::to_owned)
+    }
+
+    /// ARM: resource groups in the filter, and whatever carries our marker. One with
+    /// another owner's marker is left to it, with everything it holds.
+    fn resource_groups(&mut self) {
+        let estate = self.estate;
+        for (id, r) in &estate.resource_groups {
+            if let Some(o) = self.others(&r.tags) {
+                if self.filter.resource_group(id) {
+                    self.sel.skipped.push(Skipped {
+                        section: Section::Main,
+                        what: format!("resource group {}", r.name),
+                        why: format!(
+                            "carries the marker of the mlpolicy configuration `{o}`; it and what it holds are left to it"
+                        ),
+                    });
+                    self.chosen.skipped_rgs.insert(id.clone(), o);
+                }
+            } else if self.filter.resource_group(id) || self.ours(&r.tags) {
+                self.chosen.rgs.insert(id.clone());
             }
-        } else if rg_in_filter(id) || ours(&r.tags) {
-            rgs.insert(id.clone());
         }
     }
-    let mut identities: BTreeSet<String> = BTreeSet::new();
-    let mut workspaces: BTreeSet<String> = BTreeSet::new();
-    let place = |section: Section,
-                 what: String,
-                 id: &str,
-                 tags: &BTreeMap<String, String>,
-                 rgs: &mut BTreeSet<String>,
-                 skipped: &mut Vec<Skipped>,
-                 notes: &mut Vec<String>|
-     -> bool {
+
+    /// Identities and workspaces in a chosen resource group, and those that carry our
+    /// marker (with their resource group).
+    fn identities_and_workspaces(&mut self) {
+        let estate = self.estate;
+        for (id, i) in &estate.identities {
+            if self.place(format!("managed identity {}", i.name), id, &i.tags) {
+                self.chosen.identities.insert(id.clone());
+            }
+        }
+        for (id, w) in &estate.workspaces {
+            if self.place(format!("workspace {}", w.name), id, &w.tags) {
+                self.chosen.workspaces.insert(id.clone());
+            }
+        }
+    }
+
+    /// Whether an object inside a resource group is declared; one that carries our marker
+    /// brings its resource group along.
+    fn place(&mut self, what: String, id: &str, tags: &BTreeMap<String, String>) -> bool {
         let Some(rg) = rg_id_of(id) else { return false };
-        if let Some(o) = others(tags) {
-            if rgs.contains(&rg) {
-                skipped.push(Skipped {
-                    section,
+        if let Some(o) = self.others(tags) {
+            if self.chosen.rgs.contains(&rg) {
+                self.sel.skipped.push(Skipped {
+                    section: Section::Main,
                     what,
                     why: format!("carries the marker of the mlpolicy configuration `{o}`; left to it"),
                 });
             }
             return false;
         }
-        if rgs.contains(&rg) {
+        if self.chosen.rgs.contains(&rg) {
             return true;
         }
-        if !ours(tags) {
+        if !self.ours(tags) {
             return false;
         }
-        if let Some(o) = skipped_rgs.get(&rg) {
-            notes.push(format!(
+        if let Some(o) = self.chosen.skipped_rgs.get(&rg) {
+            self.sel.notes.push(format!(
                 "{what} carries this export's marker but its resource group belongs to `{o}`: it is not exported, so a plan of this export deletes it"
             ));
             return false;
         }
-        if estate.resource_groups.contains_key(&rg) {
-            rgs.insert(rg);
+        if self.estate.resource_groups.contains_key(&rg) {
+            self.chosen.rgs.insert(rg);
             return true;
         }
         false
-    };
-    for (id, i) in &estate.identities {
-        if place(
-            Section::Main,
-            format!("managed identity {}", i.name),
-            id,
-            &i.tags,
-            &mut rgs,
-            &mut sel.skipped,
-            &mut sel.notes,
-        ) {
-            identities.insert(id.clone());
-        }
     }
-    for (id, w) in &estate.workspaces {
-        if place(
-            Section::Main,
-            format!("workspace {}", w.name),
-            id,
-            &w.tags,
-            &mut rgs,
-            &mut sel.skipped,
-            &mut sel.notes,
-        ) {
-            workspaces.insert(id.clone());
-        }
-    }
-    // A workspace runs as a user-assigned identity the export must declare too.
-    let user_identity = |w: &mlpolicy_azure::Workspace| -> Option<String> {
-        let i = w.identity.as_ref().filter(|i| i.kind.contains("UserAssigned"))?;
-        w.properties
-            .primary_user_assigned_identity
-            .clone()
-            .or_else(|| i.user_assigned_identities.keys().next().cloned())
-            .map(|id| canonical(&id))
-    };
-    for id in workspaces.clone() {
-        let w = &estate.workspaces[&id];
-        let Some(uid) = user_identity(w) else { continue };
-        if identities.contains(&uid) {
-            continue;
-        }
-        let usable = estate.identities.get(&uid).filter(|i| others(&i.tags).is_none()).and_then(|_| rg_id_of(&uid));
-        if let Some(rg) = usable.filter(|rg| estate.resource_groups.contains_key(rg) && !skipped_rgs.contains_key(rg)) {
-            identities.insert(uid.clone());
-            rgs.insert(rg);
-        } else {
-            workspaces.remove(&id);
-            sel.skipped.push(Skipped {
-                section: Section::Main,
-                what: format!("workspace {}", w.name),
-                why: format!("it runs as the identity {uid}, which this export cannot declare"),
-            });
+
+    /// A workspace runs as a user-assigned identity the export must declare too; a
+    /// workspace whose identity cannot be declared is left out.
+    fn workspace_identities(&mut self) {
+        let estate = self.estate;
+        for id in self.chosen.workspaces.clone() {
+            let w = &estate.workspaces[&id];
+            let Some(uid) = user_identity(w) else { continue };
+            if self.chosen.identities.contains(&uid) {
+                continue;
+            }
+            let usable =
+                estate.identities.get(&uid).filter(|i| self.others(&i.tags).is_none()).and_then(|_| rg_id_of(&uid));
+            if let Some(rg) =
+                usable.filter(|rg| estate.resource_groups.contains_key(rg) && !self.chosen.skipped_rgs.contains_key(rg))
+            {
+                self.chosen.identities.insert(uid);
+                self.chosen.rgs.insert(rg);
+            } else {
+                self.chosen.workspaces.remove(&id);
+                self.sel.skipped.push(Skipped {
+                    section: Section::Main,
+                    what: format!("workspace {}", w.name),
+                    why: format!("it runs as the identity {uid}, which this export cannot declare"),
+                });
+            }
         }
     }
 
-    // Groups: under the prefixes without a `uniqueName`, and every group with our marker.
-    let mut groups: BTreeMap<String, Option<(String, Vec<String>)>> = BTreeMap::new();
-    for (id, g) in &estate.groups {
-        let display = g.group.display_name.clone().unwrap_or_default();
-        let unique = g.group.unique_name.as_deref().filter(|u| !u.is_empty());
-        match (unique, unique_name_owner(unique)) {
-            (None, _) if in_prefix(g) => {
-                groups.insert(id.clone(), None);
-            }
-            (Some(u), Some((o, _))) if o == owner => {
-                if let Some(fixed) = fixed_address(&owner, g) {
-                    groups.insert(id.clone(), Some(fixed));
-                } else {
-                    sel.skipped.push(Skipped {
-                        section: Section::Groups,
-                        what: format!("group {display}"),
-                        why: format!("its uniqueName `{u}` is not one a declaration can reproduce"),
-                    });
-                    sel.notes.push(format!(
-                        "group {display} carries this export's marker in a uniqueName no declaration reproduces (`{u}`): a plan of this export deletes it"
-                    ));
+    /// Groups: under the prefixes without a `uniqueName`, and every group with our marker.
+    fn groups(&mut self) {
+        let estate = self.estate;
+        for (id, g) in &estate.groups {
+            let display = g.group.display_name.clone().unwrap_or_default();
+            let unique = g.group.unique_name.as_deref().filter(|u| !u.is_empty());
+            match (unique, unique_name_owner(unique)) {
+                (None, _) if self.filter.group(g) => {
+                    self.chosen.groups.insert(id.clone(), None);
                 }
+                (Some(u), Some((o, _))) if o == self.owner => {
+                    if let Some(fixed) = fixed_address(&self.owner, g) {
+                        self.chosen.groups.insert(id.clone(), Some(fixed));
+                    } else {
+                        self.sel.skipped.push(Skipped {
+                            section: Section::Groups,
+                            what: format!("group {display}"),
+                            why: format!("its uniqueName `{u}` is not one a declaration can reproduce"),
+                        });
+                        self.sel.notes.push(format!(
+                            "group {display} carries this export's marker in a uniqueName no declaration reproduces (`{u}`): a plan of this export deletes it"
+                        ));
+                    }
+                }
+                (Some(u), _) if self.filter.group(g) => self.sel.skipped.push(Skipped {
+                    section: Section::Groups,
+                    what: format!("group {display}"),
+                    why: format!(
+                        "its uniqueName `{u}` belongs to another owner or tool and cannot change, so it cannot be adopted; it is named with existing_group where it is used"
+                    ),
+                }),
+                _ => {}
             }
-            (Some(u), _) if in_prefix(g) => sel.skipped.push(Skipped {
+        }
+    }
+
+    /// Two unmarked groups with one display name cannot both be adopted.
+    fn drop_groups_sharing_a_name(&mut self) {
+        let estate = self.estate;
+        let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (id, fixed) in &self.chosen.groups {
+            if fixed.is_none() {
+                let name = estate.groups[id].group.display_name.clone().unwrap_or_default().to_lowercase();
+                by_name.entry(name).or_default().push(id.clone());
+            }
+        }
+        for ids in by_name.values().filter(|ids| ids.len() > 1) {
+            for id in ids {
+                self.chosen.groups.remove(id);
+                let display = estate.groups[id].group.display_name.clone().unwrap_or_default();
+                self.sel.skipped.push(Skipped {
+                    section: Section::Groups,
+                    what: format!("group {display} ({id})"),
+                    why: format!(
+                        "{} groups without a uniqueName are named `{display}`, so none can be adopted",
+                        ids.len()
+                    ),
+                });
+            }
+        }
+    }
+
+    /// A group whose owner cannot be named cannot be declared: apply would remove that owner.
+    fn drop_groups_with_unnamed_owners(&mut self, principals: &Principals) {
+        let estate = self.estate;
+        let mut dropped: Vec<(String, String)> = Vec::new();
+        for id in self.chosen.groups.keys() {
+            if let Some(why) =
+                estate.groups[id].owners.iter().find_map(|o| principals.who(&o.id, &self.chosen.groups).err())
+            {
+                dropped.push((id.clone(), why));
+            }
+        }
+        for (id, why) in dropped {
+            self.chosen.groups.remove(&id);
+            let display = estate.groups[&id].group.display_name.clone().unwrap_or_default();
+            if estate.groups[&id].group.unique_name.is_some() {
+                self.sel.notes.push(format!(
+                    "group {display} carries this export's marker but cannot be declared ({why}): a plan of this export deletes it"
+                ));
+            }
+            self.sel.skipped.push(Skipped {
                 section: Section::Groups,
                 what: format!("group {display}"),
-                why: format!(
-                    "its uniqueName `{u}` belongs to another owner or tool and cannot change, so it cannot be adopted; it is named with existing_group where it is used"
-                ),
-            }),
-            _ => {}
-        }
-    }
-    // Two unmarked groups with one display name cannot both be adopted.
-    let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (id, fixed) in &groups {
-        if fixed.is_none() {
-            let name = estate.groups[id].group.display_name.clone().unwrap_or_default().to_lowercase();
-            by_name.entry(name).or_default().push(id.clone());
-        }
-    }
-    for ids in by_name.values().filter(|ids| ids.len() > 1) {
-        for id in ids {
-            groups.remove(id);
-            let display = estate.groups[id].group.display_name.clone().unwrap_or_default();
-            sel.skipped.push(Skipped {
-                section: Section::Groups,
-                what: format!("group {display} ({id})"),
-                why: format!("{} groups without a uniqueName are named `{display}`, so none can be adopted", ids.len()),
+                why: format!("an owner cannot be named: {why}"),
             });
         }
     }
+}
 
-    // Who each object id is, before local names exist.
-    let identity_by_principal: BTreeMap<String, String> = identities
-        .iter()
-        .filter_map(|id| {
-            Some((estate.identities[id].properties.principal_id.as_ref()?.to_ascii_lowercase(), id.clone()))
-        })
-        .collect();
-    let client_id_by_principal: BTreeMap<String, String> = estate
-        .identities
-        .values()
-        .filter_map(|i| {
-            Some((i.properties.principal_id.as_ref()?.to_ascii_lowercase(), i.properties.client_id.clone()?))
-        })
-        .collect();
-    let workspace_by_principal: BTreeMap<String, String> = workspaces
-        .iter()
-        .filter_map(|id| {
-            let i = estate.workspaces[id].identity.as_ref().filter(|i| i.kind.contains("SystemAssigned"))?;
-            Some((i.principal_id.as_ref()?.to_ascii_lowercase(), id.clone()))
-        })
-        .collect();
-    let who = |object_id: &str, groups: &BTreeMap<String, Option<(String, Vec<String>)>>| -> Result<Who, String> {
+/// The user-assigned identity (canonical id) a workspace runs as.
+fn user_identity(w: &mlpolicy_azure::Workspace) -> Option<String> {
+    let i = w.identity.as_ref().filter(|i| i.kind.contains("UserAssigned"))?;
+    w.properties
+        .primary_user_assigned_identity
+        .clone()
+        .or_else(|| i.user_assigned_identities.keys().next().cloned())
+        .map(|id| canonical(&id))
+}
+
+/// Who each object id is, before local names exist.
+struct Principals<'a> {
+    estate: &'a Estate,
+    identity_by_principal: BTreeMap<String, String>,
+    client_id_by_principal: BTreeMap<String, String>,
+    workspace_by_principal: BTreeMap<String, String>,
+}
+
+impl<'a> Principals<'a> {
+    fn new(estate: &'a Estate, chosen: &Chosen) -> Self {
+        let identity_by_principal = chosen
+            .identities
+            .iter()
+            .filter_map(|id| {
+                Some((estate.identities[id].properties.principal_id.as_ref()?.to_ascii_lowercase(), id.clone()))
+            })
+            .collect();
+        let client_id_by_principal = estate
+            .identities
+            .values()
+            .filter_map(|i| {
+                Some((i.properties.principal_id.as_ref()?.to_ascii_lowercase(), i.properties.client_id.clone()?))
+            })
+            .collect();
+        let workspace_by_principal = chosen
+            .workspaces
+            .iter()
+            .filter_map(|id| {
+                let i = estate.workspaces[id].identity.as_ref().filter(|i| i.kind.contains("SystemAssigned"))?;
+                Some((i.principal_id.as_ref()?.to_ascii_lowercase(), id.clone()))
+            })
+            .collect();
+        Principals { estate, identity_by_principal, client_id_by_principal, workspace_by_principal }
+    }
+
+    /// Who an object id is, given the groups declared; why it cannot be named otherwise.
+    fn who(&self, object_id: &str, groups: &ChosenGroups) -> Result<Who, String> {
         let key = object_id.to_ascii_lowercase();
-        if let Some(id) = identity_by_principal.get(&key) {
+        if let Some(id) = self.identity_by_principal.get(&key) {
             return Ok(Who::Identity(id.clone()));
         }
-        if let Some(id) = workspace_by_principal.get(&key) {
+        if let Some(id) = self.workspace_by_principal.get(&key) {
             return Ok(Who::Workspace(id.clone()));
         }
         if groups.contains_key(&key) {
             return Ok(Who::Group(key));
         }
-        if let Some(client_id) = client_id_by_principal.get(&key) {
+        if let Some(client_id) = self.client_id_by_principal.get(&key) {
             return Ok(Who::Expr(Expr::ServicePrincipal(client_id.clone())));
         }
-        match estate.principals.get(&key) {
+        match self.estate.principals.get(&key) {
             Some(Principal::User { upn }) => Ok(Who::Expr(Expr::User(upn.clone()))),
             Some(Principal::Group { display_name }) => {
-                match estate.group_name_counts.get(&display_name.to_lowercase()).copied().unwrap_or(0) {
+                match self.estate.group_name_counts.get(&display_name.to_lowercase()).copied().unwrap_or(0) {
                     1 => Ok(Who::Expr(Expr::ExistingGroup(display_name.clone()))),
                     0 => Err(format!("the group `{display_name}` cannot be found by its display name")),
                     n => Err(format!("{n} groups are named `{display_name}`, so existing_group cannot name it")),
@@ -465,32 +597,13 @@ pub fn select(estate: &Estate, scope: &Scope) -> Selection {
                 Err(format!("the principal {key} no longer exists or is not a user, group or service principal"))
             }
         }
-    };
-    // A group whose owner cannot be named cannot be declared: apply would remove that owner.
-    let mut dropped: Vec<(String, String)> = Vec::new();
-    for id in groups.keys() {
-        if let Some(why) = estate.groups[id].owners.iter().find_map(|o| who(&o.id, &groups).err()) {
-            dropped.push((id.clone(), why));
-        }
     }
-    for (id, why) in dropped {
-        groups.remove(&id);
-        if estate.groups[&id].group.unique_name.is_some() {
-            sel.notes.push(format!(
-                "group {} carries this export's marker but cannot be declared ({why}): a plan of this export deletes it",
-                estate.groups[&id].group.display_name.clone().unwrap_or_default()
-            ));
-        }
-        sel.skipped.push(Skipped {
-            section: Section::Groups,
-            what: format!("group {}", estate.groups[&id].group.display_name.clone().unwrap_or_default()),
-            why: format!("an owner cannot be named: {why}"),
-        });
-    }
+}
 
-    // Teams and local names.
+/// The chosen objects, for team detection and naming.
+fn candidates(estate: &Estate, chosen: &Chosen) -> Vec<Candidate> {
     let mut candidates = Vec::new();
-    for id in &rgs {
+    for id in &chosen.rgs {
         candidates.push(Candidate {
             kind: Kind::ResourceGroup,
             id: id.clone(),
@@ -498,7 +611,7 @@ pub fn select(estate: &Estate, scope: &Scope) -> Selection {
             fixed: None,
         });
     }
-    for id in &identities {
+    for id in &chosen.identities {
         candidates.push(Candidate {
             kind: Kind::Identity,
             id: id.clone(),
@@ -506,7 +619,7 @@ pub fn select(estate: &Estate, scope: &Scope) -> Selection {
             fixed: None,
         });
     }
-    for id in &workspaces {
+    for id in &chosen.workspaces {
         candidates.push(Candidate {
             kind: Kind::Workspace,
             id: id.clone(),
@@ -514,7 +627,7 @@ pub fn select(estate: &Estate, scope: &Scope) -> Selection {
             fixed: None,
         });
     }
-    for (id, fixed) in &groups {
+    for (id, fixed) in &chosen.groups {
         candidates.push(Candidate {
             kind: Kind::Group,
             id: id.clone(),
@@ -522,19 +635,28 @@ pub fn select(estate: &Estate, scope: &Scope) -> Selection {
             fixed: fixed.clone(),
         });
     }
-    sel.teams = teams::detect(&candidates);
+    candidates
+}
+
+/// The local name of every candidate, and the team of those in a team family: marked
+/// groups keep their address, a family shares one name keyed by team, the rest are unique.
+fn local_names(
+    groups: &ChosenGroups,
+    teams: Option<&Teams>,
+    candidates: &[Candidate],
+) -> (BTreeMap<String, Local>, BTreeMap<String, String>) {
     let mut names = Names::default();
     let mut locals: BTreeMap<String, Local> = BTreeMap::new();
     let mut team_of: BTreeMap<String, String> = BTreeMap::new();
     for fixed in groups.values().flatten() {
         names.reserve(Kind::Group, &fixed.0);
     }
-    for (id, fixed) in &groups {
+    for (id, fixed) in groups {
         if let Some((name, keys)) = fixed {
             locals.insert(id.clone(), Local { name: name.clone(), keys: keys.clone() });
         }
     }
-    if let Some(t) = &sel.teams {
+    if let Some(t) = teams {
         for f in &t.families {
             let name = match &f.fixed_name {
                 Some(n) => n.clone(),
@@ -546,104 +668,171 @@ pub fn select(estate: &Estate, scope: &Scope) -> Selection {
             }
         }
     }
-    for c in &candidates {
+    for c in candidates {
         if !locals.contains_key(&c.id) {
             let name = names.take(c.kind, strip_kind_prefix(c.kind, &c.name));
             locals.insert(c.id.clone(), Local::plain(name));
         }
     }
+    (locals, team_of)
+}
 
-    // References.
-    let principal = |object_id: &str| -> Result<(Expr, Option<String>), String> {
-        Ok(match who(object_id, &groups)? {
-            Who::Identity(id) => (Expr::Obj(Kind::Identity, locals[&id].clone()), team_of.get(&id).cloned()),
-            Who::Workspace(id) => (Expr::WsIdentity(locals[&id].clone()), team_of.get(&id).cloned()),
-            Who::Group(id) => (Expr::Obj(Kind::Group, locals[&id].clone()), team_of.get(&id).cloned()),
-            Who::Expr(e) => (e, None),
-        })
-    };
-    let dependency_of: BTreeMap<String, (String, Dependency)> = {
-        let mut m = BTreeMap::new();
-        let mut ordered: Vec<&String> = workspaces.iter().collect();
-        ordered.sort_by_key(|id| &locals[*id]);
-        for id in ordered {
-            let p = &estate.workspaces[id].properties;
-            for (dep, value) in [
-                (Dependency::StorageAccount, &p.storage_account),
-                (Dependency::KeyVault, &p.key_vault),
-                (Dependency::ApplicationInsights, &p.application_insights),
-                (Dependency::ContainerRegistry, &p.container_registry),
-            ] {
-                if let Some(v) = value {
-                    m.entry(canonical(v)).or_insert((id.clone(), dep));
-                }
+/// The workspace (canonical id) and dependency each dependency resource id belongs to; the
+/// first workspace by local name wins.
+fn workspace_dependencies(
+    estate: &Estate,
+    workspaces: &BTreeSet<String>,
+    locals: &BTreeMap<String, Local>,
+) -> BTreeMap<String, (String, Dependency)> {
+    let mut m = BTreeMap::new();
+    let mut ordered: Vec<&String> = workspaces.iter().collect();
+    ordered.sort_by_key(|id| &locals[*id]);
+    for id in ordered {
+        let p = &estate.workspaces[id].properties;
+        for (dep, value) in [
+            (Dependency::StorageAccount, &p.storage_account),
+            (Dependency::KeyVault, &p.key_vault),
+            (Dependency::ApplicationInsights, &p.application_insights),
+            (Dependency::ContainerRegistry, &p.container_registry),
+        ] {
+            if let Some(v) = value {
+                m.entry(canonical(v)).or_insert((id.clone(), dep));
             }
         }
-        m
-    };
-    let scope_expr = |scope_id: &str| -> (Expr, Option<String>) {
+    }
+    m
+}
+
+/// Tags as a map expression, without the owner's marker; `None` when nothing is left.
+fn tag_map(tags: &BTreeMap<String, String>) -> Option<Expr> {
+    let entries: Vec<(String, Expr)> = tags
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case(OWNER_TAG))
+        .map(|(k, v)| (k.clone(), Expr::Str(v.clone())))
+        .collect();
+    (!entries.is_empty()).then_some(Expr::Map(entries))
+}
+
+/// The chosen objects once named: how declarations and grants refer to them.
+struct Named<'a> {
+    estate: &'a Estate,
+    chosen: &'a Chosen,
+    principals: Principals<'a>,
+    /// Subscription alias by subscription id.
+    sub_alias: BTreeMap<String, String>,
+    locals: BTreeMap<String, Local>,
+    team_of: BTreeMap<String, String>,
+    dependency_of: BTreeMap<String, (String, Dependency)>,
+}
+
+impl<'a> Named<'a> {
+    fn new(
+        estate: &'a Estate,
+        chosen: &'a Chosen,
+        principals: Principals<'a>,
+        teams: Option<&Teams>,
+        candidates: &[Candidate],
+    ) -> Self {
+        let (locals, team_of) = local_names(&chosen.groups, teams, candidates);
+        let dependency_of = workspace_dependencies(estate, &chosen.workspaces, &locals);
+        let sub_alias = estate.subscriptions.iter().map(|(a, id)| (id.clone(), a.clone())).collect();
+        Named { estate, chosen, principals, sub_alias, locals, team_of, dependency_of }
+    }
+
+    fn team(&self, id: &str) -> Option<String> {
+        self.team_of.get(id).cloned()
+    }
+
+    /// A principal as an expression, with the team of the object it names.
+    fn principal(&self, object_id: &str) -> Result<(Expr, Option<String>), String> {
+        Ok(match self.principals.who(object_id, &self.chosen.groups)? {
+            Who::Identity(id) => (Expr::Obj(Kind::Identity, self.locals[&id].clone()), self.team(&id)),
+            Who::Workspace(id) => (Expr::WsIdentity(self.locals[&id].clone()), self.team(&id)),
+            Who::Group(id) => (Expr::Obj(Kind::Group, self.locals[&id].clone()), self.team(&id)),
+            Who::Expr(e) => (e, None),
+        })
+    }
+
+    /// A role assignment scope as an expression, with the team of the object it names.
+    fn scope_expr(&self, scope_id: &str) -> (Expr, Option<String>) {
         let c = canonical(scope_id);
-        if let Some(alias) = c.strip_prefix("/subscriptions/").and_then(|s| sub_alias.get(s)) {
+        if let Some(alias) = c.strip_prefix("/subscriptions/").and_then(|s| self.sub_alias.get(s)) {
             return (Expr::Sub(alias.clone()), None);
         }
-        if rgs.contains(&c) {
-            return (Expr::Obj(Kind::ResourceGroup, locals[&c].clone()), team_of.get(&c).cloned());
+        if self.chosen.rgs.contains(&c) {
+            return (Expr::Obj(Kind::ResourceGroup, self.locals[&c].clone()), self.team(&c));
         }
-        if workspaces.contains(&c) {
-            return (Expr::Obj(Kind::Workspace, locals[&c].clone()), team_of.get(&c).cloned());
+        if self.chosen.workspaces.contains(&c) {
+            return (Expr::Obj(Kind::Workspace, self.locals[&c].clone()), self.team(&c));
         }
-        if let Some((ws, dep)) = dependency_of.get(&c) {
-            return (Expr::WsDep(locals[ws].clone(), *dep), team_of.get(ws).cloned());
+        if let Some((ws, dep)) = self.dependency_of.get(&c) {
+            return (Expr::WsDep(self.locals[ws].clone(), *dep), self.team(ws));
         }
         (Expr::Scope(scope_id.to_owned()), None)
-    };
-    let tag_map = |tags: &BTreeMap<String, String>| -> Option<Expr> {
-        let entries: Vec<(String, Expr)> = tags
-            .iter()
-            .filter(|(k, _)| !k.eq_ignore_ascii_case(OWNER_TAG))
-            .map(|(k, v)| (k.clone(), Expr::Str(v.clone())))
-            .collect();
-        (!entries.is_empty()).then_some(Expr::Map(entries))
-    };
+    }
 
-    // Declarations.
-    let mut decls: Vec<Placed<Decl>> = Vec::new();
-    for id in &rgs {
-        let r = &estate.resource_groups[id];
-        let Some(alias) = subscription_of(id).and_then(|s| sub_alias.get(&s).cloned()) else { continue };
+    /// The declared resource group holding an ARM id, and its location (normalized).
+    fn rg_expr(&self, id: &str) -> Option<(Expr, String)> {
+        let rg = rg_id_of(id)?;
+        let r = self.estate.resource_groups.get(&rg)?;
+        Some((Expr::Obj(Kind::ResourceGroup, self.locals.get(&rg)?.clone()), norm_location(&r.location)))
+    }
+
+    fn decl(
+        &self,
+        id: &str,
+        kind: Kind,
+        attrs: Vec<(String, Expr)>,
+        blocks: Vec<(String, Vec<(String, Expr)>)>,
+        notes: Vec<String>,
+    ) -> Placed<Decl> {
+        Placed { team: self.team(id), item: Decl { kind, local: self.locals[id].clone(), attrs, blocks, notes } }
+    }
+
+    /// Resource groups, identities, workspaces and groups, sorted by kind and local name.
+    fn declarations(&self) -> Vec<Placed<Decl>> {
+        let c = self.chosen;
+        let mut decls: Vec<Placed<Decl>> = Vec::new();
+        decls.extend(c.rgs.iter().filter_map(|id| self.resource_group(id)));
+        decls.extend(c.identities.iter().filter_map(|id| self.identity(id)));
+        decls.extend(c.workspaces.iter().filter_map(|id| self.workspace(id)));
+        decls.extend(c.groups.keys().map(|id| self.group(id)));
+        let kind_rank = |k: Kind| Kind::TOP_LEVEL.iter().position(|x| *x == k).unwrap_or(0);
+        decls.sort_by(|a, b| {
+            kind_rank(a.item.kind).cmp(&kind_rank(b.item.kind)).then_with(|| a.item.local.cmp(&b.item.local))
+        });
+        decls
+    }
+
+    fn resource_group(&self, id: &str) -> Option<Placed<Decl>> {
+        let r = &self.estate.resource_groups[id];
+        let alias = subscription_of(id).and_then(|s| self.sub_alias.get(&s).cloned())?;
         let mut attrs = vec![
             ("subscription".to_owned(), Expr::Sub(alias)),
             ("name".to_owned(), Expr::Str(r.name.clone())),
             ("location".to_owned(), Expr::Str(r.location.clone())),
         ];
         attrs.extend(tag_map(&r.tags).map(|t| ("tags".to_owned(), t)));
-        decls.push(Placed {
-            team: team_of.get(id).cloned(),
-            item: Decl {
-                kind: Kind::ResourceGroup,
-                local: locals[id].clone(),
-                attrs,
-                blocks: Vec::new(),
-                notes: Vec::new(),
-            },
-        });
+        Some(self.decl(id, Kind::ResourceGroup, attrs, Vec::new(), Vec::new()))
     }
-    let rg_expr = |id: &str| -> Option<(Expr, String)> {
-        let rg = rg_id_of(id)?;
-        let r = estate.resource_groups.get(&rg)?;
-        Some((Expr::Obj(Kind::ResourceGroup, locals.get(&rg)?.clone()), norm_location(&r.location)))
-    };
-    for id in &identities {
-        let i = &estate.identities[id];
-        let Some((rg, rg_location)) = rg_expr(id) else { continue };
+
+    fn identity(&self, id: &str) -> Option<Placed<Decl>> {
+        let i = &self.estate.identities[id];
+        let (rg, rg_location) = self.rg_expr(id)?;
         let mut attrs = vec![("resource_group".to_owned(), rg), ("name".to_owned(), Expr::Str(i.name.clone()))];
         if norm_location(&i.location) != rg_location {
             attrs.push(("location".to_owned(), Expr::Str(i.location.clone())));
         }
         attrs.extend(tag_map(&i.tags).map(|t| ("tags".to_owned(), t)));
+        let blocks = self.credential_blocks(id);
+        Some(self.decl(id, Kind::Identity, attrs, blocks, Vec::new()))
+    }
+
+    /// An identity's federated credentials as `federated NAME { ... }` blocks.
+    fn credential_blocks(&self, id: &str) -> Vec<(String, Vec<(String, Expr)>)> {
         let mut blocks = Vec::new();
         let mut fic_names = BTreeSet::new();
-        for f in estate.federated.get(id).into_iter().flatten() {
+        for f in self.estate.federated.get(id).into_iter().flatten() {
             let mut local = sanitize(&f.name, "credential");
             let mut n = 2;
             while !fic_names.insert(local.clone()) {
@@ -664,21 +853,19 @@ pub fn select(estate: &Estate, scope: &Scope) -> Selection {
             }
             blocks.push((local, fa));
         }
-        decls.push(Placed {
-            team: team_of.get(id).cloned(),
-            item: Decl { kind: Kind::Identity, local: locals[id].clone(), attrs, blocks, notes: Vec::new() },
-        });
+        blocks
     }
-    for id in &workspaces {
-        let w = &estate.workspaces[id];
-        let Some((rg, rg_location)) = rg_expr(id) else { continue };
+
+    fn workspace(&self, id: &str) -> Option<Placed<Decl>> {
+        let w = &self.estate.workspaces[id];
+        let (rg, rg_location) = self.rg_expr(id)?;
         let p = &w.properties;
         let mut attrs = vec![("resource_group".to_owned(), rg), ("name".to_owned(), Expr::Str(w.name.clone()))];
         if norm_location(&w.location) != rg_location {
             attrs.push(("location".to_owned(), Expr::Str(w.location.clone())));
         }
         if let Some(uid) = user_identity(w) {
-            attrs.push(("identity".to_owned(), Expr::Obj(Kind::Identity, locals[&uid].clone())));
+            attrs.push(("identity".to_owned(), Expr::Obj(Kind::Identity, self.locals[&uid].clone())));
         }
         for (name, value) in [
             ("storage_account", &p.storage_account),
@@ -700,19 +887,12 @@ pub fn select(estate: &Estate, scope: &Scope) -> Selection {
             attrs.push(("description".to_owned(), Expr::Str(d.clone())));
         }
         attrs.extend(tag_map(&w.tags).map(|t| ("tags".to_owned(), t)));
-        decls.push(Placed {
-            team: team_of.get(id).cloned(),
-            item: Decl {
-                kind: Kind::Workspace,
-                local: locals[id].clone(),
-                attrs,
-                blocks: Vec::new(),
-                notes: Vec::new(),
-            },
-        });
+        Some(self.decl(id, Kind::Workspace, attrs, Vec::new(), Vec::new()))
     }
-    for id in groups.keys() {
-        let g = &estate.groups[id];
+
+    /// A group; members that cannot be named make it additive, with a note for each.
+    fn group(&self, id: &str) -> Placed<Decl> {
+        let g = &self.estate.groups[id];
         let display = g.group.display_name.clone().unwrap_or_default();
         let mut attrs = vec![("name".to_owned(), Expr::Str(display.clone()))];
         if let Some(d) = g.group.description.as_ref().filter(|d| !d.is_empty()) {
@@ -724,7 +904,7 @@ pub fn select(estate: &Estate, scope: &Scope) -> Selection {
         let mut notes = Vec::new();
         let mut members = Vec::new();
         for m in &g.members {
-            match principal(&m.id) {
+            match self.principal(&m.id) {
                 Ok((e, _)) => members.push(e),
                 Err(why) => {
                     notes.push(format!("member {} is kept by `members_additive`: {why}", m.id.to_ascii_lowercase()));
@@ -733,7 +913,7 @@ pub fn select(estate: &Estate, scope: &Scope) -> Selection {
         }
         let mut owners = Vec::new();
         for o in &g.owners {
-            if let Ok((e, _)) = principal(&o.id) {
+            if let Ok((e, _)) = self.principal(&o.id) {
                 owners.push(e);
             }
         }
@@ -750,104 +930,120 @@ pub fn select(estate: &Estate, scope: &Scope) -> Selection {
         if !notes.is_empty() {
             attrs.push(("members_additive".to_owned(), Expr::Bool(true)));
         }
-        decls.push(Placed {
-            team: team_of.get(id).cloned(),
-            item: Decl { kind: Kind::Group, local: locals[id].clone(), attrs, blocks: Vec::new(), notes },
-        });
+        self.decl(id, Kind::Group, attrs, Vec::new(), notes)
     }
-    let kind_rank = |k: Kind| Kind::TOP_LEVEL.iter().position(|x| *x == k).unwrap_or(0);
-    decls.sort_by(|a, b| {
-        kind_rank(a.item.kind).cmp(&kind_rank(b.item.kind)).then_with(|| a.item.local.cmp(&b.item.local))
-    });
-    sel.decls = decls;
 
-    // Grants.
-    let mut seen = BTreeSet::new();
-    let mut grants = Vec::new();
-    for a in estate.role_assignments.values() {
-        let p = &a.properties;
-        let c = canonical(&p.scope);
-        let marked_by = assignment_owner(p.description.as_deref());
-        let in_scope = match rg_id_of(&c) {
-            Some(rg) => rgs.contains(&rg) || skipped_rgs.contains_key(&rg),
-            None => scope.resource_groups.is_empty(),
-        };
-        if !(in_scope || marked_by.as_deref() == Some(owner.as_str())) {
-            continue;
-        }
-        let sub = subscription_of(&c).unwrap_or_default();
-        let role =
-            estate.roles.get(&sub).and_then(|cat| cat.by_guid(&a.role_guid())).map(|d| d.properties.role_name.clone());
-        let what = format!(
-            "role assignment {} of {} to {} at {}",
-            a.name,
-            role.clone().unwrap_or_else(|| a.role_guid()),
-            p.principal_id.to_ascii_lowercase(),
-            p.scope
-        );
-        let skip = |why: String| Skipped { section: Section::Grants, what: what.clone(), why };
-        if let Some(o) = marked_by.as_deref().filter(|o| *o != owner) {
-            sel.skipped.push(skip(format!("made by the mlpolicy configuration `{o}`; left to it")));
-            continue;
-        }
-        if let Some(o) = rg_id_of(&c).and_then(|rg| skipped_rgs.get(&rg)) {
-            sel.skipped.push(skip(format!("inside a resource group of the mlpolicy configuration `{o}`; left to it")));
-            continue;
-        }
-        let made = (|| -> Result<(Grant, Option<String>), String> {
-            let Some(role) = role.clone() else {
-                return Err(format!(
-                    "its role definition {} is not in the subscription's role catalog (a custom role mlpolicy cannot read, or a deleted one)",
-                    a.role_guid()
-                ));
-            };
-            if p.condition.as_ref().is_some_and(|c| !c.is_empty())
-                && p.condition_version.as_deref().is_some_and(|v| v != "2.0")
-            {
-                return Err(format!(
-                    "its condition has version {}; mlpolicy writes conditions as version 2.0",
-                    p.condition_version.clone().unwrap_or_default()
-                ));
+    /// Every role assignment in scope or carrying our marker: a grant, or a note why not.
+    fn grants(&self, scope: &Scope, sel: &mut Selection) {
+        let owner = sel.owner.clone();
+        let mut seen = BTreeSet::new();
+        let mut grants = Vec::new();
+        for a in self.estate.role_assignments.values() {
+            let p = &a.properties;
+            let marked_by = assignment_owner(p.description.as_deref());
+            let ours = marked_by.as_deref() == Some(owner.as_str());
+            if !(self.assignment_in_scope(scope, &p.scope) || ours) {
+                continue;
             }
-            let (principal_expr, principal_team) = principal(&p.principal_id)?;
-            let (scope_e, scope_team) = scope_expr(&p.scope);
-            let team = match (principal_team, scope_team) {
-                (Some(a), Some(b)) if a != b => None,
-                (a, b) => a.or(b),
-            };
-            let mut attrs = Vec::new();
-            let description = unmarked_description(&owner, p.description.as_deref());
-            if !description.is_empty() {
-                attrs.push(("description".to_owned(), Expr::Str(description.to_owned())));
-            }
-            if let Some(cond) = p.condition.as_ref().filter(|c| !c.is_empty()) {
-                attrs.push(("condition".to_owned(), Expr::Str(cond.clone())));
-            }
-            let grant = Grant { role, principal: principal_expr, scope: scope_e, attrs, notes: Vec::new() };
-            if seen.contains(&grant.line()) {
-                return Err("another assignment is declared by the same grant line".into());
-            }
-            Ok((grant, team))
-        })();
-        let (grant, team) = match made {
-            Ok(x) => x,
-            Err(why) => {
-                if marked_by.as_deref() == Some(owner.as_str()) {
-                    sel.notes.push(format!(
-                        "{what} carries this export's marker but cannot be declared ({why}): a plan of this export deletes it"
-                    ));
-                }
+            let role = self.role_name(a);
+            let what = format!(
+                "role assignment {} of {} to {} at {}",
+                a.name,
+                role.clone().unwrap_or_else(|| a.role_guid()),
+                p.principal_id.to_ascii_lowercase(),
+                p.scope
+            );
+            let skip = |why: String| Skipped { section: Section::Grants, what: what.clone(), why };
+            if let Some(why) = self.left_to_another(&p.scope, marked_by.as_deref(), &owner) {
                 sel.skipped.push(skip(why));
                 continue;
             }
-        };
-        seen.insert(grant.line());
-        grants.push(Placed { team, item: grant });
+            match self.grant(a, role, &owner, &seen) {
+                Ok(grant) => {
+                    seen.insert(grant.item.line());
+                    grants.push(grant);
+                }
+                Err(why) => {
+                    if ours {
+                        sel.notes.push(format!(
+                            "{what} carries this export's marker but cannot be declared ({why}): a plan of this export deletes it"
+                        ));
+                    }
+                    sel.skipped.push(skip(why));
+                }
+            }
+        }
+        grants.sort_by_key(|g| g.item.line());
+        sel.grants = grants;
     }
-    grants.sort_by_key(|g| g.item.line());
-    sel.grants = grants;
-    sel.skipped.sort();
-    sel
+
+    /// A scope inside a chosen resource group or one left to another owner, or anywhere
+    /// when the scope names no resource group.
+    fn assignment_in_scope(&self, scope: &Scope, scope_id: &str) -> bool {
+        match rg_id_of(&canonical(scope_id)) {
+            Some(rg) => self.chosen.rgs.contains(&rg) || self.chosen.skipped_rgs.contains_key(&rg),
+            None => scope.resource_groups.is_empty(),
+        }
+    }
+
+    /// The role's name, when the subscription's role catalog has it.
+    fn role_name(&self, a: &mlpolicy_azure::RoleAssignment) -> Option<String> {
+        let sub = subscription_of(&canonical(&a.properties.scope)).unwrap_or_default();
+        self.estate.roles.get(&sub).and_then(|cat| cat.by_guid(&a.role_guid())).map(|d| d.properties.role_name.clone())
+    }
+
+    /// Why an assignment is left to another owner: made by it, or inside its resource group.
+    fn left_to_another(&self, scope_id: &str, marked_by: Option<&str>, owner: &str) -> Option<String> {
+        if let Some(o) = marked_by.filter(|o| *o != owner) {
+            return Some(format!("made by the mlpolicy configuration `{o}`; left to it"));
+        }
+        let o = rg_id_of(&canonical(scope_id)).and_then(|rg| self.chosen.skipped_rgs.get(&rg))?;
+        Some(format!("inside a resource group of the mlpolicy configuration `{o}`; left to it"))
+    }
+
+    /// An assignment as a grant, with its team; why it cannot be declared otherwise.
+    fn grant(
+        &self,
+        a: &mlpolicy_azure::RoleAssignment,
+        role: Option<String>,
+        owner: &str,
+        seen: &BTreeSet<String>,
+    ) -> Result<Placed<Grant>, String> {
+        let p = &a.properties;
+        let Some(role) = role else {
+            return Err(format!(
+                "its role definition {} is not in the subscription's role catalog (a custom role mlpolicy cannot read, or a deleted one)",
+                a.role_guid()
+            ));
+        };
+        if p.condition.as_ref().is_some_and(|c| !c.is_empty())
+            && p.condition_version.as_deref().is_some_and(|v| v != "2.0")
+        {
+            return Err(format!(
+                "its condition has version {}; mlpolicy writes conditions as version 2.0",
+                p.condition_version.clone().unwrap_or_default()
+            ));
+        }
+        let (principal_expr, principal_team) = self.principal(&p.principal_id)?;
+        let (scope_e, scope_team) = self.scope_expr(&p.scope);
+        let team = match (principal_team, scope_team) {
+            (Some(a), Some(b)) if a != b => None,
+            (a, b) => a.or(b),
+        };
+        let mut attrs = Vec::new();
+        let description = unmarked_description(owner, p.description.as_deref());
+        if !description.is_empty() {
+            attrs.push(("description".to_owned(), Expr::Str(description.to_owned())));
+        }
+        if let Some(cond) = p.condition.as_ref().filter(|c| !c.is_empty()) {
+            attrs.push(("condition".to_owned(), Expr::Str(cond.clone())));
+        }
+        let grant = Grant { role, principal: principal_expr, scope: scope_e, attrs, notes: Vec::new() };
+        if seen.contains(&grant.line()) {
+            return Err("another assignment is declared by the same grant line".into());
+        }
+        Ok(Placed { team, item: grant })
+    }
 }
 
 #[cfg(test)]

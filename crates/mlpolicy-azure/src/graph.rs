@@ -477,31 +477,6 @@ impl AzureClient {
         .await
     }
 
-    /// The service principal of an application (client) id; `None` when missing.
-    pub async fn find_service_principal_by_app_id(&self, app_id: &str) -> Result<Option<ServicePrincipal>, AzureError> {
-        let filter = format!("appId eq {}", odata_quote(app_id));
-        let found: Vec<ServicePrincipal> = self
-            .graph_list(
-                &relative("/servicePrincipals", &[("$filter", &filter)]),
-                &format!("find service principal of app {app_id}"),
-            )
-            .await?;
-        Ok(found.into_iter().next())
-    }
-
-    /// Service principals with this display name.
-    pub async fn find_service_principals_by_display_name(
-        &self,
-        name: &str,
-    ) -> Result<Vec<ServicePrincipal>, AzureError> {
-        let filter = format!("displayName eq {}", odata_quote(name));
-        self.graph_list(
-            &relative("/servicePrincipals", &[("$filter", &filter)]),
-            &format!("find service principals named {name}"),
-        )
-        .await
-    }
-
     /// Applications with their password credentials (secret metadata), optionally filtered.
     pub async fn list_applications(&self, filter: Option<&str>) -> Result<Vec<Application>, AzureError> {
         let mut query = vec![("$select", "id,appId,displayName,passwordCredentials")];
@@ -764,24 +739,21 @@ impl AzureClient {
         Ok(names.iter().cloned().zip(found).collect())
     }
 
-    /// Service principals for many names through `$batch`: a GUID is an application (client)
-    /// id ([`Self::find_service_principal_by_app_id`]), anything else a display name
-    /// ([`Self::find_service_principals_by_display_name`]).
+    /// The service principals a configuration's name means, in one request: see
+    /// [`service_principal_query`]. By app id there is at most one.
+    pub async fn find_service_principal(&self, name: &str) -> Result<Vec<ServicePrincipal>, AzureError> {
+        let (path, op) = service_principal_query(name);
+        let found: Vec<ServicePrincipal> = self.graph_list(&path, &op).await?;
+        Ok(if mlpolicy_vocab::guid::is_guid(name) { found.into_iter().take(1).collect() } else { found })
+    }
+
+    /// Service principals for many names through `$batch`, by the rule of
+    /// [`service_principal_query`].
     pub async fn find_service_principals(
         &self,
         names: &[String],
     ) -> Result<BTreeMap<String, Vec<ServicePrincipal>>, AzureError> {
-        let urls = names
-            .iter()
-            .map(|name| {
-                let (filter, op) = if mlpolicy_vocab::guid::is_guid(name) {
-                    (format!("appId eq {}", odata_quote(name)), format!("find service principal of app {name}"))
-                } else {
-                    (format!("displayName eq {}", odata_quote(name)), format!("find service principals named {name}"))
-                };
-                (relative("/servicePrincipals", &[("$filter", &filter)]), op)
-            })
-            .collect();
+        let urls = names.iter().map(|name| service_principal_query(name)).collect();
         let found: Vec<Vec<ServicePrincipal>> = self.batch_lists(urls).await?;
         Ok(names
             .iter()
@@ -809,4 +781,15 @@ impl AzureClient {
         let found = self.batch_get_optional("u", requests).await?;
         Ok(upns.iter().cloned().zip(found).collect())
     }
+}
+
+/// How a configuration names a service principal: a GUID is its application (client) id,
+/// anything else its exact display name. The list request and its operation name.
+pub(crate) fn service_principal_query(name: &str) -> (String, String) {
+    let (filter, op) = if mlpolicy_vocab::guid::is_guid(name) {
+        (format!("appId eq {}", odata_quote(name)), format!("find service principal of app {name}"))
+    } else {
+        (format!("displayName eq {}", odata_quote(name)), format!("find service principals named {name}"))
+    };
+    (relative("/servicePrincipals", &[("$filter", &filter)]), op)
 }

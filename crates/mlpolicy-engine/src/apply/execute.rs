@@ -95,15 +95,11 @@ impl Shared {
         let found = match p {
             PrincipalRef::User { upn } => c.get_user(upn).await?.map(|u| u.id),
             PrincipalRef::ServicePrincipal { name } => {
-                if mlpolicy_vocab::guid::is_guid(name) {
-                    c.find_service_principal_by_app_id(name).await?.map(|s| s.id)
-                } else {
-                    let found = c.find_service_principals_by_display_name(name).await?;
-                    if found.len() > 1 {
-                        return Err(local(&op, format!("{} service principals are named `{name}`", found.len())));
-                    }
-                    found.into_iter().next().map(|s| s.id)
+                let found = c.find_service_principal(name).await?;
+                if found.len() > 1 {
+                    return Err(local(&op, format!("{} service principals are named `{name}`", found.len())));
                 }
+                found.into_iter().next().map(|s| s.id)
             }
             PrincipalRef::ExistingGroup { name } => {
                 let found = c.find_groups_by_display_name(name).await?;

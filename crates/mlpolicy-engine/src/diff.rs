@@ -289,6 +289,7 @@ impl Differ<'_> {
             blast_radius: Vec::new(),
             desired: Some(o.object.clone()),
             live_ref: LiveRef::default(),
+            depends_on: None,
         });
         action
     }
@@ -1017,6 +1018,7 @@ fn delete_change(kind: ObjectKind, azure_id: &str, display: String, before: Attr
         blast_radius: Vec::new(),
         desired: None,
         live_ref: LiveRef::default(),
+        depends_on: None,
     }
 }
 

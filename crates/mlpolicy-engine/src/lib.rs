@@ -100,6 +100,14 @@ pub async fn plan(
         config_fingerprint: config_fingerprint(compiled, overrides),
         options,
     };
-    let (plan, diagnostics) = diff::diff(&desired, &live, &input);
+    let (mut plan, diagnostics) = diff::diff(&desired, &live, &input);
+    if let Some(g) = &compiled.graph {
+        let addresses: BTreeMap<String, &mlpolicy_lang::model::Address> =
+            g.creation_order().map(|a| (a.to_string(), a)).collect();
+        for c in &mut plan.changes {
+            c.depends_on =
+                addresses.get(&c.address).map(|a| g.dependencies(a).into_iter().map(ToString::to_string).collect());
+        }
+    }
     Ok(Planned { plan, desired, diagnostics })
 }

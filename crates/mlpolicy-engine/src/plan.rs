@@ -140,6 +140,11 @@ pub struct Change {
     pub desired: Option<Desired>,
     /// Live facts apply needs: object id of a group, role GUID and principal of an assignment.
     pub live_ref: LiveRef,
+    /// The addresses this object depends on in the configuration's dependency graph
+    /// (`DepGraph`): apply starts its write once theirs have finished. `None` in a plan saved
+    /// before plans carried it; apply then runs in kind layers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depends_on: Option<Vec<String>>,
 }
 
 /// Live facts apply needs about a change's object, found while diffing. Serialised as the map

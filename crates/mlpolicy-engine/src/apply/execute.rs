@@ -14,8 +14,6 @@ use mlpolicy_azure::{
 #[expect(clippy::struct_field_names, reason = "they are all ids, as Azure names them")]
 pub(super) struct OpOutput {
     pub(super) azure_id: String,
-    /// Object id of the principal the object is or carries (identity, system identity, group).
-    pub(super) principal_id: Option<String>,
     pub(super) request_id: Option<String>,
     pub(super) correlation_id: Option<String>,
 }
@@ -168,7 +166,7 @@ impl Shared {
         let (azure_id, principal_id) = result?;
         self.remember(&op.change.address, principal_id.as_ref());
         let (request_id, correlation_id) = ids.map_or((None, None), |i| (i.request_id, i.correlation_id));
-        Ok(OpOutput { azure_id, principal_id, request_id, correlation_id })
+        Ok(OpOutput { azure_id, request_id, correlation_id })
     }
 
     async fn execute(&self, op: &Op) -> Result<(String, Option<String>), AzureError> {

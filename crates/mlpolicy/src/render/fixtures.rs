@@ -39,6 +39,7 @@ impl C {
             blast_radius: Vec::new(),
             desired: None,
             live_ref: LiveRef::default(),
+            depends_on: None,
         })
     }
 

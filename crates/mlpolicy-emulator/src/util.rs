@@ -16,66 +16,33 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Civil date (year, month, day) for days since 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-struct Parts {
-    y: i64,
-    mo: u32,
-    d: u32,
-    h: u64,
-    mi: u64,
-    s: u64,
-    ms: u64,
-}
-
-fn parts(ms: u64) -> Parts {
-    let secs = ms / 1000;
-    let days = i64::try_from(secs / 86_400).unwrap_or(0);
-    let rem = secs % 86_400;
-    let (y, mo, d) = civil_from_days(days);
-    Parts { y, mo, d, h: rem / 3600, mi: rem % 3600 / 60, s: rem % 60, ms: ms % 1000 }
+/// A moment in UTC, through `jiff` (one calendar for the whole emulator).
+fn utc(ms: u64) -> jiff::civil::DateTime {
+    let ts = i64::try_from(ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    ts.to_zoned(jiff::tz::TimeZone::UTC).datetime()
 }
 
 /// `2025-11-27T07:15:13.123Z`.
 pub fn iso8601(ms: u64) -> String {
-    let p = parts(ms);
-    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", p.y, p.mo, p.d, p.h, p.mi, p.s, p.ms)
+    utc(ms).strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// `2025-11-27T07:15:13Z` (Graph `createdDateTime` style).
 pub fn iso8601_secs(ms: u64) -> String {
-    let p = parts(ms);
-    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", p.y, p.mo, p.d, p.h, p.mi, p.s)
+    utc(ms).strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// `11/24/2025 11:31:00 PM`, the US style ARM uses in `ExpiredAuthenticationToken`.
 pub fn us_datetime(ms: u64) -> String {
-    let p = parts(ms);
-    let (h12, ampm) = match p.h {
-        0 => (12, "AM"),
-        1..=11 => (p.h, "AM"),
-        12 => (12, "PM"),
-        _ => (p.h - 12, "PM"),
-    };
-    format!("{}/{}/{} {}:{:02}:{:02} {}", p.mo, p.d, p.y, h12, p.mi, p.s, ampm)
+    utc(ms).strftime("%-m/%-d/%Y %-I:%M:%S %p").to_string()
 }
 
 /// `20251127T071513Z`, the timestamp part of `x-ms-routing-request-id`.
 pub fn compact_timestamp(ms: u64) -> String {
-    let p = parts(ms);
-    format!("{:04}{:02}{:02}T{:02}{:02}{:02}Z", p.y, p.mo, p.d, p.h, p.mi, p.s)
+    utc(ms).strftime("%Y%m%dT%H%M%SZ").to_string()
 }
 
 /// Unpadded base64url.
@@ -192,6 +159,9 @@ mod tests {
         assert_eq!(iso8601_secs(ms), "2025-11-24T23:31:00Z");
         assert_eq!(us_datetime(ms), "11/24/2025 11:31:00 PM");
         assert_eq!(us_datetime(1_764_307_725_000), "11/28/2025 5:28:45 AM");
+        assert_eq!(us_datetime(1_764_288_000_000), "11/28/2025 12:00:00 AM", "midnight is 12 AM");
+        assert_eq!(iso8601(1_764_307_725_042), "2025-11-28T05:28:45.042Z");
+        assert_eq!(compact_timestamp(1_764_307_725_042), "20251128T052845Z");
     }
 
     #[test]

@@ -207,14 +207,9 @@ fn tags_value(tags: &BTreeMap<String, String>) -> Value {
     )
 }
 
-/// The resource group segment of an ARM id.
+/// The name of the resource group that holds an ARM id (as the id spells it).
 fn resource_group_of(id: &str) -> String {
-    let segs: Vec<&str> = id.trim_matches('/').split('/').collect();
-    segs.iter()
-        .position(|p| p.eq_ignore_ascii_case("resourceGroups"))
-        .and_then(|i| segs.get(i + 1))
-        .map(|s| (*s).to_owned())
-        .unwrap_or_default()
+    mlpolicy_vocab::arm::resource_parts(id).map(|(_, rg, _)| rg.to_owned()).unwrap_or_default()
 }
 
 /// The policy `scope.kind` of an ARM scope.
@@ -252,8 +247,7 @@ fn declared_assignments(desired: &DesiredState, live: &LiveState) -> BTreeMap<St
         let Some(Some(pid)) = live.resolved.get(&r.principal) else { continue };
         let sub = r.scope.strip_prefix("/subscriptions/").map(|s| s.split('/').next().unwrap_or(s).to_owned());
         let catalog = sub.as_ref().and_then(|s| live.roles.get(s)).or_else(|| live.roles.values().next());
-        let Some(def) = catalog.and_then(|c| c.by_name(&r.role)) else { continue };
-        let guid = mlpolicy_vocab::arm::last_segment(&def.id).to_ascii_lowercase();
+        let Some(guid) = catalog.and_then(|c| crate::roles::role_guid(Some(c), &r.role)) else { continue };
         let key = (r.scope.clone(), guid, pid.to_ascii_lowercase());
         for id in by_content.get(&key).into_iter().flatten() {
             out.insert((*id).clone(), o.address.clone());

@@ -43,6 +43,20 @@ pub fn contains(parent: &str, child: &str) -> bool {
     !parent.is_empty() && (child == parent || child.strip_prefix(parent).is_some_and(|rest| rest.starts_with('/')))
 }
 
+/// The subscription id of an ARM id or scope (lower-case), if it is inside one.
+pub fn subscription_of(id: &str) -> Option<String> {
+    let id = canonical(id);
+    let rest = id.strip_prefix("/subscriptions/")?;
+    Some(rest.split('/').next().unwrap_or(rest).to_owned())
+}
+
+/// The canonical id of the resource group that holds (or is) an ARM id.
+pub fn resource_group_id(id: &str) -> Option<String> {
+    let c = canonical(id);
+    let segs: Vec<&str> = c.split('/').collect();
+    (segs.len() >= 5 && segs[1] == "subscriptions" && segs[3] == "resourcegroups").then(|| segs[..5].join("/"))
+}
+
 /// `(subscription, resource group, name)` of a resource id inside a resource group.
 pub fn resource_parts(id: &str) -> Option<(&str, &str, &str)> {
     let segs: Vec<&str> = id.trim_matches('/').split('/').collect();
@@ -72,6 +86,15 @@ mod tests {
         assert!(contains("/subscriptions/s", "/subscriptions/s"));
         assert!(!contains("/subscriptions/s/resourcegroups/rg", "/subscriptions/s/resourcegroups/rg2"));
         assert!(!contains("", "/subscriptions/s"));
+    }
+
+    #[test]
+    fn subscriptions_and_resource_groups_of_ids() {
+        let id = "/subscriptions/S1/resourceGroups/RG/providers/P/t/n";
+        assert_eq!(subscription_of(id).as_deref(), Some("s1"));
+        assert_eq!(resource_group_id(id).as_deref(), Some("/subscriptions/s1/resourcegroups/rg"));
+        assert_eq!(resource_group_id("/subscriptions/s1"), None);
+        assert_eq!(subscription_of("/providers/Microsoft.Management/managementGroups/mg"), None);
     }
 
     #[test]

@@ -27,16 +27,9 @@ pub(super) struct Shared {
     pub(super) resolved: Mutex<HashMap<PrincipalRef, String>>,
 }
 
-/// `(subscription, resource group, name)` of an ARM id.
+/// `(subscription, resource group, name)` of an ARM id (`mlpolicy_vocab::arm::resource_parts`).
 fn arm_parts(id: &str) -> Option<(String, String, String)> {
-    let segs: Vec<&str> = id.trim_matches('/').split('/').collect();
-    if segs.len() < 4
-        || !segs[0].eq_ignore_ascii_case("subscriptions")
-        || !segs[2].eq_ignore_ascii_case("resourcegroups")
-    {
-        return None;
-    }
-    Some((segs[1].to_owned(), segs[3].to_owned(), (*segs.last()?).to_owned()))
+    mlpolicy_vocab::arm::resource_parts(id).map(|(s, rg, n)| (s.to_owned(), rg.to_owned(), n.to_owned()))
 }
 
 fn local(op: &str, message: impl Into<String>) -> AzureError {

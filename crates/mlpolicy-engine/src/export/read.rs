@@ -96,12 +96,7 @@ fn join_error(e: &tokio::task::JoinError) -> Diagnostic {
     Diagnostic::error(Code::E0501, format!("reading the tenant failed: {e}"))
 }
 
-/// The subscription id of an ARM id (lower-case), if it has one.
-pub fn subscription_of(id: &str) -> Option<String> {
-    let id = canonical(id);
-    let rest = id.strip_prefix("/subscriptions/")?;
-    Some(rest.split('/').next().unwrap_or(rest).to_owned())
-}
+pub use mlpolicy_vocab::arm::subscription_of;
 
 /// Whether an ARM object carries any ownership tag.
 pub fn owner_tag(tags: &BTreeMap<String, String>) -> Option<&str> {

@@ -12,7 +12,7 @@ use crate::lower::{OWNER_TAG, group_unique_name, unmarked_description};
 use mlpolicy_lang::check::{FIC_AUDIENCE, default_mail_nickname};
 use mlpolicy_lang::model::{Address, Dependency, Key, Kind};
 use mlpolicy_lang::syntax::{KEYWORDS, is_identifier};
-use mlpolicy_vocab::arm::canonical;
+use mlpolicy_vocab::arm::{canonical, resource_group_id as rg_id_of};
 
 /// What to export.
 #[derive(Debug, Clone, Default)]
@@ -88,13 +88,6 @@ fn unique_name_owner(unique_name: Option<&str>) -> Option<(String, String)> {
     let rest = unique_name?.strip_prefix("mlpolicy.")?;
     let (owner, rest) = rest.split_once('.')?;
     Some((owner.to_owned(), rest.to_owned()))
-}
-
-/// The resource group id (canonical) that holds an ARM id.
-fn rg_id_of(id: &str) -> Option<String> {
-    let c = canonical(id);
-    let segs: Vec<&str> = c.split('/').collect();
-    (segs.len() >= 5 && segs[1] == "subscriptions" && segs[3] == "resourcegroups").then(|| segs[..5].join("/"))
 }
 
 fn norm_location(l: &str) -> String {

@@ -791,14 +791,10 @@ fn yaml_type(value: &Value) -> &'static str {
     }
 }
 
-/// The closest of `candidates`, when close enough to be a likely typo.
+/// The closest of `candidates`, when close enough to be a likely typo (the one rule of
+/// `mlpolicy_vocab::suggest`).
 fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
-        .filter(|(d, c)| *d <= (c.len() / 3).max(1))
-        .min()
-        .map(|(_, c)| c)
+    mlpolicy_vocab::suggest::closest(word, candidates.iter().copied())
 }
 
 /// `[a-z_][a-z0-9_]*`

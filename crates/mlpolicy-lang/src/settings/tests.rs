@@ -167,7 +167,7 @@ fn e0021_unknown_key_suggests_closest() {
     assert_eq!(codes(&diags), [Code::E0021]);
     assert_eq!(underlined(&diags, &sources), "subscription");
     assert_eq!(diags.items[0].help.as_deref(), Some("did you mean `subscriptions`?"));
-    let (_, diags, _) = load_yaml("colour: red\n", &Overrides::default());
+    let (_, diags, _) = load_yaml("xylophone: red\n", &Overrides::default());
     assert!(diags.items[0].help.as_deref().unwrap().starts_with("known keys:"));
 }
 

@@ -228,7 +228,25 @@ pub async fn read(
     let (arm, groups) =
         tokio::join!(read_arm(client, desired, &subscriptions, &mut live), read_groups(client, desired, &refs));
     arm?;
-    let GroupsRead { groups, mut memberships, resolved, ambiguous, adoptable } = groups?;
+    record_groups(&mut live, groups?);
+    resolve_named_principals(client, &mut live, &refs).await?;
+
+    // Names of the other principals holding roles at the scopes we manage (for drift and access).
+    let scopes = managed_scopes(desired);
+    let unknown: BTreeSet<String> = live
+        .role_assignments
+        .values()
+        .filter(|r| scopes.contains(&canonical(&r.properties.scope)))
+        .map(|r| r.properties.principal_id.to_ascii_lowercase())
+        .filter(|id| !live.principals.contains_key(id))
+        .collect();
+    name_principals(client, &mut live, &unknown).await?;
+    Ok(live)
+}
+
+/// The groups read, with their members and owners, into `live`.
+fn record_groups(live: &mut LiveState, read: GroupsRead) {
+    let GroupsRead { groups, mut memberships, resolved, ambiguous, adoptable } = read;
     // A group listed twice (ours, and named as an existing group) needs its members twice.
     let mut listed: BTreeMap<String, usize> = BTreeMap::new();
     for g in &groups {
@@ -261,9 +279,15 @@ pub async fn read(
         let owners = m.owners.iter().map(|o| o.id.to_ascii_lowercase()).collect();
         live.groups.insert(id, LiveGroup { group: g, members, owners });
     }
+}
 
-    // Principals the configuration names: the service principals and the users not seen as
-    // members, each kind in batches, both at once.
+/// Resolves the principals the configuration names: service principals and the users not seen
+/// as members, each kind in batches, both at once.
+async fn resolve_named_principals(
+    client: &AzureClient,
+    live: &mut LiveState,
+    refs: &BTreeSet<PrincipalRef>,
+) -> Result<(), Diagnostic> {
     let known_upns: BTreeMap<String, String> = live
         .principals
         .values()
@@ -272,7 +296,7 @@ pub async fn read(
         .collect();
     let mut upns = Vec::new();
     let mut sp_names = Vec::new();
-    for r in &refs {
+    for r in refs {
         match r {
             PrincipalRef::User { upn } if !known_upns.contains_key(&upn.to_ascii_lowercase()) => {
                 upns.push(upn.clone());
@@ -289,85 +313,8 @@ pub async fn read(
     );
     let mut sps = sps.map_err(|e| read_error(&e))?;
     let users = users.map_err(|e| read_error(&e))?;
-    for r in &refs {
-        match r {
-            PrincipalRef::User { upn } => {
-                if let Some(id) = known_upns.get(&upn.to_ascii_lowercase()) {
-                    live.resolved.insert(r.clone(), Some(id.clone()));
-                }
-            }
-            PrincipalRef::ServicePrincipal { name } => {
-                let found = sps.remove(name).unwrap_or_default();
-                match found.len() {
-                    0 => {
-                        live.resolved.insert(r.clone(), None);
-                    }
-                    1 => {
-                        let sp = &found[0];
-                        let id = sp.id.to_ascii_lowercase();
-                        live.principals.insert(
-                            id.clone(),
-                            PrincipalInfo {
-                                id: id.clone(),
-                                kind: PrincipalKind::ServicePrincipal,
-                                display: sp.display_name.clone().unwrap_or_else(|| name.clone()),
-                                app_id: sp.app_id.clone(),
-                            },
-                        );
-                        live.resolved.insert(r.clone(), Some(id));
-                    }
-                    n => {
-                        live.ambiguous.insert(r.clone(), n);
-                    }
-                }
-            }
-            PrincipalRef::Group { unique_name, display_name, .. } => {
-                let id = match live.group_match(unique_name, display_name) {
-                    GroupMatch::Owned(id, _) | GroupMatch::Adoptable(id, _) => Some(id.clone()),
-                    GroupMatch::Ambiguous(_) | GroupMatch::Absent => None,
-                };
-                live.resolved.insert(r.clone(), id);
-            }
-            PrincipalRef::Identity { id, .. } => {
-                let pid = live
-                    .identities
-                    .get(&canonical(id))
-                    .and_then(|i| i.properties.principal_id.clone())
-                    .map(|p| p.to_ascii_lowercase());
-                if let (Some(p), Some(i)) = (&pid, live.identities.get(&canonical(id))) {
-                    live.principals.insert(
-                        p.clone(),
-                        PrincipalInfo {
-                            id: p.clone(),
-                            kind: PrincipalKind::ServicePrincipal,
-                            display: i.name.clone(),
-                            app_id: i.properties.client_id.clone(),
-                        },
-                    );
-                }
-                live.resolved.insert(r.clone(), pid);
-            }
-            PrincipalRef::WorkspaceSystem { id, .. } => {
-                let ws = live.workspaces.get(&canonical(id));
-                let pid = ws
-                    .and_then(|w| w.identity.as_ref())
-                    .and_then(|i| i.principal_id.clone())
-                    .map(|p| p.to_ascii_lowercase());
-                if let (Some(p), Some(w)) = (&pid, ws) {
-                    live.principals.insert(
-                        p.clone(),
-                        PrincipalInfo {
-                            id: p.clone(),
-                            kind: PrincipalKind::ServicePrincipal,
-                            display: w.name.clone(),
-                            app_id: None,
-                        },
-                    );
-                }
-                live.resolved.insert(r.clone(), pid);
-            }
-            PrincipalRef::ExistingGroup { .. } => {}
-        }
+    for r in refs {
+        resolve_ref(live, r, &known_upns, &mut sps);
     }
     for upn in upns {
         let user = users.get(&upn).cloned().flatten();
@@ -386,18 +333,95 @@ pub async fn read(
         }
         live.resolved.insert(PrincipalRef::User { upn }, id);
     }
+    Ok(())
+}
 
-    // Names of the other principals holding roles at the scopes we manage (for drift and access).
-    let scopes = managed_scopes(desired);
-    let unknown: BTreeSet<String> = live
-        .role_assignments
-        .values()
-        .filter(|r| scopes.contains(&canonical(&r.properties.scope)))
-        .map(|r| r.properties.principal_id.to_ascii_lowercase())
-        .filter(|id| !live.principals.contains_key(id))
-        .collect();
-    name_principals(client, &mut live, &unknown).await?;
-    Ok(live)
+/// What one principal the configuration names is in the tenant (users found as members, service
+/// principals from the batch, and the principals of objects read from ARM and Graph).
+fn resolve_ref(
+    live: &mut LiveState,
+    r: &PrincipalRef,
+    known_upns: &BTreeMap<String, String>,
+    sps: &mut BTreeMap<String, Vec<azure::ServicePrincipal>>,
+) {
+    match r {
+        PrincipalRef::User { upn } => {
+            if let Some(id) = known_upns.get(&upn.to_ascii_lowercase()) {
+                live.resolved.insert(r.clone(), Some(id.clone()));
+            }
+        }
+        PrincipalRef::ServicePrincipal { name } => {
+            let found = sps.remove(name).unwrap_or_default();
+            match found.len() {
+                0 => {
+                    live.resolved.insert(r.clone(), None);
+                }
+                1 => {
+                    let sp = &found[0];
+                    let id = sp.id.to_ascii_lowercase();
+                    live.principals.insert(
+                        id.clone(),
+                        PrincipalInfo {
+                            id: id.clone(),
+                            kind: PrincipalKind::ServicePrincipal,
+                            display: sp.display_name.clone().unwrap_or_else(|| name.clone()),
+                            app_id: sp.app_id.clone(),
+                        },
+                    );
+                    live.resolved.insert(r.clone(), Some(id));
+                }
+                n => {
+                    live.ambiguous.insert(r.clone(), n);
+                }
+            }
+        }
+        PrincipalRef::Group { unique_name, display_name, .. } => {
+            let id = match live.group_match(unique_name, display_name) {
+                GroupMatch::Owned(id, _) | GroupMatch::Adoptable(id, _) => Some(id.clone()),
+                GroupMatch::Ambiguous(_) | GroupMatch::Absent => None,
+            };
+            live.resolved.insert(r.clone(), id);
+        }
+        PrincipalRef::Identity { id, .. } => {
+            let pid = live
+                .identities
+                .get(&canonical(id))
+                .and_then(|i| i.properties.principal_id.clone())
+                .map(|p| p.to_ascii_lowercase());
+            if let (Some(p), Some(i)) = (&pid, live.identities.get(&canonical(id))) {
+                live.principals.insert(
+                    p.clone(),
+                    PrincipalInfo {
+                        id: p.clone(),
+                        kind: PrincipalKind::ServicePrincipal,
+                        display: i.name.clone(),
+                        app_id: i.properties.client_id.clone(),
+                    },
+                );
+            }
+            live.resolved.insert(r.clone(), pid);
+        }
+        PrincipalRef::WorkspaceSystem { id, .. } => {
+            let ws = live.workspaces.get(&canonical(id));
+            let pid = ws
+                .and_then(|w| w.identity.as_ref())
+                .and_then(|i| i.principal_id.clone())
+                .map(|p| p.to_ascii_lowercase());
+            if let (Some(p), Some(w)) = (&pid, ws) {
+                live.principals.insert(
+                    p.clone(),
+                    PrincipalInfo {
+                        id: p.clone(),
+                        kind: PrincipalKind::ServicePrincipal,
+                        display: w.name.clone(),
+                        app_id: None,
+                    },
+                );
+            }
+            live.resolved.insert(r.clone(), pid);
+        }
+        PrincipalRef::ExistingGroup { .. } => {}
+    }
 }
 
 /// Names the principals `ids` (object ids, lower-case) through `$batch`; one that Graph no longer

@@ -220,91 +220,120 @@ pub fn unmarked_description<'d>(owner: &str, description: Option<&'d str>) -> &'
 
 /// Lowers a model. `owner` is the settings' owner or [`DEFAULT_OWNER`].
 pub fn lower(model: &Model, owner: &str) -> DesiredState {
-    let mut objects = BTreeMap::new();
-    let mut put = |address: &Address, prevent_destroy: bool, object: Desired| {
+    let mut l = Lowering { model, owner, objects: BTreeMap::new() };
+    l.resource_groups();
+    l.identities();
+    l.federated_credentials();
+    l.workspaces();
+    l.groups();
+    l.grants();
+    DesiredState { owner: owner.to_owned(), objects: l.objects }
+}
+
+/// The model being lowered, the owner marker, and the desired objects so far.
+struct Lowering<'m> {
+    model: &'m Model,
+    owner: &'m str,
+    objects: BTreeMap<String, DesiredObject>,
+}
+
+impl Lowering<'_> {
+    fn put(&mut self, address: &Address, prevent_destroy: bool, object: Desired) {
         let address = address.to_string();
-        objects.insert(address.clone(), DesiredObject { address, prevent_destroy, object });
-    };
-    let owner_tags = |tags: &BTreeMap<String, String>| {
+        self.objects.insert(address.clone(), DesiredObject { address, prevent_destroy, object });
+    }
+
+    /// The declared tags and the ownership tag.
+    fn owner_tags(&self, tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         let mut t = tags.clone();
-        t.insert(OWNER_TAG.to_owned(), owner.to_owned());
+        t.insert(OWNER_TAG.to_owned(), self.owner.to_owned());
         t
-    };
-    let rg_id = |a: &Address| {
-        model.resource_groups.get(a).map(|r| format!("/subscriptions/{}/resourceGroups/{}", r.subscription_id, r.name))
-    };
-    for (a, r) in &model.resource_groups {
-        let id = format!("/subscriptions/{}/resourceGroups/{}", r.subscription_id, r.name);
-        put(
-            a,
-            r.meta.prevent_destroy,
-            Desired::ResourceGroup(DesiredResourceGroup {
-                id,
+    }
+
+    fn rg_id(&self, a: &Address) -> Option<String> {
+        let r = self.model.resource_groups.get(a)?;
+        Some(format!("/subscriptions/{}/resourceGroups/{}", r.subscription_id, r.name))
+    }
+
+    fn identity_id(&self, a: &Address) -> Option<String> {
+        let i = self.model.identities.get(a)?;
+        Some(format!(
+            "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{}",
+            self.rg_id(&i.resource_group)?,
+            i.name
+        ))
+    }
+
+    fn workspace_id(&self, a: &Address) -> Option<String> {
+        let w = self.model.workspaces.get(a)?;
+        Some(format!(
+            "{}/providers/Microsoft.MachineLearningServices/workspaces/{}",
+            self.rg_id(&w.resource_group)?,
+            w.name
+        ))
+    }
+
+    fn resource_groups(&mut self) {
+        for (a, r) in &self.model.resource_groups {
+            let object = Desired::ResourceGroup(DesiredResourceGroup {
+                id: format!("/subscriptions/{}/resourceGroups/{}", r.subscription_id, r.name),
                 subscription: r.subscription_id.clone(),
                 name: r.name.clone(),
                 location: r.location.clone(),
-                tags: owner_tags(&r.tags),
-            }),
-        );
+                tags: self.owner_tags(&r.tags),
+            });
+            self.put(a, r.meta.prevent_destroy, object);
+        }
     }
-    let identity_id = |a: &Address| -> Option<String> {
-        let i = model.identities.get(a)?;
-        Some(format!(
-            "{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{}",
-            rg_id(&i.resource_group)?,
-            i.name
-        ))
-    };
-    let workspace_id = |a: &Address| -> Option<String> {
-        let w = model.workspaces.get(a)?;
-        Some(format!("{}/providers/Microsoft.MachineLearningServices/workspaces/{}", rg_id(&w.resource_group)?, w.name))
-    };
-    for (a, i) in &model.identities {
-        let (Some(id), Some(rg)) = (identity_id(a), model.resource_groups.get(&i.resource_group)) else { continue };
-        put(
-            a,
-            i.meta.prevent_destroy,
-            Desired::Identity(DesiredIdentity {
+
+    fn identities(&mut self) {
+        for (a, i) in &self.model.identities {
+            let (Some(id), Some(rg)) = (self.identity_id(a), self.model.resource_groups.get(&i.resource_group)) else {
+                continue;
+            };
+            let object = Desired::Identity(DesiredIdentity {
                 id,
                 subscription: rg.subscription_id.clone(),
                 resource_group: rg.name.clone(),
                 name: i.name.clone(),
                 location: i.location.clone(),
-                tags: owner_tags(&i.tags),
-            }),
-        );
+                tags: self.owner_tags(&i.tags),
+            });
+            self.put(a, i.meta.prevent_destroy, object);
+        }
     }
-    for (a, f) in &model.federated {
-        let Some(identity) = identity_id(&f.identity) else { continue };
-        put(
-            a,
-            f.meta.prevent_destroy,
-            Desired::Federated(DesiredFederated {
+
+    fn federated_credentials(&mut self) {
+        for (a, f) in &self.model.federated {
+            let Some(identity) = self.identity_id(&f.identity) else { continue };
+            let object = Desired::Federated(DesiredFederated {
                 id: format!("{identity}/federatedIdentityCredentials/{}", f.name),
                 identity_id: identity,
                 name: f.name.clone(),
                 issuer: f.issuer.clone(),
                 subject: f.subject.clone(),
                 audiences: f.audiences.clone(),
-            }),
-        );
+            });
+            self.put(a, f.meta.prevent_destroy, object);
+        }
     }
-    for (a, w) in &model.workspaces {
-        let (Some(id), Some(rg)) = (workspace_id(a), model.resource_groups.get(&w.resource_group)) else { continue };
-        let user_identity = match &w.identity {
-            WorkspaceIdentity::System => None,
-            WorkspaceIdentity::User(i) => identity_id(i),
-        };
-        put(
-            a,
-            w.meta.prevent_destroy,
-            Desired::Workspace(DesiredWorkspace {
+
+    fn workspaces(&mut self) {
+        for (a, w) in &self.model.workspaces {
+            let (Some(id), Some(rg)) = (self.workspace_id(a), self.model.resource_groups.get(&w.resource_group)) else {
+                continue;
+            };
+            let user_identity = match &w.identity {
+                WorkspaceIdentity::System => None,
+                WorkspaceIdentity::User(i) => self.identity_id(i),
+            };
+            let object = Desired::Workspace(DesiredWorkspace {
                 id,
                 subscription: rg.subscription_id.clone(),
                 resource_group: rg.name.clone(),
                 name: w.name.clone(),
                 location: w.location.clone(),
-                tags: owner_tags(&w.tags),
+                tags: self.owner_tags(&w.tags),
                 user_identity,
                 storage_account: w.storage_account.clone(),
                 key_vault: w.key_vault.clone(),
@@ -313,75 +342,83 @@ pub fn lower(model: &Model, owner: &str) -> DesiredState {
                 public_network_access: w.public_network_access,
                 friendly_name: w.friendly_name.clone(),
                 description: w.description.clone(),
-            }),
-        );
+            });
+            self.put(a, w.meta.prevent_destroy, object);
+        }
     }
-    let principal = |p: &Principal| -> Option<PrincipalRef> {
+
+    /// A principal as the desired state names it; `None` for a declaration that is missing.
+    fn principal(&self, p: &Principal) -> Option<PrincipalRef> {
+        let model = self.model;
         Some(match p {
             Principal::User(upn) => PrincipalRef::User { upn: upn.clone() },
             Principal::ServicePrincipal(n) => PrincipalRef::ServicePrincipal { name: n.clone() },
             Principal::ExistingGroup(n) => PrincipalRef::ExistingGroup { name: n.clone() },
             Principal::Group(a) => PrincipalRef::Group {
                 address: a.to_string(),
-                unique_name: group_unique_name(owner, a),
+                unique_name: group_unique_name(self.owner, a),
                 display_name: model.groups.get(a)?.name.clone(),
             },
             Principal::Identity(a) => PrincipalRef::Identity {
                 address: a.to_string(),
-                id: identity_id(a)?,
+                id: self.identity_id(a)?,
                 name: model.identities.get(a)?.name.clone(),
             },
             Principal::WorkspaceSystem(a) => PrincipalRef::WorkspaceSystem {
                 address: a.to_string(),
-                id: workspace_id(a)?,
+                id: self.workspace_id(a)?,
                 name: model.workspaces.get(a)?.name.clone(),
             },
         })
-    };
-    for (a, g) in &model.groups {
-        put(
-            a,
-            g.meta.prevent_destroy,
-            Desired::Group(DesiredGroup {
-                unique_name: group_unique_name(owner, a),
+    }
+
+    fn groups(&mut self) {
+        for (a, g) in &self.model.groups {
+            let object = Desired::Group(DesiredGroup {
+                unique_name: group_unique_name(self.owner, a),
                 display_name: g.name.clone(),
                 description: g.description.clone(),
                 mail_nickname: g.mail_nickname.clone(),
-                members: g.members.iter().filter_map(principal).collect(),
-                owners: g.owners.iter().filter_map(principal).collect(),
+                members: g.members.iter().filter_map(|p| self.principal(p)).collect(),
+                owners: g.owners.iter().filter_map(|p| self.principal(p)).collect(),
                 members_additive: g.members_additive,
-            }),
-        );
+            });
+            self.put(a, g.meta.prevent_destroy, object);
+        }
     }
-    for (a, g) in &model.grants {
-        let Some(p) = principal(&g.principal) else { continue };
-        let scope = match &g.scope {
+
+    /// A grant's scope: its ARM id and how plans name it.
+    fn scope(&self, scope: &Scope) -> Option<(String, String)> {
+        let model = self.model;
+        match scope {
             Scope::Subscription { id, alias } => {
                 Some((format!("/subscriptions/{id}"), format!("subscription {alias}")))
             }
-            Scope::ResourceGroup(r) => rg_id(r).map(|id| (id, model.resource_groups[r].name.clone())),
-            Scope::Workspace(w) => workspace_id(w).map(|id| (id, model.workspaces[w].name.clone())),
+            Scope::ResourceGroup(r) => self.rg_id(r).map(|id| (id, model.resource_groups[r].name.clone())),
+            Scope::Workspace(w) => self.workspace_id(w).map(|id| (id, model.workspaces[w].name.clone())),
             Scope::WorkspaceDependency(w, d) => model.workspaces.get(w).and_then(|ws| ws.dependency(*d)).map(|id| {
                 let name = id.rsplit('/').next().unwrap_or(id).to_owned();
                 (id.to_owned(), name)
             }),
             Scope::Arm(id) => Some((id.clone(), id.clone())),
-        };
-        let Some((scope, scope_display)) = scope else { continue };
-        put(
-            a,
-            g.meta.prevent_destroy,
-            Desired::RoleAssignment(DesiredRoleAssignment {
+        }
+    }
+
+    fn grants(&mut self) {
+        for (a, g) in &self.model.grants {
+            let Some(principal) = self.principal(&g.principal) else { continue };
+            let Some((scope, scope_display)) = self.scope(&g.scope) else { continue };
+            let object = Desired::RoleAssignment(DesiredRoleAssignment {
                 scope: canonical(&scope),
                 scope_display,
                 role: g.role.clone(),
-                principal: p,
-                description: assignment_description(owner, g.description.as_deref()),
+                principal,
+                description: assignment_description(self.owner, g.description.as_deref()),
                 condition: g.condition.clone(),
-            }),
-        );
+            });
+            self.put(a, g.meta.prevent_destroy, object);
+        }
     }
-    DesiredState { owner: owner.to_owned(), objects }
 }
 
 #[cfg(test)]

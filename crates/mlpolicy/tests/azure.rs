@@ -159,7 +159,6 @@ fn fic(subject: &str) -> FederatedCredentialProperties {
 // ---- success: every client call -------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[expect(clippy::too_many_lines, reason = "one walk through the whole client surface")]
 async fn every_client_call_succeeds_against_the_emulator() {
     let env = Env::start(Realism { lro_polls: 2, page_size: 3, ..Realism::default() }, Some(&seed())).await;
     let c = &env.client;
@@ -661,7 +660,6 @@ async fn graph_batches_stay_within_the_directory_budget() {
 // ---- chaos -------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[expect(clippy::too_many_lines, reason = "create, read back, compare: one scenario")]
 async fn chaos_run_ends_with_exactly_the_expected_objects() {
     const N: usize = 200;
     let env = Env::start(

@@ -172,7 +172,7 @@ fn sp_json(s: &ServicePrincipal, tenant: &str) -> Value {
         "info": unset_info(),
         "keyCredentials": [],
         "oauth2PermissionScopes": [],
-        "passwordCredentials": [],
+        "passwordCredentials": s.password_credentials.iter().map(|p| password_json(p, false)).collect::<Vec<_>>(),
         "resourceSpecificApplicationPermissions": [],
     })
 }
@@ -657,6 +657,18 @@ fn users(shared: &Shared, ctx: &Ctx, t: &mut Tenant, method: &str, path: &[&str]
             let id = t.find_user(key).map(|at| t.users[at].id.clone()).ok_or_else(|| not_found(ctx, key))?;
             get_object(shared, ctx, t, "users", &id)
         }
+        ("PATCH", ["users", key]) => {
+            let pos = t.find_user(key).ok_or_else(|| not_found(ctx, key))?;
+            let body = body_object(ctx)?;
+            let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
+            if let Some(name) = text("displayName") {
+                t.users[pos].display_name = name;
+            }
+            if let Some(mail) = text("mail") {
+                t.users[pos].mail = Some(mail);
+            }
+            Ok(Reply::empty(204))
+        }
         ("DELETE", ["users", key]) => {
             let pos = t.find_user(key).ok_or_else(|| not_found(ctx, key))?;
             let u = t.users.remove(pos);
@@ -710,6 +722,24 @@ fn service_principals(shared: &Shared, ctx: &Ctx, t: &mut Tenant, method: &str, 
             Ok(reply)
         }
         ("GET", ["serviceprincipals", id]) => get_object(shared, ctx, t, "servicePrincipals", id),
+        ("PATCH", ["serviceprincipals", id]) => {
+            let pos = t.service_principals.iter().position(|s| eq_ci(&s.id, id)).ok_or_else(|| not_found(ctx, id))?;
+            let body = body_object(ctx)?;
+            if let Some(name) = body.get("displayName").and_then(Value::as_str) {
+                name.clone_into(&mut t.service_principals[pos].display_name);
+            }
+            Ok(Reply::empty(204))
+        }
+        ("POST", ["serviceprincipals", id, action @ ("addpassword" | "removepassword")]) => {
+            let pos = t.service_principals.iter().position(|s| eq_ci(&s.id, id)).ok_or_else(|| not_found(ctx, id))?;
+            let creds = &mut t.service_principals[pos].password_credentials;
+            if *action == "addpassword" {
+                Ok(add_password(shared, ctx, creds))
+            } else {
+                remove_password(ctx, creds)?;
+                Ok(Reply::empty(204))
+            }
+        }
         ("DELETE", ["serviceprincipals", id]) => {
             let pos = t.service_principals.iter().position(|s| eq_ci(&s.id, id)).ok_or_else(|| not_found(ctx, id))?;
             let sp = t.service_principals.remove(pos);
@@ -748,6 +778,7 @@ fn new_service_principal(shared: &Shared, ctx: &Ctx, t: &Tenant) -> Result<Servi
         app_id,
         service_principal_type: "Application".to_owned(),
         alternative_names: Vec::new(),
+        password_credentials: Vec::new(),
         created_ms: ctx.now_ms,
     })
 }
@@ -804,11 +835,11 @@ fn applications(shared: &Shared, ctx: &Ctx, t: &mut Tenant, method: &str, path: 
         }
         ("POST", ["applications", id, "addpassword"]) => {
             let pos = position(t, id)?;
-            Ok(add_password(shared, ctx, t, pos))
+            Ok(add_password(shared, ctx, &mut t.applications[pos].password_credentials))
         }
         ("POST", ["applications", id, "removepassword"]) => {
             let pos = position(t, id)?;
-            remove_password(ctx, t, pos)?;
+            remove_password(ctx, &mut t.applications[pos].password_credentials)?;
             Ok(Reply::empty(204))
         }
         _ => Err(no_route(ctx)),
@@ -827,7 +858,7 @@ fn delete_application(t: &mut Tenant, pos: usize) {
 }
 
 /// `addPassword`: a new secret, shown once in the answer.
-fn add_password(shared: &Shared, ctx: &Ctx, t: &mut Tenant, pos: usize) -> Reply {
+fn add_password(shared: &Shared, ctx: &Ctx, creds: &mut Vec<PasswordCredential>) -> Reply {
     let body = body_object(ctx).unwrap_or_default();
     let cred = body.get("passwordCredential").cloned().unwrap_or(Value::Null);
     let secret = format!("emu~{}", shared.uuid().replace('-', ""));
@@ -843,15 +874,14 @@ fn add_password(shared: &Shared, ctx: &Ctx, t: &mut Tenant, pos: usize) -> Reply
     };
     let mut v = password_json(&p, true);
     v["@odata.context"] = json!(context_url(shared, "microsoft.graph.passwordCredential"));
-    t.applications[pos].password_credentials.push(p);
+    creds.push(p);
     Reply::json(200, v)
 }
 
 /// `removePassword`: the secret with the body's `keyId` must exist.
-fn remove_password(ctx: &Ctx, t: &mut Tenant, pos: usize) -> Result<(), Reply> {
+fn remove_password(ctx: &Ctx, creds: &mut Vec<PasswordCredential>) -> Result<(), Reply> {
     let body = body_object(ctx)?;
     let key = body.get("keyId").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let creds = &mut t.applications[pos].password_credentials;
     let before = creds.len();
     creds.retain(|p| !eq_ci(&p.key_id, &key));
     if creds.len() == before {

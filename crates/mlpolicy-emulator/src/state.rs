@@ -282,6 +282,8 @@ pub struct ServicePrincipal {
     pub service_principal_type: String,
     /// `alternativeNames` (managed identities carry their resource id here).
     pub alternative_names: Vec<String>,
+    /// Client secrets added to the service principal itself (`addPassword`).
+    pub password_credentials: Vec<PasswordCredential>,
     /// Creation time in ms since the epoch.
     pub created_ms: u64,
 }
@@ -633,6 +635,7 @@ impl Tenant {
                     display_name: name,
                     service_principal_type: "ManagedIdentity".to_owned(),
                     alternative_names: vec!["isExplicit=True".to_owned(), id],
+                    password_credentials: Vec::new(),
                     created_ms: 0,
                 });
             }

@@ -404,6 +404,7 @@ async fn service_principal_id(shared: &Shared, tenant: &mut Tenant, client_id: &
         display_name: client_id.to_owned(),
         service_principal_type: "Application".to_owned(),
         alternative_names: Vec::new(),
+        password_credentials: Vec::new(),
         created_ms: 0,
     });
     shared.persist(tenant).await;

@@ -95,6 +95,7 @@ pub(super) fn identity(
                 display_name: ident.name.clone(),
                 service_principal_type: "ManagedIdentity".to_owned(),
                 alternative_names: vec!["isExplicit=True".to_owned(), ident.id()],
+                password_credentials: Vec::new(),
                 created_ms: ctx.now_ms,
             });
             let reply = Reply::json(201, identity_json(t, &ident));

@@ -360,6 +360,7 @@ pub(super) fn sync_system_identity(shared: &Shared, ctx: &Ctx, t: &mut Tenant, i
                 display_name: w.name.clone(),
                 service_principal_type: "ManagedIdentity".to_owned(),
                 alternative_names: vec!["isExplicit=False".to_owned(), workspace_id(w)],
+                password_credentials: Vec::new(),
                 created_ms: ctx.now_ms,
             };
             t.service_principals.push(sp);

@@ -511,6 +511,12 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
     let lower: Vec<String> = ctx.segs.iter().skip(1).map(|s| s.to_ascii_lowercase()).collect();
     let path: Vec<&str> = lower.iter().map(String::as_str).collect();
     let method = ctx.method.as_str();
+    if let [entity, id, query] = path.as_slice()
+        && matches!(*entity, "users" | "groups" | "serviceprincipals" | "directoryobjects")
+        && MEMBERSHIP_QUERIES.contains(query)
+    {
+        return membership_query(shared, ctx, t, entity, id, query);
+    }
     match path.first().copied() {
         Some("organization") => organization(shared, ctx, t, method, &path),
         Some("groups") => groups(shared, ctx, t, method, &path),
@@ -520,6 +526,85 @@ fn route(shared: &Shared, ctx: &Ctx, t: &mut Tenant) -> Result<Reply, Reply> {
         Some("directoryobjects") => directory_objects(shared, ctx, t, method, &path),
         _ => Err(no_route(ctx)),
     }
+}
+
+/// Questions about an object's groups and a group's members, answered through nesting.
+const MEMBERSHIP_QUERIES: &[&str] = &[
+    "memberof",
+    "transitivememberof",
+    "transitivemembers",
+    "getmembergroups",
+    "getmemberobjects",
+    "checkmembergroups",
+];
+
+/// `memberOf`, `transitiveMemberOf`, `transitiveMembers` (GET, collections of objects) and
+/// `getMemberGroups`, `getMemberObjects`, `checkMemberGroups` (POST, lists of ids).
+fn membership_query(
+    shared: &Shared,
+    ctx: &Ctx,
+    t: &Tenant,
+    entity: &str,
+    key: &str,
+    query: &str,
+) -> Result<Reply, Reply> {
+    let id = match entity {
+        "users" => t.find_user(key).map(|at| t.users[at].id.clone()),
+        _ => t.find_object(key).map(|_| key.to_owned()),
+    }
+    .filter(|id| t.directory_object(id).is_some_and(|(_, c)| shared.replicated(c, ctx.now_ms)))
+    .ok_or_else(|| not_found(ctx, key))?;
+    let objects = |ids: Vec<String>| -> Reply {
+        let items = ids.iter().filter_map(|g| object_json(t, g)).collect();
+        collection(shared, ctx, "directoryObjects", "DirectoryObject", &["id", "displayName"], items)
+    };
+    let ids = |value: Vec<String>| -> Reply {
+        Reply::json(200, json!({ "@odata.context": context_url(shared, "Collection(Edm.String)"), "value": value }))
+    };
+    match (ctx.method.as_str(), query) {
+        ("GET", "memberof") => Ok(objects(
+            t.groups.iter().filter(|g| g.members.iter().any(|m| eq_ci(m, &id))).map(|g| g.id.clone()).collect(),
+        )),
+        ("GET", "transitivememberof") => Ok(objects(t.transitive_groups(&id))),
+        ("GET", "transitivemembers") if entity == "groups" => Ok(objects(transitive_members(t, &id))),
+        ("POST", "getmembergroups" | "getmemberobjects") => {
+            let body = body_object(ctx)?;
+            let security_only = body.get("securityEnabledOnly").and_then(Value::as_bool).unwrap_or(false);
+            let groups = t
+                .transitive_groups(&id)
+                .into_iter()
+                .filter(|g| !security_only || t.groups.iter().any(|x| eq_ci(&x.id, g) && x.security_enabled))
+                .collect();
+            Ok(ids(groups))
+        }
+        ("POST", "checkmembergroups") => {
+            let body = body_object(ctx)?;
+            let asked: Vec<String> = body
+                .get("groupIds")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default();
+            let mine = t.transitive_groups(&id);
+            Ok(ids(asked.into_iter().filter(|g| mine.iter().any(|m| eq_ci(m, g))).collect()))
+        }
+        _ => Err(no_route(ctx)),
+    }
+}
+
+/// Every member of a group, through nested groups (each once).
+fn transitive_members(t: &Tenant, group: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut frontier = vec![group.to_owned()];
+    while let Some(g) = frontier.pop() {
+        let Some(members) = t.groups.iter().find(|x| eq_ci(&x.id, &g)).map(|x| &x.members) else { continue };
+        for m in members {
+            if !found.iter().any(|f| eq_ci(f, m)) && !eq_ci(m, group) {
+                found.push(m.clone());
+                frontier.push(m.clone());
+            }
+        }
+    }
+    found
 }
 
 /// The answer to a path no route serves: Graph names its first segment.
@@ -1395,6 +1480,24 @@ mod tests {
         assert!(c.iter().all(|c| clause_matches(&g, c)));
         assert!(parse_filter("displayName eq").is_none());
         assert!(parse_filter("securityEnabled eq true").is_some());
+    }
+
+    #[test]
+    fn transitive_members_follow_nesting_once() {
+        let mut t = Tenant::default();
+        for (id, members) in [("outer", vec!["inner", "alice"]), ("inner", vec!["bob", "outer"])] {
+            t.groups.push(crate::state::Group {
+                id: id.into(),
+                members: members.into_iter().map(str::to_owned).collect(),
+                ..crate::state::Group::default()
+            });
+        }
+        let mut found = transitive_members(&t, "outer");
+        found.sort();
+        assert_eq!(found, ["alice", "bob", "inner"], "a cycle back to the group ends the walk");
+        let mut of_bob = t.transitive_groups("bob");
+        of_bob.sort();
+        assert_eq!(of_bob, ["inner", "outer"]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Azure's built-in role definitions that mlpolicy knows by name. Built-in role GUIDs are the
-//! same in every tenant; names are matched exactly (Azure role names are case-sensitive in
-//! filters) and checked live at plan time, where custom roles resolve too.
+//! Azure's built-in role definitions that mlpolicy knows by name without reading the tenant.
+//! Built-in role GUIDs are the same in every tenant. Here names match exactly, as the
+//! configuration spells them; the live catalogue read at plan time (where custom roles
+//! resolve too) matches without regard to case, as ARM's `roleName eq '…'` filter does.
 
 /// `(role name, role definition GUID)` for the built-in roles ML platforms use.
 pub const BUILT_IN: &[(&str, &str)] = &[

@@ -24,7 +24,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use mlpolicy_emulator::recordings::{Interaction, load, non_empty};
-use mlpolicy_emulator::{Emulator, EmulatorConfig};
+use mlpolicy_emulator::{Emulator, EmulatorConfig, Realism};
 use serde_json::Value;
 
 fn recordings_dir() -> PathBuf {
@@ -497,7 +497,10 @@ fn body_from_response(i: &Interaction, op: &str) -> Option<String> {
 
 async fn replay(path: &Path, table: &mut BTreeMap<String, Tally>, misses: &mut BTreeMap<String, BTreeSet<String>>) {
     let interactions = load(path).expect("a readable recording");
-    let emulator = Emulator::start(EmulatorConfig::default()).await.expect("start the emulator");
+    // Long-running operations take a poll, as in Azure (the quick default finishes them at once).
+    let realism = Realism { lro_polls: 1, ..Realism::default() };
+    let emulator =
+        Emulator::start(EmulatorConfig { realism, ..EmulatorConfig::default() }).await.expect("start the emulator");
     let mut r = Replayer::start(&emulator).await;
     let file = path.file_name().unwrap().to_string_lossy().into_owned();
     for i in &interactions {

@@ -121,7 +121,14 @@ pub(super) fn start_operation(
     }
     lock(&shared.ops).insert(id.clone(), op);
     let url = operation_url(shared, sub, location, kind, &id);
-    Reply::empty(202).header("Location", url).header("Retry-After", if polls == 0 { "0" } else { "1" })
+    let reply = Reply::empty(202).header("Location", url.clone());
+    if kind == OpKind::ResourceGroupDelete {
+        return reply.header("Retry-After", if polls == 0 { "0" } else { "1" });
+    }
+    // Azure ML answers with both headers and no `Retry-After`; the emulator's quick default
+    // (no polls needed) still says `Retry-After: 0` so that clients do not wait.
+    let reply = reply.header("Azure-AsyncOperation", url.replace("type=location", "type=async"));
+    if polls == 0 { reply.header("Retry-After", "0") } else { reply }
 }
 
 pub(super) fn operation_url(shared: &Shared, sub: &str, location: &str, kind: OpKind, id: &str) -> String {
@@ -130,7 +137,7 @@ pub(super) fn operation_url(shared: &Shared, sub: &str, location: &str, kind: Op
             format!("{}/subscriptions/{sub}/operationresults/{id}?api-version=2025-04-01", shared.base_url)
         }
         _ => format!(
-            "{}/subscriptions/{sub}/providers/Microsoft.MachineLearningServices/locations/{}/mfeOperationResults/{id}?api-version=2025-06-01&type=location",
+            "{}/subscriptions/{sub}/providers/Microsoft.MachineLearningServices/locations/{}/workspaceOperationsStatus/{id}?api-version=2025-06-01&type=location",
             shared.base_url,
             location.to_ascii_lowercase().replace(' ', "")
         ),
@@ -190,12 +197,16 @@ pub(super) fn poll_operation(shared: &Shared, ctx: &Ctx, t: &mut Tenant, sub: &s
         }
         op.clone()
     };
+    // `type=async`: the status document of `Azure-AsyncOperation`, 200 while running too.
+    if ctx.q("type") == Some("async") {
+        let status = if snapshot.done { "Succeeded" } else { "InProgress" };
+        return Reply::json(200, serde_json::json!({ "status": status }));
+    }
     if !snapshot.done {
         let location =
             t.workspaces.iter().find(|w| ws_key(w) == snapshot.target).map_or("eastus", |w| w.location.as_str());
-        return Reply::empty(202)
-            .header("Location", operation_url(shared, sub, location, snapshot.kind, id))
-            .header("Retry-After", "1");
+        let reply = Reply::empty(202).header("Location", operation_url(shared, sub, location, snapshot.kind, id));
+        return if snapshot.kind == OpKind::ResourceGroupDelete { reply.header("Retry-After", "1") } else { reply };
     }
     match snapshot.kind {
         OpKind::WorkspacePut => match t.workspaces.iter().find(|w| ws_key(w) == snapshot.target && !w.soft_deleted) {

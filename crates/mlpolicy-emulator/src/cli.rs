@@ -4,7 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::{EmulatorConfig, Realism, Throttle};
+use crate::realism::Profile;
+use crate::{EmulatorConfig, Throttle};
 
 /// A local Azure: the ARM, Microsoft Graph and token endpoints, over HTTP.
 #[derive(Debug, clap::Args)]
@@ -21,6 +22,10 @@ pub struct Args {
     /// Initial tenant (YAML) when the state file does not exist.
     #[arg(long, value_name = "FILE")]
     pub seed: Option<PathBuf>,
+    /// Realism preset: `quick` (everything at once) or `azure` (replication delay, throttling
+    /// and LRO polls together); the flags below override its values.
+    #[arg(long, value_enum, default_value_t = Profile::Quick)]
+    pub profile: Profile,
     /// Added latency per request, e.g. `30ms`.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub latency: Option<Duration>,
@@ -57,7 +62,7 @@ impl Args {
     /// The flags as an emulator configuration; unset flags keep the emulator's defaults.
     pub fn config(&self) -> Result<EmulatorConfig, String> {
         let args = self;
-        let mut realism = Realism::default();
+        let mut realism = args.profile.realism();
         if let Some(d) = args.latency {
             realism.latency_ms = millis(d);
         }

@@ -37,7 +37,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-pub use realism::{Realism, Throttle};
+pub use realism::{Profile, Realism, Throttle};
 pub use state::Tenant;
 
 use realism::{BucketKind, Buckets, Counter, Fault, Rng, Stats};

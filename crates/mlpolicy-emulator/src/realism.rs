@@ -53,6 +53,34 @@ impl Default for Realism {
     }
 }
 
+/// A named set of realism switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Profile {
+    /// Everything at once: no latency, no throttling, no replication delay, LROs that end at
+    /// once. For fast tests and demos.
+    #[default]
+    Quick,
+    /// What a real tenant does, together: new principals invisible for 5 s (to role
+    /// assignments and Graph reads, a new group's members and owners included), Azure's ARM
+    /// and Graph throttling buckets, and long-running operations that take two polls.
+    Azure,
+}
+
+impl Profile {
+    /// The profile's switches.
+    pub fn realism(self) -> Realism {
+        match self {
+            Profile::Quick => Realism::default(),
+            Profile::Azure => Realism {
+                throttle: Some(Throttle::default()),
+                replication_delay_ms: 5_000,
+                lro_polls: 2,
+                ..Realism::default()
+            },
+        }
+    }
+}
+
 impl Realism {
     /// Effective page size.
     pub fn page(&self) -> usize {

@@ -39,6 +39,8 @@ fn fail(message: String) -> Diagnostic {
 pub struct ConnectOptions {
     /// Start the in-process emulator for this configuration directory.
     pub emulator: bool,
+    /// Its realism preset.
+    pub emulator_profile: mlpolicy_emulator::Profile,
     /// Receives `--verbose` lines (never a token).
     pub log: Option<mlpolicy_azure::LogFn>,
     pub concurrency: Option<usize>,
@@ -78,6 +80,7 @@ pub async fn connect(dir: &Path, settings: &Settings, opts: &ConnectOptions) -> 
             state_file: Some(state_dir.join("emulator.yaml")),
             seed_file,
             tenant: settings.tenant.clone().unwrap_or_default(),
+            realism: opts.emulator_profile.realism(),
             ..EmulatorConfig::default()
         };
         let emulator = Emulator::start(cfg).await.map_err(|e| fail(format!("cannot start the emulator: {e}")))?;

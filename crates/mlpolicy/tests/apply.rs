@@ -22,7 +22,7 @@ use mlpolicy_engine::lower::{Desired, PrincipalRef};
 use mlpolicy_engine::plan::{FORMAT_VERSION, ObjectKind, SavedPlan};
 use mlpolicy_lang::settings::Overrides;
 
-use crate::support::{copy_to_temp, root};
+use crate::support::{copy_to_temp, mlpolicy, root};
 
 /// Writes `emulator-seed.yaml` with every user the configuration names.
 fn write_seed(dir: &Path) {
@@ -449,4 +449,26 @@ async fn chaos_converges_with_nothing_duplicated_or_lost() {
     eprintln!("chaos: {stats}");
     eprintln!("chaos: converged in {rounds} plan rounds, {:?}", started.elapsed());
     emulator.shutdown().await;
+}
+
+/// The example applies and converges under the emulator's `azure` profile, where new
+/// principals stay invisible for 5 s (to role assignments and to Graph reads of new groups),
+/// Azure's throttling buckets apply and workspace operations take polls, as a real tenant's do.
+#[test]
+fn the_example_converges_under_the_azure_profile() {
+    let dir = copy_to_temp(&root().join("examples/contoso-ml"));
+    let profile = ["--emulator", "--emulator-profile", "azure"];
+    let mut args = vec!["apply", ".", "--auto-approve"];
+    args.extend(profile);
+    let started = Instant::now();
+    let applied = mlpolicy(dir.path(), &args);
+    assert_eq!(applied.code, 0, "{}", applied.transcript());
+    assert!(applied.stdout.contains("Apply complete:"), "{}", applied.transcript());
+    // Let the last principals replicate, as a pipeline's next run would.
+    std::thread::sleep(Duration::from_secs(6));
+    let mut plan = vec!["plan", ".", "--detailed-exitcode"];
+    plan.extend(profile);
+    let again = mlpolicy(dir.path(), &plan);
+    assert_eq!(again.code, 0, "a plan after apply has no changes:\n{}", again.transcript());
+    assert!(started.elapsed() > Duration::from_secs(5), "the profile's delays were in force");
 }

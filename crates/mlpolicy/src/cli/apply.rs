@@ -45,7 +45,12 @@ fn diff_options(args: &ApplyArgs) -> DiffOptions {
 /// have more requests in flight, for the plan's reads (one list per identity) and batches.
 fn connect_options(args: &ApplyArgs, emulator: bool) -> ConnectOptions {
     let concurrency = (args.parallelism.max(1) * 2).max(mlpolicy_azure::ClientOptions::default().concurrency);
-    ConnectOptions { emulator, log: args.verbose.then(stderr_log), concurrency: Some(concurrency) }
+    ConnectOptions {
+        emulator,
+        emulator_profile: args.emulator_profile,
+        log: args.verbose.then(stderr_log),
+        concurrency: Some(concurrency),
+    }
 }
 
 fn apply_options(args: &ApplyArgs) -> ApplyOptions {

@@ -88,6 +88,10 @@ pub struct ApplyArgs {
     /// Run against the in-process emulator (state in `.mlpolicy/emulator.yaml`).
     #[arg(long)]
     pub emulator: bool,
+    /// With `--emulator`: `quick` (the default) or `azure` (replication delay, throttling and
+    /// LRO polls, as a real tenant has them).
+    #[arg(long, value_enum, value_name = "PROFILE", default_value_t = mlpolicy_emulator::Profile::Quick)]
+    pub emulator_profile: mlpolicy_emulator::Profile,
     /// Allow replacing or destroying this address or Azure id (repeatable).
     #[arg(long = "allow-replace", value_name = "ADDR")]
     pub allow_replace: Vec<String>,
@@ -204,6 +208,10 @@ pub struct AzureArgs {
     /// Run against an in-process Azure emulator whose state lives in DIR/.mlpolicy/.
     #[arg(long)]
     pub emulator: bool,
+    /// With `--emulator`: `quick` (the default: everything at once) or `azure` (new
+    /// principals replicate for 5 s, Azure's throttling buckets, LROs that take polls).
+    #[arg(long, value_enum, value_name = "PROFILE", default_value_t = mlpolicy_emulator::Profile::Quick)]
+    pub emulator_profile: mlpolicy_emulator::Profile,
     /// Log each Azure request, retry and the credential used (never a token).
     #[arg(long, short)]
     pub verbose: bool,

@@ -98,6 +98,7 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, mlpolicy_lang::diagno
 pub(crate) fn connect_options(a: &args::AzureArgs) -> crate::connect::ConnectOptions {
     crate::connect::ConnectOptions {
         emulator: a.emulator,
+        emulator_profile: a.emulator_profile,
         log: a.verbose.then(crate::connect::stderr_log),
         concurrency: None,
     }

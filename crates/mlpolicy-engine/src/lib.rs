@@ -62,12 +62,20 @@ pub async fn plan(
     };
     let spans: BTreeMap<String, source::Span> =
         compiled.model.metas().map(|m| (m.address.to_string(), m.name_span)).collect();
+    // Each declaration's dependencies, asked of the graph once: diff wants them the other way
+    // round (what depends on an object), apply as they are (`Change::depends_on`).
+    // In creation order, so that each `dependents` list keeps that order.
+    let dependencies: Vec<(String, Vec<String>)> = match &compiled.graph {
+        Some(g) => g
+            .creation_order()
+            .map(|a| (a.to_string(), g.dependencies(a).into_iter().map(ToString::to_string).collect()))
+            .collect(),
+        None => Vec::new(),
+    };
     let mut dependents: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    if let Some(g) = &compiled.graph {
-        for address in g.creation_order() {
-            for dep in g.dependencies(address) {
-                dependents.entry(dep.to_string()).or_default().push(address.to_string());
-            }
+    for (address, deps) in &dependencies {
+        for dep in deps {
+            dependents.entry(dep.clone()).or_default().push(address.clone());
         }
     }
     let waivers = compiled
@@ -101,12 +109,11 @@ pub async fn plan(
         options,
     };
     let (mut plan, diagnostics) = diff::diff(&desired, &live, &input);
-    if let Some(g) = &compiled.graph {
-        let addresses: BTreeMap<String, &mlpolicy_lang::model::Address> =
-            g.creation_order().map(|a| (a.to_string(), a)).collect();
+    if compiled.graph.is_some() {
+        let by_address: std::collections::HashMap<&str, &Vec<String>> =
+            dependencies.iter().map(|(a, deps)| (a.as_str(), deps)).collect();
         for c in &mut plan.changes {
-            c.depends_on =
-                addresses.get(&c.address).map(|a| g.dependencies(a).into_iter().map(ToString::to_string).collect());
+            c.depends_on = by_address.get(c.address.as_str()).map(|deps| (*deps).clone());
         }
     }
     Ok(Planned { plan, desired, diagnostics })

@@ -4,6 +4,7 @@
 //! `data/azure/roles/builtin-roles.json`, with its source and licence), plus helpers to build
 //! subscription-qualified or tenant-level role definition ids.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use serde::Deserialize;
@@ -35,15 +36,23 @@ pub static BUILT_IN: LazyLock<Vec<BuiltInRole>> = LazyLock::new(|| {
         .expect("the built-in role catalogue parses")
 });
 
+/// The catalogue's positions by lower-case GUID and by lower-case name, built once: role
+/// assignment writes and state loads look roles up per assignment.
+static INDEX: LazyLock<(HashMap<String, usize>, HashMap<String, usize>)> = LazyLock::new(|| {
+    let by_guid = BUILT_IN.iter().enumerate().map(|(i, r)| (r.guid.to_ascii_lowercase(), i)).collect();
+    let by_name = BUILT_IN.iter().enumerate().map(|(i, r)| (r.name.to_ascii_lowercase(), i)).collect();
+    (by_guid, by_name)
+});
+
 /// Looks a role up by GUID (case-insensitive).
 pub fn by_guid(guid: &str) -> Option<&'static BuiltInRole> {
-    BUILT_IN.iter().find(|r| eq_ci(&r.guid, guid))
+    INDEX.0.get(&guid.to_ascii_lowercase()).map(|&i| &BUILT_IN[i])
 }
 
 /// Looks a role up by name; ARM's `roleName eq '…'` filter ignores case (a recorded
 /// `roleName eq 'reader'` answers `Reader`).
 pub fn by_name(name: &str) -> Option<&'static BuiltInRole> {
-    BUILT_IN.iter().find(|r| eq_ci(&r.name, name))
+    INDEX.1.get(&name.to_ascii_lowercase()).map(|&i| &BUILT_IN[i])
 }
 
 /// The trailing GUID of a role definition id (or the input when it has no `/`).

@@ -196,8 +196,8 @@ fn substitute(text: &str, map: &HashMap<String, String>) -> String {
     keys.sort_by_key(|k| std::cmp::Reverse(k.len()));
     for k in keys {
         let v = &map[k];
-        if out.to_ascii_lowercase().contains(k.as_str()) {
-            let lower = out.to_ascii_lowercase();
+        let lower = out.to_ascii_lowercase();
+        if lower.contains(k.as_str()) {
             let mut rebuilt = String::with_capacity(out.len());
             let mut last = 0;
             for (at, _) in lower.match_indices(k.as_str()) {

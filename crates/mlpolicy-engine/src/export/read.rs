@@ -96,7 +96,7 @@ fn join_error(e: &tokio::task::JoinError) -> Diagnostic {
     Diagnostic::error(Code::E0501, format!("reading the tenant failed: {e}"))
 }
 
-pub use mlpolicy_vocab::arm::subscription_of;
+use mlpolicy_vocab::arm::subscription_of;
 
 /// Whether an ARM object carries any ownership tag.
 pub fn owner_tag(tags: &BTreeMap<String, String>) -> Option<&str> {

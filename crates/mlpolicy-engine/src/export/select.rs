@@ -6,13 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::ir::{Decl, Expr, Grant, Local, sanitize};
-use super::read::{Estate, GroupInfo, Principal, owner_tag, subscription_of};
+use super::read::{Estate, GroupInfo, Principal, owner_tag};
 use super::teams::{self, Candidate, Teams};
 use crate::lower::{OWNER_TAG, group_unique_name, unmarked_description};
 use mlpolicy_lang::check::{FIC_AUDIENCE, default_mail_nickname};
 use mlpolicy_lang::model::{Address, Dependency, Key, Kind};
 use mlpolicy_lang::syntax::{KEYWORDS, is_identifier};
-use mlpolicy_vocab::arm::{canonical, resource_group_id as rg_id_of};
+use mlpolicy_vocab::arm::{canonical, resource_group_id, subscription_of};
 
 /// What to export.
 #[derive(Debug, Clone, Default)]
@@ -217,7 +217,7 @@ impl Filter<'_> {
 
     /// An ARM object inside a resource group the filter takes in.
     fn inside(self, id: &str) -> bool {
-        rg_id_of(id).is_some_and(|rg| self.resource_group(&rg))
+        resource_group_id(id).is_some_and(|rg| self.resource_group(&rg))
     }
 
     /// A group under one of the display name prefixes.
@@ -230,7 +230,7 @@ impl Filter<'_> {
     /// when it names none.
     fn assignment(self, scope_id: &str) -> bool {
         let c = canonical(scope_id);
-        match rg_id_of(&c) {
+        match resource_group_id(&c) {
             Some(rg) => self.resource_group(&rg),
             None => self.scope.resource_groups.is_empty(),
         }
@@ -365,7 +365,7 @@ impl<'a> Chooser<'a> {
     /// Whether an object inside a resource group is declared; one that carries our marker
     /// brings its resource group along.
     fn place(&mut self, what: String, id: &str, tags: &BTreeMap<String, String>) -> bool {
-        let Some(rg) = rg_id_of(id) else { return false };
+        let Some(rg) = resource_group_id(id) else { return false };
         if let Some(o) = self.others(tags) {
             if self.chosen.rgs.contains(&rg) {
                 self.sel.skipped.push(Skipped {
@@ -405,8 +405,11 @@ impl<'a> Chooser<'a> {
             if self.chosen.identities.contains(&uid) {
                 continue;
             }
-            let usable =
-                estate.identities.get(&uid).filter(|i| self.others(&i.tags).is_none()).and_then(|_| rg_id_of(&uid));
+            let usable = estate
+                .identities
+                .get(&uid)
+                .filter(|i| self.others(&i.tags).is_none())
+                .and_then(|_| resource_group_id(&uid));
             if let Some(rg) =
                 usable.filter(|rg| estate.resource_groups.contains_key(rg) && !self.chosen.skipped_rgs.contains_key(rg))
             {
@@ -766,7 +769,7 @@ impl<'a> Named<'a> {
 
     /// The declared resource group holding an ARM id, and its location (normalized).
     fn rg_expr(&self, id: &str) -> Option<(Expr, String)> {
-        let rg = rg_id_of(id)?;
+        let rg = resource_group_id(id)?;
         let r = self.estate.resource_groups.get(&rg)?;
         Some((Expr::Obj(Kind::ResourceGroup, self.locals.get(&rg)?.clone()), norm_location(&r.location)))
     }
@@ -973,7 +976,7 @@ impl<'a> Named<'a> {
     /// A scope inside a chosen resource group or one left to another owner, or anywhere
     /// when the scope names no resource group.
     fn assignment_in_scope(&self, scope: &Scope, scope_id: &str) -> bool {
-        match rg_id_of(&canonical(scope_id)) {
+        match resource_group_id(&canonical(scope_id)) {
             Some(rg) => self.chosen.rgs.contains(&rg) || self.chosen.skipped_rgs.contains_key(&rg),
             None => scope.resource_groups.is_empty(),
         }
@@ -990,7 +993,7 @@ impl<'a> Named<'a> {
         if let Some(o) = marked_by.filter(|o| *o != owner) {
             return Some(format!("made by the mlpolicy configuration `{o}`; left to it"));
         }
-        let o = rg_id_of(&canonical(scope_id)).and_then(|rg| self.chosen.skipped_rgs.get(&rg))?;
+        let o = resource_group_id(&canonical(scope_id)).and_then(|rg| self.chosen.skipped_rgs.get(&rg))?;
         Some(format!("inside a resource group of the mlpolicy configuration `{o}`; left to it"))
     }
 

@@ -21,6 +21,8 @@ mod util;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_arm;
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;

@@ -59,7 +59,7 @@ pub(super) fn scope_check(shared: &Shared, ctx: &Ctx, t: &mut Tenant, scope: &st
     }
     subscription_check(shared, ctx, t, parts[1])?;
     if parts.len() >= 4 && eq_ci(parts[2], "resourceGroups") {
-        rg_check(t, parts[1], parts[3])?;
+        rg_check(ctx, t, parts[1], parts[3])?;
         if parts.len() >= 8 && eq_ci(parts[4], "providers") {
             let ns_type = format!("{}/{}", parts[5], parts[6]);
             let exists = if eq_ci(&ns_type, &format!("{ML_PROVIDER}/workspaces")) {

@@ -320,7 +320,10 @@ pub async fn handle(shared: &Shared, ctx: &Ctx) -> Reply {
         shared.state_changed();
     }
     let route = route(&ctx.segs);
-    let mutates = !ctx.is_read() || matches!(route, Route::Operation(..));
+    // Polls, and reads of a resource group being deleted, move long-running operations on.
+    let observes_deletion = matches!(&route, Route::ResourceGroup(sub, rg)
+        if t.resource_group(sub, rg).is_some_and(|g| g.deleting));
+    let mutates = !ctx.is_read() || matches!(route, Route::Operation(..)) || observes_deletion;
     // The copy only serves to tell whether to save: without a state file there is nothing
     // to save, and copying a large tenant per write would cost more than the write.
     let before = if mutates && shared.state_file.is_some() { Some(t.clone()) } else { None };
@@ -352,8 +355,13 @@ fn subscription_check(shared: &Shared, ctx: &Ctx, t: &mut Tenant, sub: &str) -> 
     Ok(())
 }
 
-fn rg_check(t: &Tenant, sub: &str, rg: &str) -> Result<(), Reply> {
-    if t.resource_group(sub, rg).is_some() { Ok(()) } else { Err(rg_not_found(rg)) }
+/// The resource group a resource lives in must exist, and take no writes while being deleted.
+fn rg_check(ctx: &Ctx, t: &Tenant, sub: &str, rg: &str) -> Result<(), Reply> {
+    match t.resource_group(sub, rg) {
+        None => Err(rg_not_found(rg)),
+        Some(g) if g.deleting && !ctx.is_read() => Err(resources::rg_being_deleted(&g.name)),
+        Some(_) => Ok(()),
+    }
 }
 
 fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
@@ -407,7 +415,7 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
             Route::WorkspacesByRg(sub, rg) => {
                 check_version(ctx, versions::ML_WORKSPACES)?;
                 subscription_check(shared, ctx, t, &sub)?;
-                rg_check(t, &sub, &rg)?;
+                rg_check(ctx, t, &sub, &rg)?;
                 let items = t
                     .workspaces
                     .iter()
@@ -419,7 +427,7 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
             Route::Workspace(sub, rg, name) => {
                 check_version(ctx, versions::ML_WORKSPACES)?;
                 subscription_check(shared, ctx, t, &sub)?;
-                rg_check(t, &sub, &rg)?;
+                rg_check(ctx, t, &sub, &rg)?;
                 workspace(shared, ctx, t, &sub, &rg, &name)
             }
             Route::IdentitiesBySub(sub) => {
@@ -432,7 +440,7 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
             Route::IdentitiesByRg(sub, rg) => {
                 check_version(ctx, versions::IDENTITIES)?;
                 subscription_check(shared, ctx, t, &sub)?;
-                rg_check(t, &sub, &rg)?;
+                rg_check(ctx, t, &sub, &rg)?;
                 let items = t
                     .identities
                     .iter()
@@ -444,19 +452,19 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
             Route::Identity(sub, rg, name) => {
                 check_version(ctx, versions::IDENTITIES)?;
                 subscription_check(shared, ctx, t, &sub)?;
-                rg_check(t, &sub, &rg)?;
+                rg_check(ctx, t, &sub, &rg)?;
                 identity(shared, ctx, t, &sub, &rg, &name)
             }
             Route::Fics(sub, rg, name) => {
                 check_version(ctx, versions::FEDERATED_CREDENTIALS)?;
                 subscription_check(shared, ctx, t, &sub)?;
-                rg_check(t, &sub, &rg)?;
+                rg_check(ctx, t, &sub, &rg)?;
                 list_fics(shared, ctx, t, &sub, &rg, &name)
             }
             Route::Fic(sub, rg, name, fic) => {
                 check_version(ctx, versions::FEDERATED_CREDENTIALS)?;
                 subscription_check(shared, ctx, t, &sub)?;
-                rg_check(t, &sub, &rg)?;
+                rg_check(ctx, t, &sub, &rg)?;
                 federated_credential(ctx, t, &sub, &rg, &name, &fic)
             }
             Route::RoleDefinitions(scope) => {

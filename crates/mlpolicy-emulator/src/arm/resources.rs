@@ -17,7 +17,7 @@ pub(super) fn rg_json(g: &ResourceGroup) -> Value {
         "type": "Microsoft.Resources/resourceGroups",
         "location": g.location,
         "tags": g.tags,
-        "properties": {"provisioningState": "Succeeded"},
+        "properties": {"provisioningState": if g.deleting { "Deleting" } else { "Succeeded" }},
     })
 }
 
@@ -27,45 +27,46 @@ pub(super) fn valid_rg_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_alphanumeric() || "-_.()".contains(c))
 }
 
+/// 409 for a write to a resource group (or into one) that is being deleted.
+pub(super) fn rg_being_deleted(rg: &str) -> Reply {
+    Reply::arm_error(
+        409,
+        "ResourceGroupBeingDeleted",
+        format!("The resource group '{rg}' is in deprovisioning state and cannot perform this operation."),
+    )
+}
+
+fn rg_key(sub: &str, rg: &str) -> String {
+    format!("{sub}/{rg}").to_ascii_lowercase()
+}
+
+/// A read of a resource group that is being deleted observes its deletion: each read counts as
+/// a poll of the delete operation (clients that wait with `GET`, as `az group wait --deleted`
+/// does, read at the pace Azure's `Retry-After` sets), so the group disappears after as many
+/// reads as its operation needs polls.
+pub(super) fn observe_rg_deletion(shared: &Shared, t: &mut Tenant, sub: &str, rg: &str) {
+    let key = rg_key(sub, rg);
+    let mut ops = lock(&shared.ops);
+    if let Some(op) = ops.values_mut().find(|o| o.kind == OpKind::ResourceGroupDelete && o.target == key && !o.done) {
+        op.polls_done += 1;
+        if op.polls_done >= op.polls_needed {
+            complete(op, t);
+        }
+    }
+}
+
 pub(super) fn resource_group(shared: &Shared, ctx: &Ctx, t: &mut Tenant, sub: &str, rg: &str) -> Result<Reply, Reply> {
+    if ctx.is_read() && t.resource_group(sub, rg).is_some_and(|g| g.deleting) {
+        observe_rg_deletion(shared, t, sub, rg);
+    }
     let idx = t.resource_groups.iter().position(|g| eq_ci(&g.subscription, sub) && eq_ci(&g.name, rg));
+    if let Some(i) = idx.filter(|&i| t.resource_groups[i].deleting && !ctx.is_read()) {
+        return Err(rg_being_deleted(&t.resource_groups[i].name));
+    }
     match ctx.method.as_str() {
         "GET" => idx.map(|i| Reply::json(200, rg_json(&t.resource_groups[i]))).ok_or_else(|| rg_not_found(rg)),
         "HEAD" => Ok(Reply::empty(if idx.is_some() { 204 } else { 404 })),
-        "PUT" => {
-            if !valid_rg_name(rg) {
-                return Err(Reply::arm_error(
-                    400,
-                    "InvalidResourceGroupName",
-                    format!(
-                        "The resource group name '{rg}' is invalid. It can include alphanumeric, underscore, parentheses, hyphen, period (except at end), and Unicode characters that match the allowed characters."
-                    ),
-                ));
-            }
-            let body = body_object(ctx)?;
-            let location = location_of(&body)?;
-            let tags = tags_of(&body)?.unwrap_or_default();
-            if let Some(i) = idx {
-                let g = &mut t.resource_groups[i];
-                if !same_location(&g.location, &location) {
-                    return Err(Reply::arm_error(
-                        409,
-                        "InvalidResourceGroupLocation",
-                        format!(
-                            "Invalid resource group location '{location}'. The Resource group already exists in location '{}'.",
-                            g.location
-                        ),
-                    ));
-                }
-                g.tags = tags;
-                Ok(Reply::json(200, rg_json(g)))
-            } else {
-                let g = ResourceGroup { subscription: sub.to_owned(), name: rg.to_owned(), location, tags };
-                let reply = Reply::json(201, rg_json(&g));
-                t.resource_groups.push(g);
-                Ok(reply)
-            }
-        }
+        "PUT" => put_resource_group(t, idx, ctx, sub, rg),
         "PATCH" => {
             let i = idx.ok_or_else(|| rg_not_found(rg))?;
             let body = body_object(ctx)?;
@@ -76,33 +77,83 @@ pub(super) fn resource_group(shared: &Shared, ctx: &Ctx, t: &mut Tenant, sub: &s
         }
         "DELETE" => {
             let i = idx.ok_or_else(|| rg_not_found(rg))?;
-            let g = t.resource_groups.remove(i);
-            let in_rg = |s: &str, r: &str| eq_ci(s, &g.subscription) && eq_ci(r, &g.name);
-            let doomed: Vec<String> = t
-                .identities
-                .iter()
-                .filter(|i| in_rg(&i.subscription, &i.resource_group))
-                .map(|i| i.principal_id.clone())
-                .chain(
-                    t.workspaces
-                        .iter()
-                        .filter(|w| in_rg(&w.subscription, &w.resource_group))
-                        .filter_map(|w| w.principal_id.clone()),
-                )
-                .collect();
-            t.service_principals.retain(|s| !doomed.iter().any(|d| eq_ci(d, &s.id)));
-            let ids: Vec<String> =
-                t.identities.iter().filter(|i| in_rg(&i.subscription, &i.resource_group)).map(Identity::id).collect();
-            t.federated_credentials.retain(|f| !ids.iter().any(|id| eq_ci(id, &f.identity)));
-            t.identities.retain(|i| !in_rg(&i.subscription, &i.resource_group));
-            t.workspaces.retain(|w| !in_rg(&w.subscription, &w.resource_group));
-            let prefix = format!("/subscriptions/{}/resourcegroups/{}", g.subscription, g.name).to_ascii_lowercase();
-            t.role_assignments.retain(|r| !is_ancestor_or_self(&prefix, &r.scope));
-            Ok(start_operation(shared, ctx, sub, "eastus", OpKind::ResourceGroupDelete, String::new(), t))
+            t.resource_groups[i].deleting = true;
+            let target = rg_key(sub, &t.resource_groups[i].name);
+            let location = t.resource_groups[i].location.clone();
+            Ok(start_operation(shared, ctx, sub, &location, OpKind::ResourceGroupDelete, target, t))
         }
         _ => Err(method_not_allowed(ctx)),
     }
 }
+
+fn put_resource_group(t: &mut Tenant, idx: Option<usize>, ctx: &Ctx, sub: &str, rg: &str) -> Result<Reply, Reply> {
+    if !valid_rg_name(rg) {
+        return Err(Reply::arm_error(
+            400,
+            "InvalidResourceGroupName",
+            format!(
+                "The resource group name '{rg}' is invalid. It can include alphanumeric, underscore, parentheses, hyphen, period (except at end), and Unicode characters that match the allowed characters."
+            ),
+        ));
+    }
+    let body = body_object(ctx)?;
+    let location = location_of(&body)?;
+    let tags = tags_of(&body)?.unwrap_or_default();
+    if let Some(i) = idx {
+        let g = &mut t.resource_groups[i];
+        if !same_location(&g.location, &location) {
+            return Err(Reply::arm_error(
+                409,
+                "InvalidResourceGroupLocation",
+                format!(
+                    "Invalid resource group location '{location}'. The Resource group already exists in location '{}'.",
+                    g.location
+                ),
+            ));
+        }
+        g.tags = tags;
+        Ok(Reply::json(200, rg_json(g)))
+    } else {
+        let g = ResourceGroup { subscription: sub.to_owned(), name: rg.to_owned(), location, tags, deleting: false };
+        let reply = Reply::json(201, rg_json(&g));
+        t.resource_groups.push(g);
+        Ok(reply)
+    }
+}
+
+/// Removes a resource group with everything in it: its identities (and their service
+/// principals and federated credentials), its workspaces (and their system identities) and
+/// every role assignment at or below it.
+fn remove_resource_group(t: &mut Tenant, key: &str) {
+    let Some(i) = t.resource_groups.iter().position(|g| rg_key(&g.subscription, &g.name) == key) else {
+        return;
+    };
+    let g = t.resource_groups.remove(i);
+    let in_rg = |s: &str, r: &str| eq_ci(s, &g.subscription) && eq_ci(r, &g.name);
+    let doomed: Vec<String> = t
+        .identities
+        .iter()
+        .filter(|i| in_rg(&i.subscription, &i.resource_group))
+        .map(|i| i.principal_id.clone())
+        .chain(
+            t.workspaces
+                .iter()
+                .filter(|w| in_rg(&w.subscription, &w.resource_group))
+                .filter_map(|w| w.principal_id.clone()),
+        )
+        .collect();
+    t.service_principals.retain(|s| !doomed.iter().any(|d| eq_ci(d, &s.id)));
+    let ids: Vec<String> =
+        t.identities.iter().filter(|i| in_rg(&i.subscription, &i.resource_group)).map(Identity::id).collect();
+    t.federated_credentials.retain(|f| !ids.iter().any(|id| eq_ci(id, &f.identity)));
+    t.identities.retain(|i| !in_rg(&i.subscription, &i.resource_group));
+    t.workspaces.retain(|w| !in_rg(&w.subscription, &w.resource_group));
+    let prefix = format!("/subscriptions/{}/resourcegroups/{}", g.subscription, g.name).to_ascii_lowercase();
+    t.role_assignments.retain(|r| !is_ancestor_or_self(&prefix, &r.scope));
+}
+
+/// How many times the polls of other long-running operations a resource-group delete takes.
+const RG_DELETE_POLL_FACTOR: u32 = 4;
 
 pub(super) fn start_operation(
     shared: &Shared,
@@ -114,6 +165,9 @@ pub(super) fn start_operation(
     t: &mut Tenant,
 ) -> Reply {
     let polls = shared.realism().lro_polls;
+    // Azure deletes a resource group's resources one by one before the group: recorded
+    // deletions take three to four polls where a workspace takes one or two.
+    let polls = if kind == OpKind::ResourceGroupDelete { polls.saturating_mul(RG_DELETE_POLL_FACTOR) } else { polls };
     let id = shared.uuid();
     let mut op = Operation { kind, target, started_ms: ctx.now_ms, polls_done: 0, polls_needed: polls, done: false };
     if polls == 0 {
@@ -146,6 +200,10 @@ pub(super) fn operation_url(shared: &Shared, sub: &str, location: &str, kind: Op
 
 pub(super) fn complete(op: &mut Operation, t: &mut Tenant) {
     op.done = true;
+    if op.kind == OpKind::ResourceGroupDelete {
+        remove_resource_group(t, &op.target);
+        return;
+    }
     let Some(i) = t.workspaces.iter().position(|w| ws_key(w) == op.target && !w.soft_deleted) else {
         return;
     };
@@ -167,6 +225,21 @@ pub(super) fn complete(op: &mut Operation, t: &mut Tenant) {
     }
 }
 
+/// Finishes deletions whose operation was lost (an emulator restarted mid-delete).
+fn finish_orphaned_deletions(ops: &std::collections::HashMap<String, Operation>, t: &mut Tenant) -> bool {
+    let orphaned: Vec<String> = t
+        .resource_groups
+        .iter()
+        .filter(|g| g.deleting)
+        .map(|g| rg_key(&g.subscription, &g.name))
+        .filter(|k| !ops.values().any(|o| o.kind == OpKind::ResourceGroupDelete && &o.target == k && !o.done))
+        .collect();
+    for key in &orphaned {
+        remove_resource_group(t, key);
+    }
+    !orphaned.is_empty()
+}
+
 /// Completes operations whose time is up (one `Retry-After` second per required poll).
 pub(super) fn settle_ops(shared: &Shared, t: &mut Tenant, now: u64) -> bool {
     let mut ops = lock(&shared.ops);
@@ -177,7 +250,7 @@ pub(super) fn settle_ops(shared: &Shared, t: &mut Tenant, now: u64) -> bool {
             changed = true;
         }
     }
-    changed
+    finish_orphaned_deletions(&ops, t) || changed
 }
 
 pub(super) fn poll_operation(shared: &Shared, ctx: &Ctx, t: &mut Tenant, sub: &str, id: &str) -> Reply {

@@ -174,6 +174,27 @@ pub struct Workspace {
     pub provisioning_state: String,
     /// Soft-deleted: invisible, but blocks name reuse until purged.
     pub soft_deleted: bool,
+    /// Who created and last changed it, and when (ARM's `systemData`); absent in old states.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_data: Option<SystemData>,
+}
+
+/// ARM's `systemData` block: who created and last modified a resource, and when.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SystemData {
+    /// Creation time in milliseconds since the epoch.
+    pub created_ms: u64,
+    /// The creator: an application id (for service principals) or a user principal name.
+    pub created_by: String,
+    /// `Application`, `User`, `ManagedIdentity` or `Key`.
+    pub created_by_type: String,
+    /// Last modification time in milliseconds since the epoch.
+    pub modified_ms: u64,
+    /// The last modifier.
+    pub modified_by: String,
+    /// The last modifier's type.
+    pub modified_by_type: String,
 }
 
 /// A user-assigned managed identity.

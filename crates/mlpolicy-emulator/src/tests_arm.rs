@@ -68,3 +68,48 @@ async fn reads_of_a_deleting_group_move_its_deletion_on() {
     }
     assert_eq!(statuses, [200, 200, 200, 404]);
 }
+
+#[tokio::test]
+async fn workspace_patch_is_an_lro_and_reads_carry_what_azure_ml_fills_in() {
+    let h = start(Realism { lro_polls: 1, ..Realism::default() }).await;
+    h.rg().await;
+    let ws =
+        format!("{RG_PATH}/providers/Microsoft.MachineLearningServices/workspaces/mlw-filled?api-version=2025-06-01");
+    let put = h.arm(Method::PUT, &ws, Some(json!({"location": "eastus", "properties": {}}))).await;
+    assert_eq!(put.status, 202);
+    poll(&h, put.header("location")).await;
+
+    let patch = h.arm(Method::PATCH, &ws, Some(json!({"properties": {"description": "d2"}}))).await;
+    assert_eq!(patch.status, 202, "Azure ML answers a PATCH as a long-running operation");
+    assert!(patch.header("location").contains("/workspaceOperationsStatus/"));
+    assert!(patch.header("azure-asyncoperation").contains("type=async"));
+    assert!(patch.header("retry-after").is_empty(), "Azure ML sends no Retry-After");
+    let status = poll(&h, patch.header("azure-asyncoperation")).await;
+    assert_eq!(status.body["status"], "Succeeded");
+
+    let got = h.arm(Method::GET, &ws, None).await;
+    assert_eq!(got.status, 200);
+    let p = &got.body["properties"];
+    assert_eq!(p["description"], "d2");
+    assert_eq!(p["provisioningState"], "Succeeded");
+    for field in [
+        "workspaceId",
+        "discoveryUrl",
+        "mlFlowTrackingUri",
+        "creationTime",
+        "sdkTelemetryAppInsightsKey",
+        "systemDatastoresAuthMode",
+    ] {
+        assert!(p[field].is_string(), "{field}: {p}");
+    }
+    assert!(p["notebookInfo"]["fqdn"].as_str().unwrap().ends_with(".eastus.notebooks.azure.net"));
+    assert_eq!(p["managedNetwork"]["isolationMode"], "Disabled");
+    assert_eq!(p["ipAllowlist"], json!([]));
+    assert!(p.as_object().unwrap().contains_key("applicationInsights"), "unset dependencies read as null");
+    assert_eq!(got.body["sku"], json!({"name": "Basic", "tier": "Basic"}));
+    assert!(got.body["etag"].is_null());
+    let sd = &got.body["systemData"];
+    assert_eq!(sd["createdByType"], "Application");
+    assert!(sd["createdAt"].as_str().unwrap().len() == "2024-08-20T16:43:00.5779924Z".len(), "{sd}");
+    assert!(sd["lastModifiedAt"].as_str().unwrap() >= sd["createdAt"].as_str().unwrap());
+}

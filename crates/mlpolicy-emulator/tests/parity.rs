@@ -228,10 +228,11 @@ fn fields(v: &Value, path: &str, out: &mut BTreeMap<String, &'static str>) {
     match v {
         Value::Object(m) => {
             for (k, v) in m {
-                // Keys that are data (ARM ids keying `userAssignedIdentities`, GUIDs) are one field.
+                // Keys that are data (ARM ids keying `userAssignedIdentities`, GUIDs, the rule
+                // names keying a managed network's `outboundRules`) are one field.
                 let key = if k.starts_with("@odata.") && k != "@odata.type" {
                     "@odata.*"
-                } else if k.contains('/') || is_guid(k) {
+                } else if k.contains('/') || is_guid(k) || path.ends_with(".outboundRules") {
                     "{key}"
                 } else {
                     k.as_str()
@@ -456,9 +457,17 @@ fn put_body(recorded: &Value, op: &str) -> String {
     } else if op.contains("workspaces") {
         let p = recorded.get("properties").cloned().unwrap_or_default();
         let mut props = serde_json::Map::new();
-        for k in
-            ["storageAccount", "keyVault", "applicationInsights", "containerRegistry", "friendlyName", "description"]
-        {
+        for k in [
+            "storageAccount",
+            "keyVault",
+            "applicationInsights",
+            "containerRegistry",
+            "friendlyName",
+            "description",
+            "encryption",
+            "managedNetwork",
+            "workspaceHubConfig",
+        ] {
             if let Some(v) = p.get(k).filter(|v| !v.is_null()) {
                 props.insert(k.into(), v.clone());
             }

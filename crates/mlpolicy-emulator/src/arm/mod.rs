@@ -17,8 +17,8 @@ use serde_json::{Map, Value, json};
 
 use super::realism::BucketKind;
 use super::roles;
-use super::state::{FederatedCredential, Identity, ResourceGroup, ServicePrincipal, Tenant, Workspace};
-use super::util::{decode_skip_token, encode_skip_token, eq_ci, is_guid, iso8601};
+use super::state::{FederatedCredential, Identity, ResourceGroup, ServicePrincipal, SystemData, Tenant, Workspace};
+use super::util::{decode_skip_token, encode_skip_token, eq_ci, is_guid, iso8601, iso8601_ticks};
 use super::{Ctx, Reply, Shared, lock};
 use authorization::{is_ancestor_or_self, list_role_assignments, list_role_definitions, role_assignment, scope_check};
 pub use identities::IdentityIndex;

@@ -273,6 +273,9 @@ pub struct RoleAssignment {
     pub updated_on: String,
     /// Object id of the creator.
     pub created_by: Option<String>,
+    /// Object id of the last writer (the creator when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<String>,
 }
 
 /// A directory user.

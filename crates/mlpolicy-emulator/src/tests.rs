@@ -324,7 +324,8 @@ async fn role_assignment_semantics_follow_arm() {
         created.body["properties"]["roleDefinitionId"],
         format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{READER}")
     );
-    assert_eq!(h.arm(Method::PUT, &ra(n1), Some(ra_body(READER, &pid, Some("ServicePrincipal")))).await.status, 200);
+    // A repeat answers 201 as well: every recorded successful PUT of an assignment is a 201.
+    assert_eq!(h.arm(Method::PUT, &ra(n1), Some(ra_body(READER, &pid, Some("ServicePrincipal")))).await.status, 201);
 
     let exists = h.arm(Method::PUT, &ra(n2), Some(ra_body(READER, &pid, Some("ServicePrincipal")))).await;
     assert_eq!((exists.status, exists.code()), (409, "RoleAssignmentExists"));

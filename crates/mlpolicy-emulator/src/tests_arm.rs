@@ -113,3 +113,119 @@ async fn workspace_patch_is_an_lro_and_reads_carry_what_azure_ml_fills_in() {
     assert!(sd["createdAt"].as_str().unwrap().len() == "2024-08-20T16:43:00.5779924Z".len(), "{sd}");
     assert!(sd["lastModifiedAt"].as_str().unwrap() >= sd["createdAt"].as_str().unwrap());
 }
+
+const CUSTOM: &str = "88888888-0000-0000-0000-000000000001";
+
+fn custom_role(name: &str, scopes: &[String]) -> serde_json::Value {
+    json!({"properties": {
+        "roleName": name,
+        "description": "reads workspaces",
+        "permissions": [{"actions": ["Microsoft.MachineLearningServices/workspaces/read"]}],
+        "assignableScopes": scopes,
+    }})
+}
+
+#[tokio::test]
+async fn custom_role_definitions_are_created_listed_assigned_and_deleted() {
+    let h = start(Realism::default()).await;
+    h.rg().await;
+    let sub_scope = format!("/subscriptions/{SUB}");
+    let rd = format!("{sub_scope}/providers/Microsoft.Authorization/roleDefinitions/{CUSTOM}?api-version=2022-04-01");
+    let put = h.arm(Method::PUT, &rd, Some(custom_role("ml-reader", std::slice::from_ref(&RG_PATH.to_owned())))).await;
+    assert_eq!(put.status, 201, "{}", put.body);
+    let p = &put.body["properties"];
+    assert_eq!(p["type"], "CustomRole");
+    assert!(p["createdBy"].is_null(), "a create response has no creator yet: {p}");
+    assert!(p["updatedBy"].is_string());
+    assert_eq!(p["permissions"][0]["notDataActions"], json!([]), "all four lists are stored");
+    assert_eq!(put.body["id"], format!("{sub_scope}/providers/Microsoft.Authorization/roleDefinitions/{CUSTOM}"));
+
+    // Reads fill in the creator; an update answers 201 again and moves `updatedOn`.
+    let read = h.arm(Method::GET, &rd, None).await;
+    assert_eq!(read.body["properties"]["createdBy"], p["updatedBy"]);
+    let again =
+        h.arm(Method::PUT, &rd, Some(custom_role("ml-reader", std::slice::from_ref(&RG_PATH.to_owned())))).await;
+    assert_eq!(again.status, 201);
+
+    // Listed where assignable (the resource group), not at the subscription above it, unless
+    // asked for `atScopeAndBelow()`; filtered by name and type.
+    let list = |scope: &str, filter: &str| {
+        format!("{scope}/providers/Microsoft.Authorization/roleDefinitions?api-version=2022-04-01&$filter={filter}")
+    };
+    let at_rg = h.arm(Method::GET, &list(RG_PATH, "type eq 'CustomRole'"), None).await;
+    assert_eq!(at_rg.body["value"].as_array().unwrap().len(), 1, "{}", at_rg.body);
+    let at_sub = h.arm(Method::GET, &list(&sub_scope, "roleName eq 'ML-READER'"), None).await;
+    assert_eq!(at_sub.body["value"], json!([]));
+    let below = h.arm(Method::GET, &list(&sub_scope, "atScopeAndBelow() and roleName eq 'ml-reader'"), None).await;
+    assert_eq!(below.body["value"].as_array().unwrap().len(), 1);
+
+    // Another role may not take the name.
+    let other = format!(
+        "{sub_scope}/providers/Microsoft.Authorization/roleDefinitions/88888888-0000-0000-0000-000000000002?api-version=2022-04-01"
+    );
+    let dup = h.arm(Method::PUT, &other, Some(custom_role("ML-Reader", &[sub_scope.clone()]))).await;
+    assert_eq!((dup.status, dup.code()), (409, "RoleDefinitionWithSameNameExists"));
+    let no_scopes = h.arm(Method::PUT, &other, Some(custom_role("x", &[]))).await;
+    assert_eq!(no_scopes.status, 400);
+
+    // Assignable in the resource group, not at the subscription.
+    let principal = h.uai("uai-custom").await["properties"]["principalId"].as_str().unwrap().to_owned();
+    let ra = |scope: &str, name: &str| {
+        format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}?api-version=2022-04-01")
+    };
+    let at_sub = h
+        .arm(
+            Method::PUT,
+            &ra(&sub_scope, "77777777-0000-0000-0000-000000000001"),
+            Some(super::tests::ra_body(CUSTOM, &principal, None)),
+        )
+        .await;
+    assert_eq!(at_sub.code(), "RoleDefinitionDoesNotExist", "{}", at_sub.body);
+    let assigned = h
+        .arm(
+            Method::PUT,
+            &ra(RG_PATH, "77777777-0000-0000-0000-000000000002"),
+            Some(super::tests::ra_body(CUSTOM, &principal, None)),
+        )
+        .await;
+    assert_eq!(assigned.status, 201, "{}", assigned.body);
+
+    // In use, it cannot be deleted; once free, DELETE answers the role, then 204.
+    let in_use = h.arm(Method::DELETE, &rd, None).await;
+    assert_eq!((in_use.status, in_use.code()), (409, "RoleDefinitionHasAssignments"));
+    h.arm(Method::DELETE, &ra(RG_PATH, "77777777-0000-0000-0000-000000000002"), None).await;
+    let deleted = h.arm(Method::DELETE, &rd, None).await;
+    assert_eq!(deleted.status, 200);
+    assert!(deleted.body["properties"]["createdBy"].is_string());
+    assert_eq!(h.arm(Method::DELETE, &rd, None).await.status, 204);
+    assert_eq!(h.arm(Method::GET, &rd, None).await.code(), "RoleDefinitionDoesNotExist");
+}
+
+#[tokio::test]
+async fn role_assignment_writes_answer_201_with_volatile_fields_as_azure() {
+    let h = start(Realism::default()).await;
+    h.rg().await;
+    let principal = h.uai("uai-ra").await["properties"]["principalId"].as_str().unwrap().to_owned();
+    let ra = format!(
+        "{RG_PATH}/providers/Microsoft.Authorization/roleAssignments/77777777-0000-0000-0000-000000000003?api-version=2022-04-01"
+    );
+    let reader = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+    let created = h.arm(Method::PUT, &ra, Some(super::tests::ra_body(reader, &principal, None))).await;
+    assert_eq!(created.status, 201);
+    let c = &created.body["properties"];
+    assert!(c["createdBy"].is_null(), "{c}");
+    assert_ne!(c["createdOn"], c["updatedOn"], "the create answer stamps arrival and commit apart");
+    let read = h.arm(Method::GET, &ra, None).await;
+    let r = &read.body["properties"];
+    assert!(r["createdBy"].is_string());
+    assert_eq!(r["createdOn"], c["updatedOn"], "reads show the commit time");
+
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut body = super::tests::ra_body(reader, &principal, None);
+    body["properties"]["description"] = json!("changed");
+    let updated = h.arm(Method::PUT, &ra, Some(body)).await;
+    assert_eq!(updated.status, 201, "ARM answers an update with 201 too");
+    let after = h.arm(Method::GET, &ra, None).await;
+    assert_eq!(after.body["properties"]["createdOn"], r["createdOn"]);
+    assert_ne!(after.body["properties"]["updatedOn"], r["updatedOn"]);
+}

@@ -9,6 +9,7 @@
 mod authorization;
 mod identities;
 mod resources;
+mod role_definitions;
 mod versions;
 
 use std::collections::BTreeMap;
@@ -18,9 +19,9 @@ use serde_json::{Map, Value, json};
 use super::realism::BucketKind;
 use super::roles;
 use super::state::{FederatedCredential, Identity, ResourceGroup, ServicePrincipal, SystemData, Tenant, Workspace};
-use super::util::{decode_skip_token, encode_skip_token, eq_ci, is_guid, iso8601, iso8601_ticks};
+use super::util::{decode_skip_token, encode_skip_token, eq_ci, is_guid, iso8601_ticks, iso8601_ticks_trimmed};
 use super::{Ctx, Reply, Shared, lock};
-use authorization::{is_ancestor_or_self, list_role_assignments, list_role_definitions, role_assignment, scope_check};
+use authorization::{is_ancestor_or_self, list_role_assignments, role_assignment, scope_check};
 pub use identities::IdentityIndex;
 use identities::{federated_credential, identity, identity_json, list_fics};
 use resources::{listed, poll_operation, resource_group, rg_json, settle_ops, workspace, workspace_json};
@@ -470,21 +471,14 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
             Route::RoleDefinitions(scope) => {
                 check_version(ctx, versions::ROLE_DEFINITIONS)?;
                 scope_check(shared, ctx, t, &scope)?;
-                list_role_definitions(ctx, &scope)
+                role_definitions::list(ctx, t, &scope)
             }
             Route::RoleDefinition(scope, id) => {
                 check_version(ctx, versions::ROLE_DEFINITIONS)?;
-                if ctx.method != "GET" {
-                    return Err(method_not_allowed(ctx));
+                if ctx.method != "DELETE" {
+                    scope_check(shared, ctx, t, &scope)?;
                 }
-                scope_check(shared, ctx, t, &scope)?;
-                roles::by_guid(&id).map(|r| Reply::json(200, roles::to_json(r, &scope))).ok_or_else(|| {
-                    Reply::arm_error(
-                        404,
-                        "RoleDefinitionDoesNotExist",
-                        format!("The specified role definition with ID '{id}' does not exist."),
-                    )
-                })
+                role_definitions::one(ctx, t, &scope, &id)
             }
             Route::RoleAssignments(scope) => {
                 check_version(ctx, versions::ROLE_ASSIGNMENTS)?;

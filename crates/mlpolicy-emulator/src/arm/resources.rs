@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{
     Ctx, Identity, ML_PROVIDER, Map, OpKind, Operation, Reply, ResourceGroup, ServicePrincipal, Shared, SystemData,
-    Tenant, Value, Workspace, bad_content, body_object, eq_ci, is_ancestor_or_self, iso8601_ticks, json,
+    Tenant, Value, Workspace, bad_content, body_object, eq_ci, is_ancestor_or_self, iso8601_ticks_trimmed, json,
     location_conflict, location_of, lock, method_not_allowed, not_found, rg_not_found, same_location, tags_of,
 };
 
@@ -348,7 +348,7 @@ pub(super) fn workspace_json(t: &Tenant, w: &Workspace) -> Value {
     props.insert("provisioningState".into(), json!(w.provisioning_state));
     props.insert("workspaceId".into(), json!(w.workspace_id));
     props.insert("tenantId".into(), json!(t.tenant_id));
-    props.insert("creationTime".into(), json!(iso8601_ticks(created_ms)));
+    props.insert("creationTime".into(), json!(iso8601_ticks_trimmed(created_ms)));
     props.insert("discoveryUrl".into(), json!(format!("https://{loc}.api.azureml.ms/discovery")));
     props.insert(
         "mlFlowTrackingUri".into(),
@@ -482,13 +482,13 @@ fn encryption_status(sent: Value) -> Value {
     Value::Object(e)
 }
 
-/// ARM's `systemData` block.
+/// ARM's `systemData` block, its times as Azure ML prints them (trailing zeros dropped).
 pub(super) fn system_data_json(d: &SystemData) -> Value {
     json!({
-        "createdAt": iso8601_ticks(d.created_ms),
+        "createdAt": iso8601_ticks_trimmed(d.created_ms),
         "createdBy": d.created_by,
         "createdByType": d.created_by_type,
-        "lastModifiedAt": iso8601_ticks(d.modified_ms),
+        "lastModifiedAt": iso8601_ticks_trimmed(d.modified_ms),
         "lastModifiedBy": d.modified_by,
         "lastModifiedByType": d.modified_by_type,
     })

@@ -16,8 +16,8 @@ pub(crate) const RG_PATH: &str = "/subscriptions/00000000-0000-0000-0000-0000000
 pub(crate) struct Harness {
     emu: Emulator,
     http: reqwest::Client,
-    base: String,
-    arm: String,
+    pub(crate) base: String,
+    pub(crate) arm: String,
     graph: String,
 }
 

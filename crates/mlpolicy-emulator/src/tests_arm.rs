@@ -163,7 +163,7 @@ async fn custom_role_definitions_are_created_listed_assigned_and_deleted() {
     let other = format!(
         "{sub_scope}/providers/Microsoft.Authorization/roleDefinitions/88888888-0000-0000-0000-000000000002?api-version=2022-04-01"
     );
-    let dup = h.arm(Method::PUT, &other, Some(custom_role("ML-Reader", &[sub_scope.clone()]))).await;
+    let dup = h.arm(Method::PUT, &other, Some(custom_role("ML-Reader", std::slice::from_ref(&sub_scope)))).await;
     assert_eq!((dup.status, dup.code()), (409, "RoleDefinitionWithSameNameExists"));
     let no_scopes = h.arm(Method::PUT, &other, Some(custom_role("x", &[]))).await;
     assert_eq!(no_scopes.status, 400);
@@ -228,4 +228,39 @@ async fn role_assignment_writes_answer_201_with_volatile_fields_as_azure() {
     let after = h.arm(Method::GET, &ra, None).await;
     assert_eq!(after.body["properties"]["createdOn"], r["createdOn"]);
     assert_ne!(after.body["properties"]["updatedOn"], r["updatedOn"]);
+}
+
+#[tokio::test]
+async fn locations_are_normalised_and_the_azure_shapes_recase_ids_and_shuffle_keys() {
+    let h = start(Realism { recase_ids: true, shuffle_keys: true, seed: Some(3), ..Realism::default() }).await;
+    let rg = h.arm(Method::PUT, &format!("{RG_PATH}?{RG_VERSION}"), Some(json!({"location": "West Europe"}))).await;
+    assert_eq!(rg.body["location"], "westeurope", "ARM stores and echoes the normalised name");
+    // The same resource group under another spelling of its location is the same place.
+    let again = h.arm(Method::PUT, &format!("{RG_PATH}?{RG_VERSION}"), Some(json!({"location": "westEurope"}))).await;
+    assert_eq!(again.status, 200);
+
+    // Over a handful of identities some ids come back re-cased; every one equals the sent id
+    // case-insensitively, and re-reading gives the same casing.
+    let mut recased = 0;
+    for n in 0..8 {
+        let path = format!("{RG_PATH}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/uai-{n}");
+        let put = h
+            .arm(Method::PUT, &format!("{path}?api-version=2024-11-30"), Some(json!({"location": "westeurope"})))
+            .await;
+        let id = put.body["id"].as_str().unwrap().to_owned();
+        assert!(id.eq_ignore_ascii_case(&path), "{id}");
+        recased += usize::from(id != path);
+        let read = h.arm(Method::GET, &format!("{path}?api-version=2024-11-30"), None).await;
+        assert_eq!(read.body["id"], id.as_str());
+    }
+    assert!(recased > 0, "with re-casing on, some ids differ from what was sent");
+
+    // Keys come in more than one order, and the documents are the same.
+    let url = format!("{RG_PATH}?{RG_VERSION}");
+    let mut texts = std::collections::BTreeSet::new();
+    for _ in 0..6 {
+        let resp = reqwest::Client::new().get(format!("{}{url}", h.base)).bearer_auth(&h.arm).send().await.unwrap();
+        texts.insert(resp.text().await.unwrap());
+    }
+    assert!(texts.len() > 1, "key order varies: {texts:?}");
 }

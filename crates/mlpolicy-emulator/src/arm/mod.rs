@@ -290,9 +290,13 @@ fn tags_of(body: &Map<String, Value>) -> Result<Option<BTreeMap<String, String>>
     }
 }
 
+/// The `location` of a PUT body, as ARM stores and echoes it: lower case without spaces
+/// (`West Europe` → `westeurope`).
 fn location_of(body: &Map<String, Value>) -> Result<String, Reply> {
     match body.get("location").and_then(Value::as_str) {
-        Some(l) if !l.trim().is_empty() => Ok(l.to_owned()),
+        Some(l) if !l.trim().is_empty() => {
+            Ok(l.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase())
+        }
         _ => Err(Reply::arm_error(400, "LocationRequired", "The location property is required for this definition.")),
     }
 }

@@ -360,7 +360,7 @@ pub(super) fn workspace_json(t: &Tenant, w: &Workspace) -> Value {
     props.insert("storageHnsEnabled".into(), json!(false));
     props.insert("managedNetwork".into(), managed_network(props.get("managedNetwork")));
     if let Some(encryption) = props.get("encryption").cloned() {
-        props.insert("encryption".into(), encryption_status(encryption));
+        props.insert("encryption".into(), encryption_status(&encryption));
         props.entry("serviceManagedResourcesSettings").or_insert(json!({"cosmosDb": {"collectionsThroughput": 4000}}));
         props
             .entry("serviceProvisionedResourceGroup")
@@ -469,7 +469,7 @@ fn managed_network(sent: Option<&Value>) -> Value {
 }
 
 /// Customer-managed-key encryption as sent, with what the service fills in.
-fn encryption_status(sent: Value) -> Value {
+fn encryption_status(sent: &Value) -> Value {
     let mut e = sent.as_object().cloned().unwrap_or_default();
     e.entry("status").or_insert(json!("Enabled"));
     e.entry("identity").or_insert(json!({"userAssignedIdentity": null}));

@@ -264,3 +264,50 @@ async fn locations_are_normalised_and_the_azure_shapes_recase_ids_and_shuffle_ke
     }
     assert!(texts.len() > 1, "key order varies: {texts:?}");
 }
+
+#[tokio::test]
+async fn a_subscription_takes_at_most_4000_role_assignments() {
+    use crate::state::{RoleAssignment, Tenant};
+    // A tenant one short of the limit, spread over the subscription and a resource group.
+    let mut tenant = Tenant::default();
+    tenant.ensure_subscription(SUB);
+    for n in 0..3_999_u32 {
+        let scope = if n % 2 == 0 { format!("/subscriptions/{SUB}") } else { RG_PATH.to_owned() };
+        tenant.role_assignments.push(RoleAssignment {
+            name: format!("00000000-0000-4000-8000-{n:012}"),
+            scope,
+            role_definition_id: "acdd72a7-3385-48ef-bd42-f606fba81ae7".into(),
+            principal_id: format!("10000000-0000-4000-8000-{n:012}"),
+            principal_type: "User".into(),
+            ..RoleAssignment::default()
+        });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.yaml");
+    std::fs::write(&state, serde_norway::to_string(&tenant).unwrap()).unwrap();
+    let h =
+        super::tests::start_with(crate::EmulatorConfig { state_file: Some(state), ..crate::EmulatorConfig::default() })
+            .await;
+    h.rg().await;
+    let ra = |n: u32| {
+        format!(
+            "{RG_PATH}/providers/Microsoft.Authorization/roleAssignments/20000000-0000-4000-8000-{n:012}?api-version=2022-04-01"
+        )
+    };
+    let body = |p: &str| super::tests::ra_body("acdd72a7-3385-48ef-bd42-f606fba81ae7", p, Some("User"));
+    let last = h.arm(Method::PUT, &ra(1), Some(body("30000000-0000-4000-8000-000000000001"))).await;
+    assert_eq!(last.status, 201, "the 4,000th fits: {}", last.body);
+    let over = h.arm(Method::PUT, &ra(2), Some(body("30000000-0000-4000-8000-000000000002"))).await;
+    assert_eq!((over.status, over.code()), (400, "RoleAssignmentLimitExceeded"));
+    assert_eq!(over.body["error"]["message"], "No more role assignments can be created.");
+    // Another subscription is not affected.
+    let other = "/subscriptions/00000000-0000-0000-0000-0000000000bb";
+    let elsewhere = h
+        .arm(
+            Method::PUT,
+            &format!("{other}/providers/Microsoft.Authorization/roleAssignments/20000000-0000-4000-8000-000000000003?api-version=2022-04-01"),
+            Some(body("30000000-0000-4000-8000-000000000003")),
+        )
+        .await;
+    assert_eq!(elsewhere.status, 201, "{}", elsewhere.body);
+}

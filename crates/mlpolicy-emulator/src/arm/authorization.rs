@@ -339,6 +339,7 @@ pub(super) fn put_role_assignment(
             ),
         ));
     }
+    limit_check(t, scope)?;
     // Azure stamps the assignment when the write commits, a moment after the request arrived.
     let now = iso8601_ticks(ctx.now_ms + 1);
     let record = crate::state::RoleAssignment {
@@ -358,6 +359,34 @@ pub(super) fn put_role_assignment(
     let reply = Reply::json(201, assignment_json_at(&record, Some(ctx.now_ms)));
     t.role_assignments.push(record);
     Ok(reply)
+}
+
+/// Azure's fixed limit of role assignments per subscription: at the subscription, its resource
+/// groups and resources (not management groups).
+pub(crate) const SUBSCRIPTION_ASSIGNMENT_LIMIT: usize = 4_000;
+/// Azure's fixed limit of role assignments at one management group.
+pub(crate) const MANAGEMENT_GROUP_ASSIGNMENT_LIMIT: usize = 500;
+
+/// Refuses a new assignment that would take its subscription (or management group) past
+/// Azure's limit, with Azure's `RoleAssignmentLimitExceeded`.
+fn limit_check(t: &Tenant, scope: &str) -> Result<(), Reply> {
+    let (count, limit) = if under_management_groups(scope) {
+        let n = t.role_assignments.iter().filter(|r| segment_prefix(scope, &r.scope, true)).count();
+        (n, MANAGEMENT_GROUP_ASSIGNMENT_LIMIT)
+    } else if let Some(sub) = roles::subscription_of(scope) {
+        let n = t
+            .role_assignments
+            .iter()
+            .filter(|r| roles::subscription_of(&r.scope).is_some_and(|s| eq_ci(s, sub)))
+            .count();
+        (n, SUBSCRIPTION_ASSIGNMENT_LIMIT)
+    } else {
+        return Ok(());
+    };
+    if count < limit {
+        return Ok(());
+    }
+    Err(Reply::arm_error(400, "RoleAssignmentLimitExceeded", "No more role assignments can be created."))
 }
 
 /// The `principalType` ARM records for a directory object.

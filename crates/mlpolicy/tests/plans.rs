@@ -4,6 +4,7 @@
 //! (extra flags for `plan`). The text, markdown and JSON plans are snapshotted with the exit code.
 //! Cases named after a code must report it.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::support::{Run, assert_golden, mlpolicy, root, tests_dir};
@@ -234,9 +235,10 @@ fn near_the_limit(existing: usize) -> tempfile::TempDir {
          users:\n  - user_principal_name: alice@contoso.com\nrole_assignments:\n"
     );
     for n in 0..existing {
-        seed.push_str(&format!(
-            "  - {{scope: /subscriptions/{sub}, role: Reader, principal: 0bad0bad-0000-4000-8000-{n:012}, principal_type: User}}\n"
-        ));
+        let _ = writeln!(
+            seed,
+            "  - {{scope: /subscriptions/{sub}, role: Reader, principal: 0bad0bad-0000-4000-8000-{n:012}, principal_type: User}}"
+        );
     }
     std::fs::write(tmp.path().join("emulator-seed.yaml"), seed).unwrap();
     std::fs::write(

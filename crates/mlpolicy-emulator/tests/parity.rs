@@ -270,9 +270,14 @@ fn field_match(recorded: &Value, emulated: &Value) -> (usize, usize, Vec<String>
 
 /// The headers clients depend on, as compared: presence of the LRO and retry headers, and the
 /// media type of the body.
-fn header_view(headers: &BTreeMap<String, String>, has_body: bool) -> Vec<(String, String)> {
+fn header_view(headers: &BTreeMap<String, String>, has_body: bool, retry_after: bool) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for h in ["location", "azure-asyncoperation", "retry-after"] {
+    let compared: &[&str] = if retry_after {
+        &["location", "azure-asyncoperation", "retry-after"]
+    } else {
+        &["location", "azure-asyncoperation"]
+    };
+    for &h in compared {
         out.push((h.to_owned(), if headers.contains_key(h) { "present" } else { "absent" }.to_owned()));
     }
     let media = headers
@@ -560,8 +565,9 @@ async fn replay(path: &Path, table: &mut BTreeMap<String, Tally>, misses: &mut B
                 misses.entry(op.clone()).or_default().insert(format!("field {f}"));
             }
         }
-        let want = header_view(&i.headers, i.response.is_some());
-        let got = header_view(&headers, text.is_some());
+        // The Java recorder rewrote `Retry-After` (see `Interaction::retry_after_unknown`).
+        let want = header_view(&i.headers, i.response.is_some(), !i.retry_after_unknown);
+        let got = header_view(&headers, text.is_some(), !i.retry_after_unknown);
         if want == got {
             t.headers_ok += 1;
         } else {
@@ -659,6 +665,9 @@ fn every_recording_format_loads() {
     let ps = load(&recordings_dir().join("Remove-AzFederatedIdentityCredential.Recording.json")).unwrap();
     let methods: Vec<&str> = ps.iter().map(|i| i.method.as_str()).collect();
     assert_eq!(methods, ["DELETE", "GET", "PUT", "DELETE", "GET"], "recorded order is kept");
+    // The Java recorder's `retry-after: 0` on every answer is its own, not Azure's.
+    let java = load(&recordings_dir().join("canCreateResourceGroup.json")).unwrap();
+    assert!(java.iter().all(|i| i.retry_after_unknown && !i.headers.contains_key("retry-after")));
 }
 
 #[test]
@@ -670,6 +679,7 @@ fn operations_are_named_by_route() {
         status: 200,
         headers: BTreeMap::new(),
         response: None,
+        retry_after_unknown: false,
     };
     let rg = "https://management.azure.com/subscriptions/s/resourceGroups/rg";
     assert_eq!(operation(&i("PUT", &format!("{rg}?api-version=2022-09-01"))).as_deref(), Some("PUT resourceGroups"));

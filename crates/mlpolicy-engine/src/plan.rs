@@ -63,7 +63,7 @@ impl Action {
 }
 
 /// An attribute value as plans show it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum AttrValue {
     Bool(bool),

@@ -21,7 +21,7 @@ use crate::source::{Sources, Span};
 pub const FORMAT_VERSION: u32 = 1;
 
 /// How bad a finding is: `deny` fails the command with exit code 3, `warn` does not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     Deny,
@@ -47,7 +47,7 @@ impl From<Effect> for Level {
 }
 
 /// A place in a configuration file. Lines and columns are 1-based; columns count characters.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 pub struct Location {
     /// The file, relative to the configuration directory (`main.mlp`, `mlpolicy.yaml`).
     pub file: String,
@@ -71,7 +71,7 @@ impl Location {
 }
 
 /// One finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Finding {
     /// Stable rule id (`baseline/no_standing_admin`, `audit/expired-secret`, `E0103`).
     pub rule: String,
@@ -91,7 +91,7 @@ pub struct Finding {
 }
 
 /// What a rule is about and how to fix what it finds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RuleInfo {
     pub id: String,
     /// The level of its findings unless a finding says otherwise.

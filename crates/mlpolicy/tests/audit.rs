@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -15,22 +14,7 @@ use crate::support::{Run, assert_golden, copy_to_temp, tests_dir};
 const NOW: &str = "2025-06-01T00:00:00Z";
 
 fn run_with(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mlpolicy"));
-    cmd.args(args)
-        .current_dir(cwd)
-        .env("NO_COLOR", "1")
-        .env("COLUMNS", "100")
-        .env_remove("GITHUB_ACTIONS")
-        .env_remove("MLPOLICY_NOW");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("run mlpolicy");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    crate::support::mlpolicy_env(cwd, args, env)
 }
 
 /// A copy of the case, applied to its emulator tenant.

@@ -14,15 +14,17 @@ use mlpolicy_lang::diagnostics::{Code, Diagnostic, Diagnostics};
 use mlpolicy_vocab::arm::canonical;
 
 /// What `mlpolicy access` answers: one principal's access, or everyone's access at a scope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Report {
     /// `principal` or `scope`.
+    #[schemars(extend("enum" = ["principal", "scope"]))]
     pub query: &'static str,
     /// The principal or scope asked about, as reviewers know it.
     pub subject: String,
     /// `user`, `group`, `service_principal`, `identity`, `unknown`; or the scope's kind.
     pub subject_kind: String,
     /// `live` (the tenant) or `configuration` (as the configuration would make it).
+    #[schemars(extend("enum" = ["live", "configuration"]))]
     pub source: &'static str,
     /// A principal's access narrowed to this scope (`access PRINCIPAL --scope SCOPE`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -31,15 +33,19 @@ pub struct Report {
 }
 
 /// One way a principal holds a role on a scope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Entry {
     /// Who holds the access (display name).
     pub principal: String,
     /// Its object id (live) or configuration key.
     pub principal_id: String,
+    /// `user`, `group`, `existing_group`, `service_principal`, `identity`, ...
     pub principal_kind: String,
+    /// The role definition's name.
     pub role: String,
+    /// The scope the role is held on, as reviewers know it.
     pub scope: String,
+    /// The scope's ARM id (canonical).
     pub scope_id: String,
     /// From the holder up to the group the role is assigned to: `[alice, leads, ds]`.
     pub path: Vec<String>,

@@ -7,9 +7,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use mlpolicy_lang::settings::Overrides;
 
+/// `--version`: the package version and the git commit built from (`unknown` when built
+/// outside a git checkout without `MLPOLICY_COMMIT` set; see build.rs).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("MLPOLICY_COMMIT"), ")");
+
 /// Identity and access for Azure Machine Learning, as reviewed code.
 #[derive(Debug, Parser)]
-#[command(name = "mlpolicy", version, about, long_about = None, propagate_version = true)]
+#[command(name = "mlpolicy", version = VERSION, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -67,6 +71,33 @@ pub enum Command {
         after_help = "Example:\n  mlpolicy emulator --listen 127.0.0.1:0 --state .mlpolicy/emulator.yaml\n  mlpolicy emulator --seed tenant.yaml --latency 30ms --throttle azure --fault-rate 0.05 --replication-delay 5s\n\nPrints one line, `mlpolicy emulator listening on URL`, when ready; Ctrl-C stops it."
     )]
     Emulator(mlpolicy_emulator::cli::Args),
+    /// Print a shell completion script for bash, zsh, fish, powershell or elvish.
+    #[command(
+        after_help = "Example:\n  mlpolicy completions bash > mlpolicy.bash     # then: source mlpolicy.bash\n  mlpolicy completions zsh > _mlpolicy          # into a directory of $fpath\n  mlpolicy completions fish > mlpolicy.fish     # into ~/.config/fish/completions/\n  mlpolicy completions powershell > mlpolicy.ps1   # then: . ./mlpolicy.ps1 in $PROFILE"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the man page, or write one page per command into a directory.
+    #[command(
+        after_help = "Example:\n  mlpolicy man | man -l -\n  mlpolicy man --out man     # man/mlpolicy.1, man/mlpolicy-plan.1, ...; then: man -M . mlpolicy"
+    )]
+    Man(ManArgs),
+}
+
+/// `mlpolicy completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `mlpolicy man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write `mlpolicy.1` and one `mlpolicy-COMMAND.1` per command into DIR (created when
+    /// missing) instead of printing `mlpolicy.1`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// `mlpolicy apply`.

@@ -5,17 +5,19 @@ mod access;
 mod apply;
 mod args;
 mod audit;
+mod completions;
 mod emulator;
 mod export;
 mod fmt;
 mod graph;
+mod man;
 mod plan;
 mod show;
 mod validate;
 
 use std::io::IsTerminal;
 
-pub use args::{Cli, Command, CommonArgs};
+pub use args::{Cli, Command, CommonArgs, VERSION};
 
 use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::{self, Diagnostics, RenderOptions};
@@ -48,6 +50,8 @@ pub fn run(cli: Cli) -> ExitStatus {
         Command::Access(a) => access::run(&a),
         Command::Export(a) => export::run(&a),
         Command::Emulator(a) => emulator::run(&a),
+        Command::Completions(a) => completions::run(&a),
+        Command::Man(a) => man::run(&a),
     }
 }
 

@@ -71,8 +71,12 @@ fn line(e: &Entry, live: bool) -> String {
     s
 }
 
-#[derive(Serialize)]
-struct JsonReport<'a> {
+/// The answer of `mlpolicy access --format json` (docs/access.md).
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(title = "mlpolicy access")]
+pub(crate) struct JsonReport<'a> {
+    /// Schema version: check it first and refuse versions you do not know.
+    #[schemars(extend("const" = 1))]
     format_version: u32,
     #[serde(flatten)]
     report: &'a Report,

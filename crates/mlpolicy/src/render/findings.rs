@@ -63,22 +63,38 @@ fn help_of<'a>(report: &'a Report, f: &'a Finding) -> Option<&'a str> {
         .filter(|h| !h.is_empty())
 }
 
-#[derive(Serialize)]
-struct JsonReport<'a> {
+/// The findings of `mlpolicy validate --format json` and `mlpolicy audit --format json`
+/// (docs/findings.md).
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(title = "mlpolicy findings")]
+pub(crate) struct JsonReport<'a> {
+    /// Schema version: check it first and refuse versions you do not know.
+    #[schemars(extend("const" = 1))]
     format_version: u32,
+    /// `mlpolicy` and its version.
     tool: String,
+    /// `validate` or `audit`.
     command: &'a str,
+    /// The configuration directory as given on the command line.
     config_dir: &'a str,
+    /// The time findings were judged at (audit), RFC 3339; `null` for validate.
     now: Option<&'a str>,
+    /// How many findings deny and how many warn.
     summary: JsonSummary,
+    /// What was examined (e.g. `role assignments` → 12).
     examined: &'a std::collections::BTreeMap<String, usize>,
+    /// Every rule a finding names, sorted by id.
     rules: &'a [mlpolicy_lang::findings::RuleInfo],
+    /// The findings: deny first, then by location, rule and subject.
     findings: &'a [Finding],
 }
 
-#[derive(Serialize)]
+/// Counts of findings by level.
+#[derive(Serialize, schemars::JsonSchema)]
 struct JsonSummary {
+    /// Findings that deny (exit code 3).
     deny: usize,
+    /// Findings that warn.
     warn: usize,
 }
 

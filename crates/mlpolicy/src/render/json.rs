@@ -5,73 +5,122 @@
 //! the plan never leaks into the schema. The internals `desired`, `live_ref` and `fingerprints`
 //! are for saved plans and are left out. No-op changes are left out; read-only changes are in.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::shown;
 use mlpolicy_engine::plan::{Action, AttrValue, Attrs, FORMAT_VERSION, Plan};
 
-#[derive(Serialize)]
-struct JsonPlan<'a> {
+/// The plan of `mlpolicy plan --format json` and `mlpolicy show PLANFILE --format json`
+/// (docs/plan-json.md). Keys appear in this order and are always present.
+#[derive(Serialize, JsonSchema)]
+#[schemars(title = "mlpolicy plan")]
+pub(crate) struct JsonPlan<'a> {
+    /// Schema version: check it first and refuse versions you do not know.
+    #[schemars(extend("const" = 1))]
     format_version: u32,
+    /// The counts of the summary line.
     summary: JsonSummary,
+    /// One entry per object the plan acts on, in apply order (no-ops left out).
     changes: Vec<JsonChange<'a>>,
+    /// Access or attributes at managed scopes that the configuration does not describe.
     drift: Vec<JsonDrift<'a>>,
+    /// Who gains or loses which role where.
     access_changes: Vec<JsonAccess<'a>>,
+    /// `allow POLICY because` exceptions that apply to this plan.
     waivers: Vec<JsonWaiver<'a>>,
+    /// Policy warnings and denies, one line each, as the text plan prints them.
     policy_findings: &'a [String],
+    /// A policy `deny` matched: apply refuses and `plan` exits with 3.
     denied: bool,
 }
 
-#[derive(Serialize)]
+/// The numbers of `Plan: 1 to add, 0 to change, 1 to destroy.`
+#[derive(Serialize, JsonSchema)]
 struct JsonSummary {
+    /// Objects created, replacements included.
     add: usize,
+    /// Objects updated in place.
     change: usize,
+    /// Objects destroyed, replacements included.
     destroy: usize,
+    /// Objects adopted: made outside mlpolicy, only their ownership marker is written.
     adopt: usize,
 }
 
-#[derive(Serialize)]
+/// One object the plan acts on.
+#[derive(Serialize, JsonSchema)]
 struct JsonChange<'a> {
+    /// Configuration address; for an object found only live, a description of it.
     address: &'a str,
+    /// `resource_group`, `identity`, `federated`, `workspace`, `group`, `role_assignment` (open-ended).
     kind: &'a str,
+    /// The object in Azure: ARM id, a group's `uniqueName`, or a role assignment's ARM id.
     azure_id: &'a str,
+    /// `create`, `update`, `replace`, `delete`, `adopt` or `read` (open-ended: treat others as "something else").
     action: &'static str,
+    /// Why: the attribute that forces a replacement, `no longer in configuration`, ...
     reason: Option<&'a str>,
+    /// Attributes as live now (`null` for a create).
     before: Option<&'a Attrs>,
+    /// Attributes after apply (`null` for a delete).
     after: Option<&'a Attrs>,
+    /// The attributes that differ (empty for create and delete).
     changes: Vec<JsonAttrChange<'a>>,
+    /// For `replace` and `delete`: the objects that go with it.
     blast_radius: &'a [String],
 }
 
-#[derive(Serialize)]
+/// One attribute that differs.
+#[derive(Serialize, JsonSchema)]
 struct JsonAttrChange<'a> {
+    /// Attribute name (`members`, `description`, `location`, `tags`, ...).
     name: &'a str,
+    /// `null` when the attribute appears.
     before: Option<&'a AttrValue>,
+    /// `null` when the attribute disappears.
     after: Option<&'a AttrValue>,
+    /// Azure cannot change it in place: this is why the object is replaced.
     forces_replacement: bool,
 }
 
-#[derive(Serialize)]
+/// Something live at a managed scope that the configuration does not describe.
+#[derive(Serialize, JsonSchema)]
 struct JsonDrift<'a> {
+    /// `role_assignment`, `group_member`, `group_owner`, `attribute` (open-ended).
     kind: &'a str,
+    /// One line for people.
     summary: &'a str,
+    /// The drifted object in Azure.
     azure_id: &'a str,
+    /// The drift gives someone access the configuration does not.
     widens_access: bool,
 }
 
-#[derive(Serialize)]
+/// Who gains or loses a role on a scope.
+#[derive(Serialize, JsonSchema)]
 struct JsonAccess<'a> {
+    /// `gain` or `lose`.
+    #[schemars(extend("enum" = ["gain", "lose"]))]
     change: &'static str,
+    /// Users, service principals and identities by display name, sorted.
     principals: &'a [String],
+    /// Role definition name.
     role: &'a str,
+    /// The scope as reviewers know it.
     scope: &'a str,
+    /// The group path that grants it (`outer → inner`); `null` when direct.
     via: Option<&'a str>,
 }
 
-#[derive(Serialize)]
+/// A policy exception that applies to this plan.
+#[derive(Serialize, JsonSchema)]
 struct JsonWaiver<'a> {
+    /// The declaration the exception is for.
     address: &'a str,
+    /// The policy it is excepted from.
     policy: &'a str,
+    /// The text after `because`.
     reason: &'a str,
 }
 

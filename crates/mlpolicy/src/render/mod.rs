@@ -11,11 +11,13 @@
 mod access;
 mod json;
 mod markdown;
+mod schema;
 mod text;
 
 pub use self::access::{ACCESS_FORMAT_VERSION, access_json, access_text};
 pub use self::json::json;
 pub use self::markdown::markdown;
+pub use self::schema::schemas;
 pub use self::text::text;
 
 // Findings of `validate` and `audit` (not plans).

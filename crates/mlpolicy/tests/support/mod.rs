@@ -1,7 +1,9 @@
-//! Shared helpers: run the real `mlpolicy` binary, render diagnostics for snapshots.
+//! Shared helpers: run the real `mlpolicy` binary (validating every JSON document it prints
+//! against the shipped schemas of docs/schema/), render diagnostics for snapshots.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 /// The result of one run of the binary.
 #[derive(Debug)]
@@ -20,19 +22,85 @@ impl Run {
 
 /// Runs `mlpolicy ARGS` in `cwd` with colour off and a fixed width.
 pub fn mlpolicy(cwd: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_mlpolicy"))
-        .args(args)
-        .current_dir(cwd)
-        .env("NO_COLOR", "1")
-        .env("COLUMNS", "100")
-        .env_remove("GITHUB_ACTIONS")
-        .output()
-        .expect("run mlpolicy");
-    Run {
+    mlpolicy_env(cwd, args, &[])
+}
+
+/// [`mlpolicy`] with extra environment variables. CI variables of the machine running the
+/// tests (`GITHUB_ACTIONS`, `TF_BUILD`, `MLPOLICY_NOW`, ...) are removed first, so only `env`
+/// sets them. A JSON document on stdout (`--format json`) is checked against its schema.
+pub fn mlpolicy_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mlpolicy"));
+    cmd.args(args).current_dir(cwd).env("NO_COLOR", "1").env("COLUMNS", "100");
+    for var in CI_VARS {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run mlpolicy");
+    let run = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    if let Some(schema) = json_schema_of(args)
+        && !run.stdout.trim().is_empty()
+    {
+        assert_valid_json(schema, &run.stdout);
     }
+    run
+}
+
+/// Variables of CI systems that change what mlpolicy prints or does.
+const CI_VARS: [&str; 14] = [
+    "GITHUB_ACTIONS",
+    "GITHUB_EVENT_PATH",
+    "GITHUB_REPOSITORY",
+    "GITHUB_TOKEN",
+    "GITHUB_API_URL",
+    "GITHUB_STEP_SUMMARY",
+    "GITHUB_WORKSPACE",
+    "TF_BUILD",
+    "SYSTEM_ACCESSTOKEN",
+    "SYSTEM_COLLECTIONURI",
+    "SYSTEM_PULLREQUEST_PULLREQUESTID",
+    "BUILD_REPOSITORY_ID",
+    "MLPOLICY_NOW",
+    "CI",
+];
+
+/// Which schema of docs/schema/ the stdout of `mlpolicy ARGS` follows, if it is JSON.
+fn json_schema_of(args: &[&str]) -> Option<&'static str> {
+    let json = args.windows(2).any(|w| w == ["--format", "json"]) || args.contains(&"--format=json");
+    match args.first() {
+        Some(&("plan" | "show")) if json => Some("plan.schema.json"),
+        Some(&("validate" | "audit")) if json => Some("findings.schema.json"),
+        Some(&"access") if json => Some("access.schema.json"),
+        _ => None,
+    }
+}
+
+/// Asserts that `text` is one JSON document valid against `docs/schema/NAME`.
+pub fn assert_valid_json(name: &str, text: &str) {
+    static VALIDATORS: OnceLock<Vec<(String, jsonschema::Validator)>> = OnceLock::new();
+    let validators = VALIDATORS.get_or_init(|| {
+        let dir = root().join("docs/schema");
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display())) {
+            let path = e.unwrap().path();
+            let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            out.push((path.file_name().unwrap().to_string_lossy().into_owned(), validator));
+        }
+        out
+    });
+    let (_, validator) =
+        validators.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no schema docs/schema/{name}"));
+    let doc: serde_json::Value =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("output is not one JSON document ({e}):\n{text}"));
+    let errors: Vec<String> =
+        validator.iter_errors(&doc).map(|e| format!("{e} (at `{}`)", e.instance_path())).collect();
+    assert!(errors.is_empty(), "output does not follow docs/schema/{name}:\n{}\n{text}", errors.join("\n"));
 }
 
 /// The repository root (examples, docs).

@@ -168,6 +168,58 @@ impl DepGraph {
         out.push_str("}\n");
         out
     }
+
+    /// A Mermaid flowchart (`mlpolicy graph --format mermaid`), for a markdown page or a pull
+    /// request that renders Mermaid: the same nodes and edges as [`DepGraph::to_dot`], nodes
+    /// named `n0`, `n1`, ... in address order, shapes by kind.
+    pub fn to_mermaid(&self) -> String {
+        let mut out = String::from("flowchart RL\n");
+        let nodes: Vec<&Address> = self.index.keys().collect();
+        let ids: BTreeMap<&Address, usize> = nodes.iter().enumerate().map(|(i, a)| (*a, i)).collect();
+        for (i, a) in nodes.iter().enumerate() {
+            let label = mermaid_text(&a.to_string());
+            let node = match a.kind() {
+                Kind::Grant => format!(">\"{label}\"]"),
+                Kind::Group => format!("([\"{label}\"])"),
+                Kind::ResourceGroup => format!("[/\"{label}\"/]"),
+                _ => format!("[\"{label}\"]"),
+            };
+            let _ = writeln!(out, "  n{i}{node}");
+        }
+        let mut edges: Vec<(usize, usize)> = self
+            .graph
+            .edge_references()
+            .map(|e| (ids[&self.graph[e.source()]], ids[&self.graph[e.target()]]))
+            .collect();
+        edges.sort_unstable();
+        for (from, to) in edges {
+            let _ = writeln!(out, "  n{from} --> n{to}");
+        }
+        out
+    }
+}
+
+/// Text for a quoted Mermaid label (`id["..."]`): Mermaid's entity codes for the characters
+/// that would end the label, start markup or a comment (`"`, `#`, `<`, `>`, `&`, `` ` ``,
+/// `|`, `;`, `%`), control characters and line breaks as spaces.
+pub fn mermaid_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '#' => out.push_str("#35;"),
+            '"' => out.push_str("#quot;"),
+            '<' => out.push_str("#lt;"),
+            '>' => out.push_str("#gt;"),
+            '&' => out.push_str("#amp;"),
+            '`' => out.push_str("#96;"),
+            '|' => out.push_str("#124;"),
+            ';' => out.push_str("#59;"),
+            '%' => out.push_str("#37;"),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Every dependency of the model between two of its objects, as `(from, to, why)` with objects

@@ -25,6 +25,13 @@ fn examples_validate_format_and_graph() {
         assert_eq!(graph.code, 0, "{name}: {}", graph.transcript());
         assert!(graph.stdout.starts_with("digraph mlpolicy {"));
         snapshot(&format!("{name}-graph"), &graph.stdout);
+
+        let mermaid = mlpolicy(&dir, &["graph", ".", "--format", "mermaid"]);
+        assert_eq!(mermaid.code, 0, "{name}: {}", mermaid.transcript());
+        assert!(mermaid.stdout.starts_with("flowchart RL\n"));
+        // The same edges as the DOT graph.
+        assert_eq!(mermaid.stdout.matches(" --> ").count(), graph.stdout.matches(" -> ").count(), "{name}");
+        snapshot(&format!("{name}-graph-mermaid"), &mermaid.stdout);
     }
 }
 

@@ -31,11 +31,11 @@ pub enum Command {
         after_help = "Example:\n  mlpolicy fmt examples/contoso-ml\n  mlpolicy fmt . --check     # in CI: exit 1 and list files that would change"
     )]
     Fmt(FmtArgs),
-    /// Print the dependency graph that apply follows, as Graphviz DOT.
+    /// Print the dependency graph that apply follows, as Graphviz DOT or a Mermaid flowchart.
     #[command(
-        after_help = "Example:\n  mlpolicy graph examples/contoso-ml | dot -Tsvg > graph.svg\n\nEdges point from an object to what must exist before it."
+        after_help = "Example:\n  mlpolicy graph examples/contoso-ml | dot -Tsvg > graph.svg\n  mlpolicy graph examples/contoso-ml --format mermaid > graph.mmd\n\nEdges point from an object to what must exist before it."
     )]
-    Graph(ConfigArgs),
+    Graph(GraphArgs),
     /// Read the live tenant, diff it with the configuration and print the plan.
     #[command(
         after_help = "Example:\n  mlpolicy plan examples/contoso-ml --emulator\n  mlpolicy plan . --out plan.json --format markdown > comment.md\n  mlpolicy plan . --detailed-exitcode     # 0 no changes, 2 changes, 1 error, 3 policy deny"
@@ -214,11 +214,24 @@ impl CommonArgs {
     }
 }
 
+/// How `graph` prints the dependency graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum GraphFormat {
+    /// Graphviz DOT (`dot -Tsvg`).
+    #[default]
+    Dot,
+    /// A Mermaid flowchart (renders in GitHub and Azure DevOps markdown).
+    Mermaid,
+}
+
+/// `mlpolicy graph`.
 #[derive(Debug, Args)]
-pub struct ConfigArgs {
+pub struct GraphArgs {
     /// The configuration directory.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    pub format: GraphFormat,
     #[command(flatten)]
     pub common: CommonArgs,
 }

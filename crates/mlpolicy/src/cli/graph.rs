@@ -1,13 +1,17 @@
 //! `mlpolicy graph`
 
-use super::{ExitStatus, args::ConfigArgs, print_diagnostics};
+use super::args::{GraphArgs, GraphFormat};
+use super::{ExitStatus, print_diagnostics};
 
-pub fn run(args: &ConfigArgs) -> ExitStatus {
+pub fn run(args: &GraphArgs) -> ExitStatus {
     let compiled = mlpolicy_lang::compile(&args.dir, &args.common.overrides());
     print_diagnostics(&compiled.report(), &compiled.sources);
     match (&compiled.graph, compiled.has_errors()) {
         (Some(g), false) => {
-            print!("{}", g.to_dot());
+            match args.format {
+                GraphFormat::Dot => print!("{}", g.to_dot()),
+                GraphFormat::Mermaid => print!("{}", g.to_mermaid()),
+            }
             ExitStatus::Success
         }
         _ => ExitStatus::Error,

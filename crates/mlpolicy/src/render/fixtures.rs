@@ -202,7 +202,7 @@ pub fn cli_example() -> Plan {
         .build()
 }
 
-fn empty() -> Plan {
+pub fn empty() -> Plan {
     B::default()
         .change(C::new(Action::NoOp, ObjectKind::ResourceGroup, "resource_group.ml", "resource group \"rg-ml\""))
         .build()
@@ -307,7 +307,7 @@ fn drift() -> Plan {
         .build()
 }
 
-fn nested_access() -> Plan {
+pub fn nested_access() -> Plan {
     B::default()
         .change(C::new(Action::Update, ObjectKind::Group, "group.inner", "group \"ml-inner\"").change(
             "members",

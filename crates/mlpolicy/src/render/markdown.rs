@@ -1,6 +1,6 @@
 //! The plan as a pull-request comment: a summary line, the access changes as a list (what
-//! reviewers read first), then one collapsed `<details>` per section holding the colour-free
-//! text plan in a `diff` block.
+//! reviewers read first) and as a Mermaid diagram (`mermaid.rs`), then one collapsed
+//! `<details>` per section holding the colour-free text plan in a `diff` block.
 //!
 //! Inside the `diff` blocks each line's symbol is moved to the first column (the indentation
 //! follows it), so GitHub colours additions and removals; the columns of the text are kept.
@@ -18,6 +18,8 @@ use mlpolicy_engine::plan::Plan;
 const BUDGET: usize = 60_000;
 /// Upper bound of the summary plus the access-change list.
 const ACCESS_BUDGET: usize = 30_000;
+/// Room for the access diagram beyond what the access list leaves of [`ACCESS_BUDGET`].
+const MERMAID_ROOM: usize = super::mermaid::MAX_BYTES;
 /// Room kept in a section for its fold note.
 const NOTE_ROOM: usize = 300;
 /// Where the full plan is when the comment cannot hold it.
@@ -39,6 +41,11 @@ pub fn markdown(plan: &Plan) -> String {
                 break;
             }
             out.push_str(&item);
+        }
+        // The diagram fits in what the list left of the access budget plus its own room.
+        if let Some(diagram) = super::mermaid::access_diagram(plan, ACCESS_BUDGET + MERMAID_ROOM - out.len()) {
+            out.push('\n');
+            out.push_str(&diagram);
         }
     }
 

@@ -11,6 +11,7 @@
 mod access;
 mod json;
 mod markdown;
+mod mermaid;
 mod schema;
 mod text;
 

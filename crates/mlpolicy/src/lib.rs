@@ -3,4 +3,5 @@
 
 pub mod cli;
 pub mod connect;
+pub mod publish;
 pub mod render;

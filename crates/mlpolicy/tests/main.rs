@@ -12,6 +12,7 @@ mod golden;
 mod install;
 mod plans;
 mod policies;
+mod pr_comment;
 mod robustness;
 mod schemas;
 mod support;

@@ -38,7 +38,7 @@ pub enum Command {
     Graph(GraphArgs),
     /// Read the live tenant, diff it with the configuration and print the plan.
     #[command(
-        after_help = "Example:\n  mlpolicy plan examples/contoso-ml --emulator\n  mlpolicy plan . --out plan.json --format markdown > comment.md\n  mlpolicy plan . --detailed-exitcode     # 0 no changes, 2 changes, 1 error, 3 policy deny"
+        after_help = "Example:\n  mlpolicy plan examples/contoso-ml --emulator\n  mlpolicy plan . --out plan.json --format markdown > comment.md\n  mlpolicy plan . --detailed-exitcode     # 0 no changes, 2 changes, 1 error, 3 policy deny\n  mlpolicy plan . --out plan.json --pr-comment   # in CI: the plan as one pull-request comment\n\n--pr-comment on GitHub Actions reads GITHUB_REPOSITORY, GITHUB_EVENT_PATH, GITHUB_TOKEN and\nGITHUB_API_URL, and appends the plan to $GITHUB_STEP_SUMMARY; on Azure Pipelines it reads\nSYSTEM_COLLECTIONURI, SYSTEM_TEAMPROJECT, BUILD_REPOSITORY_ID, SYSTEM_PULLREQUEST_PULLREQUESTID\nand SYSTEM_ACCESSTOKEN. Later runs edit the same comment."
     )]
     Plan(PlanArgs),
     /// Carry out a plan: of a configuration directory (asks first), or a saved plan file.
@@ -275,6 +275,11 @@ pub struct PlanArgs {
     /// Exit 2 when the plan has changes, 0 when it has none.
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Post the markdown plan as a comment on the pull request this CI run is for, and update
+    /// that same comment on later runs (GitHub Actions or Azure Pipelines; see the README).
+    /// A failure to post is reported on stderr and does not change the exit code.
+    #[arg(long)]
+    pub pr_comment: bool,
     /// Allow replacing or deleting this workspace, identity or resource group (repeatable).
     #[arg(long, value_name = "ADDRESS")]
     pub allow_replace: Vec<String>,

@@ -70,8 +70,17 @@ pub(crate) fn print_diagnostics(diags: &Diagnostics, sources: &Sources) {
 }
 
 /// On GitHub Actions (`GITHUB_ACTIONS=true`), prints each finding to stderr as a workflow
-/// command (`::error file=...,line=...::message`).
+/// command (`::error file=...,line=...::message`); on Azure Pipelines (`TF_BUILD=True`), as a
+/// logging command (`##vso[task.logissue type=error;sourcepath=...]message`; the agent reads
+/// both streams, so stdout stays the command's output).
 pub(crate) fn annotate(report: &mlpolicy_lang::findings::Report, dir: &std::path::Path) {
+    if std::env::var("TF_BUILD").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
+        // Paths from the repository root: the checkout is BUILD_SOURCESDIRECTORY.
+        let sources = std::env::var_os("BUILD_SOURCESDIRECTORY").map(std::path::PathBuf::from);
+        let dir = sources.as_deref().and_then(|w| dir.strip_prefix(w).ok()).unwrap_or(dir);
+        let dir = if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir };
+        eprint!("{}", crate::render::azure_devops_issues(report, &dir.display().to_string()));
+    }
     if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
         // Annotations name files from the repository root: an absolute directory inside the
         // workspace is made relative to it.

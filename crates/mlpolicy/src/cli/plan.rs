@@ -77,11 +77,29 @@ pub fn run(args: &PlanArgs) -> ExitStatus {
             return ExitStatus::Error;
         }
     }
+    if args.pr_comment {
+        pr_comment(&rt, &planned.plan, args);
+    }
     if planned.plan.denied {
         ExitStatus::PolicyDeny
     } else if args.detailed_exitcode && planned.plan.has_changes() {
         ExitStatus::Changes
     } else {
         ExitStatus::Success
+    }
+}
+
+/// Posts or updates the pull-request comment; a failure is printed and does not change the
+/// exit code (the plan was printed, and is what the job is judged by).
+fn pr_comment(rt: &tokio::runtime::Runtime, plan: &mlpolicy_engine::plan::Plan, args: &PlanArgs) {
+    let env = crate::publish::process_env;
+    let dir = args.dir.display().to_string();
+    match rt.block_on(crate::publish::pr_comment(plan, &dir, &env)) {
+        Ok(done) => {
+            for note in done.notes {
+                eprintln!("mlpolicy: {note}");
+            }
+        }
+        Err(e) => eprintln!("error: --pr-comment: {e}"),
     }
 }

@@ -296,6 +296,50 @@ pub fn github_annotations(report: &Report, path_prefix: &str) -> String {
     out
 }
 
+/// Azure Pipelines logging commands
+/// (`##vso[task.logissue type=error;sourcepath=...;linenumber=...;columnnumber=...;code=...]message`),
+/// one per finding; `path_prefix` as for [`github_annotations`]. Values are escaped by the
+/// agent's rules ([`vso_escape_property`], [`vso_escape_data`]), so no text can end the command
+/// or start another.
+pub fn azure_devops_issues(report: &Report, path_prefix: &str) -> String {
+    let prefix = path_prefix.trim_start_matches("./").trim_end_matches('/');
+    let prefix = if prefix == "." { "" } else { prefix };
+    let mut out = String::new();
+    for f in &report.findings {
+        let kind = match f.level {
+            Level::Deny => "error",
+            Level::Warn => "warning",
+        };
+        let mut props = vec![format!("type={kind}")];
+        if let Some(l) = &f.location {
+            let file = if prefix.is_empty() { l.file.clone() } else { format!("{prefix}/{}", l.file) };
+            props.push(format!("sourcepath={}", vso_escape_property(&file)));
+            props.push(format!("linenumber={}", l.line));
+            props.push(format!("columnnumber={}", l.column));
+        }
+        props.push(format!("code={}", vso_escape_property(&f.rule)));
+        let mut message = format!("mlpolicy {}: {}", f.rule, f.message);
+        if let Some(id) = &f.azure_id {
+            let _ = write!(message, "\n{id}");
+        }
+        if let Some(help) = help_of(report, f) {
+            let _ = write!(message, "\nhelp: {help}");
+        }
+        let _ = writeln!(out, "##vso[task.logissue {}]{}", props.join(";"), vso_escape_data(&message));
+    }
+    out
+}
+
+/// Escapes an Azure Pipelines logging command's message: `%` (as `%AZP25`), `\r`, `\n`.
+pub fn vso_escape_data(s: &str) -> String {
+    s.replace('%', "%AZP25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+/// Escapes a logging command's property value: as [`vso_escape_data`], and `]` and `;`.
+pub fn vso_escape_property(s: &str) -> String {
+    vso_escape_data(s).replace(']', "%5D").replace(';', "%3B")
+}
+
 /// Escapes a workflow command's message: `%`, `\r`, `\n`.
 pub fn escape_data(s: &str) -> String {
     s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
@@ -362,6 +406,33 @@ mod tests {
             "::error file=infra/ml/a b.mlp,line=3,col=1,endLine=3,endColumn=9,title=mlpolicy baseline/no_standing_admin::grant Owner, 100%25 bad%0Ahelp: use PIM: now"
         );
         assert_eq!(lines[1], "::warning title=mlpolicy audit/orphaned-assignment::orphaned%0A/subscriptions/s/x");
+    }
+
+    #[test]
+    fn azure_devops_issues_escape_by_the_agent_rules() {
+        assert_eq!(vso_escape_data("a%b\r\nc]d;"), "a%AZP25b%0D%0Ac]d;");
+        assert_eq!(vso_escape_property("a%b\r\nc]d;"), "a%AZP25b%0D%0Ac%5Dd%3B");
+        let text = azure_devops_issues(&report(), "./infra/ml/");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "##vso[task.logissue type=error;sourcepath=infra/ml/a b.mlp;linenumber=3;columnnumber=1;code=baseline/no_standing_admin]mlpolicy baseline/no_standing_admin: grant Owner, 100%AZP25 bad%0Ahelp: use PIM: now"
+        );
+        assert_eq!(
+            lines[1],
+            "##vso[task.logissue type=warning;code=audit/orphaned-assignment]mlpolicy audit/orphaned-assignment: orphaned%0A/subscriptions/s/x"
+        );
+        // A hostile file name cannot close the properties or add a command.
+        let mut r = report();
+        r.findings[0].location.as_mut().unwrap().file = "x];code=fake]\n##vso[task.complete result=Failed]".into();
+        let text = azure_devops_issues(&r, ".");
+        assert_eq!(text.lines().count(), 2);
+        assert!(
+            text.starts_with(
+                "##vso[task.logissue type=error;sourcepath=x%5D%3Bcode=fake%5D%0A##vso[task.complete result=Failed%5D;"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -27,6 +27,12 @@ const ELSEWHERE: &str = "the full plan is in the job log and in `mlpolicy plan -
 
 /// Renders the plan as GitHub-flavoured markdown.
 pub fn markdown(plan: &Plan) -> String {
+    markdown_with(plan, ELSEWHERE)
+}
+
+/// [`markdown`] whose fold notes say `elsewhere` for where the full plan is (a pull-request
+/// comment points at the run's plan artifact).
+pub fn markdown_with(plan: &Plan, elsewhere: &str) -> String {
     let p = Paint { color: false };
     let mut out = summary(plan);
     out.push('\n');
@@ -37,7 +43,7 @@ pub fn markdown(plan: &Plan) -> String {
             let item = access_item(a);
             if out.len() + item.len() + NOTE_ROOM > ACCESS_BUDGET {
                 let left = plan.access_changes.len() - i;
-                let _ = writeln!(out, "- … and {left} more access changes not listed here; {ELSEWHERE}");
+                let _ = writeln!(out, "- … and {left} more access changes not listed here; {elsewhere}");
                 break;
             }
             out.push_str(&item);
@@ -67,7 +73,7 @@ pub fn markdown(plan: &Plan) -> String {
         if specs[i].entries.is_empty() {
             continue;
         }
-        rendered[i] = section(&specs[i], remaining);
+        rendered[i] = section(&specs[i], remaining, elsewhere);
         remaining = remaining.saturating_sub(rendered[i].len() + 1);
     }
     for r in rendered.iter().filter(|r| !r.is_empty()) {
@@ -152,7 +158,7 @@ struct Spec<'a> {
 }
 
 /// The section with as many entries as fit in `budget` bytes, and a note for the rest.
-fn section(spec: &Spec<'_>, budget: usize) -> String {
+fn section(spec: &Spec<'_>, budget: usize, elsewhere: &str) -> String {
     let entries: Vec<String> = spec.entries.iter().map(|e| symbols_first(e)).collect();
     let fence = "`".repeat(entries.iter().map(|e| longest_backtick_run(e)).max().unwrap_or(0).max(2) + 1);
     let open = if spec.open { " open" } else { "" };
@@ -173,7 +179,7 @@ fn section(spec: &Spec<'_>, budget: usize) -> String {
         shown += 1;
     }
     let left = total - shown;
-    let note = format!("_{left} more {} not shown here (comment size limit); {ELSEWHERE}._\n", spec.what);
+    let note = format!("_{left} more {} not shown here (comment size limit); {elsewhere}._\n", spec.what);
     if shown == 0 {
         return format!("<details><summary>{} ({total}, none shown)</summary>\n\n{note}\n</details>\n", spec.title);
     }

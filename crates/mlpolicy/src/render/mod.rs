@@ -17,14 +17,15 @@ mod text;
 
 pub use self::access::{ACCESS_FORMAT_VERSION, access_json, access_text};
 pub use self::json::json;
-pub use self::markdown::markdown;
+pub use self::markdown::{markdown, markdown_with};
 pub use self::schema::schemas;
 pub use self::text::text;
 
 // Findings of `validate` and `audit` (not plans).
 mod findings;
 pub use self::findings::{
-    escape_data, escape_property, findings_json, findings_sarif, findings_text, github_annotations,
+    azure_devops_issues, escape_data, escape_property, findings_json, findings_sarif, findings_text,
+    github_annotations, vso_escape_data, vso_escape_property,
 };
 
 use mlpolicy_engine::plan::{Action, Change, Plan};

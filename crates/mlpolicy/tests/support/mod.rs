@@ -52,7 +52,7 @@ pub fn mlpolicy_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
 }
 
 /// Variables of CI systems that change what mlpolicy prints or does.
-const CI_VARS: [&str; 14] = [
+const CI_VARS: [&str; 20] = [
     "GITHUB_ACTIONS",
     "GITHUB_EVENT_PATH",
     "GITHUB_REPOSITORY",
@@ -60,6 +60,12 @@ const CI_VARS: [&str; 14] = [
     "GITHUB_API_URL",
     "GITHUB_STEP_SUMMARY",
     "GITHUB_WORKSPACE",
+    "GITHUB_SERVER_URL",
+    "GITHUB_RUN_ID",
+    "GITHUB_EVENT_NAME",
+    "SYSTEM_TEAMPROJECT",
+    "BUILD_BUILDID",
+    "BUILD_SOURCESDIRECTORY",
     "TF_BUILD",
     "SYSTEM_ACCESSTOKEN",
     "SYSTEM_COLLECTIONURI",

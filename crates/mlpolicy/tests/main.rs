@@ -4,6 +4,7 @@ mod access;
 mod apply;
 mod audit;
 mod azure;
+mod ci_templates;
 mod cli;
 mod codes;
 mod examples;

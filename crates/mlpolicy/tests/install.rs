@@ -55,8 +55,10 @@ fn completions_cover_every_command_in_every_shell() {
         for cmd in COMMANDS {
             assert!(run.stdout.contains(cmd), "{shell} completion lacks `{cmd}`");
         }
-        for flag in ["--detailed-exitcode", "--pr-comment", "--auto-approve", "--emulator"] {
-            assert!(run.stdout.contains(flag), "{shell} completion lacks `{flag}`");
+        // Fish writes long flags as `-l NAME`, the others as `--NAME`.
+        for flag in ["detailed-exitcode", "pr-comment", "auto-approve", "emulator-profile"] {
+            let written = if shell == "fish" { format!("-l {flag}") } else { format!("--{flag}") };
+            assert!(run.stdout.contains(&written), "{shell} completion lacks `{written}`");
         }
     }
     let bad = mlpolicy(tmp.path(), &["completions", "tcsh"]);

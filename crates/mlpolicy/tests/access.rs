@@ -62,6 +62,22 @@ fn from_the_tenant() {
     // Everyone at the workspace: the managed grants, a hand-made nested group on the
     // subscription, a portal Owner on the resource group, and a group cycle that must end.
     insta::assert_snapshot!("live-scope", live(&["--scope", "workspace.fraud", "."]));
+    // JSON of each query kind, live (each is checked against docs/schema/access.schema.json by
+    // the run helper): a principal, a principal narrowed to a scope, everyone at a scope.
+    for args in [
+        &["alice@contoso.com", "."][..],
+        &["bob@contoso.com", ".", "--scope", "resource_group.ml"],
+        &["--scope", "workspace.fraud", "."],
+    ] {
+        let mut all = vec!["access"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--live", "--emulator", "--format", "json"]);
+        let run = mlpolicy(dir, &all);
+        assert_eq!(run.code, 0, "{}", run.transcript());
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(v["source"], "live");
+        assert!(!v["entries"].as_array().unwrap().is_empty(), "{}", run.stdout);
+    }
     let unknown = mlpolicy(dir, &["access", "nobody@contoso.com", ".", "--live", "--emulator"]);
     assert_eq!(unknown.code, 1);
     assert!(unknown.stderr.contains("E0901"), "{}", unknown.stderr);

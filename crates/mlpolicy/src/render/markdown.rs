@@ -49,7 +49,9 @@ pub fn markdown_with(plan: &Plan, elsewhere: &str) -> String {
             out.push_str(&item);
         }
         // The diagram fits in what the list left of the access budget plus its own room.
-        if let Some(diagram) = super::mermaid::access_diagram(plan, ACCESS_BUDGET + MERMAID_ROOM - out.len()) {
+        if let Some(diagram) =
+            super::mermaid::access_diagram(plan, (ACCESS_BUDGET + MERMAID_ROOM).saturating_sub(out.len()))
+        {
             out.push('\n');
             out.push_str(&diagram);
         }

@@ -546,7 +546,8 @@ async fn replay(path: &Path, table: &mut BTreeMap<String, Tally>, misses: &mut B
             let (m, n, missing) = field_match(a, emulated.as_ref().unwrap_or(&Value::Null));
             t.fields_matched += m;
             t.fields_total += n;
-            for f in missing.into_iter().take(8) {
+            let shown = if std::env::var_os("PARITY_MISSES").is_some_and(|v| v == "all") { usize::MAX } else { 8 };
+            for f in missing.into_iter().take(shown) {
                 misses.entry(op.clone()).or_default().insert(format!("field {f}"));
             }
         }
@@ -621,7 +622,8 @@ async fn emulator_answers_as_recorded_azure_traffic() {
     println!("{text}");
     if std::env::var_os("PARITY_MISSES").is_some() {
         for (op, m) in &misses {
-            println!("{op}:");
+            let t = &table[op];
+            println!("{op}: fields {}/{}", t.fields_matched, t.fields_total);
             for x in m {
                 println!("  {x}");
             }

@@ -179,6 +179,7 @@ async fn count_needs_consistency_level_eventual() {
     let not_a_collection =
         g.get(&format!("/servicePrincipals/{}/$count", "0b5d4a7e-1111-4222-8333-944444444444"), &[EVENTUAL]).await;
     assert_eq!(not_a_collection.status, 400);
+    assert_eq!(g.get("/organization/$count", &[EVENTUAL]).await.status, 400, "not a directory collection");
 
     // `$count=true` adds `@odata.count` (of every match, not of the page) only with the
     // header; without it Graph silently ignores it.

@@ -183,7 +183,7 @@ fn check_count(ctx: &Ctx, method: &str, path: &[&str]) -> Result<(), Reply> {
         |r: &str| matches!(r, "members" | "owners" | "memberof" | "transitivememberof" | "transitivemembers");
     let cast = |s: &str| s.starts_with("microsoft.graph.");
     let collection = match path {
-        [_] => true,
+        [set] => matches!(*set, "users" | "groups" | "serviceprincipals" | "applications"),
         [_, _, r] => relation(r),
         [_, _, r, c] => relation(r) && cast(c),
         _ => false,

@@ -22,8 +22,8 @@ pub struct Args {
     /// Initial tenant (YAML) when the state file does not exist.
     #[arg(long, value_name = "FILE")]
     pub seed: Option<PathBuf>,
-    /// Realism preset: `quick` (everything at once) or `azure` (replication delay, throttling
-    /// and LRO polls together); the flags below override its values.
+    /// Realism preset: `quick` (everything at once) or `azure` (replication delay, throttling,
+    /// LRO polls, re-cased ids and shuffled keys together); the flags below override its values.
     #[arg(long, value_enum, default_value_t = Profile::Quick)]
     pub profile: Profile,
     /// Added latency per request, e.g. `30ms`.

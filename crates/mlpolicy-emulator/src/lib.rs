@@ -14,6 +14,7 @@ mod graph;
 pub mod realism;
 pub mod recordings;
 pub mod roles;
+mod shapes;
 pub mod state;
 mod tls;
 mod token;
@@ -21,6 +22,8 @@ mod util;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_arm;
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
@@ -381,6 +384,8 @@ pub(crate) struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: ReplyBody,
+    /// With `shuffle_keys`, the draw that orders the keys of JSON objects.
+    pub key_order: Option<u64>,
 }
 
 pub(crate) enum ReplyBody {
@@ -391,11 +396,19 @@ pub(crate) enum ReplyBody {
 
 impl Reply {
     pub fn json(status: u16, body: Value) -> Reply {
-        Reply { status, headers: Vec::new(), body: ReplyBody::Json(body) }
+        Reply { status, headers: Vec::new(), body: ReplyBody::Json(body), key_order: None }
     }
 
     pub fn empty(status: u16) -> Reply {
-        Reply { status, headers: Vec::new(), body: ReplyBody::Empty }
+        Reply { status, headers: Vec::new(), body: ReplyBody::Empty, key_order: None }
+    }
+
+    /// The text of a JSON body, its keys ordered as `key_order` says.
+    fn json_text(&self, v: &Value) -> String {
+        match self.key_order {
+            Some(draw) => shapes::to_string_shuffled(v, draw),
+            None => serde_json::to_string(v).unwrap_or_default(),
+        }
     }
 
     /// Whether the reply carries a body.
@@ -440,7 +453,10 @@ impl Reply {
             ReplyBody::Empty => Body::empty(),
             ReplyBody::Json(v) => {
                 builder = builder.header("content-type", "application/json; charset=utf-8");
-                Body::from(serde_json::to_vec(&v).unwrap_or_default())
+                Body::from(match self.key_order {
+                    Some(draw) => shapes::to_string_shuffled(&v, draw).into_bytes(),
+                    None => serde_json::to_vec(&v).unwrap_or_default(),
+                })
             }
             ReplyBody::Text(ct, t) => {
                 builder = builder.header("content-type", ct);
@@ -563,7 +579,8 @@ async fn serve(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) -
                     shared.stats.bump(Counter::ArmThrottled);
                 }
             }
-            finish(&ctx, surface, reply, draw).into_response()
+            let key_draw = if realism.shuffle_keys { lock(&shared.rng).next_u64() } else { 0 };
+            finish(&ctx, surface, shapes::apply(&realism, key_draw, surface, reply), draw).into_response()
         }
     }
 }
@@ -660,7 +677,7 @@ fn finish(ctx: &Ctx, surface: Surface, mut reply: Reply, draw: Option<(BucketKin
             // Graph is an OData v4 service and says so in every answer.
             reply.headers.push(("odata-version".into(), "4.0".into()));
             if let ReplyBody::Json(v) = &reply.body {
-                let text = serde_json::to_string(v).unwrap_or_default();
+                let text = reply.json_text(v);
                 reply.body = ReplyBody::Text(GRAPH_CONTENT_TYPE, text);
             }
         }
@@ -780,7 +797,7 @@ async fn control(shared: &Shared, ctx: &Ctx) -> Reply {
         }
         ("GET", ["state"]) => {
             let yaml = shared.state.lock().await.to_yaml();
-            Reply { status: 200, headers: Vec::new(), body: ReplyBody::Text("application/yaml", yaml) }
+            Reply { status: 200, headers: Vec::new(), body: ReplyBody::Text("application/yaml", yaml), key_order: None }
         }
         ("PUT", ["state"]) => {
             let text = String::from_utf8_lossy(&ctx.body);

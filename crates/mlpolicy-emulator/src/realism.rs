@@ -35,6 +35,11 @@ pub struct Realism {
     pub lro_polls: u32,
     /// Random seed; `Some` makes faults, throttling and minted ids reproducible.
     pub seed: Option<u64>,
+    /// ARM echoes resource ids re-cased (`resourcegroups`, lower-case provider namespaces and
+    /// types), one stable variant per id and seed.
+    pub recase_ids: bool,
+    /// JSON object keys come in no fixed order.
+    pub shuffle_keys: bool,
 }
 
 impl Default for Realism {
@@ -49,6 +54,8 @@ impl Default for Realism {
             token_lifetime_s: 3599,
             lro_polls: 0,
             seed: None,
+            recase_ids: false,
+            shuffle_keys: false,
         }
     }
 }
@@ -62,7 +69,8 @@ pub enum Profile {
     Quick,
     /// What a real tenant does, together: new principals invisible for 5 s (to role
     /// assignments and Graph reads, a new group's members and owners included), Azure's ARM
-    /// and Graph throttling buckets, and long-running operations that take two polls.
+    /// and Graph throttling buckets, long-running operations that take two polls, ARM ids
+    /// echoed re-cased and JSON keys in no fixed order.
     Azure,
 }
 
@@ -75,6 +83,8 @@ impl Profile {
                 throttle: Some(Throttle::default()),
                 replication_delay_ms: 5_000,
                 lro_polls: 2,
+                recase_ids: true,
+                shuffle_keys: true,
                 ..Realism::default()
             },
         }

@@ -21,6 +21,10 @@ pub struct Interaction {
     /// Response headers, names lower-cased.
     pub headers: BTreeMap<String, String>,
     pub response: Option<String>,
+    /// Whether Azure's `Retry-After` is unknown: the Java SDK's recorder replaces it with `0`
+    /// and adds `retry-after: 0` to every answer that had none, so that playback never waits;
+    /// such recordings say nothing about it (and the loader drops the header).
+    pub retry_after_unknown: bool,
 }
 
 fn yaml_str(v: &Yaml) -> Option<String> {
@@ -76,6 +80,7 @@ pub fn load(path: &Path) -> Result<Vec<Interaction>, String> {
                 status: resp["status"]["code"].as_u64().and_then(|c| u16::try_from(c).ok()).unwrap_or(0),
                 headers: headers_of(resp.get("headers")),
                 response: non_empty(yaml_str(&resp["body"]["string"])),
+                retry_after_unknown: false,
             });
         }
     } else if let Some(Yaml::Sequence(items)) = doc.get("networkCallRecords") {
@@ -84,6 +89,7 @@ pub fn load(path: &Path) -> Result<Vec<Interaction>, String> {
             let mut headers = headers_of(Some(resp));
             headers.remove("body");
             headers.remove("statuscode");
+            headers.remove("retry-after");
             out.push(Interaction {
                 method: yaml_str(&i["Method"]).unwrap_or_default(),
                 url: yaml_str(&i["Uri"]).unwrap_or_default(),
@@ -92,6 +98,7 @@ pub fn load(path: &Path) -> Result<Vec<Interaction>, String> {
                 status: yaml_str(&resp["StatusCode"]).and_then(|s| s.parse().ok()).unwrap_or(0),
                 headers,
                 response: non_empty(yaml_str(&resp["Body"])),
+                retry_after_unknown: true,
             });
         }
     } else if let Yaml::Mapping(m) = &doc {
@@ -107,6 +114,7 @@ pub fn load(path: &Path) -> Result<Vec<Interaction>, String> {
                 status: resp["StatusCode"].as_u64().and_then(|c| u16::try_from(c).ok()).unwrap_or(0),
                 headers,
                 response: non_empty(yaml_str(&resp["Content"])),
+                retry_after_unknown: false,
             });
         }
     }

@@ -41,6 +41,8 @@ pub struct Tenant {
     pub federated_credentials: Vec<FederatedCredential>,
     /// Role assignments at any scope.
     pub role_assignments: Vec<RoleAssignment>,
+    /// Custom role definitions (the built-in ones are Azure's catalogue, never stored).
+    pub role_definitions: Vec<CustomRole>,
     /// Directory users.
     pub users: Vec<User>,
     /// Directory groups.
@@ -110,6 +112,34 @@ pub struct ResourceGroup {
     pub location: String,
     /// Tags.
     pub tags: BTreeMap<String, String>,
+    /// Being deleted: reads answer `provisioningState: Deleting`, writes are refused, and the
+    /// group goes with everything in it when its delete operation completes.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleting: bool,
+}
+
+/// A custom role definition (`type: CustomRole`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct CustomRole {
+    /// The role GUID (the last segment of its id), chosen by the client.
+    pub name: String,
+    /// Role name, unique in the tenant.
+    pub role_name: String,
+    /// Description.
+    pub description: String,
+    /// Permission blocks (`actions`, `notActions`, `dataActions`, `notDataActions`).
+    pub permissions: Vec<Value>,
+    /// Scopes the role may be assigned at (and below), each with a leading `/`.
+    pub assignable_scopes: Vec<String>,
+    /// ISO timestamp of creation.
+    pub created_on: String,
+    /// ISO timestamp of the last update.
+    pub updated_on: String,
+    /// Object id of the creator (`null` in the create response, as in Azure).
+    pub created_by: Option<String>,
+    /// Object id of the last writer.
+    pub updated_by: Option<String>,
 }
 
 /// An Azure ML workspace.
@@ -144,6 +174,27 @@ pub struct Workspace {
     pub provisioning_state: String,
     /// Soft-deleted: invisible, but blocks name reuse until purged.
     pub soft_deleted: bool,
+    /// Who created and last changed it, and when (ARM's `systemData`); absent in old states.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_data: Option<SystemData>,
+}
+
+/// ARM's `systemData` block: who created and last modified a resource, and when.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SystemData {
+    /// Creation time in milliseconds since the epoch.
+    pub created_ms: u64,
+    /// The creator: an application id (for service principals) or a user principal name.
+    pub created_by: String,
+    /// `Application`, `User`, `ManagedIdentity` or `Key`.
+    pub created_by_type: String,
+    /// Last modification time in milliseconds since the epoch.
+    pub modified_ms: u64,
+    /// The last modifier.
+    pub modified_by: String,
+    /// The last modifier's type.
+    pub modified_by_type: String,
 }
 
 /// A user-assigned managed identity.
@@ -222,6 +273,9 @@ pub struct RoleAssignment {
     pub updated_on: String,
     /// Object id of the creator.
     pub created_by: Option<String>,
+    /// Object id of the last writer (the creator when absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<String>,
 }
 
 /// A directory user.

@@ -8,30 +8,30 @@ use serde_json::{Value, json};
 
 use super::{Emulator, EmulatorConfig, Realism, Throttle};
 
-const SUB: &str = "00000000-0000-0000-0000-0000000000aa";
+pub(crate) const SUB: &str = "00000000-0000-0000-0000-0000000000aa";
 const ARM: &str = "https://management.azure.com/.default";
 const GRAPH: &str = "https://graph.microsoft.com/.default";
-const RG_PATH: &str = "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg1";
+pub(crate) const RG_PATH: &str = "/subscriptions/00000000-0000-0000-0000-0000000000aa/resourceGroups/rg1";
 
-struct Harness {
+pub(crate) struct Harness {
     emu: Emulator,
     http: reqwest::Client,
-    base: String,
-    arm: String,
+    pub(crate) base: String,
+    pub(crate) arm: String,
     graph: String,
 }
 
-struct Answer {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: Value,
 }
 
 impl Answer {
-    fn code(&self) -> &str {
+    pub(crate) fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or_default()
     }
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
     }
 }
@@ -54,7 +54,7 @@ async fn access_token(http: &reqwest::Client, base: &str, scope: &str) -> String
     v["access_token"].as_str().unwrap().to_owned()
 }
 
-async fn start_with(cfg: EmulatorConfig) -> Harness {
+pub(crate) async fn start_with(cfg: EmulatorConfig) -> Harness {
     let emu = Emulator::start(cfg).await.unwrap();
     let base = emu.base_url();
     let http = reqwest::Client::new();
@@ -63,12 +63,12 @@ async fn start_with(cfg: EmulatorConfig) -> Harness {
     Harness { emu, http, base, arm, graph }
 }
 
-async fn start(realism: Realism) -> Harness {
+pub(crate) async fn start(realism: Realism) -> Harness {
     start_with(EmulatorConfig { realism, ..EmulatorConfig::default() }).await
 }
 
 impl Harness {
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         url: &str,
@@ -95,27 +95,27 @@ impl Harness {
         Answer { status, headers, body }
     }
 
-    async fn arm(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+    pub(crate) async fn arm(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
         self.send(method, path, Some(&self.arm), body, &[]).await
     }
 
-    async fn graph(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+    pub(crate) async fn graph(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
         self.send(method, &format!("/v1.0{path}"), Some(&self.graph), body, &[]).await
     }
 
-    async fn realism(&self, r: &Realism) {
+    pub(crate) async fn realism(&self, r: &Realism) {
         let resp = self.http.put(format!("{}/_emulator/realism", self.base)).json(r).send().await.unwrap();
         assert_eq!(resp.status(), 200);
     }
 
-    async fn rg(&self) {
+    pub(crate) async fn rg(&self) {
         let a = self
             .arm(Method::PUT, &format!("{RG_PATH}?api-version=2025-04-01"), Some(json!({"location": "eastus"})))
             .await;
         assert!(a.status == 201 || a.status == 200, "{}", a.body);
     }
 
-    async fn uai(&self, name: &str) -> Value {
+    pub(crate) async fn uai(&self, name: &str) -> Value {
         let a = self
             .arm(
                 Method::PUT,
@@ -220,7 +220,7 @@ async fn apis_reject_missing_wrong_audience_malformed_and_expired_tokens() {
     h.emu.shutdown().await;
 }
 
-async fn poll(h: &Harness, location: &str) -> Answer {
+pub(crate) async fn poll(h: &Harness, location: &str) -> Answer {
     h.arm(Method::GET, location, None).await
 }
 
@@ -292,7 +292,7 @@ async fn workspace_put_and_delete_are_location_lros_with_soft_delete() {
     h.emu.shutdown().await;
 }
 
-fn ra_body(role: &str, principal: &str, kind: Option<&str>) -> Value {
+pub(crate) fn ra_body(role: &str, principal: &str, kind: Option<&str>) -> Value {
     let mut props = json!({
         "roleDefinitionId": format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{role}"),
         "principalId": principal,
@@ -324,7 +324,8 @@ async fn role_assignment_semantics_follow_arm() {
         created.body["properties"]["roleDefinitionId"],
         format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{READER}")
     );
-    assert_eq!(h.arm(Method::PUT, &ra(n1), Some(ra_body(READER, &pid, Some("ServicePrincipal")))).await.status, 200);
+    // A repeat answers 201 as well: every recorded successful PUT of an assignment is a 201.
+    assert_eq!(h.arm(Method::PUT, &ra(n1), Some(ra_body(READER, &pid, Some("ServicePrincipal")))).await.status, 201);
 
     let exists = h.arm(Method::PUT, &ra(n2), Some(ra_body(READER, &pid, Some("ServicePrincipal")))).await;
     assert_eq!((exists.status, exists.code()), (409, "RoleAssignmentExists"));

@@ -25,9 +25,21 @@ fn utc(ms: u64) -> jiff::civil::DateTime {
     ts.to_zoned(jiff::tz::TimeZone::UTC).datetime()
 }
 
-/// `2025-11-27T07:15:13.123Z`.
-pub fn iso8601(ms: u64) -> String {
-    utc(ms).strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+/// `2024-08-20T16:43:00.5779924Z`: ARM's seven-digit (100 ns) precision, as it stamps
+/// `createdOn`, `updatedOn` and `systemData`. The digits below the millisecond are derived from
+/// the instant itself, so an instant always prints the same.
+pub fn iso8601_ticks(ms: u64) -> String {
+    let below_ms = ms.wrapping_mul(7919) % 10_000;
+    format!("{}.{:03}{below_ms:04}Z", utc(ms).strftime("%Y-%m-%dT%H:%M:%S"), ms % 1000)
+}
+
+/// The same instant as ARM's reads echo it: .NET's round-trip format, trailing zeros of the
+/// fraction dropped (`…:08.404039Z`), so a client that compares timestamps as text sees
+/// create and read differ.
+pub fn iso8601_ticks_trimmed(ms: u64) -> String {
+    let full = iso8601_ticks(ms);
+    let fraction = full.trim_end_matches('Z').trim_end_matches('0').trim_end_matches('.');
+    format!("{fraction}Z")
 }
 
 /// `2025-11-27T07:15:13Z` (Graph `createdDateTime` style).
@@ -160,8 +172,12 @@ mod tests {
         assert_eq!(us_datetime(ms), "11/24/2025 11:31:00 PM");
         assert_eq!(us_datetime(1_764_307_725_000), "11/28/2025 5:28:45 AM");
         assert_eq!(us_datetime(1_764_288_000_000), "11/28/2025 12:00:00 AM", "midnight is 12 AM");
-        assert_eq!(iso8601(1_764_307_725_042), "2025-11-28T05:28:45.042Z");
         assert_eq!(compact_timestamp(1_764_307_725_042), "20251128T052845Z");
+        let ticks = iso8601_ticks(1_764_307_725_040);
+        assert_eq!(ticks.len(), "2025-11-28T05:28:45.0400000Z".len());
+        assert!(ticks.starts_with("2025-11-28T05:28:45.040"), "{ticks}");
+        let trimmed = iso8601_ticks_trimmed(1_764_307_725_040);
+        assert!(ticks.starts_with(trimmed.trim_end_matches('Z')) && !trimmed.ends_with("0Z"), "{trimmed}");
     }
 
     #[test]

@@ -247,10 +247,11 @@ fn fields(v: &Value, path: &str, out: &mut BTreeMap<String, &'static str>) {
     match v {
         Value::Object(m) => {
             for (k, v) in m {
-                // Keys that are data (ARM ids keying `userAssignedIdentities`, GUIDs) are one field.
+                // Keys that are data (ARM ids keying `userAssignedIdentities`, GUIDs, the rule
+                // names keying a managed network's `outboundRules`) are one field.
                 let key = if k.starts_with("@odata.") && k != "@odata.type" {
                     "@odata.*"
-                } else if k.contains('/') || is_guid(k) {
+                } else if k.contains('/') || is_guid(k) || path.ends_with(".outboundRules") {
                     "{key}"
                 } else {
                     k.as_str()
@@ -288,9 +289,14 @@ fn field_match(recorded: &Value, emulated: &Value) -> (usize, usize, Vec<String>
 
 /// The headers clients depend on, as compared: presence of the LRO and retry headers, and the
 /// media type of the body.
-fn header_view(headers: &BTreeMap<String, String>, has_body: bool) -> Vec<(String, String)> {
+fn header_view(headers: &BTreeMap<String, String>, has_body: bool, retry_after: bool) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for h in ["location", "azure-asyncoperation", "retry-after"] {
+    let compared: &[&str] = if retry_after {
+        &["location", "azure-asyncoperation", "retry-after"]
+    } else {
+        &["location", "azure-asyncoperation"]
+    };
+    for &h in compared {
         out.push((h.to_owned(), if headers.contains_key(h) { "present" } else { "absent" }.to_owned()));
     }
     let media = headers
@@ -505,9 +511,17 @@ fn put_body(recorded: &Value, op: &str) -> String {
     } else if op.contains("workspaces") {
         let p = recorded.get("properties").cloned().unwrap_or_default();
         let mut props = serde_json::Map::new();
-        for k in
-            ["storageAccount", "keyVault", "applicationInsights", "containerRegistry", "friendlyName", "description"]
-        {
+        for k in [
+            "storageAccount",
+            "keyVault",
+            "applicationInsights",
+            "containerRegistry",
+            "friendlyName",
+            "description",
+            "encryption",
+            "managedNetwork",
+            "workspaceHubConfig",
+        ] {
             if let Some(v) = p.get(k).filter(|v| !v.is_null()) {
                 props.insert(k.into(), v.clone());
             }
@@ -601,8 +615,9 @@ async fn replay(path: &Path, table: &mut BTreeMap<String, Tally>, misses: &mut B
                 misses.entry(op.clone()).or_default().insert(format!("field {f}"));
             }
         }
-        let want = header_view(&i.headers, i.response.is_some());
-        let got = header_view(&headers, text.is_some());
+        // The Java recorder rewrote `Retry-After` (see `Interaction::retry_after_unknown`).
+        let want = header_view(&i.headers, i.response.is_some(), !i.retry_after_unknown);
+        let got = header_view(&headers, text.is_some(), !i.retry_after_unknown);
         if want == got {
             t.headers_ok += 1;
         } else {
@@ -661,8 +676,8 @@ fn render(table: &BTreeMap<String, Tally>) -> (String, Tally) {
 }
 
 /// Thresholds: raised as the emulator gets closer to Azure, never lowered.
-const MIN_STATUS_PCT: f64 = 89.0;
-const MIN_FIELD_PCT: f64 = 83.0;
+const MIN_STATUS_PCT: f64 = 96.0;
+const MIN_FIELD_PCT: f64 = 94.0;
 const MIN_CALLS: usize = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -700,6 +715,9 @@ fn every_recording_format_loads() {
     let ps = load(&recordings_dir().join("Remove-AzFederatedIdentityCredential.Recording.json")).unwrap();
     let methods: Vec<&str> = ps.iter().map(|i| i.method.as_str()).collect();
     assert_eq!(methods, ["DELETE", "GET", "PUT", "DELETE", "GET"], "recorded order is kept");
+    // The Java recorder's `retry-after: 0` on every answer is its own, not Azure's.
+    let java = load(&recordings_dir().join("canCreateResourceGroup.json")).unwrap();
+    assert!(java.iter().all(|i| i.retry_after_unknown && !i.headers.contains_key("retry-after")));
 }
 
 #[test]
@@ -712,6 +730,7 @@ fn operations_are_named_by_route() {
         status: 200,
         headers: BTreeMap::new(),
         response: None,
+        retry_after_unknown: false,
     };
     let rg = "https://management.azure.com/subscriptions/s/resourceGroups/rg";
     assert_eq!(operation(&i("PUT", &format!("{rg}?api-version=2022-09-01"))).as_deref(), Some("PUT resourceGroups"));

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod audit;
 pub mod diff;
 pub mod export;
+pub mod limits;
 pub mod live;
 pub mod lower;
 pub mod plan;
@@ -108,7 +109,10 @@ pub async fn plan(
         config_fingerprint: config_fingerprint(compiled, overrides),
         options,
     };
-    let (mut plan, diagnostics) = diff::diff(&desired, &live, &input);
+    let (mut plan, mut diagnostics) = diff::diff(&desired, &live, &input);
+    let aliases: BTreeMap<String, String> =
+        compiled.settings.subscriptions.iter().map(|(alias, id)| (id.to_ascii_lowercase(), alias.clone())).collect();
+    diagnostics.extend(limits::check(&plan, &live, &aliases, &spans));
     if compiled.graph.is_some() {
         let by_address: std::collections::HashMap<&str, &Vec<String>> =
             dependencies.iter().map(|(a, deps)| (a.as_str(), deps)).collect();

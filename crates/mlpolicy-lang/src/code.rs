@@ -138,6 +138,8 @@ pub enum Code {
     E0507,
     /// a group to adopt is ambiguous
     E0508,
+    /// the plan exceeds Azure's role-assignment limit
+    E0509,
     /// cannot connect to Azure
     E0601,
     /// cannot write the plan file
@@ -170,6 +172,8 @@ pub enum Code {
     W0401,
     /// condition is not a bool
     W0402,
+    /// the plan nears Azure's role-assignment limit
+    W0501,
     /// objects kept as comments
     W0801,
 }
@@ -242,6 +246,7 @@ impl Code {
         Code::E0506,
         Code::E0507,
         Code::E0508,
+        Code::E0509,
         Code::E0601,
         Code::E0602,
         Code::E0701,
@@ -258,6 +263,7 @@ impl Code {
         Code::W0201,
         Code::W0401,
         Code::W0402,
+        Code::W0501,
         Code::W0801,
     ];
 
@@ -329,6 +335,7 @@ impl Code {
             Code::E0506 => "E0506",
             Code::E0507 => "E0507",
             Code::E0508 => "E0508",
+            Code::E0509 => "E0509",
             Code::E0601 => "E0601",
             Code::E0602 => "E0602",
             Code::E0701 => "E0701",
@@ -345,6 +352,7 @@ impl Code {
             Code::W0201 => "W0201",
             Code::W0401 => "W0401",
             Code::W0402 => "W0402",
+            Code::W0501 => "W0501",
             Code::W0801 => "W0801",
         }
     }

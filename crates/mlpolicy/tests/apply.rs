@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::BufRead as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -455,19 +455,38 @@ async fn chaos_converges_with_nothing_duplicated_or_lost() {
 /// principals stay invisible for 5 s (to role assignments and to Graph reads of new groups),
 /// Azure's throttling buckets apply and workspace operations take polls, as a real tenant's do.
 #[test]
-fn the_example_converges_under_the_azure_profile() {
-    let dir = copy_to_temp(&root().join("examples/contoso-ml"));
+fn every_example_converges_under_the_azure_profile() {
+    let examples: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("mlpolicy.yaml").is_file())
+        .collect();
+    assert!(examples.len() >= 2, "{examples:?}");
+    // In parallel: each waits out the profile's replication delay.
+    let runs: Vec<_> = examples.into_iter().map(|e| std::thread::spawn(move || converges_under_azure(&e))).collect();
+    for r in runs {
+        r.join().unwrap();
+    }
+}
+
+/// Applies an example through `--emulator-profile azure`, where new principals stay invisible
+/// for 5 s (to role assignments and to Graph reads of new groups), Azure's throttling buckets
+/// apply, workspace operations take polls, ARM ids come back re-cased and JSON keys in no fixed
+/// order, as a real tenant's do; then plans again and expects no changes.
+fn converges_under_azure(example: &Path) {
+    let name = example.file_name().unwrap().to_string_lossy().into_owned();
+    let dir = copy_to_temp(example);
     let profile = ["--emulator", "--emulator-profile", "azure"];
     let mut args = vec!["apply", ".", "--auto-approve", "--verbose"];
     args.extend(profile);
     let applied = mlpolicy(dir.path(), &args);
-    assert_eq!(applied.code, 0, "{}", applied.transcript());
-    assert!(applied.stdout.contains("Apply complete:"), "{}", applied.transcript());
+    assert_eq!(applied.code, 0, "{name}: {}", applied.transcript());
+    assert!(applied.stdout.contains("Apply complete:"), "{name}: {}", applied.transcript());
     // The profile's replication delay was in force: reading a new group's owners answered 404
     // until it replicated, and apply waited it out.
     assert!(
         applied.stderr.contains("not found yet (replication"),
-        "no replication wait under the azure profile:\n{}",
+        "{name}: no replication wait under the azure profile:\n{}",
         applied.transcript()
     );
     // Let the last principals replicate, as a pipeline's next run would.
@@ -475,5 +494,5 @@ fn the_example_converges_under_the_azure_profile() {
     let mut plan = vec!["plan", ".", "--detailed-exitcode"];
     plan.extend(profile);
     let again = mlpolicy(dir.path(), &plan);
-    assert_eq!(again.code, 0, "a plan after apply has no changes:\n{}", again.transcript());
+    assert_eq!(again.code, 0, "{name}: a plan after apply has no changes:\n{}", again.transcript());
 }

@@ -4,6 +4,7 @@
 //! (extra flags for `plan`). The text, markdown and JSON plans are snapshotted with the exit code.
 //! Cases named after a code must report it.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::support::{Run, assert_golden, mlpolicy, root, tests_dir};
@@ -222,4 +223,56 @@ fn example_applied_then_a_portal_change_is_exactly_the_drift() {
     assert!(drift.stdout.contains("- hana.sato@contoso.com"), "{}", drift.stdout);
     assert!(drift.stdout.contains("hana.sato@contoso.com is a member of ml-fraud-data-scientists"), "{}", drift.stdout);
     assert!(drift.stdout.contains("Plan: 0 to add, 1 to change, 0 to destroy."), "{}", drift.stdout);
+}
+
+/// A tenant whose subscription already holds `existing` role assignments (made by hand), and a
+/// configuration that adds three more.
+fn near_the_limit(existing: usize) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let sub = "11111111-1111-1111-1111-111111111111";
+    let mut seed = format!(
+        "tenant_id: 00000000-0000-0000-0000-0000000000aa\nsubscriptions:\n  - id: {sub}\n\
+         users:\n  - user_principal_name: alice@contoso.com\nrole_assignments:\n"
+    );
+    for n in 0..existing {
+        let _ = writeln!(
+            seed,
+            "  - {{scope: /subscriptions/{sub}, role: Reader, principal: 0bad0bad-0000-4000-8000-{n:012}, principal_type: User}}"
+        );
+    }
+    std::fs::write(tmp.path().join("emulator-seed.yaml"), seed).unwrap();
+    std::fs::write(
+        tmp.path().join("mlpolicy.yaml"),
+        format!("tenant: 00000000-0000-0000-0000-0000000000aa\nsubscriptions:\n  prod: {sub}\nowner: plan-tests\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        tmp.path().join("main.mlp"),
+        "resource_group ml {\n  subscription = sub.prod\n  name         = \"rg-limits\"\n  location     = \"westeurope\"\n}\n\n\
+         grant \"Reader\" to user(\"alice@contoso.com\") on resource_group.ml\n\
+         grant \"AzureML Data Scientist\" to user(\"alice@contoso.com\") on resource_group.ml\n\
+         grant \"Storage Blob Data Reader\" to user(\"alice@contoso.com\") on resource_group.ml\n",
+    )
+    .unwrap();
+    tmp
+}
+
+#[test]
+fn a_plan_past_azures_role_assignment_limit_fails_and_one_near_it_warns() {
+    // 3,998 + 3 = 4,001: past the 4,000 Azure allows per subscription.
+    let over = near_the_limit(3_998);
+    let run = mlpolicy(over.path(), &["plan", ".", "--emulator"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("E0509"), "{}", run.transcript());
+    assert!(run.stderr.contains("would hold 4001 role assignments"), "{}", run.transcript());
+    assert_golden("plans", "E0509-role-assignment-limit", &run.stderr, &[]);
+    let apply = mlpolicy(over.path(), &["apply", ".", "--emulator", "--auto-approve"]);
+    assert_eq!(apply.code, 1, "apply refuses too:\n{}", apply.transcript());
+    assert!(apply.stdout.is_empty() || !apply.stdout.contains("Creation complete"), "{}", apply.transcript());
+
+    // 3,600 + 3 = 3,603: above 90% of the limit, a warning; the plan still stands.
+    let near = near_the_limit(3_600);
+    let run = mlpolicy(near.path(), &["plan", ".", "--emulator", "--detailed-exitcode"]);
+    assert_eq!(run.code, 2, "{}", run.transcript());
+    assert!(run.stderr.contains("W0501") && run.stderr.contains("90% of Azure's fixed limit"), "{}", run.transcript());
 }

@@ -1,10 +1,10 @@
-//! Role definitions and role assignments (`2022-04-01`) at any scope: scope ancestry, `$filter`
+//! Role assignments (`2022-04-01`) at any scope: scope ancestry, `$filter`
 //! parsing, tenant-wide assignment names, `RoleAssignmentExists`, `RoleAssignmentUpdateNotPermitted`
 //! and `PrincipalNotFound` with the replication delay.
 
 use super::{
     Ctx, ML_PROVIDER, MSI_TYPE, RA_TYPE, Reply, Shared, Tenant, Value, bad_content, body_object, eq_ci, is_guid,
-    iso8601, json, listed, method_not_allowed, not_found, page_with, rg_check, roles, subscription_check,
+    iso8601_ticks, json, listed, method_not_allowed, not_found, page_with, rg_check, roles, subscription_check,
 };
 
 /// The non-empty segments of a scope, as written.
@@ -59,7 +59,7 @@ pub(super) fn scope_check(shared: &Shared, ctx: &Ctx, t: &mut Tenant, scope: &st
     }
     subscription_check(shared, ctx, t, parts[1])?;
     if parts.len() >= 4 && eq_ci(parts[2], "resourceGroups") {
-        rg_check(t, parts[1], parts[3])?;
+        rg_check(ctx, t, parts[1], parts[3])?;
         if parts.len() >= 8 && eq_ci(parts[4], "providers") {
             let ns_type = format!("{}/{}", parts[5], parts[6]);
             let exists = if eq_ci(&ns_type, &format!("{ML_PROVIDER}/workspaces")) {
@@ -124,35 +124,18 @@ pub(super) fn unsupported_filter(filter: &str) -> Reply {
     Reply::arm_error(400, "UnsupportedQuery", format!("The filter '{filter}' is not supported."))
 }
 
-pub(super) fn list_role_definitions(ctx: &Ctx, scope: &str) -> Result<Reply, Reply> {
-    if ctx.method != "GET" {
-        return Err(method_not_allowed(ctx));
-    }
-    let mut name = None;
-    let mut kind = None;
-    if let Some(filter) = ctx.q("$filter") {
-        for clause in split_and(filter) {
-            if eq_ci(&clause, "atScopeAndBelow()") {
-                continue;
-            }
-            match eq_clause(&clause) {
-                Some((k, v)) if eq_ci(&k, "roleName") => name = Some(v),
-                Some((k, v)) if eq_ci(&k, "type") => kind = Some(v),
-                _ => return Err(unsupported_filter(filter)),
-            }
-        }
-    }
-    let items = roles::BUILT_IN
-        .iter()
-        .filter(|r| name.as_deref().is_none_or(|n| eq_ci(n, &r.name)))
-        .filter(|_| kind.as_deref().is_none_or(|k| eq_ci(k, "BuiltInRole")))
-        .map(|r| roles::to_json(r, scope))
-        .collect::<Vec<_>>();
-    // ARM answers the whole list at once (a recorded list of 452 definitions has no nextLink).
-    Ok(Reply::json(200, json!({ "value": items })))
+pub(super) fn assignment_json(r: &crate::state::RoleAssignment) -> Value {
+    assignment_json_at(r, None)
 }
 
-pub(super) fn assignment_json(r: &crate::state::RoleAssignment) -> Value {
+/// The JSON of a role assignment; `fresh` is the answer to the PUT that wrote it, which carries
+/// the request's arrival time as `createdOn` and no `createdBy` yet, as Azure's does (reads
+/// show the commit time and the creator).
+pub(super) fn assignment_json_at(r: &crate::state::RoleAssignment, fresh: Option<u64>) -> Value {
+    let (created_on, created_by) = match fresh {
+        Some(now) => (iso8601_ticks(now), None),
+        None => (r.created_on.clone(), r.created_by.as_deref()),
+    };
     let prefix = if r.scope == "/" { String::new() } else { r.scope.clone() };
     json!({
         "id": format!("{prefix}/providers/{RA_TYPE}/{}", r.name),
@@ -165,10 +148,10 @@ pub(super) fn assignment_json(r: &crate::state::RoleAssignment) -> Value {
             "scope": r.scope,
             "condition": r.condition,
             "conditionVersion": r.condition_version,
-            "createdOn": r.created_on,
+            "createdOn": created_on,
             "updatedOn": r.updated_on,
-            "createdBy": r.created_by,
-            "updatedBy": r.created_by,
+            "createdBy": created_by,
+            "updatedBy": r.updated_by.as_ref().or(r.created_by.as_ref()),
             "delegatedManagedIdentityResourceId": null,
             "description": r.description,
         }
@@ -274,7 +257,7 @@ pub(super) fn put_role_assignment(
         return Err(bad_content("Required property 'principalId' not found in JSON."));
     };
     let role_guid = roles::guid_of(&role_id).to_owned();
-    if roles::by_guid(&role_guid).is_none() {
+    if !super::role_definitions::role_exists_at(t, &role_guid, scope) {
         return Err(Reply::arm_error(
             400,
             "RoleDefinitionDoesNotExist",
@@ -337,8 +320,10 @@ pub(super) fn put_role_assignment(
         existing.description = description;
         existing.condition = condition;
         existing.condition_version = condition_version;
-        existing.updated_on = iso8601(ctx.now_ms);
-        return Ok(Reply::json(200, assignment_json(existing)));
+        existing.updated_on = iso8601_ticks(ctx.now_ms + 1);
+        existing.updated_by = ctx.caller.as_ref().map(|c| c.oid.clone());
+        // ARM answers every successful PUT of an assignment with 201, an update included.
+        return Ok(Reply::json(201, assignment_json_at(existing, Some(ctx.now_ms))));
     }
     if let Some(dup) = t.role_assignments.iter().find(|r| {
         eq_ci(&r.principal_id, &principal)
@@ -354,7 +339,9 @@ pub(super) fn put_role_assignment(
             ),
         ));
     }
-    let now = iso8601(ctx.now_ms);
+    limit_check(t, scope)?;
+    // Azure stamps the assignment when the write commits, a moment after the request arrived.
+    let now = iso8601_ticks(ctx.now_ms + 1);
     let record = crate::state::RoleAssignment {
         name: name.to_ascii_lowercase(),
         scope: scope.to_owned(),
@@ -367,10 +354,39 @@ pub(super) fn put_role_assignment(
         created_on: now.clone(),
         updated_on: now,
         created_by: ctx.caller.as_ref().map(|c| c.oid.clone()),
+        updated_by: None,
     };
-    let reply = Reply::json(201, assignment_json(&record));
+    let reply = Reply::json(201, assignment_json_at(&record, Some(ctx.now_ms)));
     t.role_assignments.push(record);
     Ok(reply)
+}
+
+/// Azure's fixed limit of role assignments per subscription: at the subscription, its resource
+/// groups and resources (not management groups).
+pub(crate) const SUBSCRIPTION_ASSIGNMENT_LIMIT: usize = 4_000;
+/// Azure's fixed limit of role assignments at one management group.
+pub(crate) const MANAGEMENT_GROUP_ASSIGNMENT_LIMIT: usize = 500;
+
+/// Refuses a new assignment that would take its subscription (or management group) past
+/// Azure's limit, with Azure's `RoleAssignmentLimitExceeded`.
+fn limit_check(t: &Tenant, scope: &str) -> Result<(), Reply> {
+    let (count, limit) = if under_management_groups(scope) {
+        let n = t.role_assignments.iter().filter(|r| segment_prefix(scope, &r.scope, true)).count();
+        (n, MANAGEMENT_GROUP_ASSIGNMENT_LIMIT)
+    } else if let Some(sub) = roles::subscription_of(scope) {
+        let n = t
+            .role_assignments
+            .iter()
+            .filter(|r| roles::subscription_of(&r.scope).is_some_and(|s| eq_ci(s, sub)))
+            .count();
+        (n, SUBSCRIPTION_ASSIGNMENT_LIMIT)
+    } else {
+        return Ok(());
+    };
+    if count < limit {
+        return Ok(());
+    }
+    Err(Reply::arm_error(400, "RoleAssignmentLimitExceeded", "No more role assignments can be created."))
 }
 
 /// The `principalType` ARM records for a directory object.

@@ -98,7 +98,8 @@ pub(super) fn identity(
                 password_credentials: Vec::new(),
                 created_ms: ctx.now_ms,
             });
-            let reply = Reply::json(201, identity_json(t, &ident));
+            // The managed identity RP names what it created in a relative `Location`.
+            let reply = Reply::json(201, identity_json(t, &ident)).header("Location", identity_arm_id(&ident));
             t.identities.push(ident);
             Ok(reply)
         }
@@ -325,8 +326,13 @@ pub(super) fn federated_credential(
                 ));
             }
             let record = FederatedCredential { identity: pid, name: fic.to_owned(), issuer, subject, audiences };
-            let status = if idx.is_some() { 200 } else { 201 };
-            let reply = Reply::json(status, fic_json(&parent, &record));
+            let reply = if idx.is_some() {
+                Reply::json(200, fic_json(&parent, &record))
+            } else {
+                let json = fic_json(&parent, &record);
+                let location = json["id"].as_str().unwrap_or_default().to_owned();
+                Reply::json(201, json).header("Location", location)
+            };
             match idx {
                 Some(i) => {
                     t.federated_credentials[i] =

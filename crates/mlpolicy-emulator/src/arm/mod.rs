@@ -9,6 +9,7 @@
 mod authorization;
 mod identities;
 mod resources;
+mod role_definitions;
 mod versions;
 
 use std::collections::BTreeMap;
@@ -17,10 +18,10 @@ use serde_json::{Map, Value, json};
 
 use super::realism::BucketKind;
 use super::roles;
-use super::state::{FederatedCredential, Identity, ResourceGroup, ServicePrincipal, Tenant, Workspace};
-use super::util::{decode_skip_token, encode_skip_token, eq_ci, is_guid, iso8601};
+use super::state::{FederatedCredential, Identity, ResourceGroup, ServicePrincipal, SystemData, Tenant, Workspace};
+use super::util::{decode_skip_token, encode_skip_token, eq_ci, is_guid, iso8601_ticks, iso8601_ticks_trimmed};
 use super::{Ctx, Reply, Shared, lock};
-use authorization::{is_ancestor_or_self, list_role_assignments, list_role_definitions, role_assignment, scope_check};
+use authorization::{is_ancestor_or_self, list_role_assignments, role_assignment, scope_check};
 pub use identities::IdentityIndex;
 use identities::{federated_credential, identity, identity_json, list_fics};
 use resources::{listed, poll_operation, resource_group, rg_json, settle_ops, workspace, workspace_json};
@@ -289,9 +290,13 @@ fn tags_of(body: &Map<String, Value>) -> Result<Option<BTreeMap<String, String>>
     }
 }
 
+/// The `location` of a PUT body, as ARM stores and echoes it: lower case without spaces
+/// (`West Europe` → `westeurope`).
 fn location_of(body: &Map<String, Value>) -> Result<String, Reply> {
     match body.get("location").and_then(Value::as_str) {
-        Some(l) if !l.trim().is_empty() => Ok(l.to_owned()),
+        Some(l) if !l.trim().is_empty() => {
+            Ok(l.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase())
+        }
         _ => Err(Reply::arm_error(400, "LocationRequired", "The location property is required for this definition.")),
     }
 }
@@ -320,7 +325,10 @@ pub async fn handle(shared: &Shared, ctx: &Ctx) -> Reply {
         shared.state_changed();
     }
     let route = route(&ctx.segs);
-    let mutates = !ctx.is_read() || matches!(route, Route::Operation(..));
+    // Polls, and reads of a resource group being deleted, move long-running operations on.
+    let observes_deletion = matches!(&route, Route::ResourceGroup(sub, rg)
+        if t.resource_group(sub, rg).is_some_and(|g| g.deleting));
+    let mutates = !ctx.is_read() || matches!(route, Route::Operation(..)) || observes_deletion;
     // The copy only serves to tell whether to save: without a state file there is nothing
     // to save, and copying a large tenant per write would cost more than the write.
     let before = if mutates && shared.state_file.is_some() { Some(t.clone()) } else { None };
@@ -352,8 +360,13 @@ fn subscription_check(shared: &Shared, ctx: &Ctx, t: &mut Tenant, sub: &str) -> 
     Ok(())
 }
 
-fn rg_check(t: &Tenant, sub: &str, rg: &str) -> Result<(), Reply> {
-    if t.resource_group(sub, rg).is_some() { Ok(()) } else { Err(rg_not_found(rg)) }
+/// The resource group a resource lives in must exist, and take no writes while being deleted.
+fn rg_check(ctx: &Ctx, t: &Tenant, sub: &str, rg: &str) -> Result<(), Reply> {
+    match t.resource_group(sub, rg) {
+        None => Err(rg_not_found(rg)),
+        Some(g) if g.deleting && !ctx.is_read() => Err(resources::rg_being_deleted(&g.name)),
+        Some(_) => Ok(()),
+    }
 }
 
 fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
@@ -407,7 +420,7 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
             Route::WorkspacesByRg(sub, rg) => {
                 check_version(ctx, versions::ML_WORKSPACES)?;
                 subscription_check(shared, ctx, t, &sub)?;
-                rg_check(t, &sub, &rg)?;
+                rg_check(ctx, t, &sub, &rg)?;
                 let items = t
                     .workspaces
                     .iter()
@@ -419,7 +432,7 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
             Route::Workspace(sub, rg, name) => {
                 check_version(ctx, versions::ML_WORKSPACES)?;
                 subscription_check(shared, ctx, t, &sub)?;
-                rg_check(t, &sub, &rg)?;
+                rg_check(ctx, t, &sub, &rg)?;
                 workspace(shared, ctx, t, &sub, &rg, &name)
             }
             Route::IdentitiesBySub(sub) => {
@@ -432,7 +445,7 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
             Route::IdentitiesByRg(sub, rg) => {
                 check_version(ctx, versions::IDENTITIES)?;
                 subscription_check(shared, ctx, t, &sub)?;
-                rg_check(t, &sub, &rg)?;
+                rg_check(ctx, t, &sub, &rg)?;
                 let items = t
                     .identities
                     .iter()
@@ -444,39 +457,32 @@ fn dispatch(shared: &Shared, ctx: &Ctx, t: &mut Tenant, route: Route) -> Reply {
             Route::Identity(sub, rg, name) => {
                 check_version(ctx, versions::IDENTITIES)?;
                 subscription_check(shared, ctx, t, &sub)?;
-                rg_check(t, &sub, &rg)?;
+                rg_check(ctx, t, &sub, &rg)?;
                 identity(shared, ctx, t, &sub, &rg, &name)
             }
             Route::Fics(sub, rg, name) => {
                 check_version(ctx, versions::FEDERATED_CREDENTIALS)?;
                 subscription_check(shared, ctx, t, &sub)?;
-                rg_check(t, &sub, &rg)?;
+                rg_check(ctx, t, &sub, &rg)?;
                 list_fics(shared, ctx, t, &sub, &rg, &name)
             }
             Route::Fic(sub, rg, name, fic) => {
                 check_version(ctx, versions::FEDERATED_CREDENTIALS)?;
                 subscription_check(shared, ctx, t, &sub)?;
-                rg_check(t, &sub, &rg)?;
+                rg_check(ctx, t, &sub, &rg)?;
                 federated_credential(ctx, t, &sub, &rg, &name, &fic)
             }
             Route::RoleDefinitions(scope) => {
                 check_version(ctx, versions::ROLE_DEFINITIONS)?;
                 scope_check(shared, ctx, t, &scope)?;
-                list_role_definitions(ctx, &scope)
+                role_definitions::list(ctx, t, &scope)
             }
             Route::RoleDefinition(scope, id) => {
                 check_version(ctx, versions::ROLE_DEFINITIONS)?;
-                if ctx.method != "GET" {
-                    return Err(method_not_allowed(ctx));
+                if ctx.method != "DELETE" {
+                    scope_check(shared, ctx, t, &scope)?;
                 }
-                scope_check(shared, ctx, t, &scope)?;
-                roles::by_guid(&id).map(|r| Reply::json(200, roles::to_json(r, &scope))).ok_or_else(|| {
-                    Reply::arm_error(
-                        404,
-                        "RoleDefinitionDoesNotExist",
-                        format!("The specified role definition with ID '{id}' does not exist."),
-                    )
-                })
+                role_definitions::one(ctx, t, &scope, &id)
             }
             Route::RoleAssignments(scope) => {
                 check_version(ctx, versions::ROLE_ASSIGNMENTS)?;

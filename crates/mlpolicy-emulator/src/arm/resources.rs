@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Ctx, Identity, ML_PROVIDER, Map, OpKind, Operation, Reply, ResourceGroup, ServicePrincipal, Shared, Tenant, Value,
-    Workspace, bad_content, body_object, eq_ci, is_ancestor_or_self, json, location_conflict, location_of, lock,
-    method_not_allowed, not_found, rg_not_found, same_location, tags_of,
+    Ctx, Identity, ML_PROVIDER, Map, OpKind, Operation, Reply, ResourceGroup, ServicePrincipal, Shared, SystemData,
+    Tenant, Value, Workspace, bad_content, body_object, eq_ci, is_ancestor_or_self, iso8601_ticks_trimmed, json,
+    location_conflict, location_of, lock, method_not_allowed, not_found, rg_not_found, same_location, tags_of,
 };
 
 pub(super) fn rg_json(g: &ResourceGroup) -> Value {
@@ -17,7 +17,7 @@ pub(super) fn rg_json(g: &ResourceGroup) -> Value {
         "type": "Microsoft.Resources/resourceGroups",
         "location": g.location,
         "tags": g.tags,
-        "properties": {"provisioningState": "Succeeded"},
+        "properties": {"provisioningState": if g.deleting { "Deleting" } else { "Succeeded" }},
     })
 }
 
@@ -27,45 +27,46 @@ pub(super) fn valid_rg_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_alphanumeric() || "-_.()".contains(c))
 }
 
+/// 409 for a write to a resource group (or into one) that is being deleted.
+pub(super) fn rg_being_deleted(rg: &str) -> Reply {
+    Reply::arm_error(
+        409,
+        "ResourceGroupBeingDeleted",
+        format!("The resource group '{rg}' is in deprovisioning state and cannot perform this operation."),
+    )
+}
+
+fn rg_key(sub: &str, rg: &str) -> String {
+    format!("{sub}/{rg}").to_ascii_lowercase()
+}
+
+/// A read of a resource group that is being deleted observes its deletion: each read counts as
+/// a poll of the delete operation (clients that wait with `GET`, as `az group wait --deleted`
+/// does, read at the pace Azure's `Retry-After` sets), so the group disappears after as many
+/// reads as its operation needs polls.
+pub(super) fn observe_rg_deletion(shared: &Shared, t: &mut Tenant, sub: &str, rg: &str) {
+    let key = rg_key(sub, rg);
+    let mut ops = lock(&shared.ops);
+    if let Some(op) = ops.values_mut().find(|o| o.kind == OpKind::ResourceGroupDelete && o.target == key && !o.done) {
+        op.polls_done += 1;
+        if op.polls_done >= op.polls_needed {
+            complete(op, t);
+        }
+    }
+}
+
 pub(super) fn resource_group(shared: &Shared, ctx: &Ctx, t: &mut Tenant, sub: &str, rg: &str) -> Result<Reply, Reply> {
+    if ctx.is_read() && t.resource_group(sub, rg).is_some_and(|g| g.deleting) {
+        observe_rg_deletion(shared, t, sub, rg);
+    }
     let idx = t.resource_groups.iter().position(|g| eq_ci(&g.subscription, sub) && eq_ci(&g.name, rg));
+    if let Some(i) = idx.filter(|&i| t.resource_groups[i].deleting && !ctx.is_read()) {
+        return Err(rg_being_deleted(&t.resource_groups[i].name));
+    }
     match ctx.method.as_str() {
         "GET" => idx.map(|i| Reply::json(200, rg_json(&t.resource_groups[i]))).ok_or_else(|| rg_not_found(rg)),
         "HEAD" => Ok(Reply::empty(if idx.is_some() { 204 } else { 404 })),
-        "PUT" => {
-            if !valid_rg_name(rg) {
-                return Err(Reply::arm_error(
-                    400,
-                    "InvalidResourceGroupName",
-                    format!(
-                        "The resource group name '{rg}' is invalid. It can include alphanumeric, underscore, parentheses, hyphen, period (except at end), and Unicode characters that match the allowed characters."
-                    ),
-                ));
-            }
-            let body = body_object(ctx)?;
-            let location = location_of(&body)?;
-            let tags = tags_of(&body)?.unwrap_or_default();
-            if let Some(i) = idx {
-                let g = &mut t.resource_groups[i];
-                if !same_location(&g.location, &location) {
-                    return Err(Reply::arm_error(
-                        409,
-                        "InvalidResourceGroupLocation",
-                        format!(
-                            "Invalid resource group location '{location}'. The Resource group already exists in location '{}'.",
-                            g.location
-                        ),
-                    ));
-                }
-                g.tags = tags;
-                Ok(Reply::json(200, rg_json(g)))
-            } else {
-                let g = ResourceGroup { subscription: sub.to_owned(), name: rg.to_owned(), location, tags };
-                let reply = Reply::json(201, rg_json(&g));
-                t.resource_groups.push(g);
-                Ok(reply)
-            }
-        }
+        "PUT" => put_resource_group(t, idx, ctx, sub, rg),
         "PATCH" => {
             let i = idx.ok_or_else(|| rg_not_found(rg))?;
             let body = body_object(ctx)?;
@@ -76,33 +77,83 @@ pub(super) fn resource_group(shared: &Shared, ctx: &Ctx, t: &mut Tenant, sub: &s
         }
         "DELETE" => {
             let i = idx.ok_or_else(|| rg_not_found(rg))?;
-            let g = t.resource_groups.remove(i);
-            let in_rg = |s: &str, r: &str| eq_ci(s, &g.subscription) && eq_ci(r, &g.name);
-            let doomed: Vec<String> = t
-                .identities
-                .iter()
-                .filter(|i| in_rg(&i.subscription, &i.resource_group))
-                .map(|i| i.principal_id.clone())
-                .chain(
-                    t.workspaces
-                        .iter()
-                        .filter(|w| in_rg(&w.subscription, &w.resource_group))
-                        .filter_map(|w| w.principal_id.clone()),
-                )
-                .collect();
-            t.service_principals.retain(|s| !doomed.iter().any(|d| eq_ci(d, &s.id)));
-            let ids: Vec<String> =
-                t.identities.iter().filter(|i| in_rg(&i.subscription, &i.resource_group)).map(Identity::id).collect();
-            t.federated_credentials.retain(|f| !ids.iter().any(|id| eq_ci(id, &f.identity)));
-            t.identities.retain(|i| !in_rg(&i.subscription, &i.resource_group));
-            t.workspaces.retain(|w| !in_rg(&w.subscription, &w.resource_group));
-            let prefix = format!("/subscriptions/{}/resourcegroups/{}", g.subscription, g.name).to_ascii_lowercase();
-            t.role_assignments.retain(|r| !is_ancestor_or_self(&prefix, &r.scope));
-            Ok(start_operation(shared, ctx, sub, "eastus", OpKind::ResourceGroupDelete, String::new(), t))
+            t.resource_groups[i].deleting = true;
+            let target = rg_key(sub, &t.resource_groups[i].name);
+            let location = t.resource_groups[i].location.clone();
+            Ok(start_operation(shared, ctx, sub, &location, OpKind::ResourceGroupDelete, target, t))
         }
         _ => Err(method_not_allowed(ctx)),
     }
 }
+
+fn put_resource_group(t: &mut Tenant, idx: Option<usize>, ctx: &Ctx, sub: &str, rg: &str) -> Result<Reply, Reply> {
+    if !valid_rg_name(rg) {
+        return Err(Reply::arm_error(
+            400,
+            "InvalidResourceGroupName",
+            format!(
+                "The resource group name '{rg}' is invalid. It can include alphanumeric, underscore, parentheses, hyphen, period (except at end), and Unicode characters that match the allowed characters."
+            ),
+        ));
+    }
+    let body = body_object(ctx)?;
+    let location = location_of(&body)?;
+    let tags = tags_of(&body)?.unwrap_or_default();
+    if let Some(i) = idx {
+        let g = &mut t.resource_groups[i];
+        if !same_location(&g.location, &location) {
+            return Err(Reply::arm_error(
+                409,
+                "InvalidResourceGroupLocation",
+                format!(
+                    "Invalid resource group location '{location}'. The Resource group already exists in location '{}'.",
+                    g.location
+                ),
+            ));
+        }
+        g.tags = tags;
+        Ok(Reply::json(200, rg_json(g)))
+    } else {
+        let g = ResourceGroup { subscription: sub.to_owned(), name: rg.to_owned(), location, tags, deleting: false };
+        let reply = Reply::json(201, rg_json(&g));
+        t.resource_groups.push(g);
+        Ok(reply)
+    }
+}
+
+/// Removes a resource group with everything in it: its identities (and their service
+/// principals and federated credentials), its workspaces (and their system identities) and
+/// every role assignment at or below it.
+fn remove_resource_group(t: &mut Tenant, key: &str) {
+    let Some(i) = t.resource_groups.iter().position(|g| rg_key(&g.subscription, &g.name) == key) else {
+        return;
+    };
+    let g = t.resource_groups.remove(i);
+    let in_rg = |s: &str, r: &str| eq_ci(s, &g.subscription) && eq_ci(r, &g.name);
+    let doomed: Vec<String> = t
+        .identities
+        .iter()
+        .filter(|i| in_rg(&i.subscription, &i.resource_group))
+        .map(|i| i.principal_id.clone())
+        .chain(
+            t.workspaces
+                .iter()
+                .filter(|w| in_rg(&w.subscription, &w.resource_group))
+                .filter_map(|w| w.principal_id.clone()),
+        )
+        .collect();
+    t.service_principals.retain(|s| !doomed.iter().any(|d| eq_ci(d, &s.id)));
+    let ids: Vec<String> =
+        t.identities.iter().filter(|i| in_rg(&i.subscription, &i.resource_group)).map(Identity::id).collect();
+    t.federated_credentials.retain(|f| !ids.iter().any(|id| eq_ci(id, &f.identity)));
+    t.identities.retain(|i| !in_rg(&i.subscription, &i.resource_group));
+    t.workspaces.retain(|w| !in_rg(&w.subscription, &w.resource_group));
+    let prefix = format!("/subscriptions/{}/resourcegroups/{}", g.subscription, g.name).to_ascii_lowercase();
+    t.role_assignments.retain(|r| !is_ancestor_or_self(&prefix, &r.scope));
+}
+
+/// How many times the polls of other long-running operations a resource-group delete takes.
+const RG_DELETE_POLL_FACTOR: u32 = 4;
 
 pub(super) fn start_operation(
     shared: &Shared,
@@ -114,6 +165,9 @@ pub(super) fn start_operation(
     t: &mut Tenant,
 ) -> Reply {
     let polls = shared.realism().lro_polls;
+    // Azure deletes a resource group's resources one by one before the group: recorded
+    // deletions take three to four polls where a workspace takes one or two.
+    let polls = if kind == OpKind::ResourceGroupDelete { polls.saturating_mul(RG_DELETE_POLL_FACTOR) } else { polls };
     let id = shared.uuid();
     let mut op = Operation { kind, target, started_ms: ctx.now_ms, polls_done: 0, polls_needed: polls, done: false };
     if polls == 0 {
@@ -146,6 +200,10 @@ pub(super) fn operation_url(shared: &Shared, sub: &str, location: &str, kind: Op
 
 pub(super) fn complete(op: &mut Operation, t: &mut Tenant) {
     op.done = true;
+    if op.kind == OpKind::ResourceGroupDelete {
+        remove_resource_group(t, &op.target);
+        return;
+    }
     let Some(i) = t.workspaces.iter().position(|w| ws_key(w) == op.target && !w.soft_deleted) else {
         return;
     };
@@ -167,6 +225,21 @@ pub(super) fn complete(op: &mut Operation, t: &mut Tenant) {
     }
 }
 
+/// Finishes deletions whose operation was lost (an emulator restarted mid-delete).
+fn finish_orphaned_deletions(ops: &std::collections::HashMap<String, Operation>, t: &mut Tenant) -> bool {
+    let orphaned: Vec<String> = t
+        .resource_groups
+        .iter()
+        .filter(|g| g.deleting)
+        .map(|g| rg_key(&g.subscription, &g.name))
+        .filter(|k| !ops.values().any(|o| o.kind == OpKind::ResourceGroupDelete && &o.target == k && !o.done))
+        .collect();
+    for key in &orphaned {
+        remove_resource_group(t, key);
+    }
+    !orphaned.is_empty()
+}
+
 /// Completes operations whose time is up (one `Retry-After` second per required poll).
 pub(super) fn settle_ops(shared: &Shared, t: &mut Tenant, now: u64) -> bool {
     let mut ops = lock(&shared.ops);
@@ -177,7 +250,7 @@ pub(super) fn settle_ops(shared: &Shared, t: &mut Tenant, now: u64) -> bool {
             changed = true;
         }
     }
-    changed
+    finish_orphaned_deletions(&ops, t) || changed
 }
 
 pub(super) fn poll_operation(shared: &Shared, ctx: &Ctx, t: &mut Tenant, sub: &str, id: &str) -> Reply {
@@ -268,37 +341,186 @@ pub(super) fn workspace_json(t: &Tenant, w: &Workspace) -> Value {
         props.insert("applicationInsights".into(), json!(lowered));
     }
     let loc = w.location.to_ascii_lowercase().replace(' ', "");
-    let defaults = [
-        ("friendlyName", json!(w.name)),
-        ("hbiWorkspace", json!(false)),
-        ("publicNetworkAccess", json!("Enabled")),
-        ("v1LegacyMode", json!(false)),
-        ("enableDataIsolation", json!(false)),
-    ];
-    for (k, v) in defaults {
+    let created_ms = w.system_data.as_ref().map_or(0, |d| d.created_ms);
+    for (k, v) in workspace_defaults(w) {
         props.entry(k).or_insert(v);
     }
     props.insert("provisioningState".into(), json!(w.provisioning_state));
     props.insert("workspaceId".into(), json!(w.workspace_id));
     props.insert("tenantId".into(), json!(t.tenant_id));
+    props.insert("creationTime".into(), json!(iso8601_ticks_trimmed(created_ms)));
     props.insert("discoveryUrl".into(), json!(format!("https://{loc}.api.azureml.ms/discovery")));
     props.insert(
         "mlFlowTrackingUri".into(),
         json!(format!("azureml://{loc}.api.azureml.ms/mlflow/v1.0{}", workspace_id(w))),
     );
+    props.insert("notebookInfo".into(), notebook_info(w, &loc));
+    props.insert("sdkTelemetryAppInsightsKey".into(), json!(derived_guid(&w.workspace_id, "telemetry")));
     props.insert("privateLinkCount".into(), json!(0));
     props.insert("storageHnsEnabled".into(), json!(false));
-    json!({
+    props.insert("managedNetwork".into(), managed_network(props.get("managedNetwork")));
+    if let Some(encryption) = props.get("encryption").cloned() {
+        props.insert("encryption".into(), encryption_status(&encryption));
+        props.entry("serviceManagedResourcesSettings").or_insert(json!({"cosmosDb": {"collectionsThroughput": 4000}}));
+        props
+            .entry("serviceProvisionedResourceGroup")
+            .or_insert(json!(format!("/subscriptions/{}/resourceGroups/{}", w.subscription, w.resource_group)));
+    }
+    let mut out = json!({
         "id": workspace_id(w),
         "name": w.name,
         "type": format!("{ML_PROVIDER}/workspaces"),
         "location": w.location,
         "tags": w.tags,
+        "etag": null,
         "kind": w.kind.clone().unwrap_or_else(|| "Default".to_owned()),
         "sku": w.sku.clone().unwrap_or_else(|| json!({"name": "Basic", "tier": "Basic"})),
         "identity": identity_block(t, &w.identity_type, w.principal_id.as_ref(), &w.user_assigned),
         "properties": props,
+    });
+    if let Some(d) = &w.system_data {
+        out["systemData"] = system_data_json(d);
+    }
+    out
+}
+
+/// What Azure ML fills in for a workspace when the client leaves it out (api-version
+/// 2024-10-01 and later, as recorded).
+fn workspace_defaults(w: &Workspace) -> Vec<(&'static str, Value)> {
+    let kind = w.kind.as_deref().unwrap_or("Default");
+    let mut defaults = vec![
+        ("friendlyName", json!(w.name)),
+        ("description", Value::Null),
+        ("hbiWorkspace", json!(false)),
+        ("publicNetworkAccess", json!("Enabled")),
+        ("v1LegacyMode", json!(false)),
+        ("enableDataIsolation", json!(false)),
+        ("allowRoleAssignmentOnRG", json!(true)),
+        ("applicationInsights", Value::Null),
+        ("containerRegistry", Value::Null),
+        ("imageBuildCompute", Value::Null),
+        ("ipAllowlist", json!([])),
+        ("linkedModelInventoryArmId", Value::Null),
+        ("sasGetterUri", json!("")),
+        ("softDeleteEnabled", json!(false)),
+        ("systemDatastoresAuthMode", json!("accesskey")),
+        ("EnableSoftwareBillOfMaterials", json!(false)),
+        ("enableServiceSideCMKEncryption", json!(false)),
+        (
+            "serverlessComputeSettings",
+            json!({"serverlessComputeCustomSubnet": null, "serverlessComputeNoPublicIP": false}),
+        ),
+    ];
+    if eq_ci(kind, "Hub") {
+        defaults.push((
+            "workspaceHubConfig",
+            json!({"additionalWorkspaceStorageAccounts": [], "defaultWorkspaceResourceGroup": null}),
+        ));
+    }
+    if eq_ci(kind, "Hub") || eq_ci(kind, "Project") {
+        defaults.push((
+            "azureOpenAI",
+            json!({"provisioningState": "NotStarted", "resourceId": null, "endpoint": null, "proxyResourceId": null, "failureReason": null}),
+        ));
+    }
+    if eq_ci(kind, "FeatureStore") {
+        defaults.push((
+            "featureStoreSettings",
+            json!({"computeRuntime": {"sparkRuntimeVersion": "3.2.0"}, "offlineStoreConnectionName": "", "onlineStoreConnectionName": ""}),
+        ));
+    }
+    defaults
+}
+
+/// The notebook service Azure ML provisions with every workspace.
+fn notebook_info(w: &Workspace, loc: &str) -> Value {
+    let short: String =
+        w.name.chars().filter(char::is_ascii_alphanumeric).take(12).collect::<String>().to_ascii_lowercase();
+    json!({
+        "resourceId": derived_guid(&w.workspace_id, "notebooks").replace('-', ""),
+        "fqdn": format!("ml-{short}-{loc}-{}.{loc}.notebooks.azure.net", w.workspace_id),
+        "isPrivateLinkEnabled": false,
+        "notebookPreparationError": null,
     })
+}
+
+/// `managedNetwork` as sent, completed: isolation `Disabled` by default, the modes it may
+/// change to, and a network id and rule status once isolation is on.
+fn managed_network(sent: Option<&Value>) -> Value {
+    let mut net = sent.and_then(Value::as_object).cloned().unwrap_or_default();
+    let mode = net.get("isolationMode").and_then(Value::as_str).unwrap_or("Disabled").to_owned();
+    let changeable: Vec<&str> = ["AllowInternetOutbound", "AllowOnlyApprovedOutbound"]
+        .into_iter()
+        .filter(|m| mode == "Disabled" || (mode == "AllowInternetOutbound" && *m == "AllowOnlyApprovedOutbound"))
+        .collect();
+    net.insert("isolationMode".into(), json!(mode));
+    net.insert("changeableIsolationModes".into(), json!(changeable));
+    if mode != "Disabled" {
+        net.entry("networkId").or_insert_with(|| json!(derived_guid(&mode, "network")));
+        net.entry("status").or_insert_with(|| json!({"status": "Inactive", "sparkReady": false}));
+        if let Some(Value::Object(rules)) = net.get_mut("outboundRules") {
+            for rule in rules.values_mut().filter_map(Value::as_object_mut) {
+                rule.entry("status").or_insert(json!("Inactive"));
+                rule.entry("category").or_insert(json!("UserDefined"));
+            }
+        }
+    }
+    Value::Object(net)
+}
+
+/// Customer-managed-key encryption as sent, with what the service fills in.
+fn encryption_status(sent: &Value) -> Value {
+    let mut e = sent.as_object().cloned().unwrap_or_default();
+    e.entry("status").or_insert(json!("Enabled"));
+    e.entry("identity").or_insert(json!({"userAssignedIdentity": null}));
+    if let Some(Value::Object(kv)) = e.get_mut("keyVaultProperties") {
+        kv.entry("identityClientId").or_insert(Value::Null);
+    }
+    for k in ["cosmosDbResourceId", "storageAccountResourceId", "searchAccountResourceId"] {
+        e.entry(k).or_insert(Value::Null);
+    }
+    Value::Object(e)
+}
+
+/// ARM's `systemData` block, its times as Azure ML prints them (trailing zeros dropped).
+pub(super) fn system_data_json(d: &SystemData) -> Value {
+    json!({
+        "createdAt": iso8601_ticks_trimmed(d.created_ms),
+        "createdBy": d.created_by,
+        "createdByType": d.created_by_type,
+        "lastModifiedAt": iso8601_ticks_trimmed(d.modified_ms),
+        "lastModifiedBy": d.modified_by,
+        "lastModifiedByType": d.modified_by_type,
+    })
+}
+
+/// A GUID derived from a seed string and a purpose: stable for a resource, different per use.
+fn derived_guid(seed: &str, purpose: &str) -> String {
+    uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("{purpose}:{seed}").as_bytes()).to_string()
+}
+
+/// Records who wrote a resource and when, as ARM's `systemData` reports it.
+pub(super) fn stamp(d: &mut Option<SystemData>, t: &Tenant, ctx: &Ctx) {
+    let oid = ctx.caller.as_ref().map(|c| c.oid.as_str()).unwrap_or_default();
+    // A service principal is named by its application id, as ARM names it.
+    let who = t.service_principals.iter().find(|s| eq_ci(&s.id, oid)).map_or(oid, |s| s.app_id.as_str()).to_owned();
+    match d {
+        Some(d) => {
+            d.modified_ms = ctx.now_ms;
+            d.modified_by = who;
+            "Application".clone_into(&mut d.modified_by_type);
+        }
+        None => {
+            *d = Some(SystemData {
+                created_ms: ctx.now_ms,
+                created_by: who.clone(),
+                created_by_type: "Application".to_owned(),
+                modified_ms: ctx.now_ms,
+                modified_by: who,
+                modified_by_type: "Application".to_owned(),
+            });
+        }
+    }
 }
 
 pub(super) fn valid_workspace_name(n: &str) -> bool {
@@ -457,6 +679,9 @@ fn put_workspace(shared: &Shared, ctx: &Ctx, t: &mut Tenant, at: WorkspaceAt) ->
         None => create_workspace(shared, t, at, put)?,
     };
     sync_system_identity(shared, ctx, t, idx);
+    let mut stamped = t.workspaces[idx].system_data.take();
+    stamp(&mut stamped, t, ctx);
+    t.workspaces[idx].system_data = stamped;
     let key = ws_key(&t.workspaces[idx]);
     Ok(start_operation(shared, ctx, at.sub, &location, OpKind::WorkspacePut, key, t))
 }
@@ -562,11 +787,13 @@ fn create_workspace(shared: &Shared, t: &mut Tenant, at: WorkspaceAt, put: Works
         workspace_id: shared.uuid(),
         provisioning_state: "Creating".to_owned(),
         soft_deleted: false,
+        system_data: None,
     });
     Ok(t.workspaces.len() - 1)
 }
 
-/// PATCH: merges properties and replaces tags and identity when given.
+/// PATCH: merges properties and replaces tags and identity when given, as a long-running
+/// operation.
 fn patch_workspace(shared: &Shared, ctx: &Ctx, t: &mut Tenant, at: WorkspaceAt) -> Result<Reply, Reply> {
     let i = at
         .find(t, false)
@@ -589,8 +816,15 @@ fn patch_workspace(shared: &Shared, ctx: &Ctx, t: &mut Tenant, at: WorkspaceAt) 
         w.identity_type = kind;
         w.user_assigned = uais;
     }
+    "Updating".clone_into(&mut w.provisioning_state);
+    let (key, location) = (ws_key(w), w.location.clone());
     sync_system_identity(shared, ctx, t, i);
-    Ok(Reply::json(200, workspace_json(t, &t.workspaces[i])))
+    let mut stamped = t.workspaces[i].system_data.take();
+    stamp(&mut stamped, t, ctx);
+    t.workspaces[i].system_data = stamped;
+    // Azure ML runs an update as it runs a create: 202 with `Location` and
+    // `Azure-AsyncOperation`, the result read by a GET of the workspace.
+    Ok(start_operation(shared, ctx, at.sub, &location, OpKind::WorkspacePut, key, t))
 }
 
 /// DELETE: soft-deletes a live workspace, or purges one with `forceToPurge=true`, as a

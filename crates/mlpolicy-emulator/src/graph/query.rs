@@ -348,7 +348,9 @@ pub(super) fn collection(shared: &Shared, ctx: &Ctx, listing: &Listing, items: V
         Err(reply) => return reply,
     };
     if counting(ctx) {
-        return Reply { status: 200, headers: Vec::new(), body: ReplyBody::Text(COUNT_TYPE, items.len().to_string()) };
+        let mut reply = Reply::empty(200);
+        reply.body = ReplyBody::Text(COUNT_TYPE, items.len().to_string());
+        return reply;
     }
     page(shared, ctx, listing, items)
 }

@@ -15,6 +15,8 @@ pub struct Interaction {
     /// The request URL as recorded (any host).
     pub url: String,
     pub body: Option<String>,
+    /// Request headers, names lower-cased (none in the Java SDK's format).
+    pub request_headers: BTreeMap<String, String>,
     pub status: u16,
     /// Response headers, names lower-cased.
     pub headers: BTreeMap<String, String>,
@@ -74,6 +76,7 @@ pub fn load(path: &Path) -> Result<Vec<Interaction>, String> {
                 method: yaml_str(&req["method"]).unwrap_or_default(),
                 url: yaml_str(&req["uri"]).unwrap_or_default(),
                 body: non_empty(yaml_str(&req["body"])),
+                request_headers: headers_of(req.get("headers")),
                 status: resp["status"]["code"].as_u64().and_then(|c| u16::try_from(c).ok()).unwrap_or(0),
                 headers: headers_of(resp.get("headers")),
                 response: non_empty(yaml_str(&resp["body"]["string"])),
@@ -91,6 +94,7 @@ pub fn load(path: &Path) -> Result<Vec<Interaction>, String> {
                 method: yaml_str(&i["Method"]).unwrap_or_default(),
                 url: yaml_str(&i["Uri"]).unwrap_or_default(),
                 body: None,
+                request_headers: BTreeMap::new(),
                 status: yaml_str(&resp["StatusCode"]).and_then(|s| s.parse().ok()).unwrap_or(0),
                 headers,
                 response: non_empty(yaml_str(&resp["Body"])),
@@ -106,6 +110,7 @@ pub fn load(path: &Path) -> Result<Vec<Interaction>, String> {
                 method: yaml_str(&req["Method"]).unwrap_or_default(),
                 url: yaml_str(&req["RequestUri"]).unwrap_or_default(),
                 body: non_empty(yaml_str(&req["Content"])),
+                request_headers: headers_of(req.get("Headers")),
                 status: resp["StatusCode"].as_u64().and_then(|c| u16::try_from(c).ok()).unwrap_or(0),
                 headers,
                 response: non_empty(yaml_str(&resp["Content"])),

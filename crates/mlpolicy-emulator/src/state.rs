@@ -356,6 +356,11 @@ pub struct Application {
     pub password_credentials: Vec<PasswordCredential>,
     /// Federated credentials (`iss`/`sub` pairs accepted as client assertions).
     pub federated_credentials: Vec<FederatedCredential>,
+    /// `identifierUris` (`api://…`); Graph also lists them in the service principal's
+    /// `servicePrincipalNames`.
+    pub identifier_uris: Vec<String>,
+    /// Owner object ids (users and service principals); the creator is the first.
+    pub owners: Vec<String>,
     /// Creation time in ms since the epoch.
     pub created_ms: u64,
 }

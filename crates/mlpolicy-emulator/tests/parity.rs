@@ -27,6 +27,9 @@ use mlpolicy_emulator::recordings::{Interaction, load, non_empty};
 use mlpolicy_emulator::{Emulator, EmulatorConfig, Realism};
 use serde_json::Value;
 
+#[path = "parity/graph.rs"]
+mod graph;
+
 fn recordings_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/azure/recordings")
 }
@@ -122,10 +125,26 @@ fn graph_operation(s: &[&str]) -> Option<String> {
         "directoryobjects" => "directoryObjects".to_owned(),
         other => other.to_owned(),
     };
+    // `users('alice@contoso.com')`, `applications(appId='…')`: a key in the first segment.
+    let keyed: Vec<&str>;
+    let rest = match rest.split_first() {
+        Some((first, tail)) if first.contains('(') => {
+            let (set, _) = first.split_once('(').unwrap_or_default();
+            keyed = [set, "{key}"].into_iter().chain(tail.iter().copied()).collect();
+            keyed.as_slice()
+        }
+        _ => rest,
+    };
     match rest {
         ["directoryobjects", "getbyids"] => Some("directoryObjects/getByIds".into()),
         [e] if entity(e) => Some(name(e)),
+        [e, "$count"] if entity(e) => Some(format!("{}/$count", name(e))),
         [e, _] if entity(e) => Some(format!("{}/{{id}}", name(e))),
+        [e, _, rel @ ("members" | "owners" | "memberof" | "transitivememberof" | "transitivemembers"), "$count"]
+            if entity(e) =>
+        {
+            Some(format!("{}/{{id}}/{rel}/$count", name(e)))
+        }
         [
             e,
             _,
@@ -334,6 +353,9 @@ struct Replayer {
     ids: HashMap<String, String>,
     /// Lower-cased ARM ids this replay created or set up, and Graph objects by recorded id.
     known: BTreeSet<String>,
+    /// Graph relationships (`groups/{recorded id}/members`) the recording writes by `$ref`: the
+    /// set-up never supplies them.
+    written: BTreeSet<String>,
 }
 
 impl Replayer {
@@ -356,7 +378,15 @@ impl Replayer {
         };
         let arm_token = token("https://management.azure.com/.default").await;
         let graph_token = token("https://graph.microsoft.com/.default").await;
-        Replayer { http, base, arm_token, graph_token, ids: HashMap::new(), known: BTreeSet::new() }
+        Replayer {
+            http,
+            base,
+            arm_token,
+            graph_token,
+            ids: HashMap::new(),
+            known: BTreeSet::new(),
+            written: BTreeSet::new(),
+        }
     }
 
     async fn send(
@@ -366,10 +396,28 @@ impl Replayer {
         path_query: &str,
         body: Option<&str>,
     ) -> (u16, BTreeMap<String, String>, Option<String>) {
+        self.send_with(surface, method, path_query, body, &BTreeMap::new()).await
+    }
+
+    /// Sends a request with the recorded request headers that change what Graph answers
+    /// (`ConsistencyLevel` for advanced queries, `Prefer`).
+    async fn send_with(
+        &self,
+        surface: Surface,
+        method: &str,
+        path_query: &str,
+        body: Option<&str>,
+        recorded_headers: &BTreeMap<String, String>,
+    ) -> (u16, BTreeMap<String, String>, Option<String>) {
         let url = format!("{}{path_query}", self.base);
         let token = if surface == Surface::Arm { &self.arm_token } else { &self.graph_token };
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut req = self.http.request(method, url).bearer_auth(token);
+        for (k, v) in recorded_headers {
+            if surface == Surface::Graph && matches!(k.as_str(), "consistencylevel" | "prefer") {
+                req = req.header(k, v);
+            }
+        }
         if let Some(b) = body {
             req = req.header("content-type", "application/json").body(b.to_owned());
         }
@@ -388,7 +436,8 @@ impl Replayer {
     /// its resource group, and the resource itself when Azure answered a read of it with 2xx.
     async fn set_up(&mut self, i: &Interaction, op: &str) {
         let Some((surface, path, _)) = split_url(&i.url) else { return };
-        if surface != Surface::Arm {
+        if surface == Surface::Graph {
+            self.set_up_graph(i, op).await;
             return;
         }
         let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -524,7 +573,8 @@ async fn replay(path: &Path, table: &mut BTreeMap<String, Tally>, misses: &mut B
         let query = fix_api_version(&query, &path);
         let path_query = substitute(&if query.is_empty() { path.clone() } else { format!("{path}?{query}") }, &r.ids);
         let body = i.body.clone().or_else(|| body_from_response(i, &op)).map(|b| substitute(&b, &r.ids));
-        let (status, headers, text) = r.send(surface, &i.method, &path_query, body.as_deref()).await;
+        let (status, headers, text) =
+            r.send_with(surface, &i.method, &path_query, body.as_deref(), &i.request_headers).await;
         if std::env::var_os("PARITY_TRACE").is_some() {
             println!("{file}: {} {path_query} -> {status} (Azure {})", i.method, i.status);
         }
@@ -676,6 +726,7 @@ fn operations_are_named_by_route() {
         method: m.into(),
         url: url.into(),
         body: None,
+        request_headers: BTreeMap::new(),
         status: 200,
         headers: BTreeMap::new(),
         response: None,
@@ -690,6 +741,15 @@ fn operations_are_named_by_route() {
     assert_eq!(
         operation(&i("POST", "https://graph.microsoft.com/v1.0/users/u/getMemberGroups")).as_deref(),
         Some("POST users/{id}/getMemberGroups")
+    );
+    assert_eq!(
+        operation(&i("POST", "https://graph.microsoft.com/v1.0/users('a%23b@c.com')/getMemberGroups")).as_deref(),
+        Some("POST users/{id}/getMemberGroups"),
+        "a key in parentheses names the object as an id segment does"
+    );
+    assert_eq!(
+        operation(&i("GET", "https://graph.microsoft.com/v1.0/applications(appId='x')/owners")).as_deref(),
+        Some("GET applications/{id}/owners")
     );
     assert_eq!(operation(&i("GET", "https://login.microsoftonline.com/t/oauth2/v2.0/token")), None);
     assert_eq!(operation(&i("PUT", &format!("{rg}/providers/Microsoft.Web/sites/x"))), None);

@@ -67,6 +67,19 @@ pub enum Command {
         after_help = "Example:\n  mlpolicy emulator --listen 127.0.0.1:0 --state .mlpolicy/emulator.yaml\n  mlpolicy emulator --seed tenant.yaml --latency 30ms --throttle azure --fault-rate 0.05 --replication-delay 5s\n\nPrints one line, `mlpolicy emulator listening on URL`, when ready; Ctrl-C stops it."
     )]
     Emulator(mlpolicy_emulator::cli::Args),
+    /// Serve the Language Server Protocol on stdin/stdout, for editors; touches no Azure API.
+    #[command(
+        after_help = "Example:\n  mlpolicy lsp     # started by an editor (docs/editors.md), not by hand\n\nDiagnostics are those of `mlpolicy validate` on the directory of each open file, as you type.\nExit codes: 0 after the client's `shutdown` and `exit`, 1 otherwise."
+    )]
+    Lsp(LspArgs),
+}
+
+/// `mlpolicy lsp`.
+#[derive(Debug, Args)]
+pub struct LspArgs {
+    /// Accepted for clients that pass it (stdio is the only transport).
+    #[arg(long)]
+    pub stdio: bool,
 }
 
 /// `mlpolicy apply`.

@@ -9,6 +9,7 @@ mod emulator;
 mod export;
 mod fmt;
 mod graph;
+mod lsp;
 mod plan;
 mod show;
 mod validate;
@@ -48,6 +49,7 @@ pub fn run(cli: Cli) -> ExitStatus {
         Command::Access(a) => access::run(&a),
         Command::Export(a) => export::run(&a),
         Command::Emulator(a) => emulator::run(&a),
+        Command::Lsp(_) => lsp::run(),
     }
 }
 

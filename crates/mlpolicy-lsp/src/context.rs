@@ -155,7 +155,11 @@ pub fn line_before(text: &str, offset: usize) -> &str {
 /// The start of the name being typed at `offset` (letters, digits, `_`).
 pub fn word_start(text: &str, offset: usize) -> usize {
     let offset = crate::text::floor_boundary(text, offset);
-    text[..offset].rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |i| i + 1)
+    text[..offset]
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_'))
+        .map_or(0, |(i, c)| i + c.len_utf8())
 }
 
 /// The dotted path written just before `end` (`workspace.team[team].`), without what follows
@@ -253,6 +257,13 @@ mod tests {
         assert_eq!(ctx("grant \"R\" to a on b {\n  |").block(), &Block::Grant);
         assert_eq!(ctx("workspase x {\n  |").block(), &Block::Unknown);
         assert_eq!(ctx("group x {\n}\n|").block(), &Block::TopLevel);
+    }
+
+    #[test]
+    fn words_start_at_character_boundaries() {
+        assert_eq!(word_start("😀ab", 6), 4);
+        assert_eq!(word_start("x.😀", 6), 6);
+        assert_eq!(path_before("😀.", 5), None);
     }
 
     #[test]

@@ -302,6 +302,7 @@ impl Server<'_> {
             return;
         };
         state.analysis = Some(analysis.clone());
+        self.publish_all(dir, &analysis);
         let (errors, warnings) = (analysis.report.errors(), analysis.report.warnings());
         self.log(
             MessageType::LOG,
@@ -311,7 +312,6 @@ impl Server<'_> {
                 analysis.elapsed.as_secs_f64() * 1000.0
             ),
         );
-        self.publish_all(dir, &analysis);
     }
 
     /// The URI diagnostics and locations of a file use: the open document's, or its path's.

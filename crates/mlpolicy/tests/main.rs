@@ -9,6 +9,7 @@ mod codes;
 mod examples;
 mod export;
 mod golden;
+mod lsp;
 mod plans;
 mod policies;
 mod robustness;

@@ -53,10 +53,9 @@ pub fn fixes(a: &Analysis, file: FileId, start: u32, end: u32) -> Vec<Fix> {
         }
         if matches!(d.code, Code::E0401 | Code::W0401)
             && let Some(policy) = help.split("`allow ").nth(1).and_then(|h| h.split(' ').next())
-            && let Some((at, indent)) = body_start(text, span)
+            && let Some((at, new_text)) = waiver(text, span, policy)
         {
             let title = format!("Waive policy `{policy}` for this object");
-            let new_text = format!("{indent}allow {policy} because \"REASON\"\n");
             out.push(Fix {
                 title,
                 span: Span { start: at, end: at, ..span },
@@ -106,6 +105,24 @@ fn replacement(text: &str, span: Span, suggestion: &str) -> Option<(Span, String
     Some((span, suggestion.to_owned()))
 }
 
+/// Where to write `allow POLICY because "REASON"` for the declaration named at `span`, and
+/// what: a line at the top of its body, or a body for a grant written without one.
+fn waiver(text: &str, span: Span, policy: &str) -> Option<(u32, String)> {
+    let line = format!("allow {policy} because \"REASON\"");
+    if let Some((at, indent)) = body_start(text, span) {
+        return Some((at, format!("{indent}{line}\n")));
+    }
+    let after = span.end as usize;
+    let rest = text[after..].split('\n').next().unwrap_or("").trim();
+    let grant = text.get(span.range()).is_some_and(|t| t.starts_with("grant"));
+    if !grant || !(rest.is_empty() || rest.starts_with('#')) {
+        return None;
+    }
+    let line_start = text[..after].rfind('\n').map_or(0, |i| i + 1);
+    let indent: String = text[line_start..].chars().take_while(|c| *c == ' ' || *c == '\t').collect();
+    Some((span.end, format!(" {{\n{indent}  {line}\n{indent}}}")))
+}
+
 /// Where a new line goes at the top of the body of the declaration named at `span`: the start
 /// of the line after its `{`, and the indentation to write. `None` without a multi-line body.
 fn body_start(text: &str, span: Span) -> Option<(u32, String)> {
@@ -152,5 +169,8 @@ mod tests {
         let (at, indent) = body_start(text, Span::new(FileId(0), 6, 7)).unwrap();
         assert_eq!((at, indent.as_str()), (10, "  "));
         assert!(body_start("group g {}\n", Span::new(FileId(0), 6, 7)).is_none());
+        let grant = "  grant \"Owner\" to user(\"a\") on sub.x  # why\n";
+        let (at, text) = waiver(grant, Span::new(FileId(0), 2, 37), "p").unwrap();
+        assert_eq!((at, text.as_str()), (37, " {\n    allow p because \"REASON\"\n  }"));
     }
 }

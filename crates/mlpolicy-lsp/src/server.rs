@@ -245,6 +245,17 @@ impl Server<'_> {
                 };
                 self.schedule(p.text_document.uri.as_str(), now);
             }
+            notif::DidChangeWatchedFiles::METHOD => {
+                let Ok(p) = serde_json::from_value::<lsp_types::DidChangeWatchedFilesParams>(n.params.clone()) else {
+                    return;
+                };
+                for change in p.changes {
+                    let dir = path_of(&change.uri).and_then(|p| p.parent().map(Path::to_owned));
+                    if let Some(state) = dir.and_then(|d| self.dirs.get_mut(&d)) {
+                        state.due = Some(now);
+                    }
+                }
+            }
             notif::DidCloseTextDocument::METHOD => {
                 let Ok(p) = serde_json::from_value::<lsp_types::DidCloseTextDocumentParams>(n.params.clone()) else {
                     return;

@@ -271,6 +271,7 @@ fn expression(items: &mut Items<'_>, text: &str, start: usize, ctx: &Context) {
             items.add(v, CompletionItemKind::VARIABLE, Some("loop variable".into()), None);
         }
     }
+    let in_rule = subject.is_some();
     if let Some(subject) = &subject {
         for attr in check::subject_attributes(subject).unwrap_or_default() {
             items.add(attr, CompletionItemKind::FIELD, Some(format!("attribute of the {subject}")), None);
@@ -283,20 +284,27 @@ fn expression(items: &mut Items<'_>, text: &str, start: usize, ctx: &Context) {
         let value = a.evaluate(&l.value).map(|v| short(&render_value(&v)));
         items.add(&name, CompletionItemKind::VARIABLE, value.or_else(|| Some("let".into())), None);
     }
-    for (word, doc) in [
-        ("var", "`var.NAME`: a variable of mlpolicy.yaml."),
-        ("sub", "`sub.ALIAS`: a subscription of mlpolicy.yaml."),
-        ("system", "A workspace's system-assigned identity."),
-    ] {
-        items.add(word, CompletionItemKind::KEYWORD, None, Some(doc.into()));
-    }
+    items.add("var", CompletionItemKind::KEYWORD, None, Some("`var.NAME`: a variable of mlpolicy.yaml.".into()));
     for b in ["true", "false"] {
         items.add(b, CompletionItemKind::VALUE, None, None);
     }
-    for (f, doc) in FUNCTIONS {
-        items.snippet(f, CompletionItemKind::FUNCTION, doc, &format!("{f}(${{1}})"), &format!("{f}("));
+    // A policy rule reads its subject, variables and `let`s, and may count; the rest names
+    // objects, which rules do not.
+    for (f, doc) in FUNCTIONS.iter().filter(|(f, _)| !in_rule || *f == "count") {
+        if !items.seen.contains(*f) {
+            items.snippet(f, CompletionItemKind::FUNCTION, doc, &format!("{f}(${{1}})"), &format!("{f}("));
+        }
     }
-    addresses(items, ctx);
+    if !in_rule {
+        items.add(
+            "sub",
+            CompletionItemKind::KEYWORD,
+            None,
+            Some("`sub.ALIAS`: a subscription of mlpolicy.yaml.".into()),
+        );
+        items.add("system", CompletionItemKind::KEYWORD, None, Some("A workspace's system-assigned identity.".into()));
+        addresses(items, ctx);
+    }
 }
 
 /// `group.NAME`, `workspace.NAME[key]` for every declaration, and the concrete keyed addresses.

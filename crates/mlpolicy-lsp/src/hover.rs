@@ -170,12 +170,22 @@ fn variable(a: &Analysis, name: &str) -> String {
     format!("**var** `{name}`: not given; add it under `vars:` in mlpolicy.yaml")
 }
 
-/// The source of a span as a fenced block, cut after [`MAX_LINES`] lines.
+/// The source of a span as a fenced block, cut after [`MAX_LINES`] lines, its indentation
+/// removed (a declaration inside a `for` starts at its own column).
 fn source_block(a: &Analysis, span: Span) -> String {
     let text = a.snippet(span);
-    let mut lines: Vec<&str> = text.lines().take(MAX_LINES).collect();
+    let full = a.text(span.file);
+    let start = (span.start as usize).min(full.len());
+    let line_start = full[..start].rfind('\n').map_or(0, |i| i + 1);
+    let indent = full[line_start..start].len() - full[line_start..start].trim_start().len();
+    let strip = |l: &'_ str| -> String {
+        let spaces = l.len() - l.trim_start_matches([' ', '\t']).len();
+        l[spaces.min(indent)..].to_owned()
+    };
+    let mut lines: Vec<String> =
+        text.lines().take(MAX_LINES).enumerate().map(|(i, l)| if i == 0 { l.to_owned() } else { strip(l) }).collect();
     if text.lines().count() > MAX_LINES {
-        lines.push("  # …");
+        lines.push("  # …".to_owned());
     }
     format!("\n```mlpolicy\n{}\n```\n", lines.join("\n"))
 }

@@ -177,7 +177,9 @@ impl Expect<'_> {
                 Item::Decl(d) => self.decl(d),
                 Item::Grant(g) => {
                     self.word(g.span, "grant", "storage.type.grant");
-                    [&g.role, &g.principal, &g.scope].into_iter().for_each(|e| self.expr(e));
+                    for e in [&g.role, &g.principal, &g.scope] {
+                        self.expr(e);
+                    }
                     g.body.iter().flatten().for_each(|b| self.body(b));
                 }
                 Item::Let(l) => {
@@ -268,7 +270,9 @@ impl Expect<'_> {
                 if ["user", "service_principal", "existing_group", "scope", "count"].contains(&name.node.as_str()) {
                     self.out.push((name.span, "support.function"));
                 }
-                args.iter().for_each(|a| self.expr(a));
+                for a in args {
+                    self.expr(a);
+                }
             }
             ExprKind::Unary { op, operand } => {
                 self.out.push((op.span, "keyword.operator.logical"));

@@ -65,8 +65,9 @@ impl Client {
         });
         let stdin = child.stdin.take();
         let mut client = Client { child, stdin, messages: rx, next_id: 0, pending: Vec::new() };
-        let init =
-            client.request("initialize", json!({ "processId": null, "rootUri": null, "capabilities": capabilities }));
+        let mut init = json!({ "processId": null, "rootUri": null });
+        init["capabilities"] = capabilities;
+        let init = client.request("initialize", init);
         assert_eq!(init["serverInfo"]["name"], "mlpolicy", "{init}");
         client.notify("initialized", json!({}));
         client
@@ -80,7 +81,9 @@ impl Client {
     }
 
     fn notify(&mut self, method: &str, params: Value) {
-        self.send(&json!({ "jsonrpc": "2.0", "method": method, "params": params }));
+        let mut msg = json!({ "jsonrpc": "2.0", "method": method });
+        msg["params"] = params;
+        self.send(&msg);
     }
 
     /// Sends a request and returns its answer (or error object), asserting it came within
@@ -89,7 +92,9 @@ impl Client {
         self.next_id += 1;
         let id = self.next_id;
         let started = Instant::now();
-        self.send(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }));
+        let mut msg = json!({ "jsonrpc": "2.0", "id": id, "method": method });
+        msg["params"] = params;
+        self.send(&msg);
         loop {
             let left = ANSWER_WITHIN.saturating_sub(started.elapsed());
             match self.messages.recv_timeout(left) {
@@ -247,7 +252,7 @@ fn validate(dir: &Path) -> (Vec<Seen>, Vec<Place>) {
             if let Some(m) = trimmed.strip_prefix("× ").or(trimmed.strip_prefix("⚠ ")).filter(|_| c.1.is_empty()) {
                 c.1 = m.to_owned();
             } else if let Some(h) = trimmed.strip_prefix("help: ") {
-                c.2 = h.to_owned();
+                h.clone_into(&mut c.2);
             } else if trimmed.starts_with("Advice:") {
                 seen.extend(current.take());
             }
@@ -584,14 +589,14 @@ fn lsp_diagnostics_follow_typing_quickly() {
         .collect();
     analyses.sort_by(f64::total_cmp);
     assert!(analyses.len() >= 10, "{analyses:?}");
-    let analysis = analyses[analyses.len() / 2];
+    let analysis_ms = analyses[analyses.len() / 2];
     eprintln!(
-        "lsp: contoso-ml analysed in {analysis:.1} ms (median of {}); diagnostics after a change: median {median:?}, max {:?} (the {:?} debounce included)",
+        "lsp: contoso-ml analysed in {analysis_ms:.1} ms (median of {}); diagnostics after a change: median {median:?}, max {:?} (the {:?} debounce included)",
         analyses.len(),
         took[took.len() - 1],
         mlpolicy_lsp::DEBOUNCE
     );
-    assert!(analysis < 100.0, "the example takes {analysis} ms to analyse");
+    assert!(analysis_ms < 100.0, "the example takes {analysis_ms} ms to analyse");
     assert!(took.iter().all(|t| *t < ANSWER_WITHIN), "{took:?}");
     // Typing faster than the debounce analyses once, after the last change.
     let before = c.pending.len();

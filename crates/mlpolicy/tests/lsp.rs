@@ -435,6 +435,14 @@ fn lsp_answers_on_the_example() {
     assert_eq!(changes[&uri].as_array().unwrap().len(), 1, "{edit}");
     assert_eq!(changes[self::uri(&platform)].as_array().unwrap().len(), 3, "the let and two uses: {edit}");
     assert!(platform_text.contains("let platform_admins"));
+    // Renaming a group changes its uniqueName: the server warns that the plan will replace it.
+    let edit = c.request(
+        "textDocument/rename",
+        json!({ "textDocument": { "uri": uri }, "position": pos_json(pos(&text, "group data_scientists", 7)), "newName": "scientists" }),
+    );
+    assert_eq!(edit["changes"][&uri].as_array().unwrap().len(), 3, "{edit}");
+    let warning = c.pending.iter().find(|m| m["method"] == "window/showMessage").expect("a warning");
+    assert!(warning["params"]["message"].as_str().unwrap().contains("uniqueName"), "{warning}");
     let refused = c.call(
         "textDocument/rename",
         json!({ "textDocument": { "uri": uri }, "position": pos_json(pos(&text, "var.env", 5)), "newName": "stage" }),

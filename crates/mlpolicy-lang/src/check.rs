@@ -48,6 +48,22 @@ const WORKSPACE_ATTRS: &[&str] = &[
 const GROUP_ATTRS: &[&str] = &["name", "description", "mail_nickname", "members", "owners", "members_additive"];
 const GRANT_ATTRS: &[&str] = &["role", "principal", "scope", "description", "condition"];
 
+/// The attributes a declaration of `kind` takes (besides `prevent_destroy`, which every kind
+/// takes), in the order the language documents them.
+pub fn attributes(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::ResourceGroup => RG_ATTRS,
+        Kind::Identity => IDENTITY_ATTRS,
+        Kind::Federated => FIC_ATTRS,
+        Kind::Workspace => WORKSPACE_ATTRS,
+        Kind::Group => GROUP_ATTRS,
+        Kind::Grant => GRANT_ATTRS,
+    }
+}
+
+/// Attributes every declaration takes.
+pub const COMMON_ATTRIBUTES: &[&str] = COMMON;
+
 /// Checks a resolved configuration and builds its model.
 pub fn check(decls: &[ResolvedDecl], known_policies: &HashSet<String>) -> (Model, Diagnostics) {
     let mut c = Checker { model: Model::default(), diags: Diagnostics::default(), known_policies };
@@ -988,8 +1004,8 @@ pub fn subject_attributes(subject: &str) -> Option<&'static [&'static str]> {
     })
 }
 
-/// Fields of a compound attribute (`principal.kind`).
-fn sub_attributes(subject: &str, attr: &str) -> Option<&'static [&'static str]> {
+/// Fields of a compound attribute a policy rule reads (`principal.kind`).
+pub fn sub_attributes(subject: &str, attr: &str) -> Option<&'static [&'static str]> {
     Some(match (subject, attr) {
         ("grant", "principal") => &["kind", "name", "member_count"],
         ("grant", "scope") | ("workspace", "identity") => &["kind", "name"],

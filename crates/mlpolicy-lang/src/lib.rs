@@ -70,9 +70,15 @@ impl Compiled {
 /// can run. Stages after one with errors still run where their input is meaningful, so one run
 /// reports as much as possible.
 pub fn compile(dir: &Path, overrides: &Overrides) -> Compiled {
+    compile_with(dir, overrides, &source::Overlay::new())
+}
+
+/// [`compile`], reading the files `overlay` holds from it instead of the disk (an editor's
+/// unsaved buffers; see [`source::Overlay`]).
+pub fn compile_with(dir: &Path, overrides: &Overrides, overlay: &source::Overlay) -> Compiled {
     let mut sources = Sources::default();
-    let mut diagnostics = source::load_dir(dir, &mut sources);
-    let (settings, settings_diags) = settings::load(dir, overrides, &mut sources);
+    let mut diagnostics = source::load_dir_with(dir, &mut sources, overlay);
+    let (settings, settings_diags) = settings::load_with(dir, overrides, &mut sources, overlay);
     diagnostics.extend(settings_diags);
     let mut files = Vec::new();
     for (file, diags) in parse_all(&sources) {

@@ -108,11 +108,21 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
+/// Texts that replace files of the configuration directory, by file name (`main.mlp`,
+/// `mlpolicy.yaml`): an editor's unsaved buffers. A name that is not on disk is read as if it
+/// were (a new file not saved yet). Empty for the command line.
+pub type Overlay = std::collections::BTreeMap<String, Arc<str>>;
+
 /// Reads every `*.mlp` file directly inside `dir`, sorted by file name.
 ///
 /// Problems with individual files are collected; the files that could be read are still
 /// returned so that one run reports as much as it can.
 pub fn load_dir(dir: &Path, sources: &mut Sources) -> Diagnostics {
+    load_dir_with(dir, sources, &Overlay::new())
+}
+
+/// [`load_dir`], with the texts of `overlay` in place of the files of the same name.
+pub fn load_dir_with(dir: &Path, sources: &mut Sources, overlay: &Overlay) -> Diagnostics {
     let mut diags = Diagnostics::default();
     let canonical_dir = match dir.canonicalize() {
         Ok(d) if d.is_dir() => d,
@@ -145,6 +155,11 @@ pub fn load_dir(dir: &Path, sources: &mut Sources) -> Diagnostics {
             is_mlp(&name).then(|| (name, e.path()))
         })
         .collect();
+    for name in overlay.keys().filter(|n| is_mlp(n)) {
+        if !names.iter().any(|(n, _)| n == name) {
+            names.push((name.clone(), canonical_dir.join(name)));
+        }
+    }
     names.sort();
     if names.is_empty() {
         diags.push(
@@ -154,6 +169,10 @@ pub fn load_dir(dir: &Path, sources: &mut Sources) -> Diagnostics {
         return diags;
     }
     for (name, path) in names {
+        if let Some(text) = overlay.get(&name) {
+            sources.add(name, path, text.clone());
+            continue;
+        }
         match read_inside(&canonical_dir, &path) {
             Ok(text) => {
                 sources.add(name, path, text);
@@ -216,6 +235,21 @@ mod tests {
         assert_eq!(s.line_col(f, 0), (1, 1));
         assert_eq!(s.line_col(f, 3), (2, 1));
         assert_eq!(s.line_col(f, 6), (2, 3));
+    }
+
+    #[test]
+    fn overlay_replaces_and_adds_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.mlp"), "let x = 1").unwrap();
+        let mut overlay = Overlay::new();
+        overlay.insert("a.mlp".into(), Arc::from("let x = 2"));
+        overlay.insert("b.mlp".into(), Arc::from("let y = 3"));
+        overlay.insert("notes.txt".into(), Arc::from("not read"));
+        let mut s = Sources::default();
+        let d = load_dir_with(dir.path(), &mut s, &overlay);
+        assert!(d.is_empty(), "{d:?}");
+        let texts: Vec<(&str, &str)> = s.files.iter().map(|f| (f.name.as_str(), &*f.text)).collect();
+        assert_eq!(texts, [("a.mlp", "let x = 2"), ("b.mlp", "let y = 3")]);
     }
 
     #[test]

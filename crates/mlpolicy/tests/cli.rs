@@ -139,7 +139,7 @@ fn graph_of_a_cycle_is_an_error() {
 #[test]
 fn every_command_help_has_an_example() {
     let tmp = tempfile::tempdir().unwrap();
-    for cmd in ["validate", "fmt", "graph", "emulator"] {
+    for cmd in ["validate", "fmt", "graph", "emulator", "lsp"] {
         let run = mlpolicy(tmp.path(), &[cmd, "--help"]);
         assert_eq!(run.code, 0, "{cmd}");
         assert!(run.stdout.contains("Example"), "{cmd} --help:\n{}", run.stdout);

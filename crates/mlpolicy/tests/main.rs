@@ -11,6 +11,7 @@ mod examples;
 mod export;
 mod golden;
 mod install;
+mod lsp;
 mod plans;
 mod policies;
 mod pr_comment;

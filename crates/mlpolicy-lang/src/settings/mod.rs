@@ -21,4 +21,6 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
-pub use schema::{CloudEndpoints, CloudSetting, FILE_NAME, Overrides, Settings, VarValue, is_owner_marker, load};
+pub use schema::{
+    CloudEndpoints, CloudSetting, FILE_NAME, Overrides, Settings, VarValue, is_owner_marker, load, load_with,
+};

@@ -165,14 +165,28 @@ pub struct Overrides {
 /// Always returns settings: whatever could not be read keeps its default, and every problem
 /// is in the returned diagnostics.
 pub fn load(dir: &Path, overrides: &Overrides, sources: &mut Sources) -> (Settings, Diagnostics) {
+    load_with(dir, overrides, sources, &source::Overlay::new())
+}
+
+/// [`load`], reading `mlpolicy.yaml` from `overlay` when it holds that name.
+pub fn load_with(
+    dir: &Path,
+    overrides: &Overrides,
+    sources: &mut Sources,
+    overlay: &source::Overlay,
+) -> (Settings, Diagnostics) {
     let mut settings = Settings::default();
     let mut diags = Diagnostics::default();
     let path = dir.join(FILE_NAME);
-    if path.symlink_metadata().is_ok() {
-        let read = dir
-            .canonicalize()
-            .map_err(|e| Box::new(Diagnostic::error(Code::E0003, format!("cannot read `{FILE_NAME}`: {e}"))))
-            .and_then(|canonical| source::read_inside(&canonical, &path));
+    let unsaved = overlay.get(FILE_NAME);
+    if unsaved.is_some() || path.symlink_metadata().is_ok() {
+        let read = if let Some(text) = unsaved {
+            Ok(text.to_string())
+        } else {
+            dir.canonicalize()
+                .map_err(|e| Box::new(Diagnostic::error(Code::E0003, format!("cannot read `{FILE_NAME}`: {e}"))))
+                .and_then(|canonical| source::read_inside(&canonical, &path))
+        };
         match read {
             Ok(text) => {
                 let file = sources.add(FILE_NAME, path, text);

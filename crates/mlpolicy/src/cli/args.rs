@@ -81,6 +81,11 @@ pub enum Command {
         after_help = "Example:\n  mlpolicy man | man -l -\n  mlpolicy man --out man     # man/mlpolicy.1, man/mlpolicy-plan.1, ...; then: man -M . mlpolicy"
     )]
     Man(ManArgs),
+    /// Serve the Language Server Protocol on stdin/stdout, for editors; touches no Azure API.
+    #[command(
+        after_help = "Example:\n  mlpolicy lsp     # started by an editor (docs/editors.md), not by hand\n\nDiagnostics are those of `mlpolicy validate` on the directory of each open file, as you type.\nExit codes: 0 after the client's `shutdown` and `exit`, 1 otherwise."
+    )]
+    Lsp(LspArgs),
 }
 
 /// `mlpolicy completions`.
@@ -98,6 +103,14 @@ pub struct ManArgs {
     /// missing) instead of printing `mlpolicy.1`.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+}
+
+/// `mlpolicy lsp`.
+#[derive(Debug, Args)]
+pub struct LspArgs {
+    /// Accepted for clients that pass it (stdio is the only transport).
+    #[arg(long)]
+    pub stdio: bool,
 }
 
 /// `mlpolicy apply`.

@@ -11,6 +11,7 @@ mod export;
 mod fmt;
 mod graph;
 mod man;
+mod lsp;
 mod plan;
 mod show;
 mod validate;
@@ -52,6 +53,7 @@ pub fn run(cli: Cli) -> ExitStatus {
         Command::Emulator(a) => emulator::run(&a),
         Command::Completions(a) => completions::run(&a),
         Command::Man(a) => man::run(&a),
+        Command::Lsp(_) => lsp::run(),
     }
 }
 

@@ -30,7 +30,7 @@ fn version_names_the_commit() {
     assert_eq!(plan.stdout.trim_end(), format!("mlpolicy-plan {} ({commit})", env!("CARGO_PKG_VERSION")));
 }
 
-const COMMANDS: [&str; 12] = [
+const COMMANDS: [&str; 13] = [
     "validate",
     "fmt",
     "graph",
@@ -43,6 +43,7 @@ const COMMANDS: [&str; 12] = [
     "emulator",
     "completions",
     "man",
+    "lsp",
 ];
 
 #[test]

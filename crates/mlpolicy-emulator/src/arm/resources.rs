@@ -176,12 +176,14 @@ pub(super) fn start_operation(
     lock(&shared.ops).insert(id.clone(), op);
     let url = operation_url(shared, sub, location, kind, &id);
     let reply = Reply::empty(202).header("Location", url.clone());
-    if kind == OpKind::ResourceGroupDelete {
-        return reply.header("Retry-After", if polls == 0 { "0" } else { "1" });
-    }
-    // Azure ML answers with both headers and no `Retry-After`; the emulator's quick default
-    // (no polls needed) still says `Retry-After: 0` so that clients do not wait.
-    let reply = reply.header("Azure-AsyncOperation", url.replace("type=location", "type=async"));
+    // Azure ML answers with both headers, ARM's resource-group delete with `Location` alone, and
+    // neither with `Retry-After` (as recorded); the emulator's quick default (no polls needed)
+    // still says `Retry-After: 0` so that clients do not wait.
+    let reply = if kind == OpKind::ResourceGroupDelete {
+        reply
+    } else {
+        reply.header("Azure-AsyncOperation", url.replace("type=location", "type=async"))
+    };
     if polls == 0 { reply.header("Retry-After", "0") } else { reply }
 }
 
@@ -278,8 +280,7 @@ pub(super) fn poll_operation(shared: &Shared, ctx: &Ctx, t: &mut Tenant, sub: &s
     if !snapshot.done {
         let location =
             t.workspaces.iter().find(|w| ws_key(w) == snapshot.target).map_or("eastus", |w| w.location.as_str());
-        let reply = Reply::empty(202).header("Location", operation_url(shared, sub, location, snapshot.kind, id));
-        return if snapshot.kind == OpKind::ResourceGroupDelete { reply.header("Retry-After", "1") } else { reply };
+        return Reply::empty(202).header("Location", operation_url(shared, sub, location, snapshot.kind, id));
     }
     match snapshot.kind {
         OpKind::WorkspacePut => match t.workspaces.iter().find(|w| ws_key(w) == snapshot.target && !w.soft_deleted) {

@@ -79,6 +79,9 @@ struct Differ<'a> {
     /// Canonical ids of identities this plan creates or replaces, from `changes[..identities_seen]`.
     recreated_identities: BTreeSet<String>,
     identities_seen: usize,
+    /// Azure identities (a group's lower-case `uniqueName`, a credential's canonical id) that
+    /// desired objects keep from their address before a `moved` block.
+    relocated: BTreeSet<String>,
 }
 
 /// Computes the plan.
@@ -96,6 +99,7 @@ pub fn diff(desired: &DesiredState, live: &LiveState, input: &DiffInput<'_>) -> 
         assignments_by_content: HashMap::new(),
         recreated_identities: BTreeSet::new(),
         identities_seen: 0,
+        relocated: BTreeSet::new(),
     };
     for a in live.role_assignments.values() {
         let key = (canonical(&a.properties.scope), a.role_guid(), a.properties.principal_id.to_ascii_lowercase());
@@ -109,6 +113,7 @@ pub fn diff(desired: &DesiredState, live: &LiveState, input: &DiffInput<'_>) -> 
     }
     d.recreate_dependents();
     d.orphans();
+    d.rename_hints();
     d.unmanaged_assignments();
     d.safety();
     let access_changes = d.access_changes();
@@ -290,11 +295,64 @@ impl Differ<'_> {
             desired: Some(o.object.clone()),
             live_ref: LiveRef::default(),
             depends_on: None,
+            moved_from: None,
         });
         action
     }
 
+    /// One desired object's change; a moved one is looked for under its earlier Azure name
+    /// too, and its change says where it moved from.
     fn object(&mut self, o: &DesiredObject) {
+        let relocated = self.relocate(o);
+        let first = self.changes.len();
+        self.object_at(relocated.as_ref().unwrap_or(o));
+        let Some(m) = &o.moved_from else { return };
+        // An object Azure names after its address moved only when it was found under the old
+        // name; any other moved object when it exists at all.
+        if (m.unique_name.is_some() || m.id.is_some()) && relocated.is_none() {
+            return;
+        }
+        let Some(c) = self.changes.get_mut(first).filter(|c| c.before.is_some()) else { return };
+        c.moved_from = Some(m.address.clone());
+        if c.action == Action::NoOp {
+            c.action = Action::Move;
+        }
+    }
+
+    /// The desired object under the Azure name its earlier address gave it, when it exists
+    /// live only under that name (a group's `uniqueName` never changes; a credential's name is
+    /// part of its id).
+    fn relocate(&mut self, o: &DesiredObject) -> Option<DesiredObject> {
+        let m = o.moved_from.as_ref()?;
+        let mut out = o.clone();
+        match &mut out.object {
+            Desired::Group(g) => {
+                let before = m.unique_name.as_ref()?;
+                if self.live.group_by_unique_name(&g.unique_name).is_some()
+                    || self.live.group_by_unique_name(before).is_none()
+                {
+                    return None;
+                }
+                g.unique_name.clone_from(before);
+                self.relocated.insert(before.to_ascii_lowercase());
+            }
+            Desired::Federated(f) => {
+                let before = m.id.as_ref()?;
+                if self.live.federated.contains_key(&canonical(&f.id))
+                    || !self.live.federated.contains_key(&canonical(before))
+                {
+                    return None;
+                }
+                f.name = before.rsplit('/').next().unwrap_or(before).to_owned();
+                f.id.clone_from(before);
+                self.relocated.insert(canonical(before));
+            }
+            _ => return None,
+        }
+        Some(out)
+    }
+
+    fn object_at(&mut self, o: &DesiredObject) {
         match &o.object {
             Desired::ResourceGroup(r) => {
                 let live = self.live.resource_groups.get(&canonical(&r.id));
@@ -686,7 +744,7 @@ impl Differ<'_> {
         }
         for c in &mut self.changes {
             let Some(r) = because.get(&c.address) else { continue };
-            if matches!(c.action, Action::NoOp | Action::Update | Action::Adopt) {
+            if matches!(c.action, Action::NoOp | Action::Update | Action::Adopt | Action::Move) {
                 c.action = Action::Create;
                 c.before = None;
                 c.changes.clear();
@@ -709,6 +767,7 @@ impl Differ<'_> {
                 Desired::Group(g) => Some(g.unique_name.to_ascii_lowercase()),
                 Desired::RoleAssignment(_) => None,
             })
+            .chain(self.relocated.iter().cloned())
             .collect();
         let mut deletes = Vec::new();
         let owned = |tags: &BTreeMap<String, String>| self.live.owned_tags(tags);
@@ -793,6 +852,63 @@ impl Differ<'_> {
             c.reason = Some("no longer in the configuration".into());
             self.fingerprints.insert(canonical(&c.azure_id), "present".into());
             self.deletes.push(c);
+        }
+    }
+
+    /// W0502: a group or federated credential this plan destroys while it creates one with the
+    /// same Azure name (a group's display name; a credential's issuer and subject under the
+    /// same identity) looks like an address renamed without a `moved` block.
+    fn rename_hints(&mut self) {
+        let prefix = group_unique_prefix(&self.desired.owner);
+        let mut hints = Vec::new();
+        for d in &self.deletes {
+            for c in self.changes.iter().filter(|c| c.action == Action::Create && c.kind == d.kind) {
+                let from = match &c.desired {
+                    Some(Desired::Group(g)) => {
+                        let live = d.live_ref.object_id.as_ref().and_then(|id| self.live.groups.get(id));
+                        let name = live.and_then(|l| l.group.display_name.as_deref());
+                        if !name.is_some_and(|n| n.eq_ignore_ascii_case(&g.display_name)) {
+                            continue;
+                        }
+                        address_of_unique_name(&d.azure_id, &prefix)
+                    }
+                    Some(Desired::Federated(f)) => {
+                        let Some(live) = self.live.federated.get(&canonical(&d.azure_id)) else { continue };
+                        let parent = canonical(&d.azure_id)
+                            .rsplit_once("/federatedidentitycredentials/")
+                            .map(|(p, _)| p.to_owned());
+                        if parent.as_deref() != Some(canonical(&f.identity_id).as_str())
+                            || live.properties.issuer != f.issuer
+                            || live.properties.subject != f.subject
+                        {
+                            continue;
+                        }
+                        c.address
+                            .rsplit_once(".federated.")
+                            .map(|(identity, _)| format!("{identity}.federated.{}", live.name.replace('-', "_")))
+                    }
+                    _ => continue,
+                };
+                let what = match &d.live_ref.object_id {
+                    Some(id) => format!("{} (object id {id})", d.display),
+                    None => d.display.clone(),
+                };
+                hints.push((c.address.clone(), what, from));
+            }
+        }
+        for (to, what, from) in hints {
+            let from = from.unwrap_or_else(|| "OLD_ADDRESS".to_owned());
+            let mut diag = Diagnostic::warning(
+                Code::W0502,
+                format!("`{to}` is created while {what}, declared as `{from}` before, is destroyed: is this a rename?"),
+            )
+            .with_help(format!(
+                "if `{to}` is `{from}` renamed, add `moved {{ from = {from}  to = {to} }}` and plan again: the object then keeps its id in Azure, its members and its role assignments"
+            ));
+            if let Some(span) = self.span(&to) {
+                diag = diag.with_label(span, "created here");
+            }
+            self.diags.push(diag);
         }
     }
 
@@ -934,7 +1050,7 @@ impl Differ<'_> {
         // (a no-op plan, say) has none to report, and reading the whole tenant's access for
         // it would cost a no-op plan of a large estate a fifth of its time.
         let moves_access = self.changes.iter().chain(&self.deletes).any(|c| {
-            !matches!(c.action, Action::NoOp | Action::Read | Action::Adopt)
+            !matches!(c.action, Action::NoOp | Action::Read | Action::Adopt | Action::Move)
                 && matches!(c.kind, ObjectKind::RoleAssignment | ObjectKind::Group)
         });
         if !moves_access {
@@ -1004,6 +1120,24 @@ impl Differ<'_> {
     }
 }
 
+/// The address a group's `uniqueName` (`mlpolicy.<owner>.<name>[.<key>...]`) was made from:
+/// `group.name["key"]`, keys of digits as integers. `None` for another owner's name.
+fn address_of_unique_name(unique_name: &str, prefix: &str) -> Option<String> {
+    let rest = unique_name
+        .get(prefix.len()..)
+        .filter(|_| unique_name.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix)))?;
+    let mut parts = rest.split('.');
+    let mut out = format!("group.{}", parts.next().filter(|n| !n.is_empty())?);
+    for k in parts {
+        if !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{k}]"));
+        } else {
+            out.push_str(&format!("[{}]", mlpolicy_lang::model::quote(k)));
+        }
+    }
+    Some(out)
+}
+
 fn delete_change(kind: ObjectKind, azure_id: &str, display: String, before: Attrs) -> Change {
     Change {
         address: String::new(),
@@ -1019,6 +1153,7 @@ fn delete_change(kind: ObjectKind, azure_id: &str, display: String, before: Attr
         desired: None,
         live_ref: LiveRef::default(),
         depends_on: None,
+        moved_from: None,
     }
 }
 

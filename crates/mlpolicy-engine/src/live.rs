@@ -102,6 +102,9 @@ pub struct LiveState {
     pub adoptable: BTreeMap<String, Vec<String>>,
     /// Principal ids Graph answered 404 for when asked to name them: deleted from the directory.
     pub deleted: BTreeSet<String>,
+    /// Groups a `moved` block renamed: lower-case `uniqueName` under the new address → the one
+    /// under the earlier address, which the live group keeps.
+    pub moved_groups: BTreeMap<String, String>,
     /// Where [`LiveState::group_by_unique_name`] looks first.
     unique_names: UniqueNameIndex,
 }
@@ -153,6 +156,11 @@ impl LiveState {
     /// Finds a desired group: by `uniqueName`, else the one group it can adopt.
     pub fn group_match(&self, unique_name: &str, display_name: &str) -> GroupMatch<'_> {
         if let Some((id, g)) = self.group_by_unique_name(unique_name) {
+            return GroupMatch::Owned(id, g);
+        }
+        if let Some((id, g)) =
+            self.moved_groups.get(&unique_name.to_ascii_lowercase()).and_then(|u| self.group_by_unique_name(u))
+        {
             return GroupMatch::Owned(id, g);
         }
         match self.adoptable.get(&display_name.to_lowercase()).map(Vec::as_slice) {
@@ -215,6 +223,13 @@ pub async fn read(
     extra_subscriptions: &[String],
 ) -> Result<LiveState, Diagnostic> {
     let mut live = LiveState { owner: desired.owner.clone(), ..LiveState::default() };
+    for o in desired.objects.values() {
+        if let (Desired::Group(g), Some(before)) =
+            (&o.object, o.moved_from.as_ref().and_then(|m| m.unique_name.as_ref()))
+        {
+            live.moved_groups.insert(g.unique_name.to_ascii_lowercase(), before.clone());
+        }
+    }
     let mut subscriptions: BTreeSet<String> = extra_subscriptions.iter().map(|s| s.to_ascii_lowercase()).collect();
     for o in desired.objects.values() {
         if let Some(sub) = subscription_of(&o.object) {

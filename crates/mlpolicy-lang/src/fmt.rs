@@ -90,7 +90,7 @@ fn is_block(item: &Item) -> bool {
     match item {
         Item::Let(_) => false,
         Item::Grant(g) => g.body.is_some(),
-        Item::Decl(_) | Item::For(_) | Item::Policy(_) => true,
+        Item::Decl(_) | Item::For(_) | Item::Policy(_) | Item::Moved(_) => true,
     }
 }
 
@@ -282,6 +282,7 @@ impl Printer<'_> {
                 }
             }
             Item::Decl(d) => self.decl(out, d, indent),
+            Item::Moved(m) => self.moved(out, m, indent),
             Item::For(f) => {
                 let shape = Block { span: f.span, header_end: end(f.iterable.span), empty: f.items.is_empty() };
                 self.block(
@@ -346,6 +347,25 @@ impl Printer<'_> {
                 );
             }
         }
+    }
+
+    /// `moved {`, then `from` and `to` on their own lines with `=` aligned, then `}`.
+    fn moved(&mut self, out: &mut String, m: &crate::ast::Moved, indent: usize) {
+        let shape = Block { span: m.span, header_end: start(m.span) + "moved".len(), empty: false };
+        self.block(
+            out,
+            indent,
+            shape,
+            |_, b, _| b.push_str("moved"),
+            |p, o, i| {
+                for (head, span, value) in [("from = ", m.from_span, &m.from), ("to   = ", m.to_span, &m.to)] {
+                    p.line(o, i, span, "", |p, buf, col| {
+                        buf.push_str(head);
+                        p.expr(buf, value, i, col + head.len());
+                    });
+                }
+            },
+        );
     }
 
     fn decl(&mut self, out: &mut String, d: &Decl, indent: usize) {

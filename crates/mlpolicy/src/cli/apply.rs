@@ -233,7 +233,7 @@ fn verbs(action: Action) -> (&'static str, &'static str) {
         Action::Replace => ("Replacing...", "Replacement complete"),
         Action::Delete => ("Destroying...", "Destruction complete"),
         Action::Adopt => ("Adopting...", "Adoption complete"),
-        Action::Read | Action::NoOp => ("Reading...", "Read complete"),
+        Action::Read | Action::NoOp | Action::Move => ("Reading...", "Read complete"),
     }
 }
 

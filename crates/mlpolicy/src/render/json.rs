@@ -28,6 +28,7 @@ struct JsonSummary {
     change: usize,
     destroy: usize,
     adopt: usize,
+    moved: usize,
 }
 
 #[derive(Serialize)]
@@ -41,6 +42,7 @@ struct JsonChange<'a> {
     after: Option<&'a Attrs>,
     changes: Vec<JsonAttrChange<'a>>,
     blast_radius: &'a [String],
+    moved_from: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -85,6 +87,7 @@ fn action_name(a: Action) -> &'static str {
         Action::Read => "read",
         Action::NoOp => "no-op",
         Action::Adopt => "adopt",
+        Action::Move => "move",
     }
 }
 
@@ -97,6 +100,7 @@ pub fn json(plan: &Plan) -> String {
             change: plan.summary.change,
             destroy: plan.summary.destroy,
             adopt: plan.summary.adopt,
+            moved: plan.summary.moved,
         },
         changes: shown(plan)
             .map(|c| JsonChange {
@@ -118,6 +122,7 @@ pub fn json(plan: &Plan) -> String {
                     })
                     .collect(),
                 blast_radius: &c.blast_radius,
+                moved_from: c.moved_from.as_deref(),
             })
             .collect(),
         drift: plan

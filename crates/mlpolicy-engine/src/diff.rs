@@ -824,10 +824,10 @@ impl Differ<'_> {
                     ObjectKind::Group,
                     u,
                     format!("group \"{}\"", g.group.display_name.clone().unwrap_or_default()),
-                    Attrs::from([(
-                        "members".into(),
-                        AttrValue::List(g.members.iter().map(|m| self.live.display(m)).collect()),
-                    )]),
+                    Attrs::from([
+                        ("members".into(), AttrValue::List(g.members.iter().map(|m| self.live.display(m)).collect())),
+                        ("object_id".into(), s(id)),
+                    ]),
                 );
                 c.live_ref.object_id = Some(id.clone());
                 deletes.push(c);
@@ -889,21 +889,22 @@ impl Differ<'_> {
                     }
                     _ => continue,
                 };
-                let what = match &d.live_ref.object_id {
-                    Some(id) => format!("{} (object id {id})", d.display),
-                    None => d.display.clone(),
+                let keeps = if d.kind == ObjectKind::Group {
+                    "its object id, its members and the role assignments made to it"
+                } else {
+                    "its id in Azure"
                 };
-                hints.push((c.address.clone(), what, from));
+                hints.push((c.address.clone(), d.display.clone(), from, keeps));
             }
         }
-        for (to, what, from) in hints {
+        for (to, what, from, keeps) in hints {
             let from = from.unwrap_or_else(|| "OLD_ADDRESS".to_owned());
             let mut diag = Diagnostic::warning(
                 Code::W0502,
                 format!("`{to}` is created while {what}, declared as `{from}` before, is destroyed: is this a rename?"),
             )
             .with_help(format!(
-                "if `{to}` is `{from}` renamed, add `moved {{ from = {from}  to = {to} }}` and plan again: the object then keeps its id in Azure, its members and its role assignments"
+                "if `{to}` is `{from}` renamed, add `moved {{ from = {from}  to = {to} }}` and plan again: the object then keeps {keeps}"
             ));
             if let Some(span) = self.span(&to) {
                 diag = diag.with_label(span, "created here");
@@ -1051,12 +1052,29 @@ impl Differ<'_> {
         // it would cost a no-op plan of a large estate a fifth of its time.
         let moves_access = self.changes.iter().chain(&self.deletes).any(|c| {
             !matches!(c.action, Action::NoOp | Action::Read | Action::Adopt | Action::Move)
-                && matches!(c.kind, ObjectKind::RoleAssignment | ObjectKind::Group)
+                && (matches!(c.kind, ObjectKind::RoleAssignment | ObjectKind::Group) || c.action == Action::Delete)
         });
         if !moves_access {
             return Vec::new();
         }
-        let scopes = managed_scopes(self.desired);
+        // Scopes this plan destroys (with every assignment at or below them), and the scopes of
+        // the assignments it deletes: their losses are access changes too.
+        let doomed: Vec<String> = self
+            .deletes
+            .iter()
+            .filter(|c| matches!(c.kind, ObjectKind::ResourceGroup | ObjectKind::Workspace))
+            .map(|c| canonical(&c.azure_id))
+            .collect();
+        let under_doomed = |s: &str| doomed.iter().any(|d| within(d, s));
+        let mut scopes = managed_scopes(self.desired);
+        for c in self.deletes.iter().filter(|c| c.kind == ObjectKind::RoleAssignment) {
+            if let Some(a) = self.live.role_assignments.get(&canonical(&c.azure_id)) {
+                scopes.insert(canonical(&a.properties.scope));
+            }
+        }
+        scopes.extend(
+            self.live.role_assignments.values().map(|a| canonical(&a.properties.scope)).filter(|s| under_doomed(s)),
+        );
         let scope_names = access::scope_names(self.desired);
         let show_scope =
             |scope: &str| scope_names.get(&canonical(scope)).cloned().unwrap_or_else(|| scope_display(scope));
@@ -1116,8 +1134,14 @@ impl Differ<'_> {
                 _ => {}
             }
         }
+        after.assignments.retain(|a| !under_doomed(&a.scope_id));
         access::changes(&before, &after)
     }
+}
+
+/// Whether ARM id `child` is `parent` or below it (both canonical).
+fn within(parent: &str, child: &str) -> bool {
+    child == parent || child.strip_prefix(parent).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// The address a group's `uniqueName` (`mlpolicy.<owner>.<name>[.<key>...]`) was made from:

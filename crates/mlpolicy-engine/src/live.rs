@@ -246,17 +246,44 @@ pub async fn read(
     record_groups(&mut live, groups?);
     resolve_named_principals(client, &mut live, &refs).await?;
 
-    // Names of the other principals holding roles at the scopes we manage (for drift and access).
+    // Names of the other principals holding roles at the scopes we manage (for drift and
+    // access), of those holding our assignments, and of those holding roles at or below the
+    // objects of ours the configuration no longer declares (the plan destroys them): plans name
+    // them all, never by object id.
     let scopes = managed_scopes(desired);
+    let marker = crate::lower::assignment_marker(&desired.owner);
+    let doomed = undeclared_owned(&live, desired);
     let unknown: BTreeSet<String> = live
         .role_assignments
         .values()
-        .filter(|r| scopes.contains(&canonical(&r.properties.scope)))
+        .filter(|r| {
+            let scope = canonical(&r.properties.scope);
+            scopes.contains(&scope)
+                || r.properties.description.as_deref().is_some_and(|d| d.ends_with(&marker))
+                || doomed.iter().any(|d| scope == *d || scope.strip_prefix(d.as_str()).is_some_and(|r| r.starts_with('/')))
+        })
         .map(|r| r.properties.principal_id.to_ascii_lowercase())
         .filter(|id| !live.principals.contains_key(id))
         .collect();
     name_principals(client, &mut live, &unknown).await?;
     Ok(live)
+}
+
+/// Canonical ids of the resource groups and workspaces carrying this owner's tag that the
+/// desired state does not declare: the plan destroys them.
+fn undeclared_owned(live: &LiveState, desired: &DesiredState) -> Vec<String> {
+    let declared: BTreeSet<String> = desired
+        .objects
+        .values()
+        .filter_map(|o| match &o.object {
+            Desired::ResourceGroup(r) => Some(canonical(&r.id)),
+            Desired::Workspace(w) => Some(canonical(&w.id)),
+            _ => None,
+        })
+        .collect();
+    let rgs = live.resource_groups.iter().filter(|(_, r)| live.owned_tags(&r.tags)).map(|(id, _)| id);
+    let ws = live.workspaces.iter().filter(|(_, w)| live.owned_tags(&w.tags)).map(|(id, _)| id);
+    rgs.chain(ws).filter(|id| !declared.contains(*id)).cloned().collect()
 }
 
 /// The groups read, with their members and owners, into `live`.

@@ -137,7 +137,7 @@ fn shape_problem(from: &Address, to: &Address, block: &ast::Moved, blocks: &[&as
     if from.kind() != to.kind() {
         return Some(
             Diagnostic::error(Code::E0116, format!("`{from}` cannot move to `{to}`: a move keeps the kind of object"))
-                .with_label(block.to.span, format!("a {}, not a {}", to.kind(), from.kind()))
+                .with_label(block.to.span, format!("{}, not {}", a_kind(to.kind()), a_kind(from.kind())))
                 .with_help("a different kind of object is a different object in Azure: remove this block"),
         );
     }
@@ -159,6 +159,13 @@ fn shape_problem(from: &Address, to: &Address, block: &ast::Moved, blocks: &[&as
     None
 }
 
+/// "a group", "an identity".
+fn a_kind(kind: Kind) -> String {
+    let word = kind.keyword().replace('_', " ");
+    let article = if word.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    format!("{article} {word}")
+}
+
 /// Drops (and reports, E0119) blocks whose `to` is another block's `from`: chains and cycles.
 fn without_chains<'a>(written: Vec<Written<'a>>, diags: &mut Diagnostics) -> Vec<Written<'a>> {
     let mut bad = BTreeSet::new();
@@ -172,7 +179,11 @@ fn without_chains<'a>(written: Vec<Written<'a>>, diags: &mut Diagnostics) -> Vec
         for _ in 0..written.len() {
             match written.iter().position(|n| n.to == written[start].from) {
                 Some(prev) if prev != i => start = prev,
-                _ => break,
+                Some(_) => {
+                    start = i;
+                    break;
+                }
+                None => break,
             }
         }
         let mut path = vec![written[start].from.to_string()];

@@ -260,7 +260,9 @@ pub async fn read(
             let scope = canonical(&r.properties.scope);
             scopes.contains(&scope)
                 || r.properties.description.as_deref().is_some_and(|d| d.ends_with(&marker))
-                || doomed.iter().any(|d| scope == *d || scope.strip_prefix(d.as_str()).is_some_and(|r| r.starts_with('/')))
+                || doomed
+                    .iter()
+                    .any(|d| scope == *d || scope.strip_prefix(d.as_str()).is_some_and(|r| r.starts_with('/')))
         })
         .map(|r| r.properties.principal_id.to_ascii_lowercase())
         .filter(|id| !live.principals.contains_key(id))

@@ -727,6 +727,19 @@ mod tests {
     }
 
     #[test]
+    fn moved_blocks_get_a_line_per_address_and_keep_comments() {
+        let text = "group viewers {}\nmoved { from = group.readers  to = group.viewers }  # renamed\n# keys\nmoved {\n  # old\n  from = group.ds[\"a\"], to = group.ds[\"b\"]\n}\n";
+        let out = fmt(text);
+        assert_eq!(
+            out,
+            "group viewers {}\n\nmoved {\n  from = group.readers\n  to   = group.viewers\n}  # renamed\n\n# keys\nmoved {\n  # old\n  from = group.ds[\"a\"]\n  to   = group.ds[\"b\"]\n}\n"
+        );
+        check_stable(text);
+        // `moved` and `from` stay names elsewhere.
+        check_stable("group moved {\n  name = \"from\"\n}\n\nlet from = 1\n");
+    }
+
+    #[test]
     fn aligns_attributes_and_keeps_trailing_comments() {
         let out = fmt("group g {\n  name = \"n\"  # the name\n  description=\"d\"\n\n  owners = []\n}\n");
         assert_eq!(out, "group g {\n  name        = \"n\"  # the name\n  description = \"d\"\n\n  owners = []\n}\n");

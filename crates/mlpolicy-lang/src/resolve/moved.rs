@@ -301,3 +301,105 @@ fn without_repeats(moves: Vec<Move>, diags: &mut Diagnostics) -> Vec<Move> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{Address, Key, Kind};
+
+    fn compile(text: &str) -> crate::Compiled {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.mlp"), text).unwrap();
+        std::fs::write(
+            dir.path().join("mlpolicy.yaml"),
+            "subscriptions:\n  prod: 11111111-1111-1111-1111-111111111111\n",
+        )
+        .unwrap();
+        crate::compile(dir.path(), &crate::settings::Overrides::default())
+    }
+
+    const CONFIG: &str = r#"
+resource_group ml {
+  subscription = sub.prod
+  name         = "rg"
+  location     = "westeurope"
+}
+
+identity ci {
+  resource_group = resource_group.ml
+  name           = "id-ci"
+  federated github {
+    issuer  = "https://token.actions.githubusercontent.com"
+    subject = "repo:contoso/x:ref:refs/heads/main"
+  }
+}
+
+for team in ["fraud", "risk"] {
+  group teams {
+    name = "ml-${team}"
+  }
+}
+
+grant "Reader" to group.teams["fraud"] on resource_group.ml
+
+moved {
+  from = group.ds
+  to   = group.teams
+}
+
+moved {
+  from = identity.trainer
+  to   = identity.ci
+}
+"#;
+
+    #[test]
+    fn whole_declarations_move_per_instance_and_what_follows_moves_along() {
+        let c = compile(CONFIG);
+        assert!(!c.has_errors(), "{:#?}", c.diagnostics);
+        let keyed = |name: &str, k: &str| Address::decl(Kind::Group, name, vec![Key::Str(k.into())]);
+        let moves: Vec<(String, String)> =
+            c.model.moves.iter().map(|m| (m.from.to_string(), m.to.to_string())).collect();
+        assert_eq!(
+            moves,
+            [
+                ("group.ds[\"fraud\"]".to_owned(), "group.teams[\"fraud\"]".to_owned()),
+                ("group.ds[\"risk\"]".to_owned(), "group.teams[\"risk\"]".to_owned()),
+                ("identity.trainer".to_owned(), "identity.ci".to_owned()),
+            ]
+        );
+        assert_eq!(c.model.prior_address(&keyed("teams", "risk")), Some(keyed("ds", "risk")));
+        let fic = Address::Federated {
+            identity: Box::new(Address::decl(Kind::Identity, "ci", vec![])),
+            name: "github".into(),
+        };
+        assert_eq!(c.model.prior_address(&fic).unwrap().to_string(), "identity.trainer.federated.github");
+        let grant = c.model.grants.keys().next().unwrap();
+        assert_eq!(
+            c.model.prior_address(grant).unwrap().to_string(),
+            "grant \"Reader\" to group.ds[\"fraud\"] on resource_group.ml"
+        );
+        assert_eq!(c.model.prior_address(&Address::decl(Kind::ResourceGroup, "ml", vec![])), None);
+    }
+
+    #[test]
+    fn each_rule_has_its_code() {
+        let cases = [
+            ("moved {\n  from = group.teams\n  to   = group.nothing\n}\n", "E0117"),
+            ("moved {\n  from = resource_group.ml\n  to   = identity.ci\n}\n", "E0116"),
+            ("moved {\n  from = group.teams[\"fraud\"]\n  to   = group.teams[\"risk\"]\n}\n", "E0118"),
+            ("moved {\n  from = group.teams[\"x\"]\n  to   = group.teams\n}\n", "E0116"),
+            ("moved {\n  from = group.a[\"x\"]\n  to   = group.teams\n}\n", "E0116"),
+            (
+                "moved {\n  from = group.a\n  to   = group.b\n}\n\nmoved {\n  from = group.b\n  to   = group.teams\n}\n",
+                "E0119",
+            ),
+            ("moved {\n  from = scope(\"x\")\n  to   = group.teams\n}\n", "E0116"),
+        ];
+        for (extra, code) in cases {
+            let c = compile(&format!("{}\n{extra}", &CONFIG[..CONFIG.find("moved {").unwrap()]));
+            let codes: Vec<&str> = c.diagnostics.items.iter().map(|d| d.code.as_str()).collect();
+            assert_eq!(codes, [code], "{extra}");
+            assert!(c.model.moves.is_empty(), "{extra}");
+        }
+    }
+}

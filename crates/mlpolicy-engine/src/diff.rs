@@ -343,7 +343,7 @@ impl Differ<'_> {
                 {
                     return None;
                 }
-                f.name = before.rsplit('/').next().unwrap_or(before).to_owned();
+                before.rsplit('/').next().unwrap_or(before).clone_into(&mut f.name);
                 f.id.clone_from(before);
                 self.relocated.insert(canonical(before));
             }
@@ -1154,9 +1154,13 @@ fn address_of_unique_name(unique_name: &str, prefix: &str) -> Option<String> {
     let mut out = format!("group.{}", parts.next().filter(|n| !n.is_empty())?);
     for k in parts {
         if !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) {
-            out.push_str(&format!("[{k}]"));
+            out.push('[');
+            out.push_str(k);
+            out.push(']');
         } else {
-            out.push_str(&format!("[{}]", mlpolicy_lang::model::quote(k)));
+            out.push('[');
+            out.push_str(&mlpolicy_lang::model::quote(k));
+            out.push(']');
         }
     }
     Some(out)

@@ -42,13 +42,12 @@ impl Action {
     pub fn symbol(self) -> &'static str {
         match self {
             Action::Create => "+",
-            Action::Update => "~",
+            Action::Update | Action::Move => "~",
             Action::Replace => "-/+",
             Action::Delete => "-",
             Action::Read => "<=",
             Action::NoOp => " ",
             Action::Adopt => "&",
-            Action::Move => "~",
         }
     }
 

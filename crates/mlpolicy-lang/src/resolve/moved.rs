@@ -90,7 +90,7 @@ fn address_of(e: &Expr) -> Result<Address, String> {
             Segment::Index(i) if fields.is_empty() => {
                 keys.push(key_of(i).ok_or_else(|| {
                     "`for` keys in a `moved` block are written out: `[\"fraud\"]` or `[3]`".to_owned()
-                })?)
+                })?);
             }
             Segment::Index(_) => return Err("only a declaration's own address carries `for` keys".into()),
             Segment::Field(f) => fields.push(f.node.as_str()),

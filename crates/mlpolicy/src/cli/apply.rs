@@ -93,7 +93,11 @@ async fn plan_and_apply(
             return ExitStatus::Error;
         }
     };
-    print_diagnostics(&planned.diagnostics, &compiled.sources);
+    let mut diags = planned.diagnostics.clone();
+    if args.emulator {
+        crate::connect::emulator_help(&mut diags, &args.target);
+    }
+    print_diagnostics(&diags, &compiled.sources);
     if planned.diagnostics.has_errors() {
         return ExitStatus::Error;
     }

@@ -241,3 +241,49 @@ fn unwritable_plan_file_is_e0602() {
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(run.stderr.contains("E0602"), "{}", run.transcript());
 }
+
+/// `-v` logs every Azure request on stderr — API, method, path, status, duration and Azure's
+/// request id — and never a token, an `Authorization` header or a request body.
+#[test]
+fn verbose_logs_each_request_without_secrets() {
+    let tmp = copy_to_temp(&root().join("examples/quickstart"));
+    for args in [&["plan", ".", "--emulator", "-v"][..], &["apply", ".", "--emulator", "--auto-approve", "-v"]] {
+        let run = mlpolicy(tmp.path(), args);
+        assert_eq!(run.code, 0, "{}", run.transcript());
+        let requests: Vec<&str> = run.stderr.lines().filter(|l| l.contains(" -> ")).collect();
+        assert!(requests.len() >= 5, "{args:?} logs each request:\n{}", run.stderr);
+        for line in &requests {
+            let shape = regex_lite_line(line);
+            assert!(shape, "{args:?}: not `mlpolicy: API METHOD /path -> STATUS in Nms (request id ID)`: {line}");
+        }
+        assert!(
+            requests.iter().any(|l| l.starts_with("mlpolicy: ARM GET /subscriptions/")),
+            "{args:?}:\n{}",
+            run.stderr
+        );
+        if args[0] == "apply" {
+            assert!(requests.iter().any(|l| l.contains(" PUT ")), "writes are logged too:\n{}", run.stderr);
+        }
+        for secret in ["Bearer", "eyJ", "authorization:", "Authorization:", "client_secret", "\"properties\""] {
+            assert!(!run.stderr.contains(secret), "{args:?} leaks `{secret}`:\n{}", run.stderr);
+        }
+    }
+}
+
+/// `mlpolicy: ARM|Microsoft Graph METHOD /path[?query] -> STATUS in Nms (request id ID)`.
+fn regex_lite_line(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix("mlpolicy: ") else { return false };
+    let Some(rest) = rest.strip_prefix("ARM ").or_else(|| rest.strip_prefix("Microsoft Graph ")) else {
+        return false;
+    };
+    let Some((method, rest)) = rest.split_once(' ') else { return false };
+    let Some((path, rest)) = rest.split_once(" -> ") else { return false };
+    let Some((status, rest)) = rest.split_once(" in ") else { return false };
+    let Some((ms, id)) = rest.split_once("ms (request id ") else { return false };
+    ["GET", "PUT", "PATCH", "POST", "DELETE"].contains(&method)
+        && path.starts_with('/')
+        && status.len() == 3
+        && status.bytes().all(|b| b.is_ascii_digit())
+        && ms.bytes().all(|b| b.is_ascii_digit())
+        && id.ends_with(')')
+}

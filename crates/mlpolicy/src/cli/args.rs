@@ -101,8 +101,9 @@ pub struct ApplyArgs {
     /// Allow removing the role assignment that lets the running principal manage access.
     #[arg(long)]
     pub allow_self_lockout: bool,
-    /// Log Azure calls, retries and authentication to stderr (never tokens).
-    #[arg(long)]
+    /// Log each Azure request (method, path, status, duration, request id), retry and the
+    /// credential used to stderr (never a token or a body).
+    #[arg(long, short)]
     pub verbose: bool,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -212,7 +213,8 @@ pub struct AzureArgs {
     /// principals replicate for 5 s, Azure's throttling buckets, LROs that take polls).
     #[arg(long, value_enum, value_name = "PROFILE", default_value_t = mlpolicy_emulator::Profile::Quick)]
     pub emulator_profile: mlpolicy_emulator::Profile,
-    /// Log each Azure request, retry and the credential used (never a token).
+    /// Log each Azure request (method, path, status, duration, request id), retry and the
+    /// credential used to stderr (never a token or a body).
     #[arg(long, short)]
     pub verbose: bool,
 }

@@ -59,7 +59,7 @@ pub enum Command {
     Access(AccessArgs),
     /// Write the live estate under a scope as a configuration that plans to no changes.
     #[command(
-        after_help = "Example:\n  mlpolicy export --out ml --subscription prod=6c1e9a42-3b7d-4f05-8e2a-9d4b1c7f3e60 --group-prefix ml-\n  mlpolicy export --out ml --resource-group rg-ml-teams-prod --group-prefix ml- --compact\n  mlpolicy export --out ml --emulator        # the emulator's state lives in ml/.mlpolicy/\n\nThen `mlpolicy plan ml`: no changes, only adoptions of what lacks the ownership marker.\nExit codes: 0 written, 1 error (nothing is written when the export fails)."
+        after_help = "Example:\n  mlpolicy export --out ml --subscription prod=6c1e9a42-3b7d-4f05-8e2a-9d4b1c7f3e60 --group-prefix ml-\n  mlpolicy export --out ml --resource-group rg-ml-teams-prod --group-prefix ml- --compact\n  mlpolicy export --out ml --emulator --emulator-state examples/contoso-ml/.mlpolicy/emulator.yaml\n\nThen `mlpolicy plan ml` (with `--emulator` when exported from it): no changes, only adoptions of\nwhat lacks the ownership marker. Grants the policy packs deny are held back as comments.\nExit codes: 0 written, 1 error (nothing is written when the export fails)."
     )]
     Export(ExportArgs),
     /// Run a local Azure (ARM, Microsoft Graph, token endpoint) on one loopback port.
@@ -304,9 +304,19 @@ pub struct ExportArgs {
     /// The tenant (id or domain), when DIR/mlpolicy.yaml names none.
     #[arg(long, value_name = "ID")]
     pub tenant: Option<String>,
-    /// Replace the `.mlp` files DIR already holds.
+    /// Replace the `.mlp` files DIR already holds (and, with `--emulator-state`, its emulator
+    /// state).
     #[arg(long)]
     pub force: bool,
+    /// Policy packs to write into mlpolicy.yaml and review the export against (comma-separated
+    /// or repeated); default: those of DIR/mlpolicy.yaml. Grants a pack denies are held back.
+    #[arg(long = "policies", value_name = "PACK", value_delimiter = ',')]
+    pub policies: Vec<String>,
+    /// With `--emulator`: export the tenant of this emulator state file (e.g. another
+    /// configuration's `.mlpolicy/emulator.yaml`); it is copied to DIR/.mlpolicy/emulator.yaml
+    /// so that `mlpolicy plan DIR --emulator` reads the same tenant.
+    #[arg(long, value_name = "FILE", requires = "emulator")]
+    pub emulator_state: Option<PathBuf>,
     #[command(flatten)]
     pub azure: AzureArgs,
 }

@@ -6,6 +6,7 @@ mod audit;
 mod azure;
 mod cli;
 mod codes;
+mod docs_examples;
 mod examples;
 mod export;
 mod golden;

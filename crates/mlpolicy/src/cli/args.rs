@@ -54,7 +54,7 @@ pub enum Command {
     Show(ShowArgs),
     /// Who can do what: a principal's roles on every scope, or everyone's access at a scope.
     #[command(
-        after_help = "Example:\n  mlpolicy access alice@contoso.com examples/contoso-ml          # as the configuration would make it\n  mlpolicy access group.fraud_ds examples/contoso-ml --live --emulator\n  mlpolicy access --scope workspace.fraud examples/contoso-ml --live\n\nPRINCIPAL is a UPN, an address (`group.NAME`, `identity.NAME`, `workspace.NAME.identity`),\na display name, or (with --live) an object id. Each line is a path: holder → group → … → role @ scope."
+        after_help = "Example:\n  mlpolicy access alice@contoso.com examples/contoso-ml          # as the configuration would make it\n  mlpolicy access 'group.data_scientists[\"fraud\"]' examples/contoso-ml --live --emulator\n  mlpolicy access --scope 'workspace.team[\"fraud\"]' examples/contoso-ml --live\n\nPRINCIPAL is a UPN, an address (`group.NAME`, `identity.NAME`, `workspace.NAME.identity`),\na display name, or (with --live) an object id. Each line is a path: holder → group → … → role @ scope."
     )]
     Access(AccessArgs),
     /// Write the live estate under a scope as a configuration that plans to no changes.

@@ -287,3 +287,50 @@ fn regex_lite_line(line: &str) -> bool {
         && ms.bytes().all(|b| b.is_ascii_digit())
         && id.ends_with(')')
 }
+
+/// Under `--emulator`, a user the configuration names that the emulator lacks is E0502 with
+/// help naming the seed file, its path and the entry to write; a seed edited after the state
+/// exists is merged into it on the next run, with a notice saying how to start over — once.
+#[test]
+fn emulator_users_come_from_the_seed_even_when_edited_later() {
+    let tmp = copy_to_temp(&root().join("examples/quickstart"));
+    let first = mlpolicy(tmp.path(), &["plan", ".", "--emulator"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    let config = std::fs::read_to_string(tmp.path().join("main.mlp")).unwrap();
+    let config =
+        config.replace("user(\"bob@contoso.com\")]", "user(\"bob@contoso.com\"), user(\"carol@contoso.com\")]");
+    std::fs::write(tmp.path().join("main.mlp"), config).unwrap();
+
+    let missing = mlpolicy(tmp.path(), &["plan", ".", "--emulator"]);
+    assert_eq!(missing.code, 1, "{}", missing.transcript());
+    assert!(missing.stderr.contains("E0502"), "{}", missing.transcript());
+    let squeezed: String = missing.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(squeezed.contains("./emulator-seed.yaml"), "names the seed file:\n{}", missing.stderr);
+    assert!(squeezed.contains("users: - user_principal_name: carol@contoso.com"), "{}", missing.stderr);
+    assert!(squeezed.contains("State and seed files"), "points at the format:\n{}", missing.stderr);
+
+    // The seed is edited after the state exists (and is newer than it).
+    let seed = tmp.path().join("emulator-seed.yaml");
+    let mut text = std::fs::read_to_string(&seed).unwrap();
+    text.push_str("  - user_principal_name: carol@contoso.com\n");
+    std::fs::write(&seed, text).unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options().write(true).open(&seed).unwrap().set_modified(later).unwrap();
+    let merged = mlpolicy(tmp.path(), &["plan", ".", "--emulator"]);
+    assert_eq!(merged.code, 0, "{}", merged.transcript());
+    assert!(merged.stderr.contains("changed after the emulator's state"), "{}", merged.transcript());
+    assert!(merged.stderr.contains("added user carol@contoso.com"), "{}", merged.transcript());
+    assert!(merged.stderr.contains("to start over from the seed"), "{}", merged.transcript());
+    assert!(merged.stdout.contains("carol@contoso.com"), "{}", merged.stdout);
+
+    // Once merged, the state is the newer file again: no notice (a clock in the future aside).
+    std::fs::File::options()
+        .write(true)
+        .open(&seed)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60))
+        .unwrap();
+    let again = mlpolicy(tmp.path(), &["plan", ".", "--emulator"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert!(!again.stderr.contains("changed after"), "{}", again.transcript());
+}

@@ -118,7 +118,8 @@ pub fn diff(desired: &DesiredState, live: &LiveState, input: &DiffInput<'_>) -> 
     d.safety();
     let access_changes = d.access_changes();
     let Differ { mut changes, mut deletes, mut drift, diags, fingerprints, .. } = d;
-    deletes.sort_by_key(|c| delete_rank(c.kind));
+    // By kind, then by how they are shown: live ids (random GUIDs) must not order the plan.
+    deletes.sort_by(|a, b| delete_rank(a.kind).cmp(&delete_rank(b.kind)).then_with(|| a.display.cmp(&b.display)));
     changes.append(&mut deletes);
     drift.sort_by(|a, b| b.widens_access.cmp(&a.widens_access).then_with(|| a.summary.cmp(&b.summary)));
     let summary = Plan::summarize(&changes);

@@ -194,7 +194,7 @@ pub fn emulator_help(diags: &mut mlpolicy_lang::diagnostics::Diagnostics, dir: &
             format!("groups:\n  - display_name: {name}")
         };
         d.help = Some(format!(
-            "the in-process emulator has no such object: check the spelling, or add it to `{}` (the emulator's seed; format in docs/emulator.md, \"State and seed files\"), e.g.\n{entry}\nand run the command again: a seed newer than the state is merged into it",
+            "the in-process emulator has no such object: check the spelling, or add it to the emulator's seed (format in docs/emulator.md, \"State and seed files\") and run the command again, as a seed newer than the state is merged into it:\n# {}\n{entry}",
             seed.display()
         ));
     }

@@ -305,7 +305,11 @@ fn emulator_users_come_from_the_seed_even_when_edited_later() {
     assert_eq!(missing.code, 1, "{}", missing.transcript());
     assert!(missing.stderr.contains("E0502"), "{}", missing.transcript());
     let squeezed: String = missing.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(squeezed.contains("./emulator-seed.yaml"), "names the seed file:\n{}", missing.stderr);
+    assert!(
+        squeezed.contains("# ./emulator-seed.yaml users: - user_principal_name: carol@contoso.com"),
+        "names the seed file and the entry:\n{}",
+        missing.stderr
+    );
     assert!(squeezed.contains("users: - user_principal_name: carol@contoso.com"), "{}", missing.stderr);
     assert!(squeezed.contains("State and seed files"), "points at the format:\n{}", missing.stderr);
 

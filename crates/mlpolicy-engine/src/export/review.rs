@@ -5,6 +5,7 @@
 //! it as drift that widens access until someone declares it (with a waiver) or removes it.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use mlpolicy_lang::Compiled;
 use mlpolicy_lang::ast::{Effect, Item};
@@ -93,11 +94,14 @@ pub fn review(compiled: &Compiled) -> Reviewed {
             let indent: String = text[line_start..].chars().take_while(|c| *c == ' ').collect();
             let line_end = text[span.end as usize..].find('\n').map_or(text.len(), |i| span.end as usize + i);
             let body = &text[line_start..line_end];
-            let mut replacement: String = note.lines().map(|l| format!("{indent}{l}\n")).collect();
+            let mut replacement = String::new();
+            for l in note.lines() {
+                let _ = writeln!(replacement, "{indent}{l}");
+            }
             if hold {
                 for l in body.lines() {
                     let rest = l.strip_prefix(indent.as_str()).unwrap_or(l);
-                    replacement.push_str(&format!("{indent}# {rest}\n"));
+                    let _ = writeln!(replacement, "{indent}# {rest}");
                 }
                 replacement.pop();
             } else {

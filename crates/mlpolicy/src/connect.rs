@@ -64,6 +64,20 @@ pub async fn connect(dir: &Path, settings: &Settings, opts: &ConnectOptions) -> 
         options.replication.graph_budget = budget;
     }
     if opts.emulator {
+        // The CLI signs in to the emulator with a fixed client secret of its own: the advice
+        // to replace a secret is not for the reader.
+        options.log = opts.log.clone().map(|log| -> mlpolicy_azure::LogFn {
+            Arc::new(move |line: &str| {
+                if line.starts_with("warning: authenticating with AZURE_CLIENT_SECRET") {
+                    return;
+                }
+                if line.starts_with("authentication: client secret") {
+                    log("authentication: the in-process emulator's fixed client (no credential of yours is used)");
+                    return;
+                }
+                log(line);
+            })
+        });
         let state_dir = dir.join(".mlpolicy");
         std::fs::create_dir_all(&state_dir)
             .map_err(|e| fail(format!("cannot create `{}`: {e}", state_dir.display())))?;

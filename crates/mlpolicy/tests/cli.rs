@@ -264,6 +264,11 @@ fn verbose_logs_each_request_without_secrets() {
         if args[0] == "apply" {
             assert!(requests.iter().any(|l| l.contains(" PUT ")), "writes are logged too:\n{}", run.stderr);
         }
+        assert!(
+            !run.stderr.contains("replace the secret"),
+            "no advice about a secret the reader has not got:\n{}",
+            run.stderr
+        );
         for secret in ["Bearer", "eyJ", "authorization:", "Authorization:", "client_secret", "\"properties\""] {
             assert!(!run.stderr.contains(secret), "{args:?} leaks `{secret}`:\n{}", run.stderr);
         }

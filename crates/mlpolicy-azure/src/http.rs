@@ -234,6 +234,24 @@ pub(crate) fn build_http(extra_ca_pem: Option<&[u8]>, timeout: Duration) -> Resu
     }
 }
 
+/// The `--verbose` line of one request: API, method, path and query (never a header or a
+/// body: tokens and secrets travel there), status, duration and Azure's request id.
+fn request_line(call: &Call<'_>, resp: &Resp, took: Duration) -> String {
+    let mut target = call.url.path().to_owned();
+    if let Some(q) = call.url.query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let id = resp.ids.request_id.as_deref().unwrap_or("-");
+    format!(
+        "{} {} {target} -> {} in {}ms (request id {id})",
+        call.audience.name(),
+        call.method,
+        resp.status,
+        took.as_millis()
+    )
+}
+
 impl Core {
     pub(crate) fn new(
         http: reqwest::Client,
@@ -300,9 +318,10 @@ impl Core {
                 // The token is taken last, so waiting for a permit, the pacer or a retry never
                 // sends one that expired meanwhile.
                 let token = self.tokens.token(call.audience).await.map_err(|e| e.with_op(call.op))?;
-                (self.exchange(&call, &token, &client_request_id).await, token)
+                let sent = std::time::Instant::now();
+                (self.exchange(&call, &token, &client_request_id).await, token, sent)
             };
-            let (outcome, token) = outcome;
+            let (outcome, token, sent) = outcome;
             let resp = match outcome {
                 Ok(resp) => resp,
                 Err(failure) => {
@@ -327,6 +346,9 @@ impl Core {
                     return Err(err);
                 }
             };
+            if self.sink.0.is_some() {
+                self.sink.log(&request_line(&call, &resp, sent.elapsed()));
+            }
             if let (Some(pacer), Some(key)) = (&self.pacer, &pace_key) {
                 pacer.observe(key, &resp.headers);
             }

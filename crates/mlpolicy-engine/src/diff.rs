@@ -79,6 +79,9 @@ struct Differ<'a> {
     /// Canonical ids of identities this plan creates or replaces, from `changes[..identities_seen]`.
     recreated_identities: BTreeSet<String>,
     identities_seen: usize,
+    /// Azure identities (a group's lower-case `uniqueName`, a credential's canonical id) that
+    /// desired objects keep from their address before a `moved` block.
+    relocated: BTreeSet<String>,
 }
 
 /// Computes the plan.
@@ -96,6 +99,7 @@ pub fn diff(desired: &DesiredState, live: &LiveState, input: &DiffInput<'_>) -> 
         assignments_by_content: HashMap::new(),
         recreated_identities: BTreeSet::new(),
         identities_seen: 0,
+        relocated: BTreeSet::new(),
     };
     for a in live.role_assignments.values() {
         let key = (canonical(&a.properties.scope), a.role_guid(), a.properties.principal_id.to_ascii_lowercase());
@@ -109,11 +113,13 @@ pub fn diff(desired: &DesiredState, live: &LiveState, input: &DiffInput<'_>) -> 
     }
     d.recreate_dependents();
     d.orphans();
+    d.rename_hints();
     d.unmanaged_assignments();
     d.safety();
     let access_changes = d.access_changes();
     let Differ { mut changes, mut deletes, mut drift, diags, fingerprints, .. } = d;
-    deletes.sort_by_key(|c| delete_rank(c.kind));
+    // By kind, then by how they are shown: live ids (random GUIDs) must not order the plan.
+    deletes.sort_by(|a, b| delete_rank(a.kind).cmp(&delete_rank(b.kind)).then_with(|| a.display.cmp(&b.display)));
     changes.append(&mut deletes);
     drift.sort_by(|a, b| b.widens_access.cmp(&a.widens_access).then_with(|| a.summary.cmp(&b.summary)));
     let summary = Plan::summarize(&changes);
@@ -290,11 +296,64 @@ impl Differ<'_> {
             desired: Some(o.object.clone()),
             live_ref: LiveRef::default(),
             depends_on: None,
+            moved_from: None,
         });
         action
     }
 
+    /// One desired object's change; a moved one is looked for under its earlier Azure name
+    /// too, and its change says where it moved from.
     fn object(&mut self, o: &DesiredObject) {
+        let relocated = self.relocate(o);
+        let first = self.changes.len();
+        self.object_at(relocated.as_ref().unwrap_or(o));
+        let Some(m) = &o.moved_from else { return };
+        // An object Azure names after its address moved only when it was found under the old
+        // name; any other moved object when it exists at all.
+        if (m.unique_name.is_some() || m.id.is_some()) && relocated.is_none() {
+            return;
+        }
+        let Some(c) = self.changes.get_mut(first).filter(|c| c.before.is_some()) else { return };
+        c.moved_from = Some(m.address.clone());
+        if c.action == Action::NoOp {
+            c.action = Action::Move;
+        }
+    }
+
+    /// The desired object under the Azure name its earlier address gave it, when it exists
+    /// live only under that name (a group's `uniqueName` never changes; a credential's name is
+    /// part of its id).
+    fn relocate(&mut self, o: &DesiredObject) -> Option<DesiredObject> {
+        let m = o.moved_from.as_ref()?;
+        let mut out = o.clone();
+        match &mut out.object {
+            Desired::Group(g) => {
+                let before = m.unique_name.as_ref()?;
+                if self.live.group_by_unique_name(&g.unique_name).is_some()
+                    || self.live.group_by_unique_name(before).is_none()
+                {
+                    return None;
+                }
+                g.unique_name.clone_from(before);
+                self.relocated.insert(before.to_ascii_lowercase());
+            }
+            Desired::Federated(f) => {
+                let before = m.id.as_ref()?;
+                if self.live.federated.contains_key(&canonical(&f.id))
+                    || !self.live.federated.contains_key(&canonical(before))
+                {
+                    return None;
+                }
+                before.rsplit('/').next().unwrap_or(before).clone_into(&mut f.name);
+                f.id.clone_from(before);
+                self.relocated.insert(canonical(before));
+            }
+            _ => return None,
+        }
+        Some(out)
+    }
+
+    fn object_at(&mut self, o: &DesiredObject) {
         match &o.object {
             Desired::ResourceGroup(r) => {
                 let live = self.live.resource_groups.get(&canonical(&r.id));
@@ -686,7 +745,7 @@ impl Differ<'_> {
         }
         for c in &mut self.changes {
             let Some(r) = because.get(&c.address) else { continue };
-            if matches!(c.action, Action::NoOp | Action::Update | Action::Adopt) {
+            if matches!(c.action, Action::NoOp | Action::Update | Action::Adopt | Action::Move) {
                 c.action = Action::Create;
                 c.before = None;
                 c.changes.clear();
@@ -709,6 +768,7 @@ impl Differ<'_> {
                 Desired::Group(g) => Some(g.unique_name.to_ascii_lowercase()),
                 Desired::RoleAssignment(_) => None,
             })
+            .chain(self.relocated.iter().cloned())
             .collect();
         let mut deletes = Vec::new();
         let owned = |tags: &BTreeMap<String, String>| self.live.owned_tags(tags);
@@ -765,10 +825,10 @@ impl Differ<'_> {
                     ObjectKind::Group,
                     u,
                     format!("group \"{}\"", g.group.display_name.clone().unwrap_or_default()),
-                    Attrs::from([(
-                        "members".into(),
-                        AttrValue::List(g.members.iter().map(|m| self.live.display(m)).collect()),
-                    )]),
+                    Attrs::from([
+                        ("members".into(), AttrValue::List(g.members.iter().map(|m| self.live.display(m)).collect())),
+                        ("object_id".into(), s(id)),
+                    ]),
                 );
                 c.live_ref.object_id = Some(id.clone());
                 deletes.push(c);
@@ -793,6 +853,64 @@ impl Differ<'_> {
             c.reason = Some("no longer in the configuration".into());
             self.fingerprints.insert(canonical(&c.azure_id), "present".into());
             self.deletes.push(c);
+        }
+    }
+
+    /// W0502: a group or federated credential this plan destroys while it creates one with the
+    /// same Azure name (a group's display name; a credential's issuer and subject under the
+    /// same identity) looks like an address renamed without a `moved` block.
+    fn rename_hints(&mut self) {
+        let prefix = group_unique_prefix(&self.desired.owner);
+        let mut hints = Vec::new();
+        for d in &self.deletes {
+            for c in self.changes.iter().filter(|c| c.action == Action::Create && c.kind == d.kind) {
+                let from = match &c.desired {
+                    Some(Desired::Group(g)) => {
+                        let live = d.live_ref.object_id.as_ref().and_then(|id| self.live.groups.get(id));
+                        let name = live.and_then(|l| l.group.display_name.as_deref());
+                        if !name.is_some_and(|n| n.eq_ignore_ascii_case(&g.display_name)) {
+                            continue;
+                        }
+                        address_of_unique_name(&d.azure_id, &prefix)
+                    }
+                    Some(Desired::Federated(f)) => {
+                        let Some(live) = self.live.federated.get(&canonical(&d.azure_id)) else { continue };
+                        let parent = canonical(&d.azure_id)
+                            .rsplit_once("/federatedidentitycredentials/")
+                            .map(|(p, _)| p.to_owned());
+                        if parent.as_deref() != Some(canonical(&f.identity_id).as_str())
+                            || live.properties.issuer != f.issuer
+                            || live.properties.subject != f.subject
+                        {
+                            continue;
+                        }
+                        c.address
+                            .rsplit_once(".federated.")
+                            .map(|(identity, _)| format!("{identity}.federated.{}", live.name.replace('-', "_")))
+                    }
+                    _ => continue,
+                };
+                let keeps = if d.kind == ObjectKind::Group {
+                    "its object id, its members and the role assignments made to it"
+                } else {
+                    "its id in Azure"
+                };
+                hints.push((c.address.clone(), d.display.clone(), from, keeps));
+            }
+        }
+        for (to, what, from, keeps) in hints {
+            let from = from.unwrap_or_else(|| "OLD_ADDRESS".to_owned());
+            let mut diag = Diagnostic::warning(
+                Code::W0502,
+                format!("`{to}` is created while {what}, declared as `{from}` before, is destroyed: is this a rename?"),
+            )
+            .with_help(format!(
+                "if `{to}` is `{from}` renamed, add `moved {{ from = {from}  to = {to} }}` and plan again: the object then keeps {keeps}"
+            ));
+            if let Some(span) = self.span(&to) {
+                diag = diag.with_label(span, "created here");
+            }
+            self.diags.push(diag);
         }
     }
 
@@ -934,13 +1052,30 @@ impl Differ<'_> {
         // (a no-op plan, say) has none to report, and reading the whole tenant's access for
         // it would cost a no-op plan of a large estate a fifth of its time.
         let moves_access = self.changes.iter().chain(&self.deletes).any(|c| {
-            !matches!(c.action, Action::NoOp | Action::Read | Action::Adopt)
-                && matches!(c.kind, ObjectKind::RoleAssignment | ObjectKind::Group)
+            !matches!(c.action, Action::NoOp | Action::Read | Action::Adopt | Action::Move)
+                && (matches!(c.kind, ObjectKind::RoleAssignment | ObjectKind::Group) || c.action == Action::Delete)
         });
         if !moves_access {
             return Vec::new();
         }
-        let scopes = managed_scopes(self.desired);
+        // Scopes this plan destroys (with every assignment at or below them), and the scopes of
+        // the assignments it deletes: their losses are access changes too.
+        let doomed: Vec<String> = self
+            .deletes
+            .iter()
+            .filter(|c| matches!(c.kind, ObjectKind::ResourceGroup | ObjectKind::Workspace))
+            .map(|c| canonical(&c.azure_id))
+            .collect();
+        let under_doomed = |s: &str| doomed.iter().any(|d| within(d, s));
+        let mut scopes = managed_scopes(self.desired);
+        for c in self.deletes.iter().filter(|c| c.kind == ObjectKind::RoleAssignment) {
+            if let Some(a) = self.live.role_assignments.get(&canonical(&c.azure_id)) {
+                scopes.insert(canonical(&a.properties.scope));
+            }
+        }
+        scopes.extend(
+            self.live.role_assignments.values().map(|a| canonical(&a.properties.scope)).filter(|s| under_doomed(s)),
+        );
         let scope_names = access::scope_names(self.desired);
         let show_scope =
             |scope: &str| scope_names.get(&canonical(scope)).cloned().unwrap_or_else(|| scope_display(scope));
@@ -1000,8 +1135,36 @@ impl Differ<'_> {
                 _ => {}
             }
         }
+        after.assignments.retain(|a| !under_doomed(&a.scope_id));
         access::changes(&before, &after)
     }
+}
+
+/// Whether ARM id `child` is `parent` or below it (both canonical).
+fn within(parent: &str, child: &str) -> bool {
+    child == parent || child.strip_prefix(parent).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// The address a group's `uniqueName` (`mlpolicy.<owner>.<name>[.<key>...]`) was made from:
+/// `group.name["key"]`, keys of digits as integers. `None` for another owner's name.
+fn address_of_unique_name(unique_name: &str, prefix: &str) -> Option<String> {
+    let rest = unique_name
+        .get(prefix.len()..)
+        .filter(|_| unique_name.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(prefix)))?;
+    let mut parts = rest.split('.');
+    let mut out = format!("group.{}", parts.next().filter(|n| !n.is_empty())?);
+    for k in parts {
+        if !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) {
+            out.push('[');
+            out.push_str(k);
+            out.push(']');
+        } else {
+            out.push('[');
+            out.push_str(&mlpolicy_lang::model::quote(k));
+            out.push(']');
+        }
+    }
+    Some(out)
 }
 
 fn delete_change(kind: ObjectKind, azure_id: &str, display: String, before: Attrs) -> Change {
@@ -1019,6 +1182,7 @@ fn delete_change(kind: ObjectKind, azure_id: &str, display: String, before: Attr
         desired: None,
         live_ref: LiveRef::default(),
         depends_on: None,
+        moved_from: None,
     }
 }
 

@@ -102,6 +102,9 @@ pub struct LiveState {
     pub adoptable: BTreeMap<String, Vec<String>>,
     /// Principal ids Graph answered 404 for when asked to name them: deleted from the directory.
     pub deleted: BTreeSet<String>,
+    /// Groups a `moved` block renamed: lower-case `uniqueName` under the new address → the one
+    /// under the earlier address, which the live group keeps.
+    pub moved_groups: BTreeMap<String, String>,
     /// Where [`LiveState::group_by_unique_name`] looks first.
     unique_names: UniqueNameIndex,
 }
@@ -153,6 +156,11 @@ impl LiveState {
     /// Finds a desired group: by `uniqueName`, else the one group it can adopt.
     pub fn group_match(&self, unique_name: &str, display_name: &str) -> GroupMatch<'_> {
         if let Some((id, g)) = self.group_by_unique_name(unique_name) {
+            return GroupMatch::Owned(id, g);
+        }
+        if let Some((id, g)) =
+            self.moved_groups.get(&unique_name.to_ascii_lowercase()).and_then(|u| self.group_by_unique_name(u))
+        {
             return GroupMatch::Owned(id, g);
         }
         match self.adoptable.get(&display_name.to_lowercase()).map(Vec::as_slice) {
@@ -215,6 +223,13 @@ pub async fn read(
     extra_subscriptions: &[String],
 ) -> Result<LiveState, Diagnostic> {
     let mut live = LiveState { owner: desired.owner.clone(), ..LiveState::default() };
+    for o in desired.objects.values() {
+        if let (Desired::Group(g), Some(before)) =
+            (&o.object, o.moved_from.as_ref().and_then(|m| m.unique_name.as_ref()))
+        {
+            live.moved_groups.insert(g.unique_name.to_ascii_lowercase(), before.clone());
+        }
+    }
     let mut subscriptions: BTreeSet<String> = extra_subscriptions.iter().map(|s| s.to_ascii_lowercase()).collect();
     for o in desired.objects.values() {
         if let Some(sub) = subscription_of(&o.object) {
@@ -231,17 +246,46 @@ pub async fn read(
     record_groups(&mut live, groups?);
     resolve_named_principals(client, &mut live, &refs).await?;
 
-    // Names of the other principals holding roles at the scopes we manage (for drift and access).
+    // Names of the other principals holding roles at the scopes we manage (for drift and
+    // access), of those holding our assignments, and of those holding roles at or below the
+    // objects of ours the configuration no longer declares (the plan destroys them): plans name
+    // them all, never by object id.
     let scopes = managed_scopes(desired);
+    let marker = crate::lower::assignment_marker(&desired.owner);
+    let doomed = undeclared_owned(&live, desired);
     let unknown: BTreeSet<String> = live
         .role_assignments
         .values()
-        .filter(|r| scopes.contains(&canonical(&r.properties.scope)))
+        .filter(|r| {
+            let scope = canonical(&r.properties.scope);
+            scopes.contains(&scope)
+                || r.properties.description.as_deref().is_some_and(|d| d.ends_with(&marker))
+                || doomed
+                    .iter()
+                    .any(|d| scope == *d || scope.strip_prefix(d.as_str()).is_some_and(|r| r.starts_with('/')))
+        })
         .map(|r| r.properties.principal_id.to_ascii_lowercase())
         .filter(|id| !live.principals.contains_key(id))
         .collect();
     name_principals(client, &mut live, &unknown).await?;
     Ok(live)
+}
+
+/// Canonical ids of the resource groups and workspaces carrying this owner's tag that the
+/// desired state does not declare: the plan destroys them.
+fn undeclared_owned(live: &LiveState, desired: &DesiredState) -> Vec<String> {
+    let declared: BTreeSet<String> = desired
+        .objects
+        .values()
+        .filter_map(|o| match &o.object {
+            Desired::ResourceGroup(r) => Some(canonical(&r.id)),
+            Desired::Workspace(w) => Some(canonical(&w.id)),
+            _ => None,
+        })
+        .collect();
+    let rgs = live.resource_groups.iter().filter(|(_, r)| live.owned_tags(&r.tags)).map(|(id, _)| id);
+    let ws = live.workspaces.iter().filter(|(_, w)| live.owned_tags(&w.tags)).map(|(id, _)| id);
+    rgs.chain(ws).filter(|id| !declared.contains(*id)).cloned().collect()
 }
 
 /// The groups read, with their members and owners, into `live`.

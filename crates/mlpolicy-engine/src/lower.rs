@@ -172,6 +172,23 @@ pub struct DesiredObject {
     pub address: String,
     pub prevent_destroy: bool,
     pub object: Desired,
+    /// Where a `moved` block says the object was declared before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_from: Option<MovedFrom>,
+}
+
+/// The earlier address of a moved object and, where Azure names the object after its
+/// address, the name it has there under that address: the plan finds the live object by it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedFrom {
+    pub address: String,
+    /// A group's `uniqueName` under the earlier address (Graph never changes a `uniqueName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique_name: Option<String>,
+    /// A federated credential's ARM id under the earlier address, when its name was defaulted
+    /// from the local name and so differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// The `uniqueName` of a managed group: `mlpolicy.<owner>.<name>[.<key>...]`.
@@ -239,8 +256,32 @@ struct Lowering<'m> {
 
 impl Lowering<'_> {
     fn put(&mut self, address: &Address, prevent_destroy: bool, object: Desired) {
+        let moved_from = self.model.prior_address(address).map(|prior| self.moved_from(address, &prior, &object));
         let address = address.to_string();
-        self.objects.insert(address.clone(), DesiredObject { address, prevent_destroy, object });
+        self.objects.insert(address.clone(), DesiredObject { address, prevent_destroy, object, moved_from });
+    }
+
+    /// What a moved object was called before: its earlier address, and its Azure name there
+    /// when that derives from the address.
+    fn moved_from(&self, address: &Address, prior: &Address, object: &Desired) -> MovedFrom {
+        let mut out = MovedFrom { address: prior.to_string(), unique_name: None, id: None };
+        match (object, prior) {
+            (Desired::Group(g), Address::Decl { .. }) => {
+                let before = group_unique_name(self.owner, prior);
+                out.unique_name = (before != g.unique_name).then_some(before);
+            }
+            (Desired::Federated(f), Address::Federated { name: prior_name, .. }) => {
+                // The default name is the local name with `_` as `-` (check.rs); a name the
+                // configuration wrote stays what it was.
+                let defaulted = matches!(address, Address::Federated { name, .. } if name.replace('_', "-") == f.name);
+                let before = prior_name.replace('_', "-");
+                if defaulted && before != f.name {
+                    out.id = Some(format!("{}/federatedIdentityCredentials/{before}", f.identity_id));
+                }
+            }
+            _ => {}
+        }
+        out
     }
 
     /// The declared tags and the ownership tag.

@@ -32,6 +32,9 @@ pub enum Action {
     /// marker: apply writes the marker and nothing else. Changes no access and no attribute,
     /// so it does not count as a change for `--detailed-exitcode`.
     Adopt,
+    /// A `moved` block gave the object a new address and nothing else changes: apply does
+    /// nothing in Azure. Does not count as a change for `--detailed-exitcode`.
+    Move,
 }
 
 impl Action {
@@ -39,7 +42,7 @@ impl Action {
     pub fn symbol(self) -> &'static str {
         match self {
             Action::Create => "+",
-            Action::Update => "~",
+            Action::Update | Action::Move => "~",
             Action::Replace => "-/+",
             Action::Delete => "-",
             Action::Read => "<=",
@@ -58,6 +61,7 @@ impl Action {
             Action::Read => "will be read",
             Action::NoOp => "is up to date",
             Action::Adopt => "will be adopted",
+            Action::Move => "has moved",
         }
     }
 }
@@ -145,6 +149,10 @@ pub struct Change {
     /// before plans carried it; apply then runs in kind layers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub depends_on: Option<Vec<String>>,
+    /// The address a `moved` block says the object had before, when the live object was found
+    /// under it (the change then keeps its live object: no delete and re-create).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_from: Option<String>,
 }
 
 /// Live facts apply needs about a change's object, found while diffing. Serialised as the map
@@ -238,15 +246,22 @@ pub struct Summary {
     /// Objects adopted: only their ownership marker is written.
     #[serde(default)]
     pub adopt: usize,
+    /// Objects whose address moved (`moved` blocks) with nothing else to do.
+    #[serde(default)]
+    pub moved: usize,
 }
 
 impl Summary {
     /// `3 to add, 1 to change, 0 to destroy`, with `, 2 to adopt` only when there are
-    /// adoptions (so plans without any read as they always did).
+    /// adoptions and `, 1 moved` only when there are moves (so plans without any read as they
+    /// always did).
     pub fn counts(&self) -> String {
         let mut out = format!("{} to add, {} to change, {} to destroy", self.add, self.change, self.destroy);
         if self.adopt > 0 {
             let _ = write!(out, ", {} to adopt", self.adopt);
+        }
+        if self.moved > 0 {
+            let _ = write!(out, ", {} moved", self.moved);
         }
         out
     }
@@ -281,7 +296,7 @@ pub struct Plan {
 impl Plan {
     /// Changes that do something (no-ops and adoptions left out).
     pub fn actions(&self) -> impl Iterator<Item = &Change> {
-        self.changes.iter().filter(|c| !matches!(c.action, Action::NoOp | Action::Read | Action::Adopt))
+        self.changes.iter().filter(|c| !matches!(c.action, Action::NoOp | Action::Read | Action::Adopt | Action::Move))
     }
 
     /// Whether the plan changes an attribute or access (adoptions alone do not count: this is
@@ -308,6 +323,7 @@ impl Plan {
                 }
                 Action::Delete => s.destroy += 1,
                 Action::Adopt => s.adopt += 1,
+                Action::Move => s.moved += 1,
                 Action::Read | Action::NoOp => {}
             }
         }

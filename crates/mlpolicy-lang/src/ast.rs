@@ -47,6 +47,7 @@ pub enum Item {
     Let(Let),
     For(For),
     Policy(Policy),
+    Moved(Moved),
 }
 
 impl Item {
@@ -57,6 +58,7 @@ impl Item {
             Item::Let(l) => l.span,
             Item::For(f) => f.span,
             Item::Policy(p) => p.span,
+            Item::Moved(m) => m.span,
         }
     }
 }
@@ -144,6 +146,19 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// `message = "..."`, and any other attribute written in the block (checked later).
     pub attrs: Vec<Attr>,
+    pub span: Span,
+}
+
+/// `moved { from = ADDRESS  to = ADDRESS }`: the object declared at `to` was declared at
+/// `from` before. Both are paths as written (`group.readers`, `group.ds["fraud"]`,
+/// `identity.t.federated.gh`), checked in `resolve`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moved {
+    pub from: Expr,
+    pub to: Expr,
+    /// `from = ...` and `to = ...`, each whole.
+    pub from_span: Span,
+    pub to_span: Span,
     pub span: Span,
 }
 

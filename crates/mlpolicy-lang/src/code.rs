@@ -76,6 +76,14 @@ pub enum Code {
     E0114,
     /// misplaced block
     E0115,
+    /// invalid `moved` block
+    E0116,
+    /// `moved` to an address that is not declared
+    E0117,
+    /// `moved` from an address that is still declared
+    E0118,
+    /// `moved` blocks chain, cycle or repeat
+    E0119,
     /// unknown attribute
     E0201,
     /// missing required attribute
@@ -174,6 +182,8 @@ pub enum Code {
     W0402,
     /// the plan nears Azure's role-assignment limit
     W0501,
+    /// a deletion and a creation look like a rename: a `moved` block is probably meant
+    W0502,
     /// objects kept as comments
     W0801,
 }
@@ -215,6 +225,10 @@ impl Code {
         Code::E0113,
         Code::E0114,
         Code::E0115,
+        Code::E0116,
+        Code::E0117,
+        Code::E0118,
+        Code::E0119,
         Code::E0201,
         Code::E0202,
         Code::E0203,
@@ -264,6 +278,7 @@ impl Code {
         Code::W0401,
         Code::W0402,
         Code::W0501,
+        Code::W0502,
         Code::W0801,
     ];
 
@@ -304,6 +319,10 @@ impl Code {
             Code::E0113 => "E0113",
             Code::E0114 => "E0114",
             Code::E0115 => "E0115",
+            Code::E0116 => "E0116",
+            Code::E0117 => "E0117",
+            Code::E0118 => "E0118",
+            Code::E0119 => "E0119",
             Code::E0201 => "E0201",
             Code::E0202 => "E0202",
             Code::E0203 => "E0203",
@@ -353,6 +372,7 @@ impl Code {
             Code::W0401 => "W0401",
             Code::W0402 => "W0402",
             Code::W0501 => "W0501",
+            Code::W0502 => "W0502",
             Code::W0801 => "W0801",
         }
     }

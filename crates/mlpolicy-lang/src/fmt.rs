@@ -90,7 +90,7 @@ fn is_block(item: &Item) -> bool {
     match item {
         Item::Let(_) => false,
         Item::Grant(g) => g.body.is_some(),
-        Item::Decl(_) | Item::For(_) | Item::Policy(_) => true,
+        Item::Decl(_) | Item::For(_) | Item::Policy(_) | Item::Moved(_) => true,
     }
 }
 
@@ -282,6 +282,7 @@ impl Printer<'_> {
                 }
             }
             Item::Decl(d) => self.decl(out, d, indent),
+            Item::Moved(m) => self.moved(out, m, indent),
             Item::For(f) => {
                 let shape = Block { span: f.span, header_end: end(f.iterable.span), empty: f.items.is_empty() };
                 self.block(
@@ -346,6 +347,25 @@ impl Printer<'_> {
                 );
             }
         }
+    }
+
+    /// `moved {`, then `from` and `to` on their own lines with `=` aligned, then `}`.
+    fn moved(&mut self, out: &mut String, m: &crate::ast::Moved, indent: usize) {
+        let shape = Block { span: m.span, header_end: start(m.span) + "moved".len(), empty: false };
+        self.block(
+            out,
+            indent,
+            shape,
+            |_, b, _| b.push_str("moved"),
+            |p, o, i| {
+                for (head, span, value) in [("from = ", m.from_span, &m.from), ("to   = ", m.to_span, &m.to)] {
+                    p.line(o, i, span, "", |p, buf, col| {
+                        buf.push_str(head);
+                        p.expr(buf, value, i, col + head.len());
+                    });
+                }
+            },
+        );
     }
 
     fn decl(&mut self, out: &mut String, d: &Decl, indent: usize) {
@@ -704,6 +724,19 @@ mod tests {
             let b = b.strip_prefix('\n').unwrap_or(b);
             assert_eq!(fmt(b), b);
         }
+    }
+
+    #[test]
+    fn moved_blocks_get_a_line_per_address_and_keep_comments() {
+        let text = "group viewers {}\nmoved { from = group.readers  to = group.viewers }  # renamed\n# keys\nmoved {\n  # old\n  from = group.ds[\"a\"], to = group.ds[\"b\"]\n}\n";
+        let out = fmt(text);
+        assert_eq!(
+            out,
+            "group viewers {}\n\nmoved {\n  from = group.readers\n  to   = group.viewers\n}  # renamed\n\n# keys\nmoved {\n  # old\n  from = group.ds[\"a\"]\n  to   = group.ds[\"b\"]\n}\n"
+        );
+        check_stable(text);
+        // `moved` and `from` stay names elsewhere.
+        check_stable("group moved {\n  name = \"from\"\n}\n\nlet from = 1\n");
     }
 
     #[test]

@@ -94,7 +94,7 @@ pub fn compile_with(dir: &Path, overrides: &Overrides, overlay: &source::Overlay
         .filter_map(|i| if let ast::Item::Let(l) = i { Some((l.name.node.clone(), l)) } else { None })
         .collect();
     let lets: HashSet<String> = let_map.keys().cloned().collect();
-    let resolve::Resolved { decls, mut policies } = resolved;
+    let resolve::Resolved { decls, mut policies, moves } = resolved;
     policies.extend(load_packs(&settings, &mut sources, &mut diagnostics));
     // Packs read variables that have defaults; the configuration's own values win.
     let mut policy_vars = vars.clone();
@@ -103,7 +103,8 @@ pub fn compile_with(dir: &Path, overrides: &Overrides, overlay: &source::Overlay
     }
     diagnostics.extend(check::check_policies(&policies, &policy_vars, &lets));
     let known: HashSet<String> = policies.iter().map(|p| p.name.node.clone()).collect();
-    let (model, check_diags) = check::check(&decls, &known);
+    let (mut model, check_diags) = check::check(&decls, &known);
+    model.moves = moves;
     diagnostics.extend(check_diags);
     // Policies and the graph both only read the model: build them side by side (and free the
     // resolved declarations meanwhile).

@@ -431,6 +431,17 @@ pub struct Grant {
     pub condition: Option<String>,
 }
 
+/// A `moved` block, resolved: the object declared at `to` was declared at `from` before. A
+/// block naming whole declarations of a `for` (`group.ds` → `group.teams`) is expanded into one
+/// move per instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Move {
+    pub from: Address,
+    pub to: Address,
+    /// The `moved` block.
+    pub span: Span,
+}
+
 /// A checked configuration: every declared object, typed, with defaults filled in.
 /// Maps are ordered by address so that everything derived from a model is deterministic.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -441,9 +452,51 @@ pub struct Model {
     pub workspaces: BTreeMap<Address, Workspace>,
     pub groups: BTreeMap<Address, Group>,
     pub grants: BTreeMap<Address, Grant>,
+    /// The `moved` blocks, valid ones only, in source order.
+    pub moves: Vec<Move>,
 }
 
 impl Model {
+    /// The address an object was declared at before the `moved` blocks: the block's `from` for
+    /// an object moved by one; for a federated credential, its place under its identity's
+    /// earlier address; for a grant, the grant to its principal's and scope's earlier
+    /// addresses. `None` when no move touches the object.
+    pub fn prior_address(&self, address: &Address) -> Option<Address> {
+        if let Some(m) = self.moves.iter().find(|m| m.to == *address) {
+            return Some(m.from.clone());
+        }
+        match address {
+            Address::Decl { .. } => None,
+            Address::Federated { identity, name } => self
+                .prior_address(identity)
+                .map(|identity| Address::Federated { identity: Box::new(identity), name: name.clone() }),
+            Address::Grant { role, .. } => {
+                let g = self.grants.get(address)?;
+                let prior = |a: &Address| self.prior_address(a);
+                let principal = match &g.principal {
+                    Principal::Group(a) => prior(a).map(Principal::Group),
+                    Principal::Identity(a) => prior(a).map(Principal::Identity),
+                    Principal::WorkspaceSystem(a) => prior(a).map(Principal::WorkspaceSystem),
+                    _ => None,
+                };
+                let scope = match &g.scope {
+                    Scope::ResourceGroup(a) => prior(a).map(Scope::ResourceGroup),
+                    Scope::Workspace(a) => prior(a).map(Scope::Workspace),
+                    Scope::WorkspaceDependency(a, d) => prior(a).map(|a| Scope::WorkspaceDependency(a, *d)),
+                    _ => None,
+                };
+                if principal.is_none() && scope.is_none() {
+                    return None;
+                }
+                Some(Address::Grant {
+                    role: role.clone(),
+                    principal: principal.unwrap_or_else(|| g.principal.clone()).to_string(),
+                    scope: scope.unwrap_or_else(|| g.scope.clone()).to_string(),
+                })
+            }
+        }
+    }
+
     /// Every object's meta, in address order within each kind.
     pub fn metas(&self) -> impl Iterator<Item = &Meta> {
         self.resource_groups

@@ -14,9 +14,11 @@ use crate::ast::{self, BodyItem, Item};
 use crate::diagnostics::Code;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::eval::{Env, Evaluator, Symbols};
-use crate::model::{Address, Key, Kind, Value, Waiver};
+use crate::model::{Address, Key, Kind, Move, Value, Waiver};
 use crate::source::Span;
 use mlpolicy_vocab::suggest;
+
+mod moved;
 
 /// A declaration after resolution.
 #[derive(Debug, Clone)]
@@ -52,6 +54,8 @@ pub struct ResolvedAttr {
 pub struct Resolved {
     pub decls: Vec<ResolvedDecl>,
     pub policies: Vec<ast::Policy>,
+    /// The `moved` blocks that hold, expanded per instance.
+    pub moves: Vec<Move>,
 }
 
 /// A declaration found while walking the files, with the loop bindings it was found under.
@@ -98,9 +102,11 @@ pub fn resolve(
     let mut pending = Vec::new();
     let mut symbols = Symbols::default();
     let mut first_seen: HashMap<Address, Span> = HashMap::new();
+    let mut moved_blocks = Vec::new();
     {
         let collector = Evaluator::new(vars, subscriptions, &lets, None);
-        let mut walker = Walker { eval: &collector, pending: &mut pending, diags: &mut diags };
+        let mut walker =
+            Walker { eval: &collector, pending: &mut pending, moved: &mut moved_blocks, diags: &mut diags };
         for file in files {
             walker.items(&file.items, &Env::default());
         }
@@ -145,7 +151,8 @@ pub fn resolve(
         }
     }
     diags.extend(evaluator.take_diagnostics());
-    (Resolved { decls, policies }, diags)
+    let moves = moved::resolve_moves(&moved_blocks, &decls, &mut diags);
+    (Resolved { decls, policies, moves }, diags)
 }
 
 fn duplicate(address: &Address, span: Span, prev: Span) -> Diagnostic {
@@ -158,6 +165,7 @@ fn duplicate(address: &Address, span: Span, prev: Span) -> Diagnostic {
 struct Walker<'e, 'a> {
     eval: &'e Evaluator<'e>,
     pending: &'e mut Vec<Pending<'a>>,
+    moved: &'e mut Vec<&'a ast::Moved>,
     diags: &'e mut Diagnostics,
 }
 
@@ -175,6 +183,12 @@ impl<'a> Walker<'_, 'a> {
                         env = env.with(&l.name.node, v);
                     }
                 }
+                Item::Moved(m) if env.keys.is_empty() => self.moved.push(m),
+                Item::Moved(m) => self.diags.push(
+                    Diagnostic::error(Code::E0116, "a `moved` block cannot be inside `for`")
+                        .with_label(m.span, "inside a loop")
+                        .with_help("write it at the top level of a file, with the keys written out (`group.ds[\"fraud\"]`), or without keys to move every instance"),
+                ),
                 Item::Let(_) | Item::Policy(_) => {}
             }
         }

@@ -18,8 +18,8 @@ use pest::error::InputLocation;
 use pest::iterators::Pair;
 
 use crate::ast::{
-    Allow, Attr, BinaryOp, BodyItem, Decl, Effect, Expr, ExprKind, File, For, Grant, Ident, Item, Let, Path, Policy,
-    Rule as PolicyRule, Segment, Spanned, StrLit, StrPart, UnaryOp,
+    Allow, Attr, BinaryOp, BodyItem, Decl, Effect, Expr, ExprKind, File, For, Grant, Ident, Item, Let, Moved, Path,
+    Policy, Rule as PolicyRule, Segment, Spanned, StrLit, StrPart, UnaryOp,
 };
 use crate::diagnostics::Code;
 use crate::diagnostics::{Diagnostic, Diagnostics};
@@ -253,6 +253,9 @@ fn looks_like_item(rest: &[u8]) -> bool {
     if matches!(&rest[..n], b"let" | b"for" | b"grant" | b"policy") {
         return true;
     }
+    if &rest[..n] == b"moved" && rest[n..].iter().find(|b| !b" \t".contains(b)) == Some(&b'{') {
+        return true;
+    }
     let mut i = n + spaces(&rest[n..]);
     let m = word(&rest[i..]);
     if m == 0 {
@@ -336,13 +339,15 @@ fn describe(r: Rule) -> Option<&'static str> {
         Rule::kw_for | Rule::for_item => "`for`",
         Rule::kw_in => "`in`",
         Rule::kw_grant | Rule::grant_item => "`grant`",
-        Rule::kw_to => "`to`",
+        Rule::kw_to | Rule::moved_to => "`to`",
         Rule::kw_on => "`on`",
         Rule::kw_policy | Rule::policy_item => "`policy`",
         Rule::kw_deny | Rule::kw_warn | Rule::policy_rule | Rule::effect => "`deny` or `warn`",
         Rule::kw_when => "`when`",
         Rule::kw_allow | Rule::allow => "`allow`",
         Rule::kw_because => "`because`",
+        Rule::kw_moved | Rule::moved_item => "`moved`",
+        Rule::kw_from | Rule::moved_from => "`from`",
         Rule::name | Rule::keyword => "a name",
         Rule::decl => "a declaration",
         Rule::attr => "an attribute",
@@ -401,6 +406,8 @@ fn kids(p: Pair<'_, Rule>) -> impl Iterator<Item = Pair<'_, Rule>> {
                 | Rule::kw_when
                 | Rule::kw_allow
                 | Rule::kw_because
+                | Rule::kw_moved
+                | Rule::kw_from
                 | Rule::EOI
         )
     })
@@ -427,6 +434,8 @@ impl Converter<'_> {
                 | Rule::let_item
                 | Rule::grant_item
                 | Rule::policy_rule
+                | Rule::moved_from
+                | Rule::moved_to
                 | Rule::attr
                 | Rule::map_entry
                 | Rule::expr
@@ -541,6 +550,14 @@ impl Converter<'_> {
                 }
                 self.require_line_breaks(spans.into_iter(), "rule");
                 Some(Item::Policy(Policy { name, rules, attrs, span }))
+            }
+            Rule::moved_item => {
+                let mut k = kids(p);
+                let (from_pair, to_pair) = (k.next()?, k.next()?);
+                let (from_span, to_span) = (self.span(&from_pair), self.span(&to_pair));
+                let from = self.expr(kids(from_pair).next()?, 0);
+                let to = self.expr(kids(to_pair).next()?, 0);
+                Some(Item::Moved(Moved { from, to, from_span, to_span, span }))
             }
             Rule::decl => self.decl(p).map(Item::Decl),
             _ => None,

@@ -64,10 +64,24 @@ pub async fn connect(dir: &Path, settings: &Settings, opts: &ConnectOptions) -> 
         options.replication.graph_budget = budget;
     }
     if opts.emulator {
+        // The CLI signs in to the emulator with a fixed client secret of its own: the advice
+        // to replace a secret is not for the reader.
+        options.log = opts.log.clone().map(|log| -> mlpolicy_azure::LogFn {
+            Arc::new(move |line: &str| {
+                if line.starts_with("warning: authenticating with AZURE_CLIENT_SECRET") {
+                    return;
+                }
+                if line.starts_with("authentication: client secret") {
+                    log("authentication: the in-process emulator's fixed client (no credential of yours is used)");
+                    return;
+                }
+                log(line);
+            })
+        });
         let state_dir = dir.join(".mlpolicy");
         std::fs::create_dir_all(&state_dir)
             .map_err(|e| fail(format!("cannot create `{}`: {e}", state_dir.display())))?;
-        let seed = dir.join("emulator-seed.yaml");
+        let seed = dir.join(SEED_FILE);
         let seed_file = if seed.exists() {
             let canonical_dir =
                 dir.canonicalize().map_err(|e| fail(format!("cannot open `{}`: {e}", dir.display())))?;
@@ -76,8 +90,12 @@ pub async fn connect(dir: &Path, settings: &Settings, opts: &ConnectOptions) -> 
         } else {
             None
         };
+        let state_file = state_dir.join("emulator.yaml");
+        if let Some(seed) = &seed_file {
+            reseed(seed, &state_file).await?;
+        }
         let cfg = EmulatorConfig {
-            state_file: Some(state_dir.join("emulator.yaml")),
+            state_file: Some(state_file),
             seed_file,
             tenant: settings.tenant.clone().unwrap_or_default(),
             realism: opts.emulator_profile.realism(),
@@ -123,6 +141,77 @@ pub async fn connect(dir: &Path, settings: &Settings, opts: &ConnectOptions) -> 
     })?;
     let client = AzureClient::new(cloud, &tenant, source, options).map_err(|e| fail(e.to_string()))?;
     Ok(Connection { client, emulator: None, endpoints: [endpoints.arm, endpoints.graph, endpoints.authority] })
+}
+
+/// The seed of the in-process emulator, beside the configuration.
+pub const SEED_FILE: &str = "emulator-seed.yaml";
+
+/// A seed edited after the emulator's state was made (the state is rewritten on every run, so
+/// a newer seed was edited since the last one): the users, groups and service principals it
+/// names that the state lacks are added to the state, and a notice on stderr says so and how
+/// to start over from the seed. Nothing else of the state changes.
+async fn reseed(seed: &Path, state: &Path) -> Result<(), Diagnostic> {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let (Some(seed_time), Some(state_time)) = (modified(seed), modified(state)) else { return Ok(()) };
+    if seed_time <= state_time {
+        return Ok(());
+    }
+    let load =
+        |p: &Path| mlpolicy_emulator::Tenant::load(p).map_err(|e| fail(format!("cannot load the emulator: {e}")));
+    let from = load(seed)?;
+    let mut tenant = load(state)?;
+    let mut added = Vec::new();
+    for u in from.users {
+        if tenant.find_user(&u.user_principal_name).is_none() {
+            added.push(format!("user {}", u.user_principal_name));
+            tenant.users.push(u);
+        }
+    }
+    for g in from.groups {
+        if !tenant.groups.iter().any(|t| t.display_name.eq_ignore_ascii_case(&g.display_name)) {
+            added.push(format!("group {}", g.display_name));
+            tenant.groups.push(g);
+        }
+    }
+    for sp in from.service_principals {
+        let known = tenant.service_principals.iter().any(|t| {
+            t.display_name.eq_ignore_ascii_case(&sp.display_name) || (!sp.app_id.is_empty() && t.app_id == sp.app_id)
+        });
+        if !known {
+            added.push(format!("service principal {}", sp.display_name));
+            tenant.service_principals.push(sp);
+        }
+    }
+    tenant.normalize();
+    tenant.save(state).await.map_err(|e| fail(format!("cannot save the emulator's state: {e}")))?;
+    let what = if added.is_empty() { "nothing new to add".to_owned() } else { format!("added {}", added.join(", ")) };
+    eprintln!(
+        "mlpolicy: `{}` changed after the emulator's state `{}` was made: {what}. Other changes to the seed apply only to a new state: delete `{}` to start over from the seed.",
+        seed.display(),
+        state.display(),
+        state.display()
+    );
+    Ok(())
+}
+
+/// Under `--emulator`, a user, service principal or group the configuration names that the
+/// emulator lacks (E0502) gets help saying how to add it: the seed file, its path and format.
+pub fn emulator_help(diags: &mut mlpolicy_lang::diagnostics::Diagnostics, dir: &Path) {
+    let seed = dir.join(SEED_FILE);
+    for d in diags.items.iter_mut().filter(|d| d.code == Code::E0502) {
+        let Some(name) = d.message.split('`').nth(1).map(str::to_owned) else { continue };
+        let entry = if d.message.starts_with("user ") {
+            format!("users:\n  - user_principal_name: {name}")
+        } else if d.message.starts_with("service principal ") {
+            format!("service_principals:\n  - display_name: {name}")
+        } else {
+            format!("groups:\n  - display_name: {name}")
+        };
+        d.help = Some(format!(
+            "the in-process emulator has no such object: check the spelling, or add it to the emulator's seed (format in docs/emulator.md, \"State and seed files\") and run the command again, as a seed newer than the state is merged into it:\n# {}\n{entry}",
+            seed.display()
+        ));
+    }
 }
 
 /// A log sink that writes `--verbose` lines to stderr.

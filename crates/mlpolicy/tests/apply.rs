@@ -496,3 +496,44 @@ fn converges_under_azure(example: &Path) {
     let again = mlpolicy(dir.path(), &plan);
     assert_eq!(again.code, 0, "{name}: a plan after apply has no changes:\n{}", again.transcript());
 }
+
+/// Renames through `moved` blocks, end to end: a tenant applied from `cases/plan/moved/before`,
+/// then every local name renamed with `moved` blocks. The plan destroys nothing, apply (from
+/// the directory and from a saved plan) changes nothing in Azure — the emulator's state is
+/// byte-identical — and without the blocks the plan would destroy the group and credential and
+/// warns W0502.
+#[test]
+fn renames_with_moved_blocks_change_nothing_in_azure() {
+    let case = crate::support::tests_dir().join("cases/plan/moved");
+    let tmp = crate::plans::prepare(&case);
+    let state = tmp.path().join(".mlpolicy/emulator.yaml");
+    let before = std::fs::read(&state).unwrap();
+
+    let plan = mlpolicy(tmp.path(), &["plan", ".", "--emulator", "--detailed-exitcode", "--out", "plan.json"]);
+    assert_eq!(plan.code, 0, "{}", plan.transcript());
+    assert!(plan.stdout.contains("~ group.readers → group.viewers (moved)"), "{}", plan.stdout);
+    assert!(plan.stdout.contains("Plan: 0 to add, 0 to change, 0 to destroy, 10 moved."), "{}", plan.stdout);
+    assert!(!plan.stdout.contains("will be destroyed") && !plan.stdout.contains("will be created"), "{}", plan.stdout);
+
+    for args in [["apply", ".", "--emulator", "--auto-approve"], ["apply", "plan.json", "--emulator", "--auto-approve"]]
+    {
+        let apply = mlpolicy(tmp.path(), &args);
+        assert_eq!(apply.code, 0, "{}", apply.transcript());
+        assert!(!apply.stdout.contains("complete after"), "nothing is written:\n{}", apply.stdout);
+        assert_eq!(std::fs::read(&state).unwrap(), before, "{args:?} changed the tenant");
+    }
+
+    // The blocks are what tells mlpolicy: without them, a destroy and a create, and W0502.
+    let text = std::fs::read_to_string(tmp.path().join("main.mlp")).unwrap();
+    std::fs::write(tmp.path().join("main.mlp"), &text[..text.find("moved {").unwrap()]).unwrap();
+    let without = mlpolicy(tmp.path(), &["plan", ".", "--emulator"]);
+    assert_eq!(without.code, 0, "{}", without.transcript());
+    assert!(without.stdout.contains("# group \"ml-readers\" will be destroyed"), "{}", without.stdout);
+    assert!(without.stderr.contains("W0502"), "{}", without.transcript());
+    let squeezed: String = without.stderr.split_whitespace().collect();
+    assert!(
+        squeezed.contains("`moved{from=group.readersto=group.viewers}`"),
+        "shows the block to write:\n{}",
+        without.stderr
+    );
+}

@@ -241,3 +241,105 @@ fn unwritable_plan_file_is_e0602() {
     assert_eq!(run.code, 1, "{}", run.transcript());
     assert!(run.stderr.contains("E0602"), "{}", run.transcript());
 }
+
+/// `-v` logs every Azure request on stderr — API, method, path, status, duration and Azure's
+/// request id — and never a token, an `Authorization` header or a request body.
+#[test]
+fn verbose_logs_each_request_without_secrets() {
+    let tmp = copy_to_temp(&root().join("examples/quickstart"));
+    for args in [&["plan", ".", "--emulator", "-v"][..], &["apply", ".", "--emulator", "--auto-approve", "-v"]] {
+        let run = mlpolicy(tmp.path(), args);
+        assert_eq!(run.code, 0, "{}", run.transcript());
+        let requests: Vec<&str> = run.stderr.lines().filter(|l| l.contains(" -> ")).collect();
+        assert!(requests.len() >= 5, "{args:?} logs each request:\n{}", run.stderr);
+        for line in &requests {
+            let shape = regex_lite_line(line);
+            assert!(shape, "{args:?}: not `mlpolicy: API METHOD /path -> STATUS in Nms (request id ID)`: {line}");
+        }
+        assert!(
+            requests.iter().any(|l| l.starts_with("mlpolicy: ARM GET /subscriptions/")),
+            "{args:?}:\n{}",
+            run.stderr
+        );
+        if args[0] == "apply" {
+            assert!(requests.iter().any(|l| l.contains(" PUT ")), "writes are logged too:\n{}", run.stderr);
+        }
+        assert!(
+            !run.stderr.contains("replace the secret"),
+            "no advice about a secret the reader has not got:\n{}",
+            run.stderr
+        );
+        for secret in ["Bearer", "eyJ", "authorization:", "Authorization:", "client_secret", "\"properties\""] {
+            assert!(!run.stderr.contains(secret), "{args:?} leaks `{secret}`:\n{}", run.stderr);
+        }
+    }
+}
+
+/// `mlpolicy: ARM|Microsoft Graph METHOD /path[?query] -> STATUS in Nms (request id ID)`.
+fn regex_lite_line(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix("mlpolicy: ") else { return false };
+    let Some(rest) = rest.strip_prefix("ARM ").or_else(|| rest.strip_prefix("Microsoft Graph ")) else {
+        return false;
+    };
+    let Some((method, rest)) = rest.split_once(' ') else { return false };
+    let Some((path, rest)) = rest.split_once(" -> ") else { return false };
+    let Some((status, rest)) = rest.split_once(" in ") else { return false };
+    let Some((ms, id)) = rest.split_once("ms (request id ") else { return false };
+    ["GET", "PUT", "PATCH", "POST", "DELETE"].contains(&method)
+        && path.starts_with('/')
+        && status.len() == 3
+        && status.bytes().all(|b| b.is_ascii_digit())
+        && ms.bytes().all(|b| b.is_ascii_digit())
+        && id.ends_with(')')
+}
+
+/// Under `--emulator`, a user the configuration names that the emulator lacks is E0502 with
+/// help naming the seed file, its path and the entry to write; a seed edited after the state
+/// exists is merged into it on the next run, with a notice saying how to start over — once.
+#[test]
+fn emulator_users_come_from_the_seed_even_when_edited_later() {
+    let tmp = copy_to_temp(&root().join("examples/quickstart"));
+    let first = mlpolicy(tmp.path(), &["plan", ".", "--emulator"]);
+    assert_eq!(first.code, 0, "{}", first.transcript());
+    let config = std::fs::read_to_string(tmp.path().join("main.mlp")).unwrap();
+    let config =
+        config.replace("user(\"bob@contoso.com\")]", "user(\"bob@contoso.com\"), user(\"carol@contoso.com\")]");
+    std::fs::write(tmp.path().join("main.mlp"), config).unwrap();
+
+    let missing = mlpolicy(tmp.path(), &["plan", ".", "--emulator"]);
+    assert_eq!(missing.code, 1, "{}", missing.transcript());
+    assert!(missing.stderr.contains("E0502"), "{}", missing.transcript());
+    let squeezed: String = missing.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        squeezed.contains("# ./emulator-seed.yaml users: - user_principal_name: carol@contoso.com"),
+        "names the seed file and the entry:\n{}",
+        missing.stderr
+    );
+    assert!(squeezed.contains("users: - user_principal_name: carol@contoso.com"), "{}", missing.stderr);
+    assert!(squeezed.contains("State and seed files"), "points at the format:\n{}", missing.stderr);
+
+    // The seed is edited after the state exists (and is newer than it).
+    let seed = tmp.path().join("emulator-seed.yaml");
+    let mut text = std::fs::read_to_string(&seed).unwrap();
+    text.push_str("  - user_principal_name: carol@contoso.com\n");
+    std::fs::write(&seed, text).unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options().write(true).open(&seed).unwrap().set_modified(later).unwrap();
+    let merged = mlpolicy(tmp.path(), &["plan", ".", "--emulator"]);
+    assert_eq!(merged.code, 0, "{}", merged.transcript());
+    assert!(merged.stderr.contains("changed after the emulator's state"), "{}", merged.transcript());
+    assert!(merged.stderr.contains("added user carol@contoso.com"), "{}", merged.transcript());
+    assert!(merged.stderr.contains("to start over from the seed"), "{}", merged.transcript());
+    assert!(merged.stdout.contains("carol@contoso.com"), "{}", merged.stdout);
+
+    // Once merged, the state is the newer file again: no notice (a clock in the future aside).
+    std::fs::File::options()
+        .write(true)
+        .open(&seed)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60))
+        .unwrap();
+    let again = mlpolicy(tmp.path(), &["plan", ".", "--emulator"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+    assert!(!again.stderr.contains("changed after"), "{}", again.transcript());
+}

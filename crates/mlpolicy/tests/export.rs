@@ -398,3 +398,65 @@ fn applying_adoptions_creates_nothing_and_converges() {
         assert!(again.stdout.starts_with("No changes."), "{case}: {}", again.stdout);
     }
 }
+
+/// `export --emulator --emulator-state FILE` into a fresh directory exports the tenant of that
+/// state; with a policy pack in force (`--policies baseline`) the hand-made grant it denies is
+/// held back — written commented out with the finding, not adopted — and the "Next" hint is a
+/// command that runs as printed: it plans no changes and shows the held-back grant as drift
+/// that widens access.
+#[test]
+fn export_of_a_named_emulator_state_holds_back_denied_grants_and_its_hint_runs() {
+    let example = copy_to_temp(&root().join("examples/contoso-ml"));
+    let apply = mlpolicy(example.path(), &["apply", ".", "--emulator", "--auto-approve"]);
+    assert_eq!(apply.code, 0, "{}", apply.transcript());
+    let state = example.path().join(".mlpolicy/emulator.yaml");
+    let work = tempfile::tempdir().unwrap();
+    let state_arg = state.display().to_string();
+    let args = ["export", "--out", "ml", "--emulator", "--emulator-state", &state_arg, "--policies", "baseline"];
+    let run = mlpolicy(work.path(), &args);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let grants = std::fs::read_to_string(work.path().join("ml/grants.mlp")).unwrap();
+    assert!(grants.contains("# HELD BACK FOR REVIEW"), "{grants}");
+    assert!(
+        grants.contains(
+            "#   policy `no_standing_admin` denies grant \"Contributor\" to user(\"mallory.reed@contoso.com\")"
+        ),
+        "{grants}"
+    );
+    assert!(
+        grants
+            .contains("\n# grant \"Contributor\" to user(\"mallory.reed@contoso.com\") on resource_group.ml_shared\n"),
+        "{grants}"
+    );
+    assert!(
+        run.stdout.contains("held back for review: grant \"Contributor\" to user(\"mallory.reed@contoso.com\")"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("W0801"), "{}", run.transcript());
+    let settings = std::fs::read_to_string(work.path().join("ml/mlpolicy.yaml")).unwrap();
+    assert!(settings.contains("policies: [baseline]"), "{settings}");
+
+    // The hint, run exactly as printed.
+    let hint = run.stdout.lines().find_map(|l| l.strip_prefix("Next: `")).and_then(|l| l.split('`').next()).unwrap();
+    assert_eq!(hint, "mlpolicy plan ml --emulator");
+    let words: Vec<&str> = hint.split_whitespace().skip(1).chain(["--detailed-exitcode"]).collect();
+    let plan = mlpolicy(work.path(), &words);
+    assert_eq!(plan.code, 0, "{}", plan.transcript());
+    assert!(
+        plan.stdout.contains("! role assignment Contributor → mallory.reed@contoso.com @ rg-ml-shared (not in the configuration) (widens access)"),
+        "{}",
+        plan.stdout
+    );
+
+    // `--emulator-state` needs `--emulator`, and a directory holding another state is refused.
+    let refused = mlpolicy(work.path(), &["export", "--out", "other", "--emulator-state", &state_arg]);
+    assert_eq!(refused.code, 1, "{}", refused.transcript());
+    assert!(refused.stderr.contains("--emulator"), "{}", refused.transcript());
+    std::fs::write(work.path().join("ml/.mlpolicy/emulator.yaml"), "tenant_id: 00000000-0000-0000-0000-000000000001\n")
+        .unwrap();
+    std::fs::remove_file(work.path().join("ml/grants.mlp")).unwrap();
+    let other =
+        mlpolicy(work.path(), &["export", "--out", "ml", "--emulator", "--emulator-state", &state_arg, "--force"]);
+    assert_eq!(other.code, 0, "--force replaces the state:\n{}", other.transcript());
+}

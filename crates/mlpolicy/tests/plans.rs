@@ -98,12 +98,15 @@ fn golden_plans_in_every_format() {
             if let Some(code) = name.split('-').next().filter(|c| c.starts_with('E')) {
                 assert_eq!(run.code, 1, "{name}:\n{}", run.transcript());
                 assert!(run.stderr.contains(code), "{name} does not report {code}:\n{}", run.transcript());
-            } else if name == "no-op" || name == "drift" || name == "adopt-only" {
-                // Unmanaged drift is reported but apply changes nothing, and adoptions only
-                // write ownership markers: exit 0.
+            } else if name == "no-op" || name == "drift" || name == "adopt-only" || name == "moved" {
+                // Unmanaged drift is reported but apply changes nothing, adoptions only write
+                // ownership markers, and moves change nothing in Azure: exit 0.
                 assert_eq!(run.code, 0, "{name}:\n{}", run.transcript());
             } else {
                 assert_eq!(run.code, 2, "{name}:\n{}", run.transcript());
+            }
+            if let Some(code) = name.split('-').next().filter(|c| c.starts_with('W')) {
+                assert!(run.stderr.contains(code), "{name} does not warn {code}:\n{}", run.transcript());
             }
             if format == "json" && run.code != 1 {
                 let v: serde_json::Value = serde_json::from_str(&run.stdout).expect("plan JSON parses");

@@ -53,6 +53,7 @@ proptest! {
         Just("["), Just("]"), Just("("), Just(")"), Just("="), Just(","), Just("."), Just("\""), Just("${"),
         Just("x"), Just("var"), Just("sub"), Just("to"), Just("on"), Just("\n"), Just("#"), Just("deny"), Just("when"),
         Just("==") , Just("1"), Just("true"), Just("user(\"a@b.c\")"), Just("group.x"), Just("workspace.w.identity"),
+        Just("moved"), Just("from"), Just("identity.i.federated.f"),
     ], 0..80)) {
         compile_text(&tokens.join(" "));
     }

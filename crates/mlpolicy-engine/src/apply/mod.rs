@@ -150,7 +150,7 @@ fn summary_counts(done: &[Done]) -> String {
             }
             Action::Delete => destroy += 1,
             Action::Adopt => adopt += 1,
-            Action::Read | Action::NoOp => {}
+            Action::Read | Action::NoOp | Action::Move => {}
         }
     }
     let mut out = format!("{add} added, {change} changed, {destroy} destroyed");

@@ -191,7 +191,7 @@ pub async fn apply(
 ) -> ApplyReport {
     let _ = desired;
     let mut report = ApplyReport::default();
-    let actionable = changes.iter().any(|c| !matches!(c.action, Action::NoOp | Action::Read));
+    let actionable = changes.iter().any(|c| !matches!(c.action, Action::NoOp | Action::Read | Action::Move));
     let principal = if actionable { client.principal_object_id().await.ok().flatten() } else { None };
     if actionable
         && !opts.allow_self_lockout
@@ -414,6 +414,7 @@ mod tests {
             desired: None,
             live_ref: crate::plan::LiveRef::default(),
             depends_on: None,
+            moved_from: None,
         }
     }
 

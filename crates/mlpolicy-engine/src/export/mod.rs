@@ -18,6 +18,7 @@
 mod ir;
 mod read;
 mod render;
+pub mod review;
 mod select;
 mod teams;
 

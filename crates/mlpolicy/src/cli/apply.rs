@@ -93,7 +93,11 @@ async fn plan_and_apply(
             return ExitStatus::Error;
         }
     };
-    print_diagnostics(&planned.diagnostics, &compiled.sources);
+    let mut diags = planned.diagnostics.clone();
+    if args.emulator {
+        crate::connect::emulator_help(&mut diags, &args.target);
+    }
+    print_diagnostics(&diags, &compiled.sources);
     if planned.diagnostics.has_errors() {
         return ExitStatus::Error;
     }
@@ -233,7 +237,7 @@ fn verbs(action: Action) -> (&'static str, &'static str) {
         Action::Replace => ("Replacing...", "Replacement complete"),
         Action::Delete => ("Destroying...", "Destruction complete"),
         Action::Adopt => ("Adopting...", "Adoption complete"),
-        Action::Read | Action::NoOp => ("Reading...", "Read complete"),
+        Action::Read | Action::NoOp | Action::Move => ("Reading...", "Read complete"),
     }
 }
 

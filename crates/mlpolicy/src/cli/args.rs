@@ -58,12 +58,12 @@ pub enum Command {
     Show(ShowArgs),
     /// Who can do what: a principal's roles on every scope, or everyone's access at a scope.
     #[command(
-        after_help = "Example:\n  mlpolicy access alice@contoso.com examples/contoso-ml          # as the configuration would make it\n  mlpolicy access group.fraud_ds examples/contoso-ml --live --emulator\n  mlpolicy access --scope workspace.fraud examples/contoso-ml --live\n\nPRINCIPAL is a UPN, an address (`group.NAME`, `identity.NAME`, `workspace.NAME.identity`),\na display name, or (with --live) an object id. Each line is a path: holder → group → … → role @ scope."
+        after_help = "Example:\n  mlpolicy access alice@contoso.com examples/contoso-ml          # as the configuration would make it\n  mlpolicy access 'group.data_scientists[\"fraud\"]' examples/contoso-ml --live --emulator\n  mlpolicy access --scope 'workspace.team[\"fraud\"]' examples/contoso-ml --live\n\nPRINCIPAL is a UPN, an address (`group.NAME`, `identity.NAME`, `workspace.NAME.identity`),\na display name, or (with --live) an object id. Each line is a path: holder → group → … → role @ scope."
     )]
     Access(AccessArgs),
     /// Write the live estate under a scope as a configuration that plans to no changes.
     #[command(
-        after_help = "Example:\n  mlpolicy export --out ml --subscription prod=6c1e9a42-3b7d-4f05-8e2a-9d4b1c7f3e60 --group-prefix ml-\n  mlpolicy export --out ml --resource-group rg-ml-teams-prod --group-prefix ml- --compact\n  mlpolicy export --out ml --emulator        # the emulator's state lives in ml/.mlpolicy/\n\nThen `mlpolicy plan ml`: no changes, only adoptions of what lacks the ownership marker.\nExit codes: 0 written, 1 error (nothing is written when the export fails)."
+        after_help = "Example:\n  mlpolicy export --out ml --subscription prod=6c1e9a42-3b7d-4f05-8e2a-9d4b1c7f3e60 --group-prefix ml-\n  mlpolicy export --out ml --resource-group rg-ml-teams-prod --group-prefix ml- --compact\n  mlpolicy export --out ml --emulator --emulator-state examples/contoso-ml/.mlpolicy/emulator.yaml\n\nThen `mlpolicy plan ml` (with `--emulator` when exported from it): no changes, only adoptions of\nwhat lacks the ownership marker. Grants the policy packs deny are held back as comments.\nExit codes: 0 written, 1 error (nothing is written when the export fails)."
     )]
     Export(ExportArgs),
     /// Run a local Azure (ARM, Microsoft Graph, token endpoint) on one loopback port.
@@ -145,8 +145,9 @@ pub struct ApplyArgs {
     /// Allow removing the role assignment that lets the running principal manage access.
     #[arg(long)]
     pub allow_self_lockout: bool,
-    /// Log Azure calls, retries and authentication to stderr (never tokens).
-    #[arg(long)]
+    /// Log each Azure request (method, path, status, duration, request id), retry and the
+    /// credential used to stderr (never a token or a body).
+    #[arg(long, short)]
     pub verbose: bool,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -269,7 +270,8 @@ pub struct AzureArgs {
     /// principals replicate for 5 s, Azure's throttling buckets, LROs that take polls).
     #[arg(long, value_enum, value_name = "PROFILE", default_value_t = mlpolicy_emulator::Profile::Quick)]
     pub emulator_profile: mlpolicy_emulator::Profile,
-    /// Log each Azure request, retry and the credential used (never a token).
+    /// Log each Azure request (method, path, status, duration, request id), retry and the
+    /// credential used to stderr (never a token or a body).
     #[arg(long, short)]
     pub verbose: bool,
 }
@@ -364,9 +366,19 @@ pub struct ExportArgs {
     /// The tenant (id or domain), when DIR/mlpolicy.yaml names none.
     #[arg(long, value_name = "ID")]
     pub tenant: Option<String>,
-    /// Replace the `.mlp` files DIR already holds.
+    /// Replace the `.mlp` files DIR already holds (and, with `--emulator-state`, its emulator
+    /// state).
     #[arg(long)]
     pub force: bool,
+    /// Policy packs to write into mlpolicy.yaml and review the export against (comma-separated
+    /// or repeated); default: those of DIR/mlpolicy.yaml. Grants a pack denies are held back.
+    #[arg(long = "policies", value_name = "PACK", value_delimiter = ',')]
+    pub policies: Vec<String>,
+    /// With `--emulator`: export the tenant of this emulator state file (e.g. another
+    /// configuration's `.mlpolicy/emulator.yaml`); it is copied to DIR/.mlpolicy/emulator.yaml
+    /// so that `mlpolicy plan DIR --emulator` reads the same tenant.
+    #[arg(long, value_name = "FILE", requires = "emulator")]
+    pub emulator_state: Option<PathBuf>,
     #[command(flatten)]
     pub azure: AzureArgs,
 }

@@ -56,6 +56,14 @@ pub fn run(args: &ExportArgs) -> ExitStatus {
     if let Some(t) = &args.tenant {
         settings.tenant = Some(t.trim().to_ascii_lowercase());
     }
+    if !args.policies.is_empty() {
+        settings.policies.clone_from(&args.policies);
+    }
+    if let Some(state) = &args.emulator_state
+        && let Err(d) = use_emulator_state(state, dir, args.force)
+    {
+        return fail(d, &sources);
+    }
     let options = ExportOptions {
         scope: Scope {
             resource_groups: args.resource_groups.clone(),
@@ -90,6 +98,13 @@ pub fn run(args: &ExportArgs) -> ExitStatus {
             return fail(Diagnostic::error(Code::E0801, format!("cannot write `{name}`: {e}")), &sources);
         }
     }
+    // The policy packs in force judge what was read: grants they deny are held back.
+    let reviewed = mlpolicy_engine::export::review::review(&mlpolicy_lang::compile(dir, &Overrides::default()));
+    for (name, text) in &reviewed.files {
+        if let Err(e) = std::fs::write(dir.join(name), text) {
+            return fail(Diagnostic::error(Code::E0801, format!("cannot write `{name}`: {e}")), &sources);
+        }
+    }
     // The export must be a valid configuration; anything else is a bug worth a loud error.
     let compiled = mlpolicy_lang::compile(dir, &Overrides::default());
     let errors: Vec<Diagnostic> = compiled.diagnostics.items.iter().filter(|d| d.is_error()).cloned().collect();
@@ -104,11 +119,56 @@ pub fn run(args: &ExportArgs) -> ExitStatus {
             &none,
         );
     }
-    report(dir, &export);
+    report(dir, &export, &reviewed, args.azure.emulator);
     ExitStatus::Success
 }
 
-fn report(dir: &Path, export: &mlpolicy_engine::export::Export) {
+/// `--emulator-state FILE`: the tenant to export is that state, copied to where `--emulator`
+/// runs keep it for DIR.
+fn use_emulator_state(state: &Path, dir: &Path, force: bool) -> Result<(), Diagnostic> {
+    let target = dir.join(".mlpolicy").join("emulator.yaml");
+    let text = std::fs::read(state).map_err(|e| {
+        Diagnostic::error(Code::E0801, format!("cannot read the emulator state `{}`: {e}", state.display()))
+            .with_help("name the state file of a configuration that ran with `--emulator`: DIR/.mlpolicy/emulator.yaml")
+    })?;
+    if mlpolicy_emulator::Tenant::from_yaml(&String::from_utf8_lossy(&text), &state.display().to_string()).is_err() {
+        return Err(Diagnostic::error(Code::E0801, format!("`{}` is not an emulator state file", state.display()))
+            .with_help(
+                "name the state file of a configuration that ran with `--emulator`: DIR/.mlpolicy/emulator.yaml",
+            ));
+    }
+    let same = |a: &Path, b: &Path| a.canonicalize().ok().zip(b.canonicalize().ok()).is_some_and(|(a, b)| a == b);
+    if same(state, &target) {
+        return Ok(());
+    }
+    if target.exists() && !force && std::fs::read(&target).ok().as_deref() != Some(&text[..]) {
+        return Err(Diagnostic::error(
+            Code::E0801,
+            format!("`{}` already holds another emulator state", target.display()),
+        )
+        .with_help("export into another directory, or pass `--force` to replace that state"));
+    }
+    std::fs::create_dir_all(dir.join(".mlpolicy"))
+        .and_then(|()| std::fs::write(&target, &text))
+        .map_err(|e| Diagnostic::error(Code::E0801, format!("cannot write `{}`: {e}", target.display())))
+}
+
+/// A path as one shell word: quoted when it holds anything but plain characters.
+fn shell_word(path: &Path) -> String {
+    let s = path.display().to_string();
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:@".contains(c)) {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+fn report(
+    dir: &Path,
+    export: &mlpolicy_engine::export::Export,
+    reviewed: &mlpolicy_engine::export::review::Reviewed,
+    emulator: bool,
+) {
     let count = |k: &str| export.counts.get(k).copied().unwrap_or(0);
     println!(
         "Exported to {} (owner `{}`): {} resource groups, {} identities ({} federated credentials), {} workspaces, {} groups, {} grants.",
@@ -136,13 +196,25 @@ fn report(dir: &Path, export: &mlpolicy_engine::export::Export) {
     for s in &export.skipped {
         println!("kept as a comment: {s}");
     }
-    if !export.skipped.is_empty() {
+    for s in &reviewed.held_back {
+        println!("held back for review: {s}");
+    }
+    for s in &reviewed.flagged {
+        println!("review: {s}");
+    }
+    let commented = export.skipped.len() + reviewed.held_back.len();
+    if commented > 0 {
         let d = Diagnostic::warning(
             Code::W0801,
-            format!("{} object(s) in scope are kept as comments, not declarations", export.skipped.len()),
+            format!("{commented} object(s) in scope are kept as comments, not declarations"),
         )
-        .with_help("each is listed at the end of its file with the reason; review them by hand");
+        .with_help("each is written commented out with the reason (held-back grants where they were, the rest at the end of their file); review them by hand");
         print_diagnostics(&d.into(), &Sources::default());
     }
-    println!("Next: `mlpolicy plan {}` shows no changes; objects made outside mlpolicy are adopted.", dir.display());
+    let flag = if emulator { " --emulator" } else { "" };
+    println!(
+        "Next: `mlpolicy plan {}{flag}` shows no changes; objects made outside mlpolicy are adopted{}.",
+        shell_word(dir),
+        if reviewed.held_back.is_empty() { "" } else { ", held-back grants show as drift" }
+    );
 }

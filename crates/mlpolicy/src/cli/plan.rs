@@ -45,6 +45,9 @@ pub fn run(args: &PlanArgs) -> ExitStatus {
     };
     let mut diags = compiled.report();
     diags.extend(planned.diagnostics.clone());
+    if args.azure.emulator {
+        crate::connect::emulator_help(&mut diags, &args.dir);
+    }
     print_diagnostics(&diags, &compiled.sources);
     let mut violations = mlpolicy_lang::findings::from_compiled(&compiled, &args.dir.display().to_string());
     violations.findings.retain(|f| f.rule.contains('/'));

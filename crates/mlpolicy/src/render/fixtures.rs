@@ -40,6 +40,7 @@ impl C {
             desired: None,
             live_ref: LiveRef::default(),
             depends_on: None,
+            moved_from: None,
         })
     }
 

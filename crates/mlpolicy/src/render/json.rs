@@ -46,6 +46,7 @@ struct JsonSummary {
     destroy: usize,
     /// Objects adopted: made outside mlpolicy, only their ownership marker is written.
     adopt: usize,
+    moved: usize,
 }
 
 /// One object the plan acts on.
@@ -69,6 +70,7 @@ struct JsonChange<'a> {
     changes: Vec<JsonAttrChange<'a>>,
     /// For `replace` and `delete`: the objects that go with it.
     blast_radius: &'a [String],
+    moved_from: Option<&'a str>,
 }
 
 /// One attribute that differs.
@@ -134,6 +136,7 @@ fn action_name(a: Action) -> &'static str {
         Action::Read => "read",
         Action::NoOp => "no-op",
         Action::Adopt => "adopt",
+        Action::Move => "move",
     }
 }
 
@@ -146,6 +149,7 @@ pub fn json(plan: &Plan) -> String {
             change: plan.summary.change,
             destroy: plan.summary.destroy,
             adopt: plan.summary.adopt,
+            moved: plan.summary.moved,
         },
         changes: shown(plan)
             .map(|c| JsonChange {
@@ -167,6 +171,7 @@ pub fn json(plan: &Plan) -> String {
                     })
                     .collect(),
                 blast_radius: &c.blast_radius,
+                moved_from: c.moved_from.as_deref(),
             })
             .collect(),
         drift: plan

@@ -164,8 +164,20 @@ struct AttrLine<'a> {
 /// The block of one change, without the blank line before it.
 pub(super) fn change_block(c: &Change, p: &Paint) -> String {
     let mut out = String::new();
+    if c.action == Action::Move {
+        // Nothing changes in Azure: the object and its new address.
+        let from = c.moved_from.as_deref().unwrap_or_default();
+        let _ = writeln!(out, "  {}", p.bold(&format!("# {} {}", clean(&c.display), c.action.phrase())));
+        let _ = writeln!(out, "  {} {} → {} (moved)", p.sym(c.action.symbol()), clean(from), clean(&c.address));
+        return out;
+    }
     let mut header = format!("# {} {}", clean(&c.address), c.action.phrase());
-    if let Some(reason) = &c.reason {
+    let reason = match (&c.moved_from, &c.reason) {
+        (Some(from), Some(r)) => Some(format!("moved from {from}; {r}")),
+        (Some(from), None) => Some(format!("moved from {from}")),
+        (None, r) => r.clone(),
+    };
+    if let Some(reason) = &reason {
         let _ = write!(header, " ({})", clean(reason));
     }
     let _ = writeln!(out, "  {}", p.bold(&header));
@@ -215,7 +227,7 @@ fn attr_lines(c: &Change) -> Vec<AttrLine<'_>> {
                 Some(AttrLine { sym, name: &ch.name, body, forces: ch.forces_replacement })
             })
             .collect(),
-        Action::Create | Action::Delete | Action::Read | Action::NoOp => Vec::new(),
+        Action::Create | Action::Delete | Action::Read | Action::NoOp | Action::Move => Vec::new(),
     }
 }
 

@@ -162,6 +162,8 @@ impl Walker<'_> {
                     self.locals.truncate(inner);
                 }
                 Item::Policy(p) => self.policy(p),
+                // `to` names a declaration (a reference); `from` names what is no longer declared.
+                Item::Moved(m) => self.expr(&m.to),
             }
         }
         self.locals.truncate(depth);

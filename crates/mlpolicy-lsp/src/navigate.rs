@@ -150,6 +150,10 @@ fn items(a: &Analysis, items: &[Item], range: &dyn Fn(Span) -> Range) -> Vec<Doc
                 range,
                 Vec::new(),
             ),
+            Item::Moved(m) => {
+                let line = format!("moved {} → {}", a.snippet(m.from.span), a.snippet(m.to.span));
+                symbol(line, None, SymbolKind::EVENT, m.span, m.to_span, range, Vec::new())
+            }
             Item::For(f) => {
                 let header = a.snippet(Span { end: f.iterable.span.end, ..f.span }).to_owned();
                 symbol(header, None, SymbolKind::NAMESPACE, f.span, f.key.span, range, self::items(a, &f.items, range))

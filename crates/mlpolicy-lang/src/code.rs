@@ -77,13 +77,13 @@ pub enum Code {
     /// misplaced block
     E0115,
     /// invalid `moved` block
-    E0116,
+    E0121,
     /// `moved` to an address that is not declared
-    E0117,
+    E0122,
     /// `moved` from an address that is still declared
-    E0118,
+    E0123,
     /// `moved` blocks chain, cycle or repeat
-    E0119,
+    E0124,
     /// unknown attribute
     E0201,
     /// missing required attribute
@@ -225,10 +225,10 @@ impl Code {
         Code::E0113,
         Code::E0114,
         Code::E0115,
-        Code::E0116,
-        Code::E0117,
-        Code::E0118,
-        Code::E0119,
+        Code::E0121,
+        Code::E0122,
+        Code::E0123,
+        Code::E0124,
         Code::E0201,
         Code::E0202,
         Code::E0203,
@@ -319,10 +319,10 @@ impl Code {
             Code::E0113 => "E0113",
             Code::E0114 => "E0114",
             Code::E0115 => "E0115",
-            Code::E0116 => "E0116",
-            Code::E0117 => "E0117",
-            Code::E0118 => "E0118",
-            Code::E0119 => "E0119",
+            Code::E0121 => "E0121",
+            Code::E0122 => "E0122",
+            Code::E0123 => "E0123",
+            Code::E0124 => "E0124",
             Code::E0201 => "E0201",
             Code::E0202 => "E0202",
             Code::E0203 => "E0203",

@@ -185,7 +185,7 @@ impl<'a> Walker<'_, 'a> {
                 }
                 Item::Moved(m) if env.keys.is_empty() => self.moved.push(m),
                 Item::Moved(m) => self.diags.push(
-                    Diagnostic::error(Code::E0116, "a `moved` block cannot be inside `for`")
+                    Diagnostic::error(Code::E0121, "a `moved` block cannot be inside `for`")
                         .with_label(m.span, "inside a loop")
                         .with_help("write it at the top level of a file, with the keys written out (`group.ds[\"fraud\"]`), or without keys to move every instance"),
                 ),

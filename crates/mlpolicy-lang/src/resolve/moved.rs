@@ -3,7 +3,7 @@
 //! declared and `from` must not be; a move names one object kind on both sides, a federated
 //! credential stays under its identity, and moves neither chain nor repeat. A block whose
 //! addresses have no keys while `to` is declared inside a `for` moves every instance, keys
-//! kept. Codes: E0116 E0117 E0118 E0119.
+//! kept. Codes: E0121 E0122 E0123 E0124.
 
 use std::collections::BTreeSet;
 
@@ -56,9 +56,9 @@ pub fn resolve_moves(blocks: &[&ast::Moved], decls: &[ResolvedDecl], diags: &mut
     without_repeats(moves, diags)
 }
 
-/// E0116 with the reason.
+/// E0121 with the reason.
 fn malformed(span: Span, why: &str) -> Diagnostic {
-    Diagnostic::error(Code::E0116, format!("invalid `moved` block: {why}"))
+    Diagnostic::error(Code::E0121, format!("invalid `moved` block: {why}"))
         .with_label(span, "not an address this block can move")
         .with_help("write `moved { from = group.old_name  to = group.new_name }`: the two addresses of one object, before and after")
 }
@@ -129,14 +129,14 @@ fn key_of(e: &Expr) -> Option<Key> {
 fn shape_problem(from: &Address, to: &Address, block: &ast::Moved, blocks: &[&ast::Moved]) -> Option<Diagnostic> {
     if from == to {
         return Some(
-            Diagnostic::error(Code::E0116, format!("`moved` block moves `{to}` to itself"))
+            Diagnostic::error(Code::E0121, format!("`moved` block moves `{to}` to itself"))
                 .with_label(block.span, "nothing moves")
                 .with_help("remove the block, or name the old address in `from`"),
         );
     }
     if from.kind() != to.kind() {
         return Some(
-            Diagnostic::error(Code::E0116, format!("`{from}` cannot move to `{to}`: a move keeps the kind of object"))
+            Diagnostic::error(Code::E0121, format!("`{from}` cannot move to `{to}`: a move keeps the kind of object"))
                 .with_label(block.to.span, format!("{}, not {}", a_kind(to.kind()), a_kind(from.kind())))
                 .with_help("a different kind of object is a different object in Azure: remove this block"),
         );
@@ -148,7 +148,7 @@ fn shape_problem(from: &Address, to: &Address, block: &ast::Moved, blocks: &[&as
         if fi != ti && !identity_moves {
             return Some(
                 Diagnostic::error(
-                    Code::E0116,
+                    Code::E0121,
                     format!("`{from}` cannot move to `{to}`: a federated credential stays under its identity"),
                 )
                 .with_label(block.to.span, format!("under {ti}, not {fi}"))
@@ -166,7 +166,7 @@ fn a_kind(kind: Kind) -> String {
     format!("{article} {word}")
 }
 
-/// Drops (and reports, E0119) blocks whose `to` is another block's `from`: chains and cycles.
+/// Drops (and reports, E0124) blocks whose `to` is another block's `from`: chains and cycles.
 fn without_chains<'a>(written: Vec<Written<'a>>, diags: &mut Diagnostics) -> Vec<Written<'a>> {
     let mut bad = BTreeSet::new();
     for (i, w) in written.iter().enumerate() {
@@ -217,7 +217,7 @@ fn without_chains<'a>(written: Vec<Written<'a>>, diags: &mut Diagnostics) -> Vec
             )
         };
         diags.push(
-            Diagnostic::error(Code::E0119, message)
+            Diagnostic::error(Code::E0124, message)
                 .with_label(written[j].block.span, "this block moves what another block moved here")
                 .with_secondary(w.block.span, "moves it here")
                 .with_help(help),
@@ -226,8 +226,8 @@ fn without_chains<'a>(written: Vec<Written<'a>>, diags: &mut Diagnostics) -> Vec
     written.into_iter().enumerate().filter(|(i, _)| !bad.contains(i)).map(|(_, w)| w).collect()
 }
 
-/// The moves of one block: one, or one per instance of a `for` declaration. E0117 when `to` is
-/// not declared, E0118 when `from` still is.
+/// The moves of one block: one, or one per instance of a `for` declaration. E0122 when `to` is
+/// not declared, E0123 when `from` still is.
 fn expand(w: &Written<'_>, declared: &BTreeSet<&Address>, diags: &mut Diagnostics) -> Vec<Move> {
     let span = w.block.span;
     let instances: Vec<&Address> = match &w.to {
@@ -244,7 +244,7 @@ fn expand(w: &Written<'_>, declared: &BTreeSet<&Address>, diags: &mut Diagnostic
         let help = suggest::did_you_mean(&w.to.to_string(), names.iter().map(String::as_str))
             .unwrap_or_else(|| "`to` names the object as the configuration declares it now".into());
         diags.push(
-            Diagnostic::error(Code::E0117, format!("`moved` block moves to `{}`, which is not declared", w.to))
+            Diagnostic::error(Code::E0122, format!("`moved` block moves to `{}`, which is not declared", w.to))
                 .with_label(w.block.to.span, "no such object in the configuration")
                 .with_help(help),
         );
@@ -271,7 +271,7 @@ fn expand(w: &Written<'_>, declared: &BTreeSet<&Address>, diags: &mut Diagnostic
     let still: Vec<&Move> = moves.iter().filter(|m| declared.contains(&m.from)).collect();
     if let Some(first) = still.first() {
         diags.push(
-            Diagnostic::error(Code::E0118, format!("`moved` block moves from `{}`, which is still declared", first.from))
+            Diagnostic::error(Code::E0123, format!("`moved` block moves from `{}`, which is still declared", first.from))
                 .with_label(w.block.from.span, "still in the configuration")
                 .with_help(
                     "`from` is the address the object had before; an object declared at both addresses would be two objects",
@@ -282,7 +282,7 @@ fn expand(w: &Written<'_>, declared: &BTreeSet<&Address>, diags: &mut Diagnostic
     moves
 }
 
-/// Drops (and reports, E0119) moves that name an address another move names too.
+/// Drops (and reports, E0124) moves that name an address another move names too.
 fn without_repeats(moves: Vec<Move>, diags: &mut Diagnostics) -> Vec<Move> {
     let mut out: Vec<Move> = Vec::with_capacity(moves.len());
     for m in moves {
@@ -290,7 +290,7 @@ fn without_repeats(moves: Vec<Move>, diags: &mut Diagnostics) -> Vec<Move> {
         if let Some(o) = twice {
             let (what, address) = if o.from == m.from { ("from", &m.from) } else { ("to", &m.to) };
             diags.push(
-                Diagnostic::error(Code::E0119, format!("two `moved` blocks move {what} `{address}`"))
+                Diagnostic::error(Code::E0124, format!("two `moved` blocks move {what} `{address}`"))
                     .with_label(m.span, "second block")
                     .with_secondary(o.span, "first block")
                     .with_help("one object has one address before and one after: keep one of the blocks"),
@@ -384,16 +384,16 @@ moved {
     #[test]
     fn each_rule_has_its_code() {
         let cases = [
-            ("moved {\n  from = group.teams\n  to   = group.nothing\n}\n", "E0117"),
-            ("moved {\n  from = resource_group.ml\n  to   = identity.ci\n}\n", "E0116"),
-            ("moved {\n  from = group.teams[\"fraud\"]\n  to   = group.teams[\"risk\"]\n}\n", "E0118"),
-            ("moved {\n  from = group.teams[\"x\"]\n  to   = group.teams\n}\n", "E0116"),
-            ("moved {\n  from = group.a[\"x\"]\n  to   = group.teams\n}\n", "E0116"),
+            ("moved {\n  from = group.teams\n  to   = group.nothing\n}\n", "E0122"),
+            ("moved {\n  from = resource_group.ml\n  to   = identity.ci\n}\n", "E0121"),
+            ("moved {\n  from = group.teams[\"fraud\"]\n  to   = group.teams[\"risk\"]\n}\n", "E0123"),
+            ("moved {\n  from = group.teams[\"x\"]\n  to   = group.teams\n}\n", "E0121"),
+            ("moved {\n  from = group.a[\"x\"]\n  to   = group.teams\n}\n", "E0121"),
             (
                 "moved {\n  from = group.a\n  to   = group.b\n}\n\nmoved {\n  from = group.b\n  to   = group.teams\n}\n",
-                "E0119",
+                "E0124",
             ),
-            ("moved {\n  from = scope(\"x\")\n  to   = group.teams\n}\n", "E0116"),
+            ("moved {\n  from = scope(\"x\")\n  to   = group.teams\n}\n", "E0121"),
         ];
         for (extra, code) in cases {
             let c = compile(&format!("{}\n{extra}", &CONFIG[..CONFIG.find("moved {").unwrap()]));

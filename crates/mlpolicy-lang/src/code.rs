@@ -76,6 +76,16 @@ pub enum Code {
     E0114,
     /// misplaced block
     E0115,
+    /// a string is too long
+    E0116,
+    /// a list or map is too large
+    E0117,
+    /// `for` loops make too many instances
+    E0118,
+    /// too many objects
+    E0119,
+    /// evaluation exceeds its budget
+    E0120,
     /// unknown attribute
     E0201,
     /// missing required attribute
@@ -211,6 +221,11 @@ impl Code {
         Code::E0113,
         Code::E0114,
         Code::E0115,
+        Code::E0116,
+        Code::E0117,
+        Code::E0118,
+        Code::E0119,
+        Code::E0120,
         Code::E0201,
         Code::E0202,
         Code::E0203,
@@ -298,6 +313,11 @@ impl Code {
             Code::E0113 => "E0113",
             Code::E0114 => "E0114",
             Code::E0115 => "E0115",
+            Code::E0116 => "E0116",
+            Code::E0117 => "E0117",
+            Code::E0118 => "E0118",
+            Code::E0119 => "E0119",
+            Code::E0120 => "E0120",
             Code::E0201 => "E0201",
             Code::E0202 => "E0202",
             Code::E0203 => "E0203",

@@ -9,6 +9,7 @@ mod codes;
 mod examples;
 mod export;
 mod golden;
+mod limits;
 mod plans;
 mod policies;
 mod robustness;

@@ -10,12 +10,13 @@ use serde_norway::Value;
 use super::locate::{byte_offset, locate_key, next_char_end, scalar_after_key, second_key};
 use crate::diagnostics::Code;
 use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::limits::Limits;
 use crate::source::{self, FileId, Sources, Span};
 
 /// File name of the settings file inside a configuration directory.
 pub const FILE_NAME: &str = "mlpolicy.yaml";
 
-const TOP_LEVEL_KEYS: [&str; 6] = ["tenant", "cloud", "subscriptions", "vars", "policies", "owner"];
+const TOP_LEVEL_KEYS: [&str; 7] = ["tenant", "cloud", "subscriptions", "vars", "policies", "owner", "limits"];
 const CUSTOM_CLOUD_KEYS: [&str; 3] = ["arm", "graph", "authority"];
 const NAMED_CLOUDS: [&str; 3] = ["public", "usgovernment", "china"];
 
@@ -35,6 +36,8 @@ pub struct Settings {
     pub policies: Vec<String>,
     /// Ownership marker written on what this configuration creates (`[a-z0-9-]{1,64}`).
     pub owner: Option<String>,
+    /// Evaluation budgets (`limits:`), the defaults where not set.
+    pub limits: Limits,
 }
 
 /// The Azure cloud whose endpoints are used.
@@ -302,6 +305,7 @@ impl Reader<'_> {
                 "vars" => settings.vars = self.vars(&value, &["vars"], Code::E0022),
                 "policies" => settings.policies = self.policies(&value),
                 "owner" => settings.owner = self.owner(&value),
+                "limits" => settings.limits = self.limits(&value),
                 _ => {
                     let help = suggest(&key, &TOP_LEVEL_KEYS).map_or_else(
                         || format!("known keys: {}", TOP_LEVEL_KEYS.join(", ")),
@@ -520,6 +524,61 @@ impl Reader<'_> {
             }
         }
         out
+    }
+
+    /// `limits:`: a map of budget names to positive integers; the others keep their defaults.
+    fn limits(&mut self, value: &Value) -> Limits {
+        let mut limits = Limits::default();
+        let Value::Mapping(map) = value else {
+            let span = self.key_span(&["limits"]);
+            self.error(
+                Code::E0020,
+                span,
+                format!("`limits` must be a map of budget names to numbers, not {}", yaml_type(value)),
+                "expected a map",
+                Some(format!("known budgets: {}", Limits::KEYS.join(", "))),
+            );
+            return limits;
+        };
+        for (key, value) in map {
+            let key = scalar_text(key).unwrap_or_default();
+            let Some(slot) = limits.get_mut(&key) else {
+                let help = suggest(&key, &Limits::KEYS).map_or_else(
+                    || format!("known budgets: {}", Limits::KEYS.join(", ")),
+                    |s| format!("did you mean `{s}`?"),
+                );
+                let span = self.key_span(&["limits", &key]);
+                self.error(Code::E0021, span, format!("unknown key `limits.{key}`"), "not a budget", Some(help));
+                continue;
+            };
+            let path = ["limits", key.as_str()];
+            // A negative number is as unusable as 0.
+            let number = value.as_u64().or_else(|| value.as_i64().map(|_| 0));
+            match number {
+                Some(n) if n > 0 => *slot = n,
+                Some(_) => {
+                    let span = self.value_span(&path);
+                    self.error(
+                        Code::E0022,
+                        span,
+                        format!("`limits.{key}` must be at least 1"),
+                        "not a usable budget",
+                        Some("remove the key to keep the default".to_owned()),
+                    );
+                }
+                None => {
+                    let span = self.value_span(&path);
+                    self.error(
+                        Code::E0020,
+                        span,
+                        format!("`limits.{key}` must be a whole number, not {}", yaml_type(value)),
+                        "expected a number",
+                        Some("write it without quotes or units, e.g. `2000000`".to_owned()),
+                    );
+                }
+            }
+        }
+        limits
     }
 
     fn owner(&mut self, value: &Value) -> Option<String> {

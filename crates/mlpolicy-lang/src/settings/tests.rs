@@ -371,3 +371,36 @@ fn byte_offset_counts_characters() {
     assert_eq!(&text[byte_offset(text, 2, 3)..=byte_offset(text, 2, 3)], ":");
     assert_eq!(byte_offset(text, 9, 1), text.len());
 }
+
+#[test]
+fn limits_override_their_defaults_one_by_one() {
+    let (settings, diags, _) =
+        load_yaml("limits:\n  string_bytes: 4194304\n  objects: 500000\n", &Overrides::default());
+    assert!(diags.items.is_empty(), "{diags:#?}");
+    let expected =
+        crate::limits::Limits { string_bytes: 4_194_304, objects: 500_000, ..crate::limits::Limits::default() };
+    assert_eq!(settings.limits, expected);
+    let (settings, diags, _) = load_yaml("tenant: contoso.com\n", &Overrides::default());
+    assert!(diags.items.is_empty());
+    assert_eq!(settings.limits, crate::limits::Limits::default());
+}
+
+#[test]
+fn limits_refuse_unknown_keys_wrong_types_and_zero() {
+    let (settings, diags, sources) = load_yaml("limits:\n  strng_bytes: 10\n", &Overrides::default());
+    assert_eq!(codes(&diags), [Code::E0021]);
+    assert_eq!(underlined(&diags, &sources), "strng_bytes");
+    assert_eq!(diags.items[0].help.as_deref(), Some("did you mean `string_bytes`?"));
+    assert_eq!(settings.limits, crate::limits::Limits::default());
+    let (_, diags, sources) = load_yaml("limits:\n  objects: \"many\"\n", &Overrides::default());
+    assert_eq!(codes(&diags), [Code::E0020]);
+    assert_eq!(underlined(&diags, &sources), "\"many\"");
+    for bad in ["0", "-5"] {
+        let (settings, diags, sources) = load_yaml(&format!("limits:\n  objects: {bad}\n"), &Overrides::default());
+        assert_eq!(codes(&diags), [Code::E0022], "{bad}");
+        assert_eq!(underlined(&diags, &sources), bad);
+        assert_eq!(settings.limits.objects, crate::limits::Limits::default().objects);
+    }
+    let (_, diags, _) = load_yaml("limits: 5\n", &Overrides::default());
+    assert_eq!(codes(&diags), [Code::E0020]);
+}

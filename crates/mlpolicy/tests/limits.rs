@@ -1,0 +1,174 @@
+//! Hostile configurations — a few KB that would make gigabytes — answer quickly with the budget
+//! diagnostic at the offending expression (language spec §4.1), run under a 1 GiB address-space
+//! limit so that a budget that fails to hold aborts the process instead of passing; and
+//! `limits:` in mlpolicy.yaml lifts a budget.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::support::{Run, assert_golden};
+
+/// `validate .` in `dir` with at most 1 GiB of address space; the run and its wall time.
+fn validate_bounded(dir: &Path) -> (Run, Duration) {
+    let started = Instant::now();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 1048576 && exec \"$0\" validate .")
+        .arg(env!("CARGO_BIN_EXE_mlpolicy"))
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100")
+        .env_remove("GITHUB_ACTIONS")
+        .output()
+        .expect("run mlpolicy under sh");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    (run, started.elapsed())
+}
+
+fn config(main: &str, yaml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("main.mlp"), main).unwrap();
+    std::fs::write(
+        dir.path().join("mlpolicy.yaml"),
+        format!("subscriptions:\n  prod: 11111111-2222-3333-4444-555555555555\n{yaml}"),
+    )
+    .unwrap();
+    dir
+}
+
+/// `let NAME0 = first` and `let NAMEi = step(NAME(i-1))` for i in 1..=n, one per line.
+fn chain(name: &str, first: &str, n: usize, step: impl Fn(&str) -> String) -> String {
+    let mut out = format!("let {name}0 = {first}\n");
+    for i in 1..=n {
+        let _ = writeln!(out, "let {name}{i} = {}", step(&format!("{name}{}", i - 1)));
+    }
+    out
+}
+
+/// A list literal of `n` items, one per line.
+fn list(items: impl Iterator<Item = String>) -> String {
+    let mut out = String::from("[\n");
+    for item in items {
+        let _ = writeln!(out, "  {item},");
+    }
+    out.push(']');
+    out
+}
+
+/// The hostile cases: name, `main.mlp`, and the code each must answer with.
+fn hostile() -> Vec<(&'static str, String, &'static str)> {
+    let group = |value: &str| format!("\ngroup g {{\n  name        = \"g\"\n  description = {value}\n}}\n");
+    let thousand = list((0..1000).map(|i| i.to_string()));
+    vec![
+        (
+            "interpolation-doubling",
+            chain("a", "\"0123456789abcdef\"", 60, |p| format!("\"${{{p}}}${{{p}}}\"")) + &group("a60"),
+            "E0116",
+        ),
+        ("list-doubling", chain("l", "[\"x\"]", 60, |p| format!("[{p}, {p}]")) + &group("\"${count(l60)}\""), "E0117"),
+        (
+            "map-doubling",
+            chain("m", "{ a = \"x\" }", 60, |p| format!("{{ a = {p}, b = {p} }}")) + &group("\"${count(m60)}\""),
+            "E0120",
+        ),
+        (
+            "three-nested-loops",
+            format!(
+                "let items = {thousand}\n\nfor a in items {{\n  for b in items {{\n    for c in items {{\n      \
+                 group g {{\n        name = \"g-${{a}}-${{b}}-${{c}}\"\n      }}\n    }}\n  }}\n}}\n"
+            ),
+            "E0118",
+        ),
+        (
+            "copies-of-a-long-string",
+            chain("s", "\"0123456789abcdef\"", 16, |p| format!("\"${{{p}}}${{{p}}}\""))
+                + &format!("let copies = {}\n", list(std::iter::repeat_n("s16".to_owned(), 2000)))
+                + &group("\"${count(copies)}\""),
+            "E0120",
+        ),
+        (
+            "policy-over-a-large-let",
+            chain("s", "\"0123456789abcdef\"", 16, |p| format!("\"${{{p}}}${{{p}}}\""))
+                + &format!("let big = {}\n", list(std::iter::repeat_n("s16".to_owned(), 50)))
+                + &format!(
+                    "let names = {}\n\nfor n in names {{\n  group g {{\n    name = n\n  }}\n}}\n\n\
+                     policy p {{\n  deny group when name in big\n}}\n",
+                    list((0..2000).map(|i| format!("\"g{i}\"")))
+                ),
+            "E0120",
+        ),
+        (
+            "objects-from-nested-loops",
+            format!(
+                "let xs = {}\nlet ys = {}\n\nfor x in xs {{\n  for y in ys {{\n    group g {{\n      \
+                 name = \"g-${{x}}-${{y}}\"\n    }}\n\n    group h {{\n      name = \"h-${{x}}-${{y}}\"\n    }}\n  }}\n}}\n",
+                list((0..300).map(|i| format!("\"x{i}\""))),
+                list((0..200).map(|i| format!("\"y{i}\"")))
+            ),
+            "E0119",
+        ),
+        (
+            "deep-values-through-lets",
+            chain("d", "\"x\"", 20_000, |p| format!("[{p}]")) + &group("\"${count(d20000)}\""),
+            "E0120",
+        ),
+        ("long-let-cycle", chain("c", "c1000", 1000, ToOwned::to_owned) + &group("c1000"), "E0109"),
+    ]
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn hostile_inputs_answer_quickly_with_the_budget_diagnostic() {
+    for (name, main, code) in hostile() {
+        let dir = config(&main, "");
+        let (run, elapsed) = validate_bounded(dir.path());
+        assert_eq!(
+            run.code,
+            1,
+            "{name} did not end with diagnostics (killed?) after {elapsed:?}:\n{}",
+            run.transcript()
+        );
+        assert!(run.stderr.contains(code), "{name} does not report {code}:\n{}", run.transcript());
+        assert!(elapsed < Duration::from_secs(10), "{name} took {elapsed:?}");
+        eprintln!("{name}: {code} in {elapsed:?} ({} bytes of input)", main.len());
+        assert_golden("limits", name, &run.transcript(), &[]);
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_override_in_mlpolicy_yaml_lifts_a_limit() {
+    // A string of 2 MiB, over the 1 MiB default.
+    let long = chain("a", "\"0123456789abcdef\"", 17, |p| format!("\"${{{p}}}${{{p}}}\""))
+        + "\ngroup g {\n  name = \"g\"\n}\n";
+    let (run, _) = validate_bounded(config(&long, "").path());
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("E0116"), "{}", run.transcript());
+    let (run, _) = validate_bounded(config(&long, "limits:\n  string_bytes: 4194304\n").path());
+    assert_eq!(run.code, 0, "{}", run.transcript());
+
+    // 400 + 400 × 300 = 120,400 instances, over the 100,000 default.
+    let loops = format!(
+        "let xs = {}\nlet ys = {}\n\nfor x in xs {{\n  for y in ys {{\n    let z = \"${{x}}-${{y}}\"\n  }}\n}}\n\n\
+         group g {{\n  name = \"g\"\n}}\n",
+        list((0..400).map(|i| format!("\"x{i}\""))),
+        list((0..300).map(|i| format!("\"y{i}\"")))
+    );
+    let (run, _) = validate_bounded(config(&loops, "").path());
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("E0118"), "{}", run.transcript());
+    let (run, _) = validate_bounded(config(&loops, "limits:\n  for_instances: 200000\n").path());
+    assert_eq!(run.code, 0, "{}", run.transcript());
+
+    // And a lower budget is as easy to set.
+    let small = "let l = [1, 2, 3]\n\ngroup g {\n  name = \"g\"\n}\n";
+    let (run, _) = validate_bounded(config(small, "limits:\n  collection_elements: 2\n").path());
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("E0117"), "{}", run.transcript());
+}

@@ -162,6 +162,10 @@ pub enum Code {
     E0704,
     /// the audit log cannot be written
     E0705,
+    /// the saved plan differs from the re-derived plan
+    E0706,
+    /// the saved plan's signature is missing or wrong
+    E0707,
     /// the export directory cannot be written
     E0801,
     /// the export's scope is invalid
@@ -264,6 +268,8 @@ impl Code {
         Code::E0703,
         Code::E0704,
         Code::E0705,
+        Code::E0706,
+        Code::E0707,
         Code::E0801,
         Code::E0802,
         Code::E0803,
@@ -356,6 +362,8 @@ impl Code {
             Code::E0703 => "E0703",
             Code::E0704 => "E0704",
             Code::E0705 => "E0705",
+            Code::E0706 => "E0706",
+            Code::E0707 => "E0707",
             Code::E0801 => "E0801",
             Code::E0802 => "E0802",
             Code::E0803 => "E0803",

@@ -20,12 +20,19 @@ impl Run {
 
 /// Runs `mlpolicy ARGS` in `cwd` with colour off and a fixed width.
 pub fn mlpolicy(cwd: &Path, args: &[&str]) -> Run {
+    mlpolicy_with_env(cwd, args, &[])
+}
+
+/// [`mlpolicy`] with these environment variables set (and no plan key but theirs).
+pub fn mlpolicy_with_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_mlpolicy"))
         .args(args)
         .current_dir(cwd)
         .env("NO_COLOR", "1")
         .env("COLUMNS", "100")
         .env_remove("GITHUB_ACTIONS")
+        .env_remove("MLPOLICY_PLAN_KEY")
+        .envs(env.iter().copied())
         .output()
         .expect("run mlpolicy");
     Run {

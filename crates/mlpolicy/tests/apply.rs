@@ -160,11 +160,18 @@ async fn example_applies_replans_clean_and_a_second_apply_changes_nothing() {
     assert!(none.done.is_empty());
     assert_eq!(none.summary, "Apply complete: 0 added, 0 changed, 0 destroyed.");
 
-    // The audit log: one parseable line per change made, with who and Azure's ids, no token.
+    // The audit log: a first line per apply, then one parseable line per change made, with who
+    // and Azure's ids, no token.
     let text = std::fs::read_to_string(&audit).unwrap();
-    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let all: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (starts, lines): (Vec<_>, Vec<_>) = all.into_iter().partition(|l| l.get("event").is_some());
     assert_eq!(lines.len(), 2 * report.done.len());
     let oid = conn.client.principal_object_id().await.unwrap().unwrap();
+    assert_eq!(starts.len(), 3, "one per apply: {starts:?}");
+    assert_eq!(starts[0]["event"], "apply_started");
+    assert_eq!(starts[0]["principal"], oid.as_str());
+    assert_eq!(starts[0]["changes"], report.done.len());
+    assert_eq!(starts[2]["changes"], 0);
     for l in &lines {
         assert_eq!(l["principal"], oid.as_str());
         assert_eq!(l["outcome"], "succeeded");
@@ -455,6 +462,24 @@ fn with_a_plan_key_only_plans_signed_with_it_apply() {
     let run = mlpolicy_with_env(dir.path(), &["apply", "plan.json"], &[key]);
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(run.stdout.contains("Apply complete:"), "{}", run.transcript());
+}
+
+/// `--audit-log` on a full disk: the first line cannot be written, so apply stops before it
+/// changes anything, with one clear error.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_audit_log_on_a_full_disk_stops_apply_before_any_change() {
+    let dir = example_dir();
+    let plan = run_cli(dir.path(), &["plan", ".", "--emulator", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "there is work to do:\n{}", plan.transcript());
+    let before = census(&state_of(dir.path()));
+    let run = run_cli(dir.path(), &["apply", ".", "--emulator", "--auto-approve", "--audit-log", "/dev/full"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert_eq!(run.stderr.matches("E0705").count(), 1, "{}", run.transcript());
+    assert!(run.stderr.contains("No space left on device"), "{}", run.transcript());
+    assert!(run.stderr.contains("nothing was applied"), "{}", run.transcript());
+    assert!(!run.stdout.contains("Creating..."), "a change started:\n{}", run.transcript());
+    assert_eq!(census(&state_of(dir.path())), before, "something was applied");
 }
 
 #[test]

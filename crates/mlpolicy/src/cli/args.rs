@@ -82,7 +82,8 @@ pub struct ApplyArgs {
     /// Operations in flight at once.
     #[arg(long, default_value_t = mlpolicy_engine::apply::DEFAULT_PARALLELISM, value_name = "N")]
     pub parallelism: usize,
-    /// Append one JSON line per change made to FILE (who, what, when, Azure request ids).
+    /// Append one JSON line per change made to FILE (who, what, when, Azure request ids), after a
+    /// first line for the apply; apply does not start when FILE cannot be written.
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
     /// Run against the in-process emulator (state in `.mlpolicy/emulator.yaml`).

@@ -27,39 +27,79 @@ use crate::model::{Address, Dependency, Key, Kind, Ref, Value};
 use crate::source::Span;
 use mlpolicy_vocab::suggest;
 
-/// Loop variables in scope: innermost last. Cloning an environment shares its values.
+/// Loop variables in scope. Adding a binding and cloning an environment take constant time and
+/// memory (a shared list, innermost first), however many bindings a loop body's `let`s make.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
-    bindings: Vec<(String, Arc<Value>)>,
+    bindings: Option<Arc<Binding>>,
     /// The `for` keys of the enclosing loops, outermost first: they make addresses unique.
-    pub keys: Vec<Key>,
+    keys: Arc<Vec<Key>>,
+}
+
+#[derive(Debug)]
+struct Binding {
+    name: String,
+    value: Arc<Value>,
+    outer: Option<Arc<Binding>>,
+}
+
+impl Drop for Binding {
+    /// Unlinks the chain iteratively, so that dropping a long one cannot overflow the stack.
+    fn drop(&mut self) {
+        let mut next = self.outer.take();
+        while let Some(b) = next {
+            next = match Arc::try_unwrap(b) {
+                Ok(mut only) => only.outer.take(),
+                Err(_) => None,
+            };
+        }
+    }
 }
 
 impl Env {
-    /// An environment holding exactly these bindings.
+    /// An environment holding exactly these bindings (the last one innermost).
     pub fn from_bindings(bindings: Vec<(String, Value)>) -> Env {
-        Env { bindings: bindings.into_iter().map(|(n, v)| (n, Arc::new(v))).collect(), keys: Vec::new() }
+        let mut env = Env::default();
+        for (name, value) in bindings {
+            env = env.with(&name, value);
+        }
+        env
     }
 
     #[must_use]
     pub fn with(&self, name: &str, value: Value) -> Env {
-        let mut e = self.clone();
-        e.bindings.push((name.to_owned(), Arc::new(value)));
-        e
+        let binding = Binding { name: name.to_owned(), value: Arc::new(value), outer: self.bindings.clone() };
+        Env { bindings: Some(Arc::new(binding)), keys: Arc::clone(&self.keys) }
     }
 
     #[must_use]
-    pub fn with_key(mut self, key: Key) -> Env {
-        self.keys.push(key);
-        self
+    pub fn with_key(self, key: Key) -> Env {
+        let mut keys = Vec::clone(&self.keys);
+        keys.push(key);
+        Env { bindings: self.bindings, keys: Arc::new(keys) }
     }
 
-    fn get(&self, name: &str) -> Option<&Value> {
-        self.bindings.iter().rev().find(|(n, _)| n == name).map(|(_, v)| &**v)
+    /// The `for` keys of the enclosing loops, outermost first.
+    pub fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+
+    /// The innermost binding of `name`, and how many bindings were looked at to find it.
+    fn get(&self, name: &str) -> (Option<&Value>, u64) {
+        let mut steps = 0;
+        let mut next = self.bindings.as_deref();
+        while let Some(b) = next {
+            steps += 1;
+            if b.name == name {
+                return (Some(&b.value), steps);
+            }
+            next = b.outer.as_deref();
+        }
+        (None, steps)
     }
 
     fn names(&self) -> impl Iterator<Item = &str> {
-        self.bindings.iter().map(|(n, _)| n.as_str())
+        std::iter::successors(self.bindings.as_deref(), |b| b.outer.as_deref()).map(|b| b.name.as_str())
     }
 }
 
@@ -106,6 +146,9 @@ enum MeterSlot<'a> {
 
 /// What any value costs besides the bytes of its strings: its size in memory.
 const NODE_BYTES: u64 = std::mem::size_of::<Value>() as u64;
+
+/// What looking at one binding of an environment costs.
+const LOOKUP_BYTES: u64 = 8;
 
 /// What a map of `entries` costs besides its values and the bytes of its keys: the nodes of
 /// its B-tree (each holds up to 11 keys and values, and is at least half full).
@@ -582,7 +625,13 @@ impl<'a> Evaluator<'a> {
 
     fn eval_path(&self, path: &ast::Path, span: Span, env: &Env) -> Option<Value> {
         let root = path.root.node.as_str();
-        if let Some(v) = env.get(root) {
+        let (bound, steps) = env.get(root);
+        // Looking a name up walks the bindings: paid for, so that many `let`s in a loop body
+        // cannot make every lookup slow for free.
+        if !self.spend(steps.saturating_mul(LOOKUP_BYTES), span) {
+            return None;
+        }
+        if let Some(v) = bound {
             return self.select(v, &path.segments, span, env);
         }
         if self.lets.contains_key(root) {

@@ -185,6 +185,10 @@ fn duplicate(address: &Address, span: Span, prev: Span) -> Diagnostic {
         .with_help("every object needs its own address; rename one, or give the loop distinct keys")
 }
 
+/// How many times an object's address is kept after resolution (pending declarations, the
+/// symbol table, the resolved declaration, the model, the dependency graph): what its keys cost.
+const ADDRESS_COPIES: u64 = 5;
+
 struct Walker<'e, 'a> {
     eval: &'e Evaluator<'e>,
     pending: &'e mut Vec<Pending<'a>>,
@@ -211,13 +215,13 @@ impl<'a> Walker<'_, 'a> {
             match item {
                 Item::Decl(d) => self.decl(d, &env),
                 Item::Grant(g) => {
-                    if self.count_objects(1, g.span) {
+                    if self.count_objects(1, g.span, &env) {
                         self.pending.push(Pending { item: PendingItem::Grant(g), env: env.clone() });
                     }
                 }
                 Item::For(f) => self.for_loop(f, &env),
                 // Top-level lets are global; a let inside a loop body binds for the rest of it.
-                Item::Let(l) if !env.keys.is_empty() => {
+                Item::Let(l) if !env.keys().is_empty() => {
                     if let Some(v) = self.eval.eval(&l.value, &env) {
                         env = env.with(&l.name.node, v);
                     }
@@ -243,19 +247,26 @@ impl<'a> Walker<'_, 'a> {
             return;
         };
         let children = d.body.iter().filter(|i| matches!(i, BodyItem::Block(_))).count();
-        if !self.count_objects(1 + u64::try_from(children).unwrap_or(u64::MAX), d.name.span) {
+        if !self.count_objects(1 + u64::try_from(children).unwrap_or(u64::MAX), d.name.span, env) {
             return;
         }
-        let address = Address::decl(kind, d.name.node.clone(), env.keys.clone());
+        let address = Address::decl(kind, d.name.node.clone(), env.keys().to_vec());
         self.pending.push(Pending { item: PendingItem::Decl(d, address), env: env.clone() });
     }
 
-    /// Counts `n` more objects for the declaration at `span`; false (E0119, and the walk stops)
-    /// when that crosses `limits.objects`.
-    fn count_objects(&mut self, n: u64, span: Span) -> bool {
+    /// Counts `n` more objects for the declaration at `span` in `env`; false (E0119, and the
+    /// walk stops) when that crosses `limits.objects`, or the evaluation budget cannot pay for
+    /// its address (E0120).
+    fn count_objects(&mut self, n: u64, span: Span, env: &Env) -> bool {
         let total = self.objects.saturating_add(n);
         if total <= self.limits.objects {
             self.objects = total;
+            // An address's keys are copied into the symbol table, the model and the graph.
+            let keys = u64::try_from(keys_bytes(env.keys())).unwrap_or(u64::MAX);
+            if !self.eval.spend(ADDRESS_COPIES.saturating_mul(64 + keys), span) {
+                self.stopped = true;
+                return false;
+            }
             return true;
         }
         let mut d = Diagnostic::error(
@@ -395,7 +406,7 @@ impl<'a> Walker<'_, 'a> {
             };
             let inner = inner.with_key(key);
             // Each instance's keys are copied into the addresses of what it declares.
-            let cost = 64 + u64::try_from(keys_bytes(&inner.keys)).unwrap_or(u64::MAX);
+            let cost = 64 + u64::try_from(keys_bytes(inner.keys())).unwrap_or(u64::MAX);
             if !self.eval.spend(cost, f.iterable.span) {
                 self.stopped = true;
                 break;

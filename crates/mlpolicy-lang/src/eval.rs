@@ -549,6 +549,9 @@ impl<'a> Evaluator<'a> {
         let l = self.eval(lhs, env);
         let r = self.eval(rhs, env);
         let (l, r) = (l?, r?);
+        if op == BinaryOp::Matches && !self.spend(matches_cost(&l, &r), op_span) {
+            return None;
+        }
         let result = apply_binary(op, &l, &r);
         if result.is_none() {
             self.report(
@@ -998,6 +1001,21 @@ pub fn keys_bytes(keys: &[Key]) -> usize {
         .sum()
 }
 
+/// What `l matches r` may cost ([`glob_cost`] of every text and pattern it tries).
+fn matches_cost(l: &Value, r: &Value) -> u64 {
+    fn strings(v: &Value) -> Vec<&str> {
+        match v {
+            Value::Str(s) => vec![s.as_str()],
+            Value::List(items) => {
+                items.iter().filter_map(|i| if let Value::Str(s) = i { Some(s.as_str()) } else { None }).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+    let (texts, patterns) = (strings(l), strings(r));
+    texts.iter().flat_map(|t| patterns.iter().map(move |p| glob_cost(p, t))).fold(0u64, u64::saturating_add)
+}
+
 /// `op` applied to two values; `None` when the types do not fit the operator.
 #[expect(clippy::many_single_char_names, reason = "operands of a table of operators")]
 pub fn apply_binary(op: BinaryOp, l: &Value, r: &Value) -> Option<Value> {
@@ -1029,31 +1047,74 @@ pub fn apply_binary(op: BinaryOp, l: &Value, r: &Value) -> Option<Value> {
     }
 }
 
-/// Compiled glob patterns kept at most.
-const GLOB_CACHE: usize = 4096;
+/// One element of a glob pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Glob {
+    /// `*`: any run of characters, `/` included.
+    Any,
+    /// `?`: one character.
+    One,
+    /// A character to match as itself (`\x` is `x`).
+    Char(char),
+}
 
-/// Glob match where `*` is any run of characters and `?` one character (the whole string).
-pub fn glob_matches(pattern: &str, text: &str) -> bool {
-    thread_local! {
-        // Policies apply the same few patterns to every object: compile each once.
-        static COMPILED: RefCell<HashMap<String, Option<globset::GlobMatcher>>> = RefCell::default();
-    }
-    COMPILED.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        // Patterns made by interpolation can be many: keep the memory bounded.
-        if cache.len() >= GLOB_CACHE && !cache.contains_key(pattern) {
-            cache.clear();
-        }
-        let matcher = cache.entry(pattern.to_owned()).or_insert_with(|| {
-            globset::GlobBuilder::new(pattern)
-                .literal_separator(false)
-                .backslash_escape(true)
-                .build()
-                .ok()
-                .map(|g| g.compile_matcher())
+fn glob_parts(pattern: &str) -> Vec<Glob> {
+    let mut out = Vec::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        out.push(match c {
+            '*' => Glob::Any,
+            '?' => Glob::One,
+            '\\' => Glob::Char(chars.next().unwrap_or('\\')),
+            c => Glob::Char(c),
         });
-        matcher.as_ref().is_some_and(|m| m.is_match(text))
-    })
+    }
+    out
+}
+
+/// Glob match of the whole `text`: `*` is any run of characters, `?` one character, `\` makes
+/// the next character literal, and every other character is itself. No pattern is compiled:
+/// the match backtracks only to the last `*`, in time at most [`glob_cost`] and no memory
+/// beyond the two strings.
+pub fn glob_matches(pattern: &str, text: &str) -> bool {
+    let p = glob_parts(pattern);
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    // After the last `*`: where the pattern resumes, and the text position it was tried at.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some(Glob::Any) => {
+                star = Some((pi + 1, ti));
+                pi += 1;
+            }
+            Some(Glob::One) => {
+                pi += 1;
+                ti += 1;
+            }
+            Some(Glob::Char(c)) if *c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((resume, tried)) => {
+                    star = Some((resume, tried + 1));
+                    pi = resume;
+                    ti = tried + 1;
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|g| *g == Glob::Any)
+}
+
+/// An upper bound of the work of [`glob_matches`]: the text's length times the longest run of
+/// the pattern between two `*` (the part a backtrack retries), plus the pattern's length.
+pub fn glob_cost(pattern: &str, text: &str) -> u64 {
+    let longest = pattern.split('*').map(str::len).max().unwrap_or(0);
+    let work = (text.len().saturating_add(1)).saturating_mul(longest.saturating_add(1)).saturating_add(pattern.len());
+    u64::try_from(work).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -1065,6 +1126,38 @@ mod tests {
         assert!(glob_matches("*:pull_request", "repo:a/b:pull_request"));
         assert!(!glob_matches("*:pull_request", "repo:a/b:pull_request:x"));
         assert!(glob_matches("repo:contoso/*", "repo:contoso/x:ref:refs/heads/main"));
+        assert!(glob_matches("*pull_request*", "repo:a/b:pull_request"));
+        assert!(glob_matches("a?c", "abc") && !glob_matches("a?c", "ac") && glob_matches("?", "é"));
+        assert!(glob_matches("", "") && !glob_matches("", "x") && glob_matches("*", "") && glob_matches("**", "x"));
+        assert!(glob_matches("a\\*b", "a*b") && !glob_matches("a\\*b", "axb"), "`\\` makes `*` literal");
+        assert!(glob_matches("[ab]", "[ab]") && !glob_matches("[ab]", "a"), "brackets are literal");
+        assert!(glob_matches("*a*b*c", "xxaxxbxxc") && !glob_matches("*a*b*c", "xxaxxcxxb"));
+    }
+
+    /// The matcher agrees with the definition (a recursive match, exponential but obvious).
+    fn reference(p: &[Glob], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some((Glob::Any, rest)) => (0..=t.len()).any(|i| reference(rest, &t[i..])),
+            Some((Glob::One, rest)) => !t.is_empty() && reference(rest, &t[1..]),
+            Some((Glob::Char(c), rest)) => t.first() == Some(c) && reference(rest, &t[1..]),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn glob_matching_agrees_with_its_definition(pattern in "[ab*?\\\\]{0,8}", text in "[ab*]{0,10}") {
+            let t: Vec<char> = text.chars().collect();
+            proptest::prop_assert_eq!(glob_matches(&pattern, &text), reference(&glob_parts(&pattern), &t));
+        }
+    }
+
+    #[test]
+    fn a_long_glob_costs_its_bound_not_memory() {
+        let pattern = "*a".repeat(5_000) + "*";
+        let text = "a".repeat(4_999) + &"b".repeat(5_000);
+        assert!(!glob_matches(&pattern, &text));
+        assert_eq!(glob_cost("*ab*c*", "xyz"), 4 * 3 + 6);
     }
 
     #[test]

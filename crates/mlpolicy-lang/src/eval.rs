@@ -98,7 +98,7 @@ impl Env {
         (None, steps)
     }
 
-    fn names(&self) -> impl Iterator<Item = &str> {
+    fn names(&self) -> impl Iterator<Item = &str> + Clone {
         std::iter::successors(self.bindings.as_deref(), |b| b.outer.as_deref()).map(|b| b.name.as_str())
     }
 }
@@ -136,6 +136,8 @@ pub struct Evaluator<'a> {
     /// A cycle of `let`s ran past [`MAX_LET_DEPTH`] (reported once): no further `let` is
     /// evaluated.
     too_deep: std::cell::Cell<bool>,
+    /// "Did you mean" within a budget: many unknown names among many candidates stay cheap.
+    suggest: suggest::Budget,
 }
 
 /// The budget an evaluator spends: its own, or one shared with other evaluators.
@@ -185,6 +187,7 @@ impl<'a> Evaluator<'a> {
             meter: MeterSlot::Own(Meter::new(Limits::default())),
             deps: RefCell::default(),
             too_deep: std::cell::Cell::new(false),
+            suggest: suggest::Budget::default(),
         }
     }
 
@@ -572,7 +575,9 @@ impl<'a> Evaluator<'a> {
         if !FUNCTIONS.contains(&func) {
             let mut d = Diagnostic::error(Code::E0107, format!("unknown function `{func}`"))
                 .with_label(name.span, "not a function");
-            d.help = suggest::did_you_mean(func, FUNCTIONS.iter().copied())
+            d.help = self
+                .suggest
+                .did_you_mean(func, FUNCTIONS.iter().copied())
                 .or_else(|| Some(format!("the functions are {}", FUNCTIONS.map(|f| format!("`{f}`")).join(", "))));
             self.report(d);
             return None;
@@ -649,13 +654,14 @@ impl<'a> Evaluator<'a> {
                 if let Some(kind) = REFERENCE_KINDS.into_iter().find(|k| k.keyword() == root) {
                     return self.eval_reference(kind, path, span, env);
                 }
-                let mut candidates: Vec<&str> = env.names().collect();
-                candidates.extend(self.lets.keys().map(String::as_str));
-                candidates.extend(["var", "sub", "system"]);
-                candidates.extend(REFERENCE_KINDS.iter().map(|k| k.keyword()));
+                let candidates = env
+                    .names()
+                    .chain(self.lets.keys().map(String::as_str))
+                    .chain(["var", "sub", "system"])
+                    .chain(REFERENCE_KINDS.iter().map(|k| k.keyword()));
                 let mut d = Diagnostic::error(Code::E0106, format!("unknown name `{root}`"))
                     .with_label(path.root.span, "not a variable, `let`, or declaration kind");
-                d.help = suggest::did_you_mean(root, candidates.iter().copied()).or_else(|| {
+                d.help = self.suggest.did_you_mean(root, candidates).or_else(|| {
                     Some("names are loop variables, `let` bindings, `var.NAME`, `sub.ALIAS` or `KIND.NAME`".to_owned())
                 });
                 self.report(d);
@@ -675,7 +681,7 @@ impl<'a> Evaluator<'a> {
         let Some(v) = self.vars.get(&name.node) else {
             let mut d = Diagnostic::error(Code::E0103, format!("variable `{}` is used but not given", name.node))
                 .with_label(name.span, "no such variable");
-            d.help = Some(match suggest::closest(&name.node, self.vars.keys().map(String::as_str)) {
+            d.help = Some(match self.suggest.closest(&name.node, self.vars.keys().map(String::as_str)) {
                 Some(c) => format!("did you mean `var.{c}`?"),
                 None => format!(
                     "give it under `vars:` in mlpolicy.yaml, or with `--var {}=VALUE` or `--vars FILE.yaml`",
@@ -706,7 +712,7 @@ impl<'a> Evaluator<'a> {
         let Some(id) = self.subscriptions.get(&alias.node) else {
             let mut d = Diagnostic::error(Code::E0104, format!("unknown subscription alias `{}`", alias.node))
                 .with_label(alias.span, "not in `subscriptions:` of mlpolicy.yaml");
-            d.help = Some(match suggest::closest(&alias.node, self.subscriptions.keys().map(String::as_str)) {
+            d.help = Some(match self.suggest.closest(&alias.node, self.subscriptions.keys().map(String::as_str)) {
                 Some(c) => format!("did you mean `sub.{c}`?"),
                 None => format!("add `{}: <subscription id>` under `subscriptions:` in mlpolicy.yaml", alias.node),
             });
@@ -782,7 +788,7 @@ impl<'a> Evaluator<'a> {
         };
         let mut d = Diagnostic::error(Code::E0108, format!("`{kind}` references have no attribute `{}`", attr.node))
             .with_label(attr.span, "unknown attribute");
-        d.help = suggest::did_you_mean(&attr.node, allowed.iter().copied()).or_else(|| {
+        d.help = self.suggest.did_you_mean(&attr.node, allowed.iter().copied()).or_else(|| {
             Some(if allowed.is_empty() {
                 format!("refer to the {kind} itself: `{kind}.{}`", name.node)
             } else {
@@ -807,7 +813,7 @@ impl<'a> Evaluator<'a> {
             let mut d = Diagnostic::error(Code::E0101, format!("no {kind} named `{}`", name.node))
                 .with_label(name.span, format!("no `{kind} {} {{ ... }}` in this configuration", name.node));
             d.help = names
-                .and_then(|n| suggest::closest(&name.node, n.iter().map(String::as_str)))
+                .and_then(|n| self.suggest.closest(&name.node, n.iter().map(String::as_str)))
                 .map(|c| format!("did you mean `{kind}.{c}`?"));
             self.report(d);
             return;
@@ -846,7 +852,7 @@ impl<'a> Evaluator<'a> {
                     } else {
                         let mut d = Diagnostic::error(Code::E0108, format!("no key `{k}` in this map"))
                             .with_label(key_span, "missing key");
-                        d.help = suggest::did_you_mean(&k, m.keys().map(String::as_str)).or_else(|| {
+                        d.help = self.suggest.did_you_mean(&k, m.keys().map(String::as_str)).or_else(|| {
                             let keys: Vec<String> = m.keys().take(8).map(|k| format!("`{k}`")).collect();
                             Some(if keys.is_empty() {
                                 "the map is empty".to_owned()

@@ -5,6 +5,8 @@
 //! Azure support, and a hint for codes whose fix is known. Bodies are parsed leniently: ARM
 //! `{"error":{code,message,details}}`, Graph `{"error":{code,message,innerError}}` and the token
 //! endpoint's `{error,error_description}`; anything else keeps its first bytes as the message.
+//! Messages pass through [`redact_secrets`]: a token endpoint (or a proxy in front of it) may
+//! echo the request, and an error printed must not carry a JWT, a client secret or assertion.
 
 use std::fmt;
 
@@ -54,6 +56,112 @@ impl fmt::Display for AzureError {
     }
 }
 
+/// What replaces a secret in a message.
+pub const REDACTED: &str = "[redacted]";
+
+/// Parameters whose values are secrets, as `name=value` (a form body, a query) or
+/// `"name": "value"` (JSON).
+const SECRET_PARAMETERS: [&str; 9] = [
+    "client_secret",
+    "client_assertion",
+    "assertion",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "password",
+    "code_verifier",
+    "sig",
+];
+
+/// `text` with anything that looks like a secret replaced by [`REDACTED`]: JWTs
+/// (`eyJ….….…`), the values of [`SECRET_PARAMETERS`], and `Bearer` credentials.
+pub fn redact_secrets(text: &str) -> String {
+    let mut out = redact_jwts(text);
+    for name in SECRET_PARAMETERS {
+        out = redact_parameter(&out, name);
+    }
+    redact_after(&out, "bearer ")
+}
+
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | '+' | '/' | '=' | '%')
+}
+
+/// Replaces every run `eyJ…` of base64url characters with two dots or more (a JWT or JWS).
+fn redact_jwts(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("eyJ") {
+        let (before, from) = rest.split_at(i);
+        out.push_str(before);
+        let len =
+            from.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))).unwrap_or(from.len());
+        let run = &from[..len];
+        if run.matches('.').count() >= 2 {
+            out.push_str(REDACTED);
+        } else {
+            out.push_str(run);
+        }
+        rest = &from[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Replaces the value after `name=` or `"name": "` (name at a word start, any case).
+fn redact_parameter(text: &str, name: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut search = 0;
+    while let Some(i) = lower[search..].find(name).map(|i| search + i) {
+        search = i + name.len();
+        let word_start = lower[..i].chars().next_back().is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
+        if !word_start {
+            continue;
+        }
+        // `name=value`, `name: value`, `"name":"value"`, `"name" : "value"`.
+        let after = &text[search..];
+        let skipped = after.len() - after.trim_start_matches(['"', '\'', ' ']).len();
+        let Some(sep) = after[skipped..].chars().next().filter(|c| matches!(c, '=' | ':')) else { continue };
+        let value_at = search + skipped + sep.len_utf8();
+        let value = &text[value_at..];
+        let lead = value.len() - value.trim_start_matches(['"', '\'', ' ']).len();
+        let start = value_at + lead;
+        let len = text[start..].find(|c: char| !is_token_char(c)).unwrap_or(text.len() - start);
+        if len == 0 {
+            continue;
+        }
+        out.push_str(&text[copied..start]);
+        out.push_str(REDACTED);
+        copied = start + len;
+        search = copied;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// Replaces the token after `prefix` (any case), e.g. `Bearer <token>`.
+fn redact_after(text: &str, prefix: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut search = 0;
+    while let Some(i) = lower[search..].find(prefix).map(|i| search + i) {
+        let start = i + prefix.len();
+        let len = text[start..].find(|c: char| !is_token_char(c)).unwrap_or(text.len() - start);
+        search = start + len;
+        if len == 0 || text[start..start + len] == *REDACTED {
+            continue;
+        }
+        out.push_str(&text[copied..start]);
+        out.push_str(REDACTED);
+        copied = start + len;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
 impl AzureError {
     /// An error without an HTTP response (configuration, transport, malformed data).
     pub fn local(op: impl Into<String>, code: &str, message: impl Into<String>) -> Self {
@@ -61,7 +169,7 @@ impl AzureError {
             op: op.into(),
             status: 0,
             code: code.to_string(),
-            message: message.into(),
+            message: redact_secrets(&message.into()),
             detail_codes: Vec::new(),
             request_id: None,
             correlation_id: None,
@@ -84,7 +192,7 @@ impl AzureError {
             op: op.into(),
             status,
             code: parsed.code,
-            message: parsed.message,
+            message: redact_secrets(&parsed.message),
             detail_codes: parsed.detail_codes,
             request_id: request_id.or(parsed.request_id),
             correlation_id: correlation_id.or(parsed.correlation_id),

@@ -42,7 +42,7 @@ pub use auth::{
     jwt_claims, read_pem, token_object_id,
 };
 pub use cloud::{Audience, Cloud};
-pub use error::{AzureError, parse_existing_assignment_id};
+pub use error::{AzureError, REDACTED, parse_existing_assignment_id, redact_secrets};
 pub use graph::{BatchRequest, BatchResponse, GroupMembership, GroupUpsert, MembershipChange, UpsertOutcome};
 pub use http::{LogFn, RequestIds, RetryPolicy, capture_request_ids};
 pub use lro::LroPolicy;

@@ -841,3 +841,50 @@ fn plain_http_authority_only_on_loopback() {
     let err = rt.block_on(c.principal_object_id()).unwrap_err();
     assert!(err.message.contains("loopback"), "{err}");
 }
+
+// ---- secrets in error text ---------------------------------------------------------------------
+
+const A_JWT: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJyZXBvOmNvbnRvc28veCJ9.c2lnbmF0dXJlLXZhbHVl";
+
+#[test]
+fn secrets_in_error_text_are_redacted() {
+    let text = format!(
+        "AADSTS700024: Client assertion {A_JWT} is not within its valid time range. Request: \
+         grant_type=client_credentials&client_id=app&client_secret=s3cr3t~Q8x.y&client_assertion={A_JWT}\
+         &client_assertion_type=urn%3Aietf%3Aparams; echo {{\"access_token\":\"tok123\", \"refresh_token\" : \"r3fr\"}} \
+         Authorization: Bearer abc.def-ghi password=hunter2 PASSWORD: hunter3; signature: kept"
+    );
+    let out = redact_secrets(&text);
+    for secret in [A_JWT, "s3cr3t", "Q8x", "tok123", "r3fr", "abc.def", "hunter2", "hunter3"] {
+        assert!(!out.contains(secret), "{secret} survived: {out}");
+    }
+    for kept in ["AADSTS700024", "client_id=app", "client_assertion_type=urn%3Aietf%3Aparams", "signature: kept"] {
+        assert!(out.contains(kept), "{kept} lost: {out}");
+    }
+    assert_eq!(redact_secrets("The role assignment already exists."), "The role assignment already exists.");
+    assert_eq!(redact_secrets("eyJ alone and a.b.c"), "eyJ alone and a.b.c");
+    // Parsed bodies pass through it too.
+    let body =
+        format!(r#"{{"error":"invalid_request","error_description":"AADSTS90014: bad client_assertion={A_JWT}"}}"#);
+    let err = AzureError::from_response("get ARM token", 400, body.as_bytes(), None, None);
+    assert!(!err.to_string().contains(A_JWT) && err.to_string().contains(REDACTED), "{err}");
+}
+
+#[tokio::test]
+async fn token_endpoint_errors_are_printed_without_secrets() {
+    let body = format!(
+        r#"{{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided. Received client_secret=pa55w0rd-XYZ and client_assertion={A_JWT}","trace_id":"t-1","correlation_id":"c-1"}}"#
+    );
+    let (base, script) = serve((0..8).map(|_| canned(401, &body)).collect()).await;
+    let source = TokenSource::credential(Credential::ClientSecret {
+        client_id: "app".into(),
+        secret: SecretString::new("pa55w0rd-XYZ"),
+    });
+    let c = AzureClient::new(Cloud::single_endpoint(&base).unwrap(), "tenant-1", source, fast_options(None)).unwrap();
+    let err = c.list_resource_groups(SUB).await.unwrap_err();
+    assert_eq!(script.seen()[0].uri, "/tenant-1/oauth2/v2.0/token");
+    let shown = format!("{err}\n{err:?}");
+    assert!(shown.contains("AADSTS7000215"), "the endpoint's text is shown: {shown}");
+    assert!(shown.contains(REDACTED), "{shown}");
+    assert!(!shown.contains("pa55w0rd") && !shown.contains(A_JWT), "a secret was printed: {shown}");
+}

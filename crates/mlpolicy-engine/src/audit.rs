@@ -611,7 +611,8 @@ fn evaluate_policies(compiled: &Compiled, subjects: &mut [Subject<'_>]) -> Diagn
         .flat_map(|f| &f.items)
         .filter_map(|i| if let ast::Item::Let(l) = i { Some((l.name.node.clone(), l)) } else { None })
         .collect();
-    let evaluator = Evaluator::new(&vars, &compiled.settings.subscriptions, &lets, None);
+    let evaluator =
+        Evaluator::new(&vars, &compiled.settings.subscriptions, &lets, None).with_limits(compiled.settings.limits);
     let mut diagnostics = Diagnostics::default();
     for p in &compiled.policies {
         let rule_id = policy_rule_id(&compiled.sources, p.name.span, &p.name.node);

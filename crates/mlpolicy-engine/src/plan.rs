@@ -1,8 +1,11 @@
 //! The plan: plain data that says what apply will do, what drifted, who gains or loses access,
 //! and which policy exceptions apply. Diffing builds it (`diff`), renderers print it
 //! (`render`), apply carries it out (`apply`). A plan saved with `plan --out` carries
-//! fingerprints of the configuration and of every live object it was computed from, and an
-//! integrity hash over its own content.
+//! fingerprints of the configuration and of every live object it was computed from, an
+//! integrity hash over its own content and, when `MLPOLICY_PLAN_KEY` is set, an HMAC-SHA256
+//! signature with that key. The hash catches accidents, not forgery (anyone can recompute it):
+//! `apply PLANFILE` therefore re-derives the plan and applies only what it re-derived
+//! (`apply::check_saved`), and the signature proves where a plan file came from.
 //!
 //! The JSON form of this data is the documented schema of `docs/plan-json.md`
 //! (`format_version`).
@@ -357,11 +360,75 @@ pub struct SavedPlan {
     pub plan: Plan,
 }
 
-/// A saved plan on disk: the content and a SHA-256 over it.
+/// A saved plan on disk: the content, a SHA-256 over it and, when signed, an HMAC-SHA256
+/// over the same bytes.
 #[derive(Debug, Serialize, Deserialize)]
 struct SavedPlanFile {
     integrity: String,
+    /// `hmac-sha256:<hex>` with the key of [`PLAN_KEY_ENV`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signature: Option<String>,
     content: serde_json::Value,
+}
+
+/// The environment variable holding the key that signs saved plans.
+pub const PLAN_KEY_ENV: &str = "MLPOLICY_PLAN_KEY";
+
+/// The prefix of a saved plan's signature.
+const SIGNATURE_PREFIX: &str = "hmac-sha256:";
+
+/// The key that signs and verifies saved plans (at least 32 bytes; never printed).
+#[derive(Clone)]
+pub struct PlanKey(Vec<u8>);
+
+impl std::fmt::Debug for PlanKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PlanKey(***)")
+    }
+}
+
+impl PlanKey {
+    /// Shortest key accepted: an HMAC-SHA256 key should be as long as the hash.
+    pub const MIN_BYTES: usize = 32;
+
+    /// A key from its text; refused when shorter than [`Self::MIN_BYTES`].
+    pub fn new(text: &str) -> Result<PlanKey, SavedPlanError> {
+        if text.len() < Self::MIN_BYTES {
+            return Err(SavedPlanError::WeakKey(text.len()));
+        }
+        Ok(PlanKey(text.as_bytes().to_vec()))
+    }
+
+    /// The key in [`PLAN_KEY_ENV`], if it is set and not empty.
+    pub fn from_env() -> Result<Option<PlanKey>, SavedPlanError> {
+        match std::env::var(PLAN_KEY_ENV) {
+            Ok(text) if !text.is_empty() => PlanKey::new(&text).map(Some),
+            Ok(_) | Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(SavedPlanError::WeakKey(0)),
+        }
+    }
+
+    fn mac(&self, bytes: &[u8]) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::Mac as _;
+        // INVARIANT: HMAC takes keys of any length.
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0).expect("HMAC accepts any key length");
+        mac.update(bytes);
+        mac
+    }
+
+    fn sign(&self, bytes: &[u8]) -> String {
+        use hmac::Mac as _;
+        format!("{SIGNATURE_PREFIX}{}", hex::encode(self.mac(bytes).finalize().into_bytes()))
+    }
+
+    fn verify(&self, bytes: &[u8], signature: &str) -> bool {
+        use hmac::Mac as _;
+        let Some(tag) = signature.strip_prefix(SIGNATURE_PREFIX).and_then(|h| hex::decode(h).ok()) else {
+            return false;
+        };
+        // Constant time.
+        self.mac(bytes).verify_slice(&tag).is_ok()
+    }
 }
 
 /// Why a saved plan cannot be used.
@@ -371,14 +438,27 @@ pub enum SavedPlanError {
     Invalid(String),
     /// The content does not match its integrity hash.
     Altered,
+    /// A key is set, and the plan carries no signature.
+    Unsigned,
+    /// A key is set, and the plan's signature is not that key's.
+    BadSignature,
+    /// The key is shorter than [`PlanKey::MIN_BYTES`] bytes (this many), or not text.
+    WeakKey(usize),
 }
 
 impl SavedPlan {
-    /// The file's text: content plus integrity hash.
+    /// The file's text: content plus integrity hash, unsigned.
     pub fn to_file_text(&self) -> String {
+        self.to_signed_file_text(None)
+    }
+
+    /// The file's text: content plus integrity hash, and a signature when `key` is given.
+    pub fn to_signed_file_text(&self, key: Option<&PlanKey>) -> String {
         let content = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
-        let integrity = integrity_of(&content);
-        let file = SavedPlanFile { integrity, content };
+        let bytes = canonical_bytes(&content);
+        let integrity = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        let signature = key.map(|k| k.sign(&bytes));
+        let file = SavedPlanFile { integrity, signature, content };
         let mut text = serde_json::to_string_pretty(&file).unwrap_or_default();
         text.push('\n');
         text
@@ -386,10 +466,24 @@ impl SavedPlan {
 
     /// Reads a plan file's text, refusing an altered or foreign one.
     pub fn from_file_text(text: &str) -> Result<SavedPlan, SavedPlanError> {
+        Self::from_signed_file_text(text, None)
+    }
+
+    /// Reads a plan file's text, refusing an altered or foreign one and, when `key` is given,
+    /// one that is unsigned or signed with another key.
+    pub fn from_signed_file_text(text: &str, key: Option<&PlanKey>) -> Result<SavedPlan, SavedPlanError> {
         let file: SavedPlanFile = serde_json::from_str(text)
             .map_err(|e| SavedPlanError::Invalid(format!("not an mlpolicy plan file: {e}")))?;
-        if integrity_of(&file.content) != file.integrity {
+        let bytes = canonical_bytes(&file.content);
+        if hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)) != file.integrity {
             return Err(SavedPlanError::Altered);
+        }
+        if let Some(key) = key {
+            match &file.signature {
+                None => return Err(SavedPlanError::Unsigned),
+                Some(sig) if !key.verify(&bytes, sig) => return Err(SavedPlanError::BadSignature),
+                Some(_) => {}
+            }
         }
         let version = file.content.get("format_version").and_then(serde_json::Value::as_u64);
         if version != Some(u64::from(FORMAT_VERSION)) {
@@ -403,11 +497,10 @@ impl SavedPlan {
     }
 }
 
-fn integrity_of(content: &serde_json::Value) -> String {
-    use sha2::Digest;
-    // serde_json's Value keeps maps sorted (no preserve_order), so this is canonical.
-    let bytes = serde_json::to_vec(content).unwrap_or_default();
-    hex::encode(sha2::Sha256::digest(&bytes))
+/// The bytes the integrity hash and the signature are computed over: `serde_json`'s `Value`
+/// keeps maps sorted (no `preserve_order`), so this is canonical.
+fn canonical_bytes(content: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(content).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -505,5 +598,31 @@ mod tests {
         assert_eq!(SavedPlan::from_file_text(&altered), Err(SavedPlanError::Altered));
         assert!(matches!(SavedPlan::from_file_text("{}"), Err(SavedPlanError::Invalid(_))));
         assert!(matches!(SavedPlan::from_file_text("\u{0}garbage"), Err(SavedPlanError::Invalid(_))));
+    }
+
+    #[test]
+    fn signed_plans_verify_with_their_key_only() {
+        let key = PlanKey::new("0123456789abcdef0123456789abcdef").unwrap();
+        let other = PlanKey::new("fedcba9876543210fedcba9876543210").unwrap();
+        let signed = saved().to_signed_file_text(Some(&key));
+        assert!(signed.contains("\"signature\": \"hmac-sha256:"), "{signed}");
+        assert_eq!(SavedPlan::from_signed_file_text(&signed, Some(&key)), Ok(saved()));
+        assert_eq!(SavedPlan::from_signed_file_text(&signed, Some(&other)), Err(SavedPlanError::BadSignature));
+        // Without a key a signed plan reads as any plan; with one, an unsigned plan is refused.
+        assert_eq!(SavedPlan::from_file_text(&signed), Ok(saved()));
+        let unsigned = saved().to_file_text();
+        assert!(!unsigned.contains("signature"));
+        assert_eq!(SavedPlan::from_signed_file_text(&unsigned, Some(&key)), Err(SavedPlanError::Unsigned));
+        // Content edited and the hash recomputed: the signature no longer verifies.
+        let mut forged = saved();
+        forged.created_by = "mlpolicy evil".into();
+        let mut text = forged.to_file_text();
+        let sig = signed.lines().find(|l| l.contains("\"signature\"")).unwrap();
+        text = text.replacen("{\n", &format!("{{\n{sig}\n"), 1);
+        assert_eq!(SavedPlan::from_signed_file_text(&text, Some(&key)), Err(SavedPlanError::BadSignature));
+        let garbage = signed.replace("hmac-sha256:", "hmac-sha256:zz");
+        assert_eq!(SavedPlan::from_signed_file_text(&garbage, Some(&key)), Err(SavedPlanError::BadSignature));
+        assert_eq!(PlanKey::new("short").unwrap_err(), SavedPlanError::WeakKey(5));
+        assert_eq!(format!("{key:?}"), "PlanKey(***)");
     }
 }

@@ -66,7 +66,7 @@ pub const COMMON_ATTRIBUTES: &[&str] = COMMON;
 
 /// Checks a resolved configuration and builds its model.
 pub fn check(decls: &[ResolvedDecl], known_policies: &HashSet<String>) -> (Model, Diagnostics) {
-    let mut c = Checker { model: Model::default(), diags: Diagnostics::default(), known_policies };
+    let mut c = Checker::new(Model::default(), known_policies);
     let by_kind = |k: Kind| decls.iter().filter(move |d| d.kind() == k);
     for d in by_kind(Kind::ResourceGroup) {
         c.resource_group(d);
@@ -81,7 +81,7 @@ pub fn check(decls: &[ResolvedDecl], known_policies: &HashSet<String>) -> (Model
     // checked on a second thread, against a copy of the workspaces, while this one checks the
     // groups. Their diagnostics keep the order of a sequential run.
     let workspaces = Model { workspaces: c.model.workspaces.clone(), ..Model::default() };
-    let mut g = Checker { model: workspaces, diags: Diagnostics::default(), known_policies };
+    let mut g = Checker::new(workspaces, known_policies);
     std::thread::scope(|scope| {
         scope.spawn(|| by_kind(Kind::Grant).for_each(|d| g.grant(d)));
         by_kind(Kind::Group).for_each(|d| c.group(d));
@@ -96,6 +96,21 @@ struct Checker<'p> {
     model: Model,
     diags: Diagnostics,
     known_policies: &'p HashSet<String>,
+    /// "Did you mean" within a budget, and once per unknown role name.
+    suggest: suggest::Budget,
+    role_help: HashMap<String, Option<String>>,
+}
+
+impl<'p> Checker<'p> {
+    fn new(model: Model, known_policies: &'p HashSet<String>) -> Self {
+        Checker {
+            model,
+            diags: Diagnostics::default(),
+            known_policies,
+            suggest: suggest::Budget::default(),
+            role_help: HashMap::new(),
+        }
+    }
 }
 
 /// Typed access to one declaration's attributes; reports unknown and duplicate attributes on
@@ -743,7 +758,12 @@ impl Checker<'_> {
         if roles::built_in_id(&role).is_none() {
             let mut w = Diagnostic::warning(Code::W0201, format!("`{role}` is not a built-in role mlpolicy knows"))
                 .with_label(meta.attr_span("role"), "checked against the tenant's custom roles at plan time");
-            w.help = suggest::did_you_mean(&role, roles::BUILT_IN.iter().map(|(n, _)| *n));
+            // Custom roles are named by many grants: suggest once per name.
+            if !self.role_help.contains_key(&role) {
+                let h = self.suggest.did_you_mean(&role, roles::BUILT_IN.iter().map(|(n, _)| *n));
+                self.role_help.insert(role.clone(), h);
+            }
+            w.help = self.role_help.get(&role).cloned().flatten();
             self.diags.push(w);
         }
         if let (Some(principal), Some(scope), true) = (principal, scope, ok) {
@@ -1016,8 +1036,14 @@ pub fn sub_attributes(subject: &str, attr: &str) -> Option<&'static [&'static st
 
 pub const SUBJECTS: [&str; 5] = ["grant", "group", "identity", "federated", "workspace"];
 
+thread_local! {
+    /// The suggestion budget of [`check_policies`] on this thread, renewed by each call.
+    static POLICY_SUGGESTIONS: suggest::Budget = suggest::Budget::default();
+}
+
 /// Type-checks policy declarations: subjects, attributes and `message`.
 pub fn check_policies(policies: &[ast::Policy], vars: &BTreeMap<String, Value>, lets: &HashSet<String>) -> Diagnostics {
+    POLICY_SUGGESTIONS.with(|b| b.renew(suggest::Budget::DEFAULT));
     let mut diags = Diagnostics::default();
     let mut seen: HashMap<&str, Span> = HashMap::new();
     for p in policies {
@@ -1087,7 +1113,8 @@ fn check_condition(
                     let mut d =
                         Diagnostic::error(Code::E0103, format!("variable `{}` is used but not given", name.node))
                             .with_label(name.span, "no such variable");
-                    d.help = suggest::closest(&name.node, vars.keys().map(String::as_str))
+                    d.help = POLICY_SUGGESTIONS
+                        .with(|b| b.closest(&name.node, vars.keys().map(String::as_str)))
                         .map(|c| format!("did you mean `var.{c}`?"));
                     diags.push(d);
                 }

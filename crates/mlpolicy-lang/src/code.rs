@@ -76,6 +76,16 @@ pub enum Code {
     E0114,
     /// misplaced block
     E0115,
+    /// a string is too long
+    E0116,
+    /// a list or map is too large
+    E0117,
+    /// `for` loops make too many instances
+    E0118,
+    /// too many objects
+    E0119,
+    /// evaluation exceeds its budget
+    E0120,
     /// invalid `moved` block
     E0121,
     /// `moved` to an address that is not declared
@@ -162,6 +172,10 @@ pub enum Code {
     E0704,
     /// the audit log cannot be written
     E0705,
+    /// the saved plan differs from the re-derived plan
+    E0706,
+    /// the saved plan's signature is missing or wrong
+    E0707,
     /// the export directory cannot be written
     E0801,
     /// the export's scope is invalid
@@ -225,6 +239,11 @@ impl Code {
         Code::E0113,
         Code::E0114,
         Code::E0115,
+        Code::E0116,
+        Code::E0117,
+        Code::E0118,
+        Code::E0119,
+        Code::E0120,
         Code::E0121,
         Code::E0122,
         Code::E0123,
@@ -268,6 +287,8 @@ impl Code {
         Code::E0703,
         Code::E0704,
         Code::E0705,
+        Code::E0706,
+        Code::E0707,
         Code::E0801,
         Code::E0802,
         Code::E0803,
@@ -319,6 +340,11 @@ impl Code {
             Code::E0113 => "E0113",
             Code::E0114 => "E0114",
             Code::E0115 => "E0115",
+            Code::E0116 => "E0116",
+            Code::E0117 => "E0117",
+            Code::E0118 => "E0118",
+            Code::E0119 => "E0119",
+            Code::E0120 => "E0120",
             Code::E0121 => "E0121",
             Code::E0122 => "E0122",
             Code::E0123 => "E0123",
@@ -362,6 +388,8 @@ impl Code {
             Code::E0703 => "E0703",
             Code::E0704 => "E0704",
             Code::E0705 => "E0705",
+            Code::E0706 => "E0706",
+            Code::E0707 => "E0707",
             Code::E0801 => "E0801",
             Code::E0802 => "E0802",
             Code::E0803 => "E0803",

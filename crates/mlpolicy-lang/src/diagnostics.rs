@@ -8,10 +8,21 @@
 
 use std::fmt::{self, Write as _};
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use std::borrow::Cow;
+
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents, SourceCode, SourceSpan,
+    SpanContents,
+};
 
 pub use crate::code::Code;
-use crate::source::{Sources, Span};
+use crate::source::{SourceFile, Sources, Span};
+
+/// Diagnostics rendered as text at most; the rest are counted (`--format json` lists them all).
+pub const MAX_RENDERED: usize = 100;
+
+/// Source lines longer than this are not shown: the diagnostic names the line and column.
+pub const MAX_SHOWN_LINE: usize = 1_000;
 
 /// How bad a diagnostic is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -155,11 +166,19 @@ impl Default for RenderOptions {
     }
 }
 
-/// Renders every diagnostic followed by a one-line count, as the CLI prints them.
+/// Renders the diagnostics (the first [`MAX_RENDERED`]) followed by a one-line count, as the
+/// CLI prints them.
 pub fn render_all(diags: &Diagnostics, sources: &Sources, opts: RenderOptions) -> String {
     let mut out = String::new();
-    for d in &diags.items {
+    for d in diags.items.iter().take(MAX_RENDERED) {
         out.push_str(&render(d, sources, opts));
+    }
+    if diags.items.len() > MAX_RENDERED {
+        let _ = writeln!(
+            out,
+            "… {} more not shown (the first {MAX_RENDERED} are; `validate --format json` lists every one)",
+            diags.items.len() - MAX_RENDERED
+        );
     }
     let (e, w) = (diags.errors(), diags.warnings());
     if e + w > 0 {
@@ -192,20 +211,77 @@ fn severity_word(s: Severity) -> &'static str {
 /// A borrowed view of a [`Diagnostic`] that miette can render.
 struct Report<'a> {
     diag: &'a Diagnostic,
+    /// The message, with the place appended when the source is not shown.
+    message: Cow<'a, str>,
     /// Shown under another diagnostic: no code or severity of its own.
     related_only: bool,
-    source: Option<NamedSource<String>>,
+    source: Option<IndexedSource<'a>>,
     related: Vec<Report<'a>>,
 }
 
 impl<'a> Report<'a> {
-    fn new(diag: &'a Diagnostic, sources: &Sources) -> Self {
-        let source = diag.span().map(|s| {
-            let f = sources.get(s.file);
-            NamedSource::new(f.name.clone(), f.text.to_string()).with_language("mlpolicy")
+    fn new(diag: &'a Diagnostic, sources: &'a Sources) -> Self {
+        let mut message = Cow::Borrowed(diag.message.as_str());
+        let source = diag.span().and_then(|span| {
+            let file = sources.get(span.file);
+            let lines = file.lines();
+            let longest = diag
+                .labels
+                .iter()
+                .filter(|l| l.span.file == span.file)
+                .flat_map(|l| lines.line_of(l.span.start as usize)..=lines.line_of(l.span.end as usize))
+                .map(|line| lines.start(line + 1, file.text.len()) - lines.start(line, file.text.len()))
+                .max()
+                .unwrap_or(0);
+            if longest > MAX_SHOWN_LINE {
+                let (line, col) = sources.line_col(span.file, span.start);
+                message =
+                    Cow::Owned(format!("{} ({}:{line}:{col}; the line is too long to show)", diag.message, file.name));
+                return None;
+            }
+            Some(IndexedSource { file })
         });
         let related = diag.related.iter().map(|r| Report { related_only: true, ..Report::new(r, sources) }).collect();
-        Report { diag, related_only: false, source, related }
+        Report { diag, message, related_only: false, source, related }
+    }
+}
+
+/// A file as miette reads it: the lines around a span are found through the file's line index
+/// (miette's own reading scans from the start of the file for every diagnostic).
+struct IndexedSource<'a> {
+    file: &'a SourceFile,
+}
+
+impl SourceCode for IndexedSource<'_> {
+    fn read_span<'b>(
+        &'b self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn SpanContents<'b> + 'b>, MietteError> {
+        let text: &'b str = &self.file.text;
+        let lines = self.file.lines();
+        let (start, end) = (span.offset(), span.offset() + span.len());
+        if end > text.len() {
+            return Err(MietteError::OutOfBounds);
+        }
+        // A window of whole lines around the span, a line wider than miette looks: it reads
+        // the window as it would the file, and the window's place is added back.
+        let first = lines.line_of(start).saturating_sub(before + 1);
+        let last = lines.line_of(end.saturating_sub(1).max(start)) + after + 2;
+        let (w0, w1) = (lines.start(first, text.len()), lines.start(last, text.len()));
+        let inner = text[w0..w1].read_span(&SourceSpan::new((start - w0).into(), span.len()), before, after)?;
+        let first_line = lines.breaks_before(first);
+        let contents = MietteSpanContents::new_named(
+            self.file.name.clone(),
+            inner.data(),
+            SourceSpan::new((inner.span().offset() + w0).into(), inner.span().len()),
+            inner.line() + first_line,
+            inner.column(),
+            inner.line_count() + first_line,
+        )
+        .with_language("mlpolicy");
+        Ok(Box::new(contents))
     }
 }
 
@@ -217,7 +293,7 @@ impl fmt::Debug for Report<'_> {
 
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.diag.message)
+        f.write_str(&self.message)
     }
 }
 

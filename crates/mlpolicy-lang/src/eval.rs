@@ -4,51 +4,102 @@
 //! Evaluation is deterministic and always terminates: there are no user functions, and `let`
 //! cycles are detected (E0109). Errors are reported once at the expression that caused them and
 //! evaluation yields `None`, so one bad value does not cascade into more diagnostics.
-//! Codes: E0101 E0103 E0104 E0105 E0106 E0107 E0108 E0109 E0110 E0111.
+//!
+//! Evaluation is bounded ([`crate::limits`]): every expression evaluated and every value copied
+//! is paid for from a [`Meter`] before it is made, a string is checked against
+//! `string_bytes` before it grows, a list or map against `collection_elements` before it is
+//! returned. Values are read in place (a path into a `let`, a variable or a loop variable
+//! copies only what it selects), and loop bindings and `let` results are shared, not copied.
+//! A `let` is evaluated after the `let`s it names (in dependency order, without recursing
+//! through them), so a chain of any length costs no stack; only a cycle recurses, and is cut
+//! at [`MAX_LET_DEPTH`].
+//! Codes: E0101 E0103 E0104 E0105 E0106 E0107 E0108 E0109 E0110 E0111 E0116 E0117 E0120.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::ast::{self, BinaryOp, Expr, ExprKind, Segment, StrPart, UnaryOp};
 use crate::diagnostics::Code;
 use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::limits::{Limits, Meter, thousands};
 use crate::model::{Address, Dependency, Key, Kind, Ref, Value};
 use crate::source::Span;
 use mlpolicy_vocab::suggest;
 
-/// Loop variables in scope: innermost last.
+/// Loop variables in scope. Adding a binding and cloning an environment take constant time and
+/// memory (a shared list, innermost first), however many bindings a loop body's `let`s make.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
-    bindings: Vec<(String, Value)>,
+    bindings: Option<Arc<Binding>>,
     /// The `for` keys of the enclosing loops, outermost first: they make addresses unique.
-    pub keys: Vec<Key>,
+    keys: Arc<Vec<Key>>,
+}
+
+#[derive(Debug)]
+struct Binding {
+    name: String,
+    value: Arc<Value>,
+    outer: Option<Arc<Binding>>,
+}
+
+impl Drop for Binding {
+    /// Unlinks the chain iteratively, so that dropping a long one cannot overflow the stack.
+    fn drop(&mut self) {
+        let mut next = self.outer.take();
+        while let Some(b) = next {
+            next = match Arc::try_unwrap(b) {
+                Ok(mut only) => only.outer.take(),
+                Err(_) => None,
+            };
+        }
+    }
 }
 
 impl Env {
-    /// An environment holding exactly these bindings.
+    /// An environment holding exactly these bindings (the last one innermost).
     pub fn from_bindings(bindings: Vec<(String, Value)>) -> Env {
-        Env { bindings, keys: Vec::new() }
+        let mut env = Env::default();
+        for (name, value) in bindings {
+            env = env.with(&name, value);
+        }
+        env
     }
 
     #[must_use]
     pub fn with(&self, name: &str, value: Value) -> Env {
-        let mut e = self.clone();
-        e.bindings.push((name.to_owned(), value));
-        e
+        let binding = Binding { name: name.to_owned(), value: Arc::new(value), outer: self.bindings.clone() };
+        Env { bindings: Some(Arc::new(binding)), keys: Arc::clone(&self.keys) }
     }
 
     #[must_use]
-    pub fn with_key(mut self, key: Key) -> Env {
-        self.keys.push(key);
-        self
+    pub fn with_key(self, key: Key) -> Env {
+        let mut keys = Vec::clone(&self.keys);
+        keys.push(key);
+        Env { bindings: self.bindings, keys: Arc::new(keys) }
     }
 
-    fn get(&self, name: &str) -> Option<&Value> {
-        self.bindings.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v)
+    /// The `for` keys of the enclosing loops, outermost first.
+    pub fn keys(&self) -> &[Key] {
+        &self.keys
     }
 
-    fn names(&self) -> impl Iterator<Item = &str> {
-        self.bindings.iter().map(|(n, _)| n.as_str())
+    /// The innermost binding of `name`, and how many bindings were looked at to find it.
+    fn get(&self, name: &str) -> (Option<&Value>, u64) {
+        let mut steps = 0;
+        let mut next = self.bindings.as_deref();
+        while let Some(b) = next {
+            steps += 1;
+            if b.name == name {
+                return (Some(&b.value), steps);
+            }
+            next = b.outer.as_deref();
+        }
+        (None, steps)
+    }
+
+    fn names(&self) -> impl Iterator<Item = &str> + Clone {
+        std::iter::successors(self.bindings.as_deref(), |b| b.outer.as_deref()).map(|b| b.name.as_str())
     }
 }
 
@@ -76,10 +127,42 @@ pub struct Evaluator<'a> {
     lets: &'a HashMap<String, &'a ast::Let>,
     /// `None` while declarations are still being collected: references are then not checked.
     symbols: Option<&'a Symbols>,
-    cache: RefCell<HashMap<String, Option<Value>>>,
+    cache: RefCell<HashMap<String, Option<Arc<Value>>>>,
     in_progress: RefCell<Vec<String>>,
     diags: RefCell<Diagnostics>,
+    meter: MeterSlot<'a>,
+    /// The `let`s each `let` names, memoised.
+    deps: RefCell<HashMap<String, Arc<Vec<String>>>>,
+    /// A cycle of `let`s ran past [`MAX_LET_DEPTH`] (reported once): no further `let` is
+    /// evaluated.
+    too_deep: std::cell::Cell<bool>,
+    /// "Did you mean" within a budget: many unknown names among many candidates stay cheap.
+    suggest: suggest::Budget,
 }
+
+/// The budget an evaluator spends: its own, or one shared with other evaluators.
+enum MeterSlot<'a> {
+    Own(Meter),
+    Shared(&'a Meter),
+}
+
+/// What any value costs besides the bytes of its strings: its size in memory.
+const NODE_BYTES: u64 = std::mem::size_of::<Value>() as u64;
+
+/// What looking at one binding of an environment costs.
+const LOOKUP_BYTES: u64 = 8;
+
+/// What a map of `entries` costs besides its values and the bytes of its keys: the nodes of
+/// its B-tree (each holds up to 11 keys and values, and is at least half full).
+fn map_bytes(entries: usize) -> u64 {
+    const BTREE_NODE: u64 = 11 * (std::mem::size_of::<String>() as u64 + NODE_BYTES) + 16;
+    let entries = u64::try_from(entries).unwrap_or(u64::MAX);
+    BTREE_NODE.saturating_mul(1 + entries / 5)
+}
+
+/// `let`s that may wait on each other at once. `let`s are evaluated in dependency order, so
+/// only a cycle (E0109) gets this deep; it is cut here rather than overflow the stack.
+pub const MAX_LET_DEPTH: usize = 100;
 
 /// Roots that name a declaration kind in a reference.
 const REFERENCE_KINDS: [Kind; 4] = [Kind::ResourceGroup, Kind::Identity, Kind::Workspace, Kind::Group];
@@ -101,7 +184,73 @@ impl<'a> Evaluator<'a> {
             cache: RefCell::default(),
             in_progress: RefCell::default(),
             diags: RefCell::default(),
+            meter: MeterSlot::Own(Meter::new(Limits::default())),
+            deps: RefCell::default(),
+            too_deep: std::cell::Cell::new(false),
+            suggest: suggest::Budget::default(),
         }
+    }
+
+    /// This evaluator with its own budget of `limits`.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.meter = MeterSlot::Own(Meter::new(limits));
+        self
+    }
+
+    /// This evaluator spending from `meter`, which other evaluators share.
+    #[must_use]
+    pub fn sharing(mut self, meter: &'a Meter) -> Self {
+        self.meter = MeterSlot::Shared(meter);
+        self
+    }
+
+    fn meter(&self) -> &Meter {
+        match &self.meter {
+            MeterSlot::Own(m) => m,
+            MeterSlot::Shared(m) => m,
+        }
+    }
+
+    /// The budgets in force.
+    pub fn limits(&self) -> &Limits {
+        &self.meter().limits
+    }
+
+    /// Whether the evaluation budget has run out (reported once, as E0120).
+    pub fn exhausted(&self) -> bool {
+        self.meter().exhausted()
+    }
+
+    /// Pays `bytes` from the evaluation budget for what is made at `span`; false when the
+    /// budget would be crossed (E0120, reported at the first refusal only).
+    pub fn spend(&self, bytes: u64, span: Span) -> bool {
+        let meter = self.meter();
+        if meter.spend(bytes) {
+            return true;
+        }
+        if meter.first_refusal() {
+            let limit = thousands(meter.limits.evaluation_bytes);
+            self.report(
+                Diagnostic::error(
+                    Code::E0120,
+                    format!("evaluation would make more than {limit} bytes of values (`limits.evaluation_bytes`)"),
+                )
+                .with_label(span, "the budget runs out while evaluating this")
+                .with_help(
+                    "every copy of a value counts: a large `let` used in many places or loops multiplies; if the \
+                     configuration really needs more, raise `limits.evaluation_bytes` in mlpolicy.yaml",
+                ),
+            );
+        }
+        false
+    }
+
+    /// Copies `value` out of a `let`, variable or loop variable, paying for the copy first.
+    fn copy(&self, value: &Value, span: Span) -> Option<Value> {
+        let remaining = self.limits().evaluation_bytes.saturating_sub(self.meter().used());
+        let cost = value_bytes(value, remaining.saturating_add(1));
+        self.spend(cost, span).then(|| value.clone())
     }
 
     /// The diagnostics reported so far.
@@ -113,8 +262,23 @@ impl<'a> Evaluator<'a> {
         self.diags.borrow_mut().push(d);
     }
 
-    /// Evaluates `name`'s `let`, once.
-    pub fn eval_let(&self, name: &str, used_at: Span) -> Option<Value> {
+    /// Evaluates `name`'s `let`, once; the value is shared, not copied. The `let`s it names are
+    /// evaluated first, leaves first, so that none of them recurses.
+    pub fn eval_let(&self, name: &str, used_at: Span) -> Option<Arc<Value>> {
+        if let Some(v) = self.cache.borrow().get(name) {
+            return v.clone();
+        }
+        if self.in_progress.borrow().is_empty() && !self.too_deep.get() {
+            for dep in self.dependency_order(name) {
+                if let Some(decl) = self.lets.get(dep.as_str()) {
+                    self.eval_let_now(&dep, decl.name.span);
+                }
+            }
+        }
+        self.eval_let_now(name, used_at)
+    }
+
+    fn eval_let_now(&self, name: &str, used_at: Span) -> Option<Arc<Value>> {
         if let Some(v) = self.cache.borrow().get(name) {
             return v.clone();
         }
@@ -129,25 +293,100 @@ impl<'a> Evaluator<'a> {
             );
             return None;
         }
+        if self.too_deep.get() {
+            return None;
+        }
+        if self.in_progress.borrow().len() >= MAX_LET_DEPTH {
+            self.too_deep.set(true);
+            let first: Vec<String> = self.in_progress.borrow().iter().take(3).cloned().collect();
+            self.report(
+                Diagnostic::error(
+                    Code::E0109,
+                    format!("`let {name}` is more than {MAX_LET_DEPTH} `let`s deep in a chain that refers to itself"),
+                )
+                .with_label(used_at, "evaluation stops at this reference")
+                .with_secondary(decl.name.span, "defined here")
+                .with_help(format!("the chain starts `{}` → …; a value cannot depend on itself", first.join("` → `"))),
+            );
+            return None;
+        }
         self.in_progress.borrow_mut().push(name.to_owned());
-        let value = self.eval(&decl.value, &Env::default());
+        let value = self.eval(&decl.value, &Env::default()).map(Arc::new);
         self.in_progress.borrow_mut().pop();
         self.cache.borrow_mut().insert(name.to_owned(), value.clone());
         value
     }
 
+    /// The `let`s `name` depends on and that are not evaluated yet, each after those it
+    /// names (a post-order walk, without recursion). Empty when they form a cycle: evaluation
+    /// then finds and reports it.
+    fn dependency_order(&self, name: &str) -> Vec<String> {
+        let mut order = Vec::new();
+        // 1: on the walk's path; 2: done.
+        let mut state: HashMap<String, u8> = HashMap::from([(name.to_owned(), 1)]);
+        let mut path: Vec<(String, Arc<Vec<String>>, usize)> = vec![(name.to_owned(), self.deps_of(name), 0)];
+        while let Some((_, deps, next)) = path.last_mut() {
+            if let Some(dep) = deps.get(*next).cloned() {
+                *next += 1;
+                if self.cache.borrow().contains_key(&dep) {
+                    continue;
+                }
+                match state.get(&dep) {
+                    Some(1) => return Vec::new(),
+                    Some(_) => {}
+                    None => {
+                        state.insert(dep.clone(), 1);
+                        let deps = self.deps_of(&dep);
+                        path.push((dep, deps, 0));
+                    }
+                }
+            } else if let Some((done, _, _)) = path.pop() {
+                state.insert(done.clone(), 2);
+                if !path.is_empty() {
+                    order.push(done);
+                }
+            }
+        }
+        order
+    }
+
+    /// The `let`s the `let` `name` names, in the order written.
+    fn deps_of(&self, name: &str) -> Arc<Vec<String>> {
+        if let Some(d) = self.deps.borrow().get(name) {
+            return d.clone();
+        }
+        let mut out = Vec::new();
+        if let Some(decl) = self.lets.get(name) {
+            let_refs(&decl.value, self.lets, &mut out);
+        }
+        let out = Arc::new(out);
+        self.deps.borrow_mut().insert(name.to_owned(), out.clone());
+        out
+    }
+
     /// Evaluates an expression; `None` after an error was reported.
     pub fn eval(&self, expr: &Expr, env: &Env) -> Option<Value> {
+        if !self.spend(NODE_BYTES, expr.span) {
+            return None;
+        }
         match &expr.kind {
-            ExprKind::Str(s) => self.eval_str(s, env).map(Value::Str),
+            ExprKind::Str(s) => self.eval_str(s, expr.span, env).map(Value::Str),
             ExprKind::Int(i) => Some(Value::Int(*i)),
             ExprKind::Bool(b) => Some(Value::Bool(*b)),
             ExprKind::List(items) => {
                 let mut out = Vec::with_capacity(items.len());
+                let mut elements: u64 = 0;
                 let mut ok = true;
                 for item in items {
                     match self.eval(item, env) {
-                        Some(v) => out.push(v),
+                        Some(v) => {
+                            elements =
+                                elements.saturating_add(1 + nested_elements(&v, self.limits().collection_elements));
+                            if !self.within_elements(elements, expr.span, "list") {
+                                return None;
+                            }
+                            out.push(v);
+                        }
                         None => ok = false,
                     }
                 }
@@ -156,6 +395,7 @@ impl<'a> Evaluator<'a> {
             ExprKind::Map(entries) => {
                 let mut out = BTreeMap::new();
                 let mut first: HashMap<&str, Span> = HashMap::new();
+                let mut elements: u64 = 0;
                 let mut ok = true;
                 for (key, value) in entries {
                     if let Some(prev) = first.insert(&key.node, key.span) {
@@ -169,6 +409,15 @@ impl<'a> Evaluator<'a> {
                     }
                     match self.eval(value, env) {
                         Some(v) => {
+                            elements =
+                                elements.saturating_add(1 + nested_elements(&v, self.limits().collection_elements));
+                            if !self.within_elements(elements, expr.span, "map") {
+                                return None;
+                            }
+                            // A new node of the map's B-tree every 5 entries, the first at once.
+                            if out.len().is_multiple_of(5) && !self.spend(map_bytes(0), expr.span) {
+                                return None;
+                            }
                             out.insert(key.node.clone(), v);
                         }
                         None => ok = false,
@@ -193,14 +442,71 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn eval_str(&self, s: &ast::StrLit, env: &Env) -> Option<String> {
+    /// Whether a list or map of `elements` (nested ones counted) is within
+    /// `collection_elements`; E0117 at `span` otherwise.
+    fn within_elements(&self, elements: u64, span: Span, what: &str) -> bool {
+        let limit = self.limits().collection_elements;
+        if elements <= limit {
+            return true;
+        }
+        self.report(
+            Diagnostic::error(
+                Code::E0117,
+                format!(
+                    "this {what} would hold more than {} elements (`limits.collection_elements`)",
+                    thousands(limit)
+                ),
+            )
+            .with_label(span, format!("{} elements so far, nested lists and maps counted", thousands(elements)))
+            .with_help(
+                "a `let` that holds another more than once multiplies its size each time; if the configuration \
+                 really needs more, raise `limits.collection_elements` in mlpolicy.yaml",
+            ),
+        );
+        false
+    }
+
+    /// Whether `out` may grow by `more` bytes within `string_bytes`, paying for them; E0116
+    /// at the string (`span`) and the part (`part`) that would cross it otherwise.
+    fn grow(&self, out: &str, more: usize, span: Span, part: Option<Span>) -> bool {
+        let limit = self.limits().string_bytes;
+        let len = u64::try_from(out.len().saturating_add(more)).unwrap_or(u64::MAX);
+        if len > limit {
+            let mut d = Diagnostic::error(
+                Code::E0116,
+                format!("this string would be longer than {} bytes (`limits.string_bytes`)", thousands(limit)),
+            )
+            .with_label(span, format!("{} bytes so far", thousands(len)));
+            if let Some(part) = part {
+                d = d.with_secondary(part, "this part takes it over");
+            }
+            self.report(d.with_help(
+                "a `let` that interpolates another more than once multiplies its length each time; if the \
+                 configuration really needs longer strings, raise `limits.string_bytes` in mlpolicy.yaml",
+            ));
+            return false;
+        }
+        self.spend(u64::try_from(more).unwrap_or(u64::MAX), span)
+    }
+
+    fn eval_str(&self, s: &ast::StrLit, span: Span, env: &Env) -> Option<String> {
         let mut out = String::new();
         let mut ok = true;
         for part in &s.parts {
             match part {
-                StrPart::Lit(t) => out.push_str(t),
+                StrPart::Lit(t) => {
+                    if !self.grow(&out, t.len(), span, None) {
+                        return None;
+                    }
+                    out.push_str(t);
+                }
                 StrPart::Interp(e) => match self.eval(e, env) {
-                    Some(Value::Str(v)) => out.push_str(&v),
+                    Some(Value::Str(v)) => {
+                        if !self.grow(&out, v.len(), span, Some(e.span)) {
+                            return None;
+                        }
+                        out.push_str(&v);
+                    }
                     Some(Value::Int(i)) => out.push_str(&i.to_string()),
                     Some(other) => {
                         self.report(
@@ -246,6 +552,9 @@ impl<'a> Evaluator<'a> {
         let l = self.eval(lhs, env);
         let r = self.eval(rhs, env);
         let (l, r) = (l?, r?);
+        if op == BinaryOp::Matches && !self.spend(matches_cost(&l, &r), op_span) {
+            return None;
+        }
         let result = apply_binary(op, &l, &r);
         if result.is_none() {
             self.report(
@@ -266,7 +575,9 @@ impl<'a> Evaluator<'a> {
         if !FUNCTIONS.contains(&func) {
             let mut d = Diagnostic::error(Code::E0107, format!("unknown function `{func}`"))
                 .with_label(name.span, "not a function");
-            d.help = suggest::did_you_mean(func, FUNCTIONS.iter().copied())
+            d.help = self
+                .suggest
+                .did_you_mean(func, FUNCTIONS.iter().copied())
                 .or_else(|| Some(format!("the functions are {}", FUNCTIONS.map(|f| format!("`{f}`")).join(", "))));
             self.report(d);
             return None;
@@ -297,6 +608,9 @@ impl<'a> Evaluator<'a> {
             ("scope", Value::Str(s)) => Some(make(s)),
             (_, Value::Str(s)) if func != "scope" => Some(make(s)),
             (_, Value::List(items)) if func != "scope" => {
+                if !self.spend(NODE_BYTES.saturating_mul(u64::try_from(items.len()).unwrap_or(u64::MAX)), span) {
+                    return None;
+                }
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
                     match item {
@@ -319,29 +633,35 @@ impl<'a> Evaluator<'a> {
 
     fn eval_path(&self, path: &ast::Path, span: Span, env: &Env) -> Option<Value> {
         let root = path.root.node.as_str();
-        if let Some(v) = env.get(root) {
-            let v = v.clone();
-            return self.index_into(v, &path.segments, env);
+        let (bound, steps) = env.get(root);
+        // Looking a name up walks the bindings: paid for, so that many `let`s in a loop body
+        // cannot make every lookup slow for free.
+        if !self.spend(steps.saturating_mul(LOOKUP_BYTES), span) {
+            return None;
+        }
+        if let Some(v) = bound {
+            return self.select(v, &path.segments, span, env);
         }
         if self.lets.contains_key(root) {
             let v = self.eval_let(root, path.root.span)?;
-            return self.index_into(v, &path.segments, env);
+            return self.select(&v, &path.segments, span, env);
         }
         match root {
-            "var" => self.eval_var(path, env),
+            "var" => self.eval_var(path, span, env),
             "sub" => self.eval_sub(path),
             "system" if path.segments.is_empty() => Some(Value::Ref(Ref::System)),
             _ => {
                 if let Some(kind) = REFERENCE_KINDS.into_iter().find(|k| k.keyword() == root) {
                     return self.eval_reference(kind, path, span, env);
                 }
-                let mut candidates: Vec<&str> = env.names().collect();
-                candidates.extend(self.lets.keys().map(String::as_str));
-                candidates.extend(["var", "sub", "system"]);
-                candidates.extend(REFERENCE_KINDS.iter().map(|k| k.keyword()));
+                let candidates = env
+                    .names()
+                    .chain(self.lets.keys().map(String::as_str))
+                    .chain(["var", "sub", "system"])
+                    .chain(REFERENCE_KINDS.iter().map(|k| k.keyword()));
                 let mut d = Diagnostic::error(Code::E0106, format!("unknown name `{root}`"))
                     .with_label(path.root.span, "not a variable, `let`, or declaration kind");
-                d.help = suggest::did_you_mean(root, candidates.iter().copied()).or_else(|| {
+                d.help = self.suggest.did_you_mean(root, candidates).or_else(|| {
                     Some("names are loop variables, `let` bindings, `var.NAME`, `sub.ALIAS` or `KIND.NAME`".to_owned())
                 });
                 self.report(d);
@@ -350,7 +670,7 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    fn eval_var(&self, path: &ast::Path, env: &Env) -> Option<Value> {
+    fn eval_var(&self, path: &ast::Path, span: Span, env: &Env) -> Option<Value> {
         let Some(Segment::Field(name)) = path.segments.first() else {
             self.report(
                 Diagnostic::error(Code::E0103, "`var` must be followed by a variable name")
@@ -361,7 +681,7 @@ impl<'a> Evaluator<'a> {
         let Some(v) = self.vars.get(&name.node) else {
             let mut d = Diagnostic::error(Code::E0103, format!("variable `{}` is used but not given", name.node))
                 .with_label(name.span, "no such variable");
-            d.help = Some(match suggest::closest(&name.node, self.vars.keys().map(String::as_str)) {
+            d.help = Some(match self.suggest.closest(&name.node, self.vars.keys().map(String::as_str)) {
                 Some(c) => format!("did you mean `var.{c}`?"),
                 None => format!(
                     "give it under `vars:` in mlpolicy.yaml, or with `--var {}=VALUE` or `--vars FILE.yaml`",
@@ -371,7 +691,7 @@ impl<'a> Evaluator<'a> {
             self.report(d);
             return None;
         };
-        self.index_into(v.clone(), &path.segments[1..], env)
+        self.select(v, &path.segments[1..], span, env)
     }
 
     fn eval_sub(&self, path: &ast::Path) -> Option<Value> {
@@ -392,7 +712,7 @@ impl<'a> Evaluator<'a> {
         let Some(id) = self.subscriptions.get(&alias.node) else {
             let mut d = Diagnostic::error(Code::E0104, format!("unknown subscription alias `{}`", alias.node))
                 .with_label(alias.span, "not in `subscriptions:` of mlpolicy.yaml");
-            d.help = Some(match suggest::closest(&alias.node, self.subscriptions.keys().map(String::as_str)) {
+            d.help = Some(match self.suggest.closest(&alias.node, self.subscriptions.keys().map(String::as_str)) {
                 Some(c) => format!("did you mean `sub.{c}`?"),
                 None => format!("add `{}: <subscription id>` under `subscriptions:` in mlpolicy.yaml", alias.node),
             });
@@ -468,7 +788,7 @@ impl<'a> Evaluator<'a> {
         };
         let mut d = Diagnostic::error(Code::E0108, format!("`{kind}` references have no attribute `{}`", attr.node))
             .with_label(attr.span, "unknown attribute");
-        d.help = suggest::did_you_mean(&attr.node, allowed.iter().copied()).or_else(|| {
+        d.help = self.suggest.did_you_mean(&attr.node, allowed.iter().copied()).or_else(|| {
             Some(if allowed.is_empty() {
                 format!("refer to the {kind} itself: `{kind}.{}`", name.node)
             } else {
@@ -493,7 +813,7 @@ impl<'a> Evaluator<'a> {
             let mut d = Diagnostic::error(Code::E0101, format!("no {kind} named `{}`", name.node))
                 .with_label(name.span, format!("no `{kind} {} {{ ... }}` in this configuration", name.node));
             d.help = names
-                .and_then(|n| suggest::closest(&name.node, n.iter().map(String::as_str)))
+                .and_then(|n| self.suggest.closest(&name.node, n.iter().map(String::as_str)))
                 .map(|c| format!("did you mean `{kind}.{c}`?"));
             self.report(d);
             return;
@@ -517,20 +837,22 @@ impl<'a> Evaluator<'a> {
         );
     }
 
-    fn index_into(&self, mut value: Value, segments: &[Segment], env: &Env) -> Option<Value> {
+    /// Reads `root` along `segments` in place and copies only what they select (paid for).
+    fn select(&self, root: &Value, segments: &[Segment], span: Span, env: &Env) -> Option<Value> {
+        let mut value = root;
         for seg in segments {
-            let (key, span): (Value, Span) = match seg {
+            let (key, key_span): (Value, Span) = match seg {
                 Segment::Field(f) => (Value::Str(f.node.clone()), f.span),
                 Segment::Index(e) => (self.eval(e, env)?, e.span),
             };
             value = match (value, key) {
-                (Value::Map(mut m), Value::Str(k)) => {
-                    if let Some(v) = m.remove(&k) {
+                (Value::Map(m), Value::Str(k)) => {
+                    if let Some(v) = m.get(&k) {
                         v
                     } else {
                         let mut d = Diagnostic::error(Code::E0108, format!("no key `{k}` in this map"))
-                            .with_label(span, "missing key");
-                        d.help = suggest::did_you_mean(&k, m.keys().map(String::as_str)).or_else(|| {
+                            .with_label(key_span, "missing key");
+                        d.help = self.suggest.did_you_mean(&k, m.keys().map(String::as_str)).or_else(|| {
                             let keys: Vec<String> = m.keys().take(8).map(|k| format!("`{k}`")).collect();
                             Some(if keys.is_empty() {
                                 "the map is empty".to_owned()
@@ -543,13 +865,15 @@ impl<'a> Evaluator<'a> {
                     }
                 }
                 (Value::List(l), Value::Int(i)) => {
-                    let len = l.len();
-                    if let Some(v) = usize::try_from(i).ok().and_then(|i| l.into_iter().nth(i)) {
+                    if let Some(v) = usize::try_from(i).ok().and_then(|i| l.get(i)) {
                         v
                     } else {
                         self.report(
-                            Diagnostic::error(Code::E0108, format!("index {i} is out of range for a list of {len}"))
-                                .with_label(span, "out of range"),
+                            Diagnostic::error(
+                                Code::E0108,
+                                format!("index {i} is out of range for a list of {}", l.len()),
+                            )
+                            .with_label(key_span, "out of range"),
                         );
                         return None;
                     }
@@ -560,15 +884,142 @@ impl<'a> Evaluator<'a> {
                             Code::E0108,
                             format!("cannot index {} with {}", v.a_type_name(), k.a_type_name()),
                         )
-                        .with_label(span, "invalid index")
+                        .with_label(key_span, "invalid index")
                         .with_help("maps take string keys (`m.key` or `m[\"key\"]`), lists take integer indexes"),
                     );
                     return None;
                 }
             };
         }
-        Some(value)
+        self.copy(value, span)
     }
+}
+
+/// The names of `let`s that `expr` (a top-level `let`'s value, with no loop variable in scope)
+/// refers to. Expressions nest at most 200 deep (E0013), so recursing is safe.
+fn let_refs(expr: &Expr, lets: &HashMap<String, &ast::Let>, out: &mut Vec<String>) {
+    match &expr.kind {
+        ExprKind::Str(s) => {
+            for part in &s.parts {
+                if let StrPart::Interp(e) = part {
+                    let_refs(e, lets, out);
+                }
+            }
+        }
+        ExprKind::Int(_) | ExprKind::Bool(_) => {}
+        ExprKind::List(items) => items.iter().for_each(|e| let_refs(e, lets, out)),
+        ExprKind::Map(entries) => entries.iter().for_each(|(_, e)| let_refs(e, lets, out)),
+        ExprKind::Path(path) => {
+            if lets.contains_key(&path.root.node) {
+                out.push(path.root.node.clone());
+            }
+            for seg in &path.segments {
+                if let Segment::Index(e) = seg {
+                    let_refs(e, lets, out);
+                }
+            }
+        }
+        ExprKind::Call { args, .. } => args.iter().for_each(|e| let_refs(e, lets, out)),
+        ExprKind::Unary { operand, .. } => let_refs(operand, lets, out),
+        ExprKind::Binary { lhs, rhs, .. } => {
+            let_refs(lhs, lets, out);
+            let_refs(rhs, lets, out);
+        }
+        ExprKind::Paren(inner) => let_refs(inner, lets, out),
+    }
+}
+
+/// Elements of `value` if it is a list or map, nested lists and maps counted in full.
+/// Counting stops once past `cap` (the answer is then some number above `cap`).
+fn nested_elements(value: &Value, cap: u64) -> u64 {
+    let mut total: u64 = 0;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        let before = stack.len();
+        match v {
+            Value::List(items) => stack.extend(items),
+            Value::Map(m) => stack.extend(m.values()),
+            _ => {}
+        }
+        total = total.saturating_add(u64::try_from(stack.len() - before).unwrap_or(u64::MAX));
+        if total > cap {
+            break;
+        }
+    }
+    total
+}
+
+/// What `value` takes in memory: [`NODE_BYTES`] per value plus the bytes of its strings.
+/// Counting stops once past `cap` (the answer is then some number above `cap`).
+pub fn value_bytes(value: &Value, cap: u64) -> u64 {
+    let mut total: u64 = 0;
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        let own = match v {
+            Value::Str(s) => s.len(),
+            Value::Int(_) | Value::Bool(_) => 0,
+            Value::List(items) => {
+                stack.extend(items);
+                0
+            }
+            Value::Map(m) => {
+                stack.extend(m.values());
+                let keys: usize = m.keys().map(String::len).sum();
+                let keys = u64::try_from(keys).unwrap_or(u64::MAX);
+                usize::try_from(map_bytes(m.len()).saturating_add(keys)).unwrap_or(usize::MAX)
+            }
+            Value::Ref(r) => ref_bytes(r),
+        };
+        total = total.saturating_add(NODE_BYTES).saturating_add(u64::try_from(own).unwrap_or(u64::MAX));
+        if total > cap {
+            break;
+        }
+    }
+    total
+}
+
+/// The bytes of a reference's strings.
+fn ref_bytes(r: &Ref) -> usize {
+    match r {
+        Ref::Object(a) | Ref::WorkspaceIdentity(a) | Ref::WorkspaceDependency(a, _) => address_bytes(a),
+        Ref::Subscription { alias, id } => alias.len() + id.len(),
+        Ref::User(s) | Ref::ServicePrincipal(s) | Ref::ExistingGroup(s) | Ref::Scope(s) => s.len(),
+        Ref::System => 0,
+    }
+}
+
+/// The bytes of an address's strings.
+pub fn address_bytes(a: &Address) -> usize {
+    match a {
+        Address::Decl { name, keys, .. } => name.len() + keys_bytes(keys),
+        Address::Federated { identity, name } => address_bytes(identity) + name.len(),
+        Address::Grant { role, principal, scope } => role.len() + principal.len() + scope.len(),
+    }
+}
+
+/// The bytes of `for` keys (an integer key counts 8).
+pub fn keys_bytes(keys: &[Key]) -> usize {
+    keys.iter()
+        .map(|k| match k {
+            Key::Str(s) => s.len(),
+            Key::Int(_) => 8,
+        })
+        .sum()
+}
+
+/// What `l matches r` may cost ([`glob_cost`] of every text and pattern it tries).
+fn matches_cost(l: &Value, r: &Value) -> u64 {
+    fn strings(v: &Value) -> Vec<&str> {
+        match v {
+            Value::Str(s) => vec![s.as_str()],
+            Value::List(items) => {
+                items.iter().filter_map(|i| if let Value::Str(s) = i { Some(s.as_str()) } else { None }).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+    let (texts, patterns) = (strings(l), strings(r));
+    texts.iter().flat_map(|t| patterns.iter().map(move |p| glob_cost(p, t))).fold(0u64, u64::saturating_add)
 }
 
 /// `op` applied to two values; `None` when the types do not fit the operator.
@@ -602,24 +1053,74 @@ pub fn apply_binary(op: BinaryOp, l: &Value, r: &Value) -> Option<Value> {
     }
 }
 
-/// Glob match where `*` is any run of characters and `?` one character (the whole string).
-pub fn glob_matches(pattern: &str, text: &str) -> bool {
-    thread_local! {
-        // Policies apply the same few patterns to every object: compile each once.
-        static COMPILED: RefCell<HashMap<String, Option<globset::GlobMatcher>>> = RefCell::default();
-    }
-    COMPILED.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        let matcher = cache.entry(pattern.to_owned()).or_insert_with(|| {
-            globset::GlobBuilder::new(pattern)
-                .literal_separator(false)
-                .backslash_escape(true)
-                .build()
-                .ok()
-                .map(|g| g.compile_matcher())
+/// One element of a glob pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Glob {
+    /// `*`: any run of characters, `/` included.
+    Any,
+    /// `?`: one character.
+    One,
+    /// A character to match as itself (`\x` is `x`).
+    Char(char),
+}
+
+fn glob_parts(pattern: &str) -> Vec<Glob> {
+    let mut out = Vec::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        out.push(match c {
+            '*' => Glob::Any,
+            '?' => Glob::One,
+            '\\' => Glob::Char(chars.next().unwrap_or('\\')),
+            c => Glob::Char(c),
         });
-        matcher.as_ref().is_some_and(|m| m.is_match(text))
-    })
+    }
+    out
+}
+
+/// Glob match of the whole `text`: `*` is any run of characters, `?` one character, `\` makes
+/// the next character literal, and every other character is itself. No pattern is compiled:
+/// the match backtracks only to the last `*`, in time at most [`glob_cost`] and no memory
+/// beyond the two strings.
+pub fn glob_matches(pattern: &str, text: &str) -> bool {
+    let p = glob_parts(pattern);
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    // After the last `*`: where the pattern resumes, and the text position it was tried at.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some(Glob::Any) => {
+                star = Some((pi + 1, ti));
+                pi += 1;
+            }
+            Some(Glob::One) => {
+                pi += 1;
+                ti += 1;
+            }
+            Some(Glob::Char(c)) if *c == t[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((resume, tried)) => {
+                    star = Some((resume, tried + 1));
+                    pi = resume;
+                    ti = tried + 1;
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|g| *g == Glob::Any)
+}
+
+/// An upper bound of the work of [`glob_matches`]: the text's length times the longest run of
+/// the pattern between two `*` (the part a backtrack retries), plus the pattern's length.
+pub fn glob_cost(pattern: &str, text: &str) -> u64 {
+    let longest = pattern.split('*').map(str::len).max().unwrap_or(0);
+    let work = (text.len().saturating_add(1)).saturating_mul(longest.saturating_add(1)).saturating_add(pattern.len());
+    u64::try_from(work).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -631,6 +1132,38 @@ mod tests {
         assert!(glob_matches("*:pull_request", "repo:a/b:pull_request"));
         assert!(!glob_matches("*:pull_request", "repo:a/b:pull_request:x"));
         assert!(glob_matches("repo:contoso/*", "repo:contoso/x:ref:refs/heads/main"));
+        assert!(glob_matches("*pull_request*", "repo:a/b:pull_request"));
+        assert!(glob_matches("a?c", "abc") && !glob_matches("a?c", "ac") && glob_matches("?", "é"));
+        assert!(glob_matches("", "") && !glob_matches("", "x") && glob_matches("*", "") && glob_matches("**", "x"));
+        assert!(glob_matches("a\\*b", "a*b") && !glob_matches("a\\*b", "axb"), "`\\` makes `*` literal");
+        assert!(glob_matches("[ab]", "[ab]") && !glob_matches("[ab]", "a"), "brackets are literal");
+        assert!(glob_matches("*a*b*c", "xxaxxbxxc") && !glob_matches("*a*b*c", "xxaxxcxxb"));
+    }
+
+    /// The matcher agrees with the definition (a recursive match, exponential but obvious).
+    fn reference(p: &[Glob], t: &[char]) -> bool {
+        match p.split_first() {
+            None => t.is_empty(),
+            Some((Glob::Any, rest)) => (0..=t.len()).any(|i| reference(rest, &t[i..])),
+            Some((Glob::One, rest)) => !t.is_empty() && reference(rest, &t[1..]),
+            Some((Glob::Char(c), rest)) => t.first() == Some(c) && reference(rest, &t[1..]),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn glob_matching_agrees_with_its_definition(pattern in "[ab*?\\\\]{0,8}", text in "[ab*]{0,10}") {
+            let t: Vec<char> = text.chars().collect();
+            proptest::prop_assert_eq!(glob_matches(&pattern, &text), reference(&glob_parts(&pattern), &t));
+        }
+    }
+
+    #[test]
+    fn a_long_glob_costs_its_bound_not_memory() {
+        let pattern = "*a".repeat(5_000) + "*";
+        let text = "a".repeat(4_999) + &"b".repeat(5_000);
+        assert!(!glob_matches(&pattern, &text));
+        assert_eq!(glob_cost("*ab*c*", "xyz"), 4 * 3 + 6);
     }
 
     #[test]

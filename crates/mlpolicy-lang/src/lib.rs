@@ -13,6 +13,7 @@ pub mod eval;
 pub mod findings;
 pub mod fmt;
 pub mod graph;
+pub mod limits;
 pub mod model;
 pub mod packs;
 pub mod policy;
@@ -86,7 +87,9 @@ pub fn compile_with(dir: &Path, overrides: &Overrides, overlay: &source::Overlay
         files.push(file);
     }
     let vars: BTreeMap<String, Value> = settings.vars.iter().map(|(k, v)| (k.clone(), v.to_value())).collect();
-    let (resolved, resolve_diags) = resolve::resolve(&files, &vars, &settings.subscriptions);
+    // One evaluation budget for the configuration and its policies.
+    let meter = limits::Meter::new(settings.limits);
+    let (resolved, resolve_diags) = resolve::resolve_within(&files, &vars, &settings.subscriptions, &meter);
     diagnostics.extend(resolve_diags);
     let let_map: std::collections::HashMap<String, &ast::Let> = files
         .iter()
@@ -111,7 +114,7 @@ pub fn compile_with(dir: &Path, overrides: &Overrides, overlay: &source::Overlay
     let (evaluation, graph) = std::thread::scope(|scope| {
         let graph = scope.spawn(|| DepGraph::build(&model));
         drop(decls);
-        let evaluation = policy::evaluate(&policies, &model, &policy_vars, &settings.subscriptions, &let_map);
+        let evaluation = policy::evaluate(&policies, &model, &policy_vars, &settings.subscriptions, &let_map, &meter);
         // INVARIANT: building the graph does not panic on a checked model.
         (evaluation, graph.join().expect("graph builder"))
     });

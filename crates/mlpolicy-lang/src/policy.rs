@@ -95,8 +95,9 @@ pub fn evaluate(
     vars: &BTreeMap<String, Value>,
     subscriptions: &BTreeMap<String, String>,
     lets: &HashMap<String, &ast::Let>,
+    meter: &crate::limits::Meter,
 ) -> Evaluation {
-    let evaluator = Evaluator::new(vars, subscriptions, lets, None);
+    let evaluator = Evaluator::new(vars, subscriptions, lets, None).sharing(meter);
     let mut out = Evaluation::default();
     if policies.iter().all(|p| p.rules.is_empty()) {
         return out;

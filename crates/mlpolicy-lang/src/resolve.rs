@@ -6,14 +6,18 @@
 //! [`Resolved`], every declaration with its [`Address`] and evaluated attribute values, in source
 //! order. Invariants: addresses are unique; every reference in a value names a declared object
 //! of the right kind family (`kind.name[keys]` exists). Types and required attributes are left to
-//! `check`. Codes: E0102 E0112 E0113 E0114 E0115 (and the evaluation codes of `eval`).
+//! `check`. Budgets ([`Limits`]): the instances of `for` bodies (E0118) and the objects (E0119)
+//! are counted before each is made, and both phases spend from one evaluation budget (E0120);
+//! once a budget is crossed the walk stops, so a hostile file costs no more than its budgets.
+//! Codes: E0102 E0112 E0113 E0114 E0115 E0118 E0119 (and the evaluation codes of `eval`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::ast::{self, BodyItem, Item};
 use crate::diagnostics::Code;
 use crate::diagnostics::{Diagnostic, Diagnostics};
-use crate::eval::{Env, Evaluator, Symbols};
+use crate::eval::{Env, Evaluator, Symbols, keys_bytes};
+use crate::limits::{Limits, Meter, thousands};
 use crate::model::{Address, Key, Kind, Move, Value, Waiver};
 use crate::source::Span;
 use mlpolicy_vocab::suggest;
@@ -69,12 +73,23 @@ enum PendingItem<'a> {
     Grant(&'a ast::Grant),
 }
 
-/// Resolves all files of one configuration.
+/// Resolves all files of one configuration within the default [`Limits`].
 pub fn resolve(
     files: &[ast::File],
     vars: &BTreeMap<String, Value>,
     subscriptions: &BTreeMap<String, String>,
 ) -> (Resolved, Diagnostics) {
+    resolve_within(files, vars, subscriptions, &Meter::new(Limits::default()))
+}
+
+/// Resolves all files of one configuration, spending from `meter` and within its limits.
+pub fn resolve_within(
+    files: &[ast::File],
+    vars: &BTreeMap<String, Value>,
+    subscriptions: &BTreeMap<String, String>,
+    meter: &Meter,
+) -> (Resolved, Diagnostics) {
+    let limits = meter.limits;
     let mut diags = Diagnostics::default();
     let mut lets: HashMap<String, &ast::Let> = HashMap::new();
     let mut policies = Vec::new();
@@ -104,13 +119,28 @@ pub fn resolve(
     let mut first_seen: HashMap<Address, Span> = HashMap::new();
     let mut moved_blocks = Vec::new();
     {
-        let collector = Evaluator::new(vars, subscriptions, &lets, None);
-        let mut walker =
-            Walker { eval: &collector, pending: &mut pending, moved: &mut moved_blocks, diags: &mut diags };
+        let collector = Evaluator::new(vars, subscriptions, &lets, None).sharing(meter);
+        let mut walker = Walker {
+            eval: &collector,
+            pending: &mut pending,
+            moved: &mut moved_blocks,
+            diags: &mut diags,
+            limits,
+            instances: 0,
+            objects: 0,
+            loops: Vec::new(),
+            stopped: false,
+        };
         for file in files {
             walker.items(&file.items, &Env::default());
         }
+        let stopped = walker.stopped;
         diags.extend(collector.take_diagnostics());
+        if stopped {
+            // A budget was crossed: what was found is partial, and evaluating it would only
+            // spend more on a configuration that cannot be used.
+            return (Resolved { decls: Vec::new(), policies, moves: Vec::new() }, diags);
+        }
     }
     for p in &pending {
         if let PendingItem::Decl(decl, address) = &p.item {
@@ -123,7 +153,7 @@ pub fn resolve(
     }
 
     // Phase 2: evaluate every attribute with references checked.
-    let evaluator = Evaluator::new(vars, subscriptions, &lets, Some(&symbols));
+    let evaluator = Evaluator::new(vars, subscriptions, &lets, Some(&symbols)).sharing(meter);
     let mut names: Vec<&String> = lets.keys().collect();
     names.sort();
     for name in names {
@@ -162,28 +192,49 @@ fn duplicate(address: &Address, span: Span, prev: Span) -> Diagnostic {
         .with_help("every object needs its own address; rename one, or give the loop distinct keys")
 }
 
+/// How many times an object's address is kept after resolution (pending declarations, the
+/// symbol table, the resolved declaration, the model, the dependency graph): what its keys cost.
+const ADDRESS_COPIES: u64 = 5;
+
 struct Walker<'e, 'a> {
     eval: &'e Evaluator<'e>,
     pending: &'e mut Vec<Pending<'a>>,
     moved: &'e mut Vec<&'a ast::Moved>,
     diags: &'e mut Diagnostics,
+    limits: Limits,
+    /// Instances of `for` bodies so far.
+    instances: u64,
+    /// Objects found so far.
+    objects: u64,
+    /// The loops being walked, outermost first: each iterable and its number of instances.
+    loops: Vec<(Span, usize)>,
+    /// A budget was crossed (and reported): nothing more is walked.
+    stopped: bool,
 }
 
 impl<'a> Walker<'_, 'a> {
     fn items(&mut self, items: &'a [Item], env: &Env) {
         let mut env = env.clone();
         for item in items {
+            if self.stopped || self.eval.exhausted() {
+                self.stopped = true;
+                return;
+            }
             match item {
                 Item::Decl(d) => self.decl(d, &env),
-                Item::Grant(g) => self.pending.push(Pending { item: PendingItem::Grant(g), env: env.clone() }),
+                Item::Grant(g) => {
+                    if self.count_objects(1, g.span, &env) {
+                        self.pending.push(Pending { item: PendingItem::Grant(g), env: env.clone() });
+                    }
+                }
                 Item::For(f) => self.for_loop(f, &env),
                 // Top-level lets are global; a let inside a loop body binds for the rest of it.
-                Item::Let(l) if !env.keys.is_empty() => {
+                Item::Let(l) if !env.keys().is_empty() => {
                     if let Some(v) = self.eval.eval(&l.value, &env) {
                         env = env.with(&l.name.node, v);
                     }
                 }
-                Item::Moved(m) if env.keys.is_empty() => self.moved.push(m),
+                Item::Moved(m) if env.keys().is_empty() => self.moved.push(m),
                 Item::Moved(m) => self.diags.push(
                     Diagnostic::error(Code::E0121, "a `moved` block cannot be inside `for`")
                         .with_label(m.span, "inside a loop")
@@ -209,8 +260,76 @@ impl<'a> Walker<'_, 'a> {
             self.diags.push(diag);
             return;
         };
-        let address = Address::decl(kind, d.name.node.clone(), env.keys.clone());
+        let children = d.body.iter().filter(|i| matches!(i, BodyItem::Block(_))).count();
+        if !self.count_objects(1 + u64::try_from(children).unwrap_or(u64::MAX), d.name.span, env) {
+            return;
+        }
+        let address = Address::decl(kind, d.name.node.clone(), env.keys().to_vec());
         self.pending.push(Pending { item: PendingItem::Decl(d, address), env: env.clone() });
+    }
+
+    /// Counts `n` more objects for the declaration at `span` in `env`; false (E0119, and the
+    /// walk stops) when that crosses `limits.objects`, or the evaluation budget cannot pay for
+    /// its address (E0120).
+    fn count_objects(&mut self, n: u64, span: Span, env: &Env) -> bool {
+        let total = self.objects.saturating_add(n);
+        if total <= self.limits.objects {
+            self.objects = total;
+            // An address's keys are copied into the symbol table, the model and the graph.
+            let keys = u64::try_from(keys_bytes(env.keys())).unwrap_or(u64::MAX);
+            if !self.eval.spend(ADDRESS_COPIES.saturating_mul(64 + keys), span) {
+                self.stopped = true;
+                return false;
+            }
+            return true;
+        }
+        let mut d = Diagnostic::error(
+            Code::E0119,
+            format!(
+                "the configuration would declare more than {} objects (`limits.objects`)",
+                thousands(self.limits.objects)
+            ),
+        )
+        .with_label(span, format!("object {} is declared here", thousands(total)));
+        for (iterable, n) in &self.loops {
+            d = d.with_secondary(*iterable, format!("inside this loop of {}", thousands(*n as u64)));
+        }
+        self.diags.push(d.with_help(
+            "objects, federated credentials and grants count, each instance of a loop's body once; if the \
+             configuration really has more, raise `limits.objects` in mlpolicy.yaml",
+        ));
+        self.stopped = true;
+        false
+    }
+
+    /// Counts the `n` instances of the loop over `iterable`; false (E0118, and the walk stops)
+    /// when that crosses `limits.for_instances`.
+    fn count_instances(&mut self, n: usize, iterable: Span) -> bool {
+        let total = self.instances.saturating_add(n as u64);
+        if total <= self.limits.for_instances {
+            self.instances = total;
+            return true;
+        }
+        let mut d = Diagnostic::error(
+            Code::E0118,
+            format!(
+                "`for` loops would make more than {} instances (`limits.for_instances`)",
+                thousands(self.limits.for_instances)
+            ),
+        )
+        .with_label(
+            iterable,
+            format!("these {} instances would bring the total to {}", thousands(n as u64), thousands(total)),
+        );
+        for (outer, m) in &self.loops {
+            d = d.with_secondary(*outer, format!("inside this loop of {}", thousands(*m as u64)));
+        }
+        self.diags.push(d.with_help(
+            "every instance of every loop counts, so nested loops multiply; if the configuration really needs \
+             more, raise `limits.for_instances` in mlpolicy.yaml",
+        ));
+        self.stopped = true;
+        false
     }
 
     fn for_loop(&mut self, f: &'a ast::For, env: &Env) {
@@ -273,7 +392,14 @@ impl<'a> Walker<'_, 'a> {
                 return;
             }
         };
+        if !self.count_instances(entries.len(), f.iterable.span) {
+            return;
+        }
+        self.loops.push((f.iterable.span, entries.len()));
         for (key, value) in entries {
+            if self.stopped {
+                break;
+            }
             if !seen.insert(key.clone()) {
                 self.diags.push(
                     Diagnostic::error(Code::E0112, format!("loop key {key} appears twice"))
@@ -292,8 +418,16 @@ impl<'a> Walker<'_, 'a> {
                 }
                 None => env.with(&f.key.node, value),
             };
-            self.items(&f.items, &inner.with_key(key));
+            let inner = inner.with_key(key);
+            // Each instance's keys are copied into the addresses of what it declares.
+            let cost = 64 + u64::try_from(keys_bytes(inner.keys())).unwrap_or(u64::MAX);
+            if !self.eval.spend(cost, f.iterable.span) {
+                self.stopped = true;
+                break;
+            }
+            self.items(&f.items, &inner);
         }
+        self.loops.pop();
     }
 }
 

@@ -51,6 +51,70 @@ pub struct SourceFile {
     /// Absolute or directory-joined path it was read from (empty for in-memory sources).
     pub path: PathBuf,
     pub text: Arc<str>,
+    /// Where its lines start, built on first use.
+    lines: std::sync::OnceLock<Arc<LineIndex>>,
+}
+
+impl SourceFile {
+    /// The file's line index: finding the line of an offset takes a binary search, not a scan
+    /// from the start of the file (a large file with many diagnostics would be quadratic).
+    pub fn lines(&self) -> &LineIndex {
+        self.lines.get_or_init(|| Arc::new(LineIndex::new(&self.text)))
+    }
+}
+
+/// Where the lines of a text start (after each `\n`), and how many lone `\r` (which miette also
+/// counts as line breaks) come before each.
+#[derive(Debug)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+    /// Lone `\r`s before each line start; `None` when the text has none.
+    lone_cr: Option<Vec<usize>>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> LineIndex {
+        let bytes = text.as_bytes();
+        let mut starts = vec![0];
+        let mut lone = 0;
+        let mut lone_cr: Vec<usize> = vec![0];
+        for (i, b) in bytes.iter().enumerate() {
+            match b {
+                b'\n' => {
+                    starts.push(i + 1);
+                    lone_cr.push(lone);
+                }
+                b'\r' if bytes.get(i + 1) != Some(&b'\n') => lone += 1,
+                _ => {}
+            }
+        }
+        LineIndex { starts, lone_cr: (lone > 0).then_some(lone_cr) }
+    }
+
+    /// The 0-based line (lines end at `\n`) holding byte `offset`.
+    pub fn line_of(&self, offset: usize) -> usize {
+        self.starts.partition_point(|s| *s <= offset).saturating_sub(1)
+    }
+
+    /// The byte offset where 0-based `line` starts; the text's length past the last line.
+    pub fn start(&self, line: usize, text_len: usize) -> usize {
+        self.starts.get(line).copied().unwrap_or(text_len)
+    }
+
+    /// Lines that end at `\n`.
+    pub fn len(&self) -> usize {
+        self.starts.len()
+    }
+
+    /// Never: a text has at least one line.
+    pub fn is_empty(&self) -> bool {
+        self.starts.is_empty()
+    }
+
+    /// Line breaks before 0-based `line` as miette counts them (`\n`, `\r\n` and a lone `\r`).
+    pub fn breaks_before(&self, line: usize) -> usize {
+        line + self.lone_cr.as_ref().map_or(0, |v| v.get(line).copied().unwrap_or(0))
+    }
 }
 
 /// All files of one run. `FileId` indexes `files`.
@@ -63,7 +127,7 @@ impl Sources {
     /// Adds an in-memory file and returns its id.
     pub fn add(&mut self, name: impl Into<String>, path: PathBuf, text: impl Into<Arc<str>>) -> FileId {
         let id = FileId(u32::try_from(self.files.len()).expect("fewer than 4 billion files"));
-        self.files.push(SourceFile { name: name.into(), path, text: text.into() });
+        self.files.push(SourceFile { name: name.into(), path, text: text.into(), lines: std::sync::OnceLock::new() });
         id
     }
 
@@ -77,12 +141,12 @@ impl Sources {
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, file: FileId, offset: u32) -> (usize, usize) {
-        let text = &self.get(file).text;
-        let offset = (offset as usize).min(text.len());
-        let before = &text[..floor_char_boundary(text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        (line, col)
+        let f = self.get(file);
+        let text = &f.text;
+        let offset = floor_char_boundary(text, (offset as usize).min(text.len()));
+        let line = f.lines().line_of(offset);
+        let start = f.lines().start(line, text.len());
+        (line + 1, text[start..offset].chars().count() + 1)
     }
 
     /// Ids of the `.mlp` files, in load order.

@@ -193,6 +193,11 @@ impl Expect<'_> {
                     self.expr(&f.iterable);
                     self.items(&f.items);
                 }
+                Item::Moved(m) => {
+                    self.word(m.span, "moved", "storage.type.moved");
+                    self.expr(&m.from);
+                    self.expr(&m.to);
+                }
                 Item::Policy(p) => {
                     self.word(p.span, "policy", "storage.type.policy");
                     self.out.push((p.name.span, "entity.name.function.policy"));

@@ -22,7 +22,7 @@ use mlpolicy_engine::lower::{Desired, PrincipalRef};
 use mlpolicy_engine::plan::{FORMAT_VERSION, ObjectKind, SavedPlan};
 use mlpolicy_lang::settings::Overrides;
 
-use crate::support::{copy_to_temp, mlpolicy, root};
+use crate::support::{copy_to_temp, mlpolicy, mlpolicy_env, root};
 
 /// Writes `emulator-seed.yaml` with every user the configuration names.
 fn write_seed(dir: &Path) {
@@ -160,11 +160,18 @@ async fn example_applies_replans_clean_and_a_second_apply_changes_nothing() {
     assert!(none.done.is_empty());
     assert_eq!(none.summary, "Apply complete: 0 added, 0 changed, 0 destroyed.");
 
-    // The audit log: one parseable line per change made, with who and Azure's ids, no token.
+    // The audit log: a first line per apply, then one parseable line per change made, with who
+    // and Azure's ids, no token.
     let text = std::fs::read_to_string(&audit).unwrap();
-    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let all: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (starts, lines): (Vec<_>, Vec<_>) = all.into_iter().partition(|l| l.get("event").is_some());
     assert_eq!(lines.len(), 2 * report.done.len());
     let oid = conn.client.principal_object_id().await.unwrap().unwrap();
+    assert_eq!(starts.len(), 3, "one per apply: {starts:?}");
+    assert_eq!(starts[0]["event"], "apply_started");
+    assert_eq!(starts[0]["principal"], oid.as_str());
+    assert_eq!(starts[0]["changes"], report.done.len());
+    assert_eq!(starts[2]["changes"], 0);
     for l in &lines {
         assert_eq!(l["principal"], oid.as_str());
         assert_eq!(l["outcome"], "succeeded");
@@ -262,6 +269,10 @@ async fn saved_plans_apply_once_and_stale_or_altered_ones_are_refused() {
     let stale = run_cli(dir.path(), &["apply", "plan.json"]);
     assert_eq!(stale.code, 1, "{}", stale.transcript());
     assert!(stale.stderr.contains("E0703") && stale.stderr.contains(&group.address), "{}", stale.transcript());
+    // One object changed: the group. Its grants are keyed by its object id now, by its name
+    // before; that is no second change, and the group is named once.
+    assert!(stale.stderr.contains("1 object(s) changed"), "{}", stale.transcript());
+    assert_eq!(stale.stderr.matches(&group.address).count(), 1, "{}", stale.transcript());
 
     let altered = saved.to_file_text().replace("Data scientists of the", "Data scientists of the evil");
     std::fs::write(&plan_file, altered).unwrap();
@@ -287,6 +298,188 @@ async fn saved_plans_apply_once_and_stale_or_altered_ones_are_refused() {
     assert_eq!(run.code, 0, "{}", run.transcript());
     assert!(run.stdout.contains("No changes."), "{}", run.transcript());
     assert_no_duplicates(&census(&state_of(dir.path())));
+}
+
+/// The role GUID of Owner.
+const OWNER: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
+
+/// Reads `dir/plan.json`, lets `edit` change it, and writes it back with its integrity hash
+/// recomputed, as a forger would.
+fn forge(dir: &Path, edit: impl FnOnce(&mut SavedPlan)) {
+    let path = dir.join("plan.json");
+    let mut saved = SavedPlan::from_file_text(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut saved);
+    std::fs::write(&path, saved.to_file_text()).unwrap();
+}
+
+/// stderr with miette's wrapped lines joined, so that long addresses can be searched for.
+fn unwrapped(stderr: &str) -> String {
+    stderr.lines().map(|l| l.trim_start().trim_start_matches('│').trim()).collect::<Vec<_>>().join(" ")
+}
+
+fn owner_assignments(t: &Tenant) -> usize {
+    t.role_assignments.iter().filter(|a| a.role_definition_id.to_ascii_lowercase().ends_with(OWNER)).count()
+}
+
+#[test]
+fn forged_saved_plans_apply_nothing_and_the_reviewed_one_applies() {
+    let dir = example_dir();
+    let plan = run_cli(dir.path(), &["plan", ".", "--emulator", "--out", "plan.json"]);
+    assert_eq!(plan.code, 0, "{}", plan.transcript());
+    let reviewed = std::fs::read_to_string(dir.path().join("plan.json")).unwrap();
+    let before = census(&state_of(dir.path()));
+    let owners_before = owner_assignments(&state_of(dir.path()));
+
+    // A grant's role swapped for Owner, in what apply sends and in the live ids it uses.
+    let mut grant = String::new();
+    forge(dir.path(), |saved| {
+        let c = saved.plan.changes.iter_mut().find(|c| c.kind == ObjectKind::RoleAssignment).unwrap();
+        grant.clone_from(&c.address);
+        c.live_ref.role_guid = Some(OWNER.into());
+        if let Some(Desired::RoleAssignment(r)) = &mut c.desired {
+            r.role = "Owner".into();
+        }
+        if let Some(o) = saved.desired.objects.get_mut(&grant)
+            && let Desired::RoleAssignment(r) = &mut o.object
+        {
+            r.role = "Owner".into();
+        }
+    });
+    let run = run_cli(dir.path(), &["apply", "plan.json"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    let stderr = unwrapped(&run.stderr);
+    assert!(stderr.contains("E0706") && stderr.contains(&grant), "{}", run.transcript());
+    assert!(stderr.contains("the live ids apply uses"), "{}", run.transcript());
+    assert!(!run.stdout.contains("Creating..."), "nothing starts:\n{}", run.transcript());
+    assert_eq!(census(&state_of(dir.path())), before, "nothing was applied");
+    assert_eq!(owner_assignments(&state_of(dir.path())), owners_before);
+
+    // A member added to a group.
+    std::fs::write(dir.path().join("plan.json"), &reviewed).unwrap();
+    let mut group = String::new();
+    forge(dir.path(), |saved| {
+        let c = saved.plan.changes.iter_mut().find(|c| c.kind == ObjectKind::Group).unwrap();
+        group.clone_from(&c.address);
+        let mallory = PrincipalRef::User { upn: "mallory@contoso.com".into() };
+        if let Some(Desired::Group(g)) = &mut c.desired {
+            g.members.push(mallory.clone());
+        }
+        if let Some(o) = saved.desired.objects.get_mut(&group)
+            && let Desired::Group(g) = &mut o.object
+        {
+            g.members.push(mallory);
+        }
+    });
+    let run = run_cli(dir.path(), &["apply", "plan.json"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    let stderr = unwrapped(&run.stderr);
+    assert!(stderr.contains("E0706") && stderr.contains(&group), "{}", run.transcript());
+    assert_eq!(census(&state_of(dir.path())), before, "nothing was applied");
+
+    // A change dropped from the file (so that a deletion or a grant would not be seen): refused.
+    std::fs::write(dir.path().join("plan.json"), &reviewed).unwrap();
+    forge(dir.path(), |saved| {
+        saved.plan.changes.retain(|c| c.kind != ObjectKind::RoleAssignment);
+    });
+    let run = run_cli(dir.path(), &["apply", "plan.json"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(unwrapped(&run.stderr).contains("is missing from the saved plan"), "{}", run.transcript());
+    assert_eq!(census(&state_of(dir.path())), before, "nothing was applied");
+
+    // A plan whose configuration is not there cannot be re-derived: refused.
+    std::fs::write(dir.path().join("plan.json"), &reviewed).unwrap();
+    forge(dir.path(), |saved| saved.config_dir = "elsewhere".into());
+    let run = run_cli(dir.path(), &["apply", "plan.json"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(unwrapped(&run.stderr).contains("cannot be re-derived"), "{}", run.transcript());
+    assert_eq!(census(&state_of(dir.path())), before, "nothing was applied");
+
+    // The plan as reviewed applies, and the tenant is then as configured.
+    std::fs::write(dir.path().join("plan.json"), &reviewed).unwrap();
+    let run = run_cli(dir.path(), &["apply", "plan.json"]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.stdout.contains("Apply complete:"), "{}", run.transcript());
+    assert_eq!(owner_assignments(&state_of(dir.path())), owners_before);
+    let again = run_cli(dir.path(), &["plan", ".", "--emulator", "--detailed-exitcode"]);
+    assert_eq!(again.code, 0, "{}", again.transcript());
+}
+
+#[test]
+fn with_a_plan_key_only_plans_signed_with_it_apply() {
+    let key = ("MLPOLICY_PLAN_KEY", "3f0c9a1be47d25c8a6e1f09b7d4c3a52e8f61b0d9c2a7e45");
+    let other = ("MLPOLICY_PLAN_KEY", "9d8c7b6a5f4e3d2c1b0a99887766554433221100ffeeddcc");
+    let dir = example_dir();
+    let plan_out = ["plan", ".", "--emulator", "--out", "plan.json"];
+
+    // Unsigned, then applied with a key: refused.
+    let run = run_cli(dir.path(), &plan_out);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let before = census(&state_of(dir.path()));
+    assert!(!std::fs::read_to_string(dir.path().join("plan.json")).unwrap().contains("\"signature\""));
+    let run = mlpolicy_env(dir.path(), &["apply", "plan.json"], &[key]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(
+        unwrapped(&run.stderr).contains("E0707") && unwrapped(&run.stderr).contains("is not signed"),
+        "{}",
+        run.transcript()
+    );
+
+    // Signed with another key: refused.
+    let run = mlpolicy_env(dir.path(), &plan_out, &[other]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let run = mlpolicy_env(dir.path(), &["apply", "plan.json"], &[key]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(unwrapped(&run.stderr).contains("does not match the key"), "{}", run.transcript());
+
+    // Signed with the key, then edited with the hash recomputed: the signature fails.
+    let run = mlpolicy_env(dir.path(), &plan_out, &[key]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    let signed = std::fs::read_to_string(dir.path().join("plan.json")).unwrap();
+    assert!(signed.contains("\"signature\": \"hmac-sha256:"), "{signed}");
+    assert!(!signed.contains(key.1), "the key is never written");
+    let mut forged: serde_json::Value = serde_json::from_str(&signed).unwrap();
+    forged["content"]["created_by"] = "mlpolicy evil".into();
+    let content = serde_json::to_vec(&forged["content"]).unwrap();
+    forged["integrity"] = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&content)).into();
+    std::fs::write(dir.path().join("plan.json"), serde_json::to_string_pretty(&forged).unwrap()).unwrap();
+    let run = mlpolicy_env(dir.path(), &["apply", "plan.json"], &[key]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("E0707"), "{}", run.transcript());
+    assert!(!run.stderr.contains(key.1) && !run.stdout.contains(key.1), "the key is never printed");
+    assert_eq!(census(&state_of(dir.path())), before, "nothing was applied");
+
+    // A key too short to sign with is refused before anything is written.
+    let run = mlpolicy_env(
+        dir.path(),
+        &["plan", ".", "--emulator", "--out", "short.json"],
+        &[("MLPOLICY_PLAN_KEY", "secret")],
+    );
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert!(run.stderr.contains("E0707") && !dir.path().join("short.json").exists(), "{}", run.transcript());
+
+    // Signed with the key and untouched: applies. Without a key a signed plan applies too.
+    std::fs::write(dir.path().join("plan.json"), &signed).unwrap();
+    let run = mlpolicy_env(dir.path(), &["apply", "plan.json"], &[key]);
+    assert_eq!(run.code, 0, "{}", run.transcript());
+    assert!(run.stdout.contains("Apply complete:"), "{}", run.transcript());
+}
+
+/// `--audit-log` on a full disk: the first line cannot be written, so apply stops before it
+/// changes anything, with one clear error.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_audit_log_on_a_full_disk_stops_apply_before_any_change() {
+    let dir = example_dir();
+    let plan = run_cli(dir.path(), &["plan", ".", "--emulator", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "there is work to do:\n{}", plan.transcript());
+    let before = census(&state_of(dir.path()));
+    let run = run_cli(dir.path(), &["apply", ".", "--emulator", "--auto-approve", "--audit-log", "/dev/full"]);
+    assert_eq!(run.code, 1, "{}", run.transcript());
+    assert_eq!(run.stderr.matches("E0705").count(), 1, "{}", run.transcript());
+    assert!(run.stderr.contains("No space left on device"), "{}", run.transcript());
+    assert!(run.stderr.contains("nothing was applied"), "{}", run.transcript());
+    assert!(!run.stdout.contains("Creating..."), "a change started:\n{}", run.transcript());
+    assert_eq!(census(&state_of(dir.path())), before, "something was applied");
 }
 
 #[test]

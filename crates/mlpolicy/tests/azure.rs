@@ -329,6 +329,23 @@ async fn role_assignment_exists_is_adopted() {
     assert!(env.log_text().contains("adopted"));
 }
 
+/// Issue 13: reading a just-created group's owners and members answered 404 until the group
+/// replicated, and that failed the apply. The client waits it out (`ReplicationPolicy::graph`),
+/// as apply does when it computes memberships from a fresh read of a new group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_groups_owners_and_members_are_read_through_replication_delay() {
+    let env = Env::start(Realism { replication_delay_ms: 1200, ..Realism::default() }, Some(&seed())).await;
+    let c = &env.client;
+    let started = Instant::now();
+    let group = c.upsert_group(&GroupUpsert::security_group("ml-new", "ml-new", "ml-new", None)).await.unwrap();
+    let id = group.group.id.clone();
+    assert!(c.list_group_owners(&id).await.unwrap().is_empty());
+    assert!(c.list_group_members(&id).await.unwrap().is_empty());
+    assert!(started.elapsed() >= Duration::from_secs(1), "the reads waited for replication");
+    let log = env.log_text();
+    assert!(log.contains(&format!("list owners of group {id}: not found yet (replication")), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replication_delay_is_waited_out() {
     let env = Env::start(Realism { replication_delay_ms: 1200, ..Realism::default() }, Some(&seed())).await;

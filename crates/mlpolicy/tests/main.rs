@@ -12,6 +12,7 @@ mod examples;
 mod export;
 mod golden;
 mod install;
+mod limits;
 mod lsp;
 mod plans;
 mod policies;

@@ -18,11 +18,12 @@
 //! period); a replacement, which must reuse the name, purges (`forceToPurge=true`).
 //!
 //! Files: `schedule` orders the changes and runs them, `execute` carries out one operation,
-//! `lockout` refuses self-lock-out, `audit_log` writes `--audit-log`, and `stale` refuses stale
-//! or altered saved plans.
+//! `lockout` refuses self-lock-out, `audit_log` writes `--audit-log`, and `stale` refuses stale,
+//! altered, unsigned or re-derived-differently saved plans.
 //!
 //! Codes: E0701 (an object failed), E0702 (self-lock-out refused), E0703 (stale saved plan),
-//! E0704 (altered or invalid plan file), E0705 (audit log cannot be written).
+//! E0704 (altered or invalid plan file), E0705 (audit log cannot be written), E0706 (a saved
+//! plan differs from the one re-derived), E0707 (a saved plan's signature).
 
 mod audit_log;
 mod execute;
@@ -42,7 +43,7 @@ use mlpolicy_lang::diagnostics::Diagnostic;
 pub use execute::workspace_body;
 pub use lockout::{ACCESS_ADMIN_ROLES, check_self_lockout};
 pub use schedule::apply;
-pub use stale::{check_stale, saved_plan_error};
+pub use stale::{check_saved, saved_plan_error};
 
 /// Default operations in flight at once.
 pub const DEFAULT_PARALLELISM: usize = 10;

@@ -201,8 +201,9 @@ pub async fn apply(
         report.failed.push(*d);
         return finish(report);
     }
+    let writes = changes.iter().filter(|c| !matches!(c.action, Action::NoOp | Action::Read)).count();
     let mut audit = match &opts.audit_log {
-        Some(path) => match Audit::open(path, principal.clone()) {
+        Some(path) => match Audit::open(path, principal.clone(), writes) {
             Ok(a) => Some(a),
             Err(d) => {
                 report.failed.push(d);
@@ -299,6 +300,9 @@ pub async fn apply(
                 report.failed.push(failure(c, &e));
             }
         }
+    }
+    if let Some(a) = &audit {
+        a.amend(&mut report.failed);
     }
     for i in run.never_started() {
         let op = &nodes[i].op;

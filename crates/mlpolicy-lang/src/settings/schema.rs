@@ -10,12 +10,13 @@ use serde_norway::Value;
 use super::locate::{byte_offset, locate_key, next_char_end, scalar_after_key, second_key};
 use crate::diagnostics::Code;
 use crate::diagnostics::{Diagnostic, Diagnostics};
+use crate::limits::Limits;
 use crate::source::{self, FileId, Sources, Span};
 
 /// File name of the settings file inside a configuration directory.
 pub const FILE_NAME: &str = "mlpolicy.yaml";
 
-const TOP_LEVEL_KEYS: [&str; 6] = ["tenant", "cloud", "subscriptions", "vars", "policies", "owner"];
+const TOP_LEVEL_KEYS: [&str; 7] = ["tenant", "cloud", "subscriptions", "vars", "policies", "owner", "limits"];
 const CUSTOM_CLOUD_KEYS: [&str; 3] = ["arm", "graph", "authority"];
 const NAMED_CLOUDS: [&str; 3] = ["public", "usgovernment", "china"];
 
@@ -35,6 +36,8 @@ pub struct Settings {
     pub policies: Vec<String>,
     /// Ownership marker written on what this configuration creates (`[a-z0-9-]{1,64}`).
     pub owner: Option<String>,
+    /// Evaluation budgets (`limits:`), the defaults where not set.
+    pub limits: Limits,
 }
 
 /// The Azure cloud whose endpoints are used.
@@ -189,9 +192,9 @@ pub fn load_with(
         };
         match read {
             Ok(text) => {
-                let file = sources.add(FILE_NAME, path, text);
+                // Diagnostics show the file with credentials in URLs masked; it is read as written.
+                let file = sources.add(FILE_NAME, path, redact_url_credentials(&text));
                 settings.file = Some(file);
-                let text = sources.get(file).text.clone();
                 let mut reader = Reader { text: &text, file, diags: &mut diags };
                 reader.settings(&mut settings);
             }
@@ -248,11 +251,29 @@ impl Reader<'_> {
         self.diags.push(d);
     }
 
-    /// Parses the text; a syntax error becomes E0020 at its line and column.
+    /// Parses the text; a syntax error becomes E0020 at its line and column, and so does
+    /// every YAML tag (at the tag; the value is then read as if it had none).
     fn parse(&mut self) -> Option<Value> {
         match serde_norway::from_str::<Value>(self.text) {
             Ok(mut value) => match value.apply_merge() {
-                Ok(()) => Some(value),
+                Ok(()) => {
+                    for (start, end) in yaml_tags(self.text).into_iter().take(MAX_TAGS_REPORTED) {
+                        let tag = &self.text[start..end];
+                        self.error(
+                            Code::E0020,
+                            Span::new(self.file, start, end),
+                            format!("YAML tags are not supported: `{tag}`"),
+                            "remove this tag",
+                            Some(
+                                "settings and variables are plain YAML values; a tag such as `!!binary` or \
+                                 `!!python/...` would be dropped silently or change what the value means"
+                                    .to_owned(),
+                            ),
+                        );
+                    }
+                    untag(&mut value);
+                    Some(value)
+                }
                 Err(e) => {
                     self.yaml_error(&e);
                     None
@@ -316,6 +337,7 @@ impl Reader<'_> {
                 "vars" => settings.vars = self.vars(&value, &["vars"], Code::E0022),
                 "policies" => settings.policies = self.policies(&value),
                 "owner" => settings.owner = self.owner(&value),
+                "limits" => settings.limits = self.limits(&value),
                 _ => {
                     let help = suggest(&key, &TOP_LEVEL_KEYS).map_or_else(
                         || format!("known keys: {}", TOP_LEVEL_KEYS.join(", ")),
@@ -536,6 +558,61 @@ impl Reader<'_> {
         out
     }
 
+    /// `limits:`: a map of budget names to positive integers; the others keep their defaults.
+    fn limits(&mut self, value: &Value) -> Limits {
+        let mut limits = Limits::default();
+        let Value::Mapping(map) = value else {
+            let span = self.key_span(&["limits"]);
+            self.error(
+                Code::E0020,
+                span,
+                format!("`limits` must be a map of budget names to numbers, not {}", yaml_type(value)),
+                "expected a map",
+                Some(format!("known budgets: {}", Limits::KEYS.join(", "))),
+            );
+            return limits;
+        };
+        for (key, value) in map {
+            let key = scalar_text(key).unwrap_or_default();
+            let Some(slot) = limits.get_mut(&key) else {
+                let help = suggest(&key, &Limits::KEYS).map_or_else(
+                    || format!("known budgets: {}", Limits::KEYS.join(", ")),
+                    |s| format!("did you mean `{s}`?"),
+                );
+                let span = self.key_span(&["limits", &key]);
+                self.error(Code::E0021, span, format!("unknown key `limits.{key}`"), "not a budget", Some(help));
+                continue;
+            };
+            let path = ["limits", key.as_str()];
+            // A negative number is as unusable as 0.
+            let number = value.as_u64().or_else(|| value.as_i64().map(|_| 0));
+            match number {
+                Some(n) if n > 0 => *slot = n,
+                Some(_) => {
+                    let span = self.value_span(&path);
+                    self.error(
+                        Code::E0022,
+                        span,
+                        format!("`limits.{key}` must be at least 1"),
+                        "not a usable budget",
+                        Some("remove the key to keep the default".to_owned()),
+                    );
+                }
+                None => {
+                    let span = self.value_span(&path);
+                    self.error(
+                        Code::E0020,
+                        span,
+                        format!("`limits.{key}` must be a whole number, not {}", yaml_type(value)),
+                        "expected a number",
+                        Some("write it without quotes or units, e.g. `2000000`".to_owned()),
+                    );
+                }
+            }
+        }
+        limits
+    }
+
     fn owner(&mut self, value: &Value) -> Option<String> {
         let text = self.string(value, &["owner"])?;
         if is_owner_marker(&text) {
@@ -684,8 +761,7 @@ fn apply_var_file(path: &Path, vars: &mut BTreeMap<String, VarValue>, sources: &
             return;
         }
     };
-    let file = sources.add(shown, path.to_path_buf(), text);
-    let text = sources.get(file).text.clone();
+    let file = sources.add(shown, path.to_path_buf(), redact_url_credentials(&text));
     let mut reader = Reader { text: &text, file, diags };
     let Some(root) = reader.parse() else { return };
     if root.is_null() {
@@ -742,6 +818,12 @@ fn apply_var_flag(arg: &str, vars: &mut BTreeMap<String, VarValue>, diags: &mut 
 /// The value of `--var NAME=RAW`, typed by the variable's current value (see the module docs).
 fn parse_flag_value(name: &str, raw: &str, current: Option<&VarValue>) -> Result<VarValue, (String, Option<String>)> {
     let flow = |expected: Option<&'static str>| -> Result<VarValue, (String, Option<String>)> {
+        if let Some((start, end)) = yaml_tags(raw).into_iter().next() {
+            return Err((
+                format!("YAML tags are not supported: `{}`", &raw[start..end]),
+                Some("write the value without a `!tag`".to_owned()),
+            ));
+        }
         let value: Value = serde_norway::from_str(raw).map_err(|e| {
             let full = e.to_string();
             let message = full.find(" at line ").map_or(full.as_str(), |i| &full[..i]).to_owned();
@@ -848,6 +930,76 @@ pub fn is_owner_marker(s: &str) -> bool {
     (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// Tags reported per file at most; the rest of the file's tags go unreported.
+const MAX_TAGS_REPORTED: usize = 20;
+
+/// The byte ranges of the YAML tags in `text` (`!!binary`, `!!python/object:x`, `!custom`,
+/// `!<tag:...>`), in order. `serde_norway` resolves `!!` tags silently, so they are found with an
+/// event parser; nothing when the text does not parse (`serde_norway` reports that).
+fn yaml_tags(text: &str) -> Vec<(usize, usize)> {
+    use saphyr_parser::{Event, Parser};
+    let mut out = Vec::new();
+    let mut parser = Parser::new_from_str(text);
+    while let Some(Ok((event, span))) = parser.next_event() {
+        let tagged = matches!(
+            &event,
+            Event::Scalar(_, _, _, Some(_)) | Event::SequenceStart(_, Some(_)) | Event::MappingStart(_, Some(_))
+        );
+        if !tagged {
+            continue;
+        }
+        // The node's span starts at its properties (anchor, tag): the tag is the first `!`.
+        let node = text.char_indices().nth(span.start.index()).map_or(text.len(), |(b, _)| b);
+        let Some(start) = text[node..].find('!').map(|i| node + i) else { continue };
+        let end = if text[start..].starts_with("!<") {
+            text[start..].find('>').map_or(text.len(), |i| start + i + 1)
+        } else {
+            text[start..]
+                .find(|c: char| c.is_whitespace() || matches!(c, ',' | ']' | '}'))
+                .map_or(text.len(), |i| start + i)
+        };
+        out.push((start, end));
+    }
+    out
+}
+
+/// `value` without its tags (each already reported).
+fn untag(value: &mut Value) {
+    match value {
+        Value::Tagged(t) => {
+            let inner = std::mem::replace(&mut t.value, Value::Null);
+            *value = inner;
+            untag(value);
+        }
+        Value::Sequence(items) => items.iter_mut().for_each(untag),
+        Value::Mapping(map) => map.values_mut().for_each(untag),
+        _ => {}
+    }
+}
+
+/// `text` with the user name and password of every `scheme://user:password@host` masked
+/// (`*` for each byte, so that every span into the text stays valid): diagnostics show source
+/// lines, and a URL with credentials is refused without quoting them.
+pub fn redact_url_credentials(text: &str) -> String {
+    let mut out = text.as_bytes().to_vec();
+    let mut from = 0;
+    while let Some(i) = text[from..].find("://") {
+        let start = from + i + 3;
+        let rest = &text.as_bytes()[start..];
+        // The authority ends at the path, query or fragment; its user info at its last `@`.
+        let authority = rest
+            .iter()
+            .position(|b| matches!(b, b'/' | b'?' | b'#' | b'"' | b'\'') || b.is_ascii_whitespace())
+            .unwrap_or(rest.len());
+        if let Some(at) = rest[..authority].iter().rposition(|b| *b == b'@') {
+            out[start..start + at].fill(b'*');
+        }
+        from = start;
+    }
+    // INVARIANT: only whole runs of bytes between ASCII delimiters were replaced by ASCII.
+    String::from_utf8(out).unwrap_or_else(|_| text.to_owned())
+}
+
 /// Checks an endpoint URL and returns it without a trailing slash.
 fn check_endpoint(text: &str) -> Result<String, String> {
     let url = url::Url::parse(text).map_err(|e| format!("{e}"))?;
@@ -864,7 +1016,7 @@ fn check_endpoint(text: &str) -> Result<String, String> {
         other => return Err(format!("scheme `{other}` is not https")),
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("it carries credentials".to_owned());
+        return Err("it carries credentials (a user name or password, not shown)".to_owned());
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err("it has a query or fragment".to_owned());

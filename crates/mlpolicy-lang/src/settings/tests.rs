@@ -193,7 +193,8 @@ fn e0022_invalid_values() {
         ("cloud: { arm: 'http://arm.example', graph: 'https://g', authority: 'https://l' }\n", "'http://arm.example'"),
         (
             "cloud:\n  arm: https://user:pw@a.example\n  graph: https://g\n  authority: https://l\n",
-            "https://user:pw@a.example",
+            // Shown with its credentials masked.
+            "https://*******@a.example",
         ),
         ("cloud:\n  arm: https://a.example\n", "cloud"),
         ("vars:\n  Env: prod\n", "Env"),
@@ -370,4 +371,89 @@ fn byte_offset_counts_characters() {
     assert_eq!(byte_offset(text, 2, 1), 6);
     assert_eq!(&text[byte_offset(text, 2, 3)..=byte_offset(text, 2, 3)], ":");
     assert_eq!(byte_offset(text, 9, 1), text.len());
+}
+
+#[test]
+fn limits_override_their_defaults_one_by_one() {
+    let (settings, diags, _) =
+        load_yaml("limits:\n  string_bytes: 4194304\n  objects: 500000\n", &Overrides::default());
+    assert!(diags.items.is_empty(), "{diags:#?}");
+    let expected =
+        crate::limits::Limits { string_bytes: 4_194_304, objects: 500_000, ..crate::limits::Limits::default() };
+    assert_eq!(settings.limits, expected);
+    let (settings, diags, _) = load_yaml("tenant: contoso.com\n", &Overrides::default());
+    assert!(diags.items.is_empty());
+    assert_eq!(settings.limits, crate::limits::Limits::default());
+}
+
+#[test]
+fn limits_refuse_unknown_keys_wrong_types_and_zero() {
+    let (settings, diags, sources) = load_yaml("limits:\n  strng_bytes: 10\n", &Overrides::default());
+    assert_eq!(codes(&diags), [Code::E0021]);
+    assert_eq!(underlined(&diags, &sources), "strng_bytes");
+    assert_eq!(diags.items[0].help.as_deref(), Some("did you mean `string_bytes`?"));
+    assert_eq!(settings.limits, crate::limits::Limits::default());
+    let (_, diags, sources) = load_yaml("limits:\n  objects: \"many\"\n", &Overrides::default());
+    assert_eq!(codes(&diags), [Code::E0020]);
+    assert_eq!(underlined(&diags, &sources), "\"many\"");
+    for bad in ["0", "-5"] {
+        let (settings, diags, sources) = load_yaml(&format!("limits:\n  objects: {bad}\n"), &Overrides::default());
+        assert_eq!(codes(&diags), [Code::E0022], "{bad}");
+        assert_eq!(underlined(&diags, &sources), bad);
+        assert_eq!(settings.limits.objects, crate::limits::Limits::default().objects);
+    }
+    let (_, diags, _) = load_yaml("limits: 5\n", &Overrides::default());
+    assert_eq!(codes(&diags), [Code::E0020]);
+}
+
+#[test]
+fn yaml_tags_are_errors_at_the_tag() {
+    for (yaml, tag) in [
+        ("tenant: !!binary aGVsbG8=\n", "!!binary"),
+        ("owner: !!python/object:os.system x\n", "!!python/object:os.system"),
+        ("vars:\n  a: !!python/object/apply:os.system [\"ls\"]\n", "!!python/object/apply:os.system"),
+        ("vars:\n  a: !!str x\n", "!!str"),
+        ("vars: !!map\n  a: x\n", "!!map"),
+        ("vars: { a: !custom x }\n", "!custom"),
+        ("tenant: &t !<tag:yaml.org,2002:str> contoso.com\n", "!<tag:yaml.org,2002:str>"),
+    ] {
+        let (_, diags, sources) = load_yaml(yaml, &Overrides::default());
+        // The value is then read without its tag (`aGVsbG8=` is no tenant: E0022 besides).
+        let tags: Vec<_> = diags.items.iter().filter(|d| d.code == Code::E0020).collect();
+        assert_eq!(tags.len(), 1, "{yaml}: {diags:#?}");
+        let span = tags[0].span().unwrap();
+        assert_eq!(sources.text(span), tag, "{yaml}");
+        assert!(tags[0].message.contains("YAML tags are not supported"), "{yaml}");
+        let line = 1 + yaml[..yaml.find(tag).unwrap()].matches('\n').count();
+        assert_eq!(sources.line_col(span.file, span.start).0, line, "{yaml}");
+    }
+    // Tags in values that are not tags: text after `!` inside a scalar, quoted or not.
+    let (settings, diags, _) = load_yaml("vars:\n  a: \"!!binary x\"\n  b: hello!world\n", &Overrides::default());
+    assert!(diags.items.is_empty(), "{diags:#?}");
+    assert_eq!(settings.vars["a"], s("!!binary x"));
+    // In a `--vars` file and a `--var` flow value too.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("extra.yaml");
+    std::fs::write(&file, "teams: !!python/tuple [a, b]\n").unwrap();
+    let overrides = Overrides { vars: vec!["list=!!set [a]".into()], var_files: vec![file] };
+    let (_, diags, _) = load_yaml("vars:\n  list: [x]\n", &overrides);
+    assert_eq!(codes(&diags), [Code::E0020, Code::E0023], "{diags:#?}");
+    assert!(diags.items.iter().all(|d| d.message.contains("YAML tags are not supported")), "{diags:#?}");
+}
+
+#[test]
+fn credentials_in_urls_are_refused_and_never_shown() {
+    let yaml = "tenant: contoso.com\ncloud:\n  arm: https://admin:hunter2@management.example.com\n  \
+                graph: \"https://tok@en:p@ss@graph.example.com/\"\n  authority: https://login.example.com\n";
+    let (_, diags, sources) = load_yaml(yaml, &Overrides::default());
+    assert_eq!(codes(&diags), [Code::E0022, Code::E0022]);
+    let shown = &sources.files.last().unwrap().text;
+    assert_eq!(shown.len(), yaml.len(), "spans stay valid");
+    for secret in ["admin", "hunter2", "tok@en", "p@ss", "ss@graph"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+        assert!(diags.items.iter().all(|d| !d.message.contains(secret) && !format!("{d:?}").contains(secret)));
+    }
+    assert!(shown.contains("https://*************@management.example.com"), "{shown}");
+    assert!(shown.contains("\"https://***********@graph.example.com/\""), "{shown}");
+    assert!(diags.items[0].message.contains("carries credentials"));
 }

@@ -1,21 +1,22 @@
 //! `mlpolicy apply [DIR | PLANFILE]`: plan, confirm and apply a configuration directory, or
-//! apply a saved plan after checking that it is intact and not stale. Progress goes to stdout
+//! apply a saved plan after checking that it is intact (and signed, when `MLPOLICY_PLAN_KEY` is
+//! set), not stale, and the same as the plan re-derived from its configuration now. Progress goes to stdout
 //! one line per event, Terraform style, so CI logs and terminals read the same; on a terminal
 //! (stderr a TTY, outside CI) a progress bar on stderr below the lines shows done/total and the
 //! object last started.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::args::ApplyArgs;
 use super::{ExitStatus, print_diagnostics};
 use crate::connect::{ConnectOptions, Connection, connect, stderr_log};
+use mlpolicy_engine::apply::saved_plan_error;
 use mlpolicy_engine::apply::{ApplyEvent, ApplyOptions, ApplyReport};
 use mlpolicy_engine::diff::DiffOptions;
-use mlpolicy_engine::plan::{Action, Plan, SavedPlan};
-use mlpolicy_lang::diagnostics::{Diagnostic, Diagnostics};
-use mlpolicy_lang::settings::{CloudSetting, Settings};
+use mlpolicy_engine::plan::{Action, Plan, PlanKey, SavedPlan, SavedPlanError};
+use mlpolicy_lang::diagnostics::{Code, Diagnostic, Diagnostics};
 use mlpolicy_lang::source::Sources;
 
 /// Runs `apply`.
@@ -160,31 +161,24 @@ fn config_dir_of(saved: &SavedPlan) -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
-fn settings_of(saved: &SavedPlan) -> Settings {
-    let [arm, graph, authority] = saved.cloud.clone();
-    Settings {
-        tenant: saved.tenant.clone(),
-        cloud: CloudSetting::Custom { arm, graph, authority },
-        ..Settings::default()
-    }
+/// Reads a saved plan: intact (E0704) and, when `MLPOLICY_PLAN_KEY` is set, signed with it
+/// (E0707).
+fn read_saved(args: &ApplyArgs, path: &str) -> Result<SavedPlan, Diagnostic> {
+    let text = std::fs::read_to_string(&args.target)
+        .map_err(|e| saved_plan_error(path, &SavedPlanError::Invalid(e.to_string())))?;
+    let key = PlanKey::from_env().map_err(|e| saved_plan_error(path, &e))?;
+    SavedPlan::from_signed_file_text(&text, key.as_ref()).map_err(|e| saved_plan_error(path, &e))
 }
 
+/// `apply PLANFILE`: the plan is re-derived from the configuration it names and the live
+/// tenant, policies included, and only the re-derived plan is applied, after it was found equal
+/// to the saved one (stale: E0703; different: E0706).
 async fn apply_saved(args: &ApplyArgs) -> ExitStatus {
     let path = args.target.display().to_string();
-    let text = match std::fs::read_to_string(&args.target) {
-        Ok(t) => t,
-        Err(e) => {
-            report(mlpolicy_engine::apply::saved_plan_error(
-                &path,
-                &mlpolicy_engine::plan::SavedPlanError::Invalid(e.to_string()),
-            ));
-            return ExitStatus::Error;
-        }
-    };
-    let saved = match SavedPlan::from_file_text(&text) {
+    let saved = match read_saved(args, &path) {
         Ok(s) => s,
-        Err(e) => {
-            report(mlpolicy_engine::apply::saved_plan_error(&path, &e));
+        Err(d) => {
+            report(d);
             return ExitStatus::Error;
         }
     };
@@ -192,18 +186,26 @@ async fn apply_saved(args: &ApplyArgs) -> ExitStatus {
         eprintln!("error: a policy denies this plan; apply refuses");
         return ExitStatus::PolicyDeny;
     }
-    let overrides = args.common.overrides();
-    let dir = config_dir_of(&saved);
-    let (settings, fingerprint) = match &dir {
-        Some(d) => {
-            let compiled = mlpolicy_lang::compile(d, &overrides);
-            (compiled.settings.clone(), Some(mlpolicy_engine::config_fingerprint(&compiled, &overrides)))
-        }
-        None => (settings_of(&saved), None),
+    let Some(dir) = config_dir_of(&saved) else {
+        report(
+            Diagnostic::error(
+                Code::E0706,
+                format!(
+                    "the configuration `{}` that `{path}` was planned from is not there, so the plan cannot be re-derived",
+                    saved.config_dir
+                ),
+            )
+            .with_help("apply a saved plan from where `mlpolicy plan --out` ran, with the configuration checked out"),
+        );
+        return ExitStatus::Error;
     };
-    let state_dir =
-        dir.clone().unwrap_or_else(|| args.target.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf));
-    let conn = match connect(&state_dir, &settings, &connect_options(args, saved.emulator || args.emulator)).await {
+    let overrides = args.common.overrides();
+    let compiled = mlpolicy_lang::compile(&dir, &overrides);
+    print_diagnostics(&compiled.report(), &compiled.sources);
+    if compiled.has_errors() {
+        return ExitStatus::Error;
+    }
+    let conn = match connect(&dir, &compiled.settings, &connect_options(args, saved.emulator || args.emulator)).await {
         Ok(c) => c,
         Err(d) => {
             report(d);
@@ -211,18 +213,31 @@ async fn apply_saved(args: &ApplyArgs) -> ExitStatus {
         }
     };
     let status = async {
-        if let Err(d) =
-            mlpolicy_engine::apply::check_stale(&saved, &conn.client, &diff_options(args), fingerprint.as_deref()).await
-        {
+        let now = match mlpolicy_engine::plan(&compiled, &overrides, &conn.client, &diff_options(args)).await {
+            Ok(p) => p,
+            Err(diags) => {
+                print_diagnostics(&diags, &compiled.sources);
+                return ExitStatus::Error;
+            }
+        };
+        print_diagnostics(&now.diagnostics, &compiled.sources);
+        if now.diagnostics.has_errors() {
+            return ExitStatus::Error;
+        }
+        if now.plan.denied {
+            eprintln!("error: a policy of the configuration denies this plan; apply refuses");
+            return ExitStatus::PolicyDeny;
+        }
+        if let Err(d) = mlpolicy_engine::apply::check_saved(&saved, &path, &now) {
             report(*d);
             return ExitStatus::Error;
         }
-        print!("{}", render_text(&saved.plan));
-        if !saved.plan.has_work() {
+        print!("{}", render_text(&now.plan));
+        if !now.plan.has_work() {
             return ExitStatus::Success;
         }
         println!();
-        let report = run_apply(args, &saved.plan, &saved.desired, &conn).await;
+        let report = run_apply(args, &now.plan, &now.desired, &conn).await;
         finish(&report)
     }
     .await;

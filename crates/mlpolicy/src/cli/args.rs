@@ -43,7 +43,7 @@ pub enum Command {
     Plan(PlanArgs),
     /// Carry out a plan: of a configuration directory (asks first), or a saved plan file.
     #[command(
-        after_help = "Example:\n  mlpolicy apply examples/contoso-ml                 # plan, ask, apply\n  mlpolicy apply . --auto-approve --audit-log audit.jsonl\n  mlpolicy plan . --out plan.json && mlpolicy apply plan.json   # applies what was reviewed\n  mlpolicy apply . --emulator --auto-approve        # against the local emulator\n\nExit codes: 0 applied, 1 error (a stale or altered plan file included), 3 a policy `deny`."
+        after_help = "Example:\n  mlpolicy apply examples/contoso-ml                 # plan, ask, apply\n  mlpolicy apply . --auto-approve --audit-log audit.jsonl\n  mlpolicy plan . --out plan.json && mlpolicy apply plan.json   # applies what was reviewed\n  mlpolicy apply . --emulator --auto-approve        # against the local emulator\n\nA plan file is re-derived from its configuration and the live tenant, and applied only when the same.\nWith MLPOLICY_PLAN_KEY set, a plan file must carry a signature made with that key (`plan --out` signs).\nExit codes: 0 applied, 1 error (a stale, altered, unsigned or edited plan file included), 3 a policy `deny`."
     )]
     Apply(ApplyArgs),
     /// Judge the live tenant: policies, orphaned assignments, unmanaged access, expiring app secrets.
@@ -126,7 +126,8 @@ pub struct ApplyArgs {
     /// Operations in flight at once.
     #[arg(long, default_value_t = mlpolicy_engine::apply::DEFAULT_PARALLELISM, value_name = "N")]
     pub parallelism: usize,
-    /// Append one JSON line per change made to FILE (who, what, when, Azure request ids).
+    /// Append one JSON line per change made to FILE (who, what, when, Azure request ids), after a
+    /// first line for the apply; apply does not start when FILE cannot be written.
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
     /// Run against the in-process emulator (state in `.mlpolicy/emulator.yaml`).
@@ -281,7 +282,8 @@ pub struct PlanArgs {
     /// The configuration directory.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
-    /// Also save the plan, with fingerprints of what it was computed from, for `apply FILE`.
+    /// Also save the plan, with fingerprints of what it was computed from, for `apply FILE`
+    /// (signed with HMAC-SHA256 when `MLPOLICY_PLAN_KEY` is set).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Output format.

@@ -3,7 +3,7 @@
 use super::args::{PlanArgs, PlanFormat};
 use super::{ExitStatus, connect_options, print_diagnostics, runtime};
 use crate::render;
-use mlpolicy_engine::plan::SavedPlan;
+use mlpolicy_engine::plan::{PlanKey, SavedPlan};
 use mlpolicy_lang::diagnostics::Code;
 use mlpolicy_lang::diagnostics::{Diagnostic, Diagnostics};
 
@@ -63,6 +63,14 @@ pub fn run(args: &PlanArgs) -> ExitStatus {
         return ExitStatus::Error;
     }
     if let Some(path) = &args.out {
+        let key = match PlanKey::from_env() {
+            Ok(k) => k,
+            Err(e) => {
+                let d = mlpolicy_engine::apply::saved_plan_error(&path.display().to_string(), &e);
+                print_diagnostics(&d.into(), &compiled.sources);
+                return ExitStatus::Error;
+            }
+        };
         let saved = SavedPlan {
             format_version: mlpolicy_engine::plan::FORMAT_VERSION,
             created_by: format!("mlpolicy {}", env!("CARGO_PKG_VERSION")),
@@ -74,7 +82,7 @@ pub fn run(args: &PlanArgs) -> ExitStatus {
             desired: planned.desired.clone(),
             plan: planned.plan.clone(),
         };
-        if let Err(e) = std::fs::write(path, saved.to_file_text()) {
+        if let Err(e) = std::fs::write(path, saved.to_signed_file_text(key.as_ref())) {
             let d = Diagnostic::error(Code::E0602, format!("cannot write the plan to `{}`: {e}", path.display()));
             print_diagnostics(&d.into(), &compiled.sources);
             return ExitStatus::Error;

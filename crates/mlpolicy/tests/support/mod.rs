@@ -52,7 +52,8 @@ pub fn mlpolicy_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
 }
 
 /// Variables of CI systems that change what mlpolicy prints or does.
-const CI_VARS: [&str; 20] = [
+const CI_VARS: [&str; 21] = [
+    "MLPOLICY_PLAN_KEY",
     "GITHUB_ACTIONS",
     "GITHUB_EVENT_PATH",
     "GITHUB_REPOSITORY",

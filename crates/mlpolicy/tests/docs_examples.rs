@@ -20,7 +20,7 @@ use crate::support::{mlpolicy, root};
 const AZURE: [&str; 5] = ["plan", "apply", "audit", "export", "access"];
 
 /// Examples that are expected to exit non-zero, with why.
-const EXPECTED_FAILURES: [(&str, &str); 5] = [
+const EXPECTED_FAILURES: [(&str, &str); 6] = [
     // Reads a subscription the emulator's tenant does not have: E0802/E0501, not a usage error.
     ("mlpolicy export --out ml --subscription prod=6c1e9a42-3b7d-4f05-8e2a-9d4b1c7f3e60", "no such subscription"),
     // The emulator seed file is the reader's own.
@@ -30,6 +30,8 @@ const EXPECTED_FAILURES: [(&str, &str); 5] = [
     ("mlpolicy access group.leds", "E0901 on purpose"),
     // Asks for confirmation: without a terminal it says to pass `--auto-approve`.
     ("mlpolicy apply examples/contoso-ml                 # plan, ask, apply", "needs a terminal"),
+    // An editor starts it and speaks LSP on its stdin; closed stdin without `shutdown` is exit 1.
+    ("mlpolicy lsp ", "needs an editor on stdin"),
 ];
 
 /// One example: where it was written and the words to run.

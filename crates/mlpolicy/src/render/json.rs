@@ -46,6 +46,8 @@ struct JsonSummary {
     destroy: usize,
     /// Objects adopted: made outside mlpolicy, only their ownership marker is written.
     adopt: usize,
+    /// Objects whose configuration address changed through a `moved` block, with nothing to do
+    /// in Azure.
     moved: usize,
 }
 
@@ -58,7 +60,7 @@ struct JsonChange<'a> {
     kind: &'a str,
     /// The object in Azure: ARM id, a group's `uniqueName`, or a role assignment's ARM id.
     azure_id: &'a str,
-    /// `create`, `update`, `replace`, `delete`, `adopt` or `read` (open-ended: treat others as "something else").
+    /// `create`, `update`, `replace`, `delete`, `adopt`, `move` or `read` (open-ended: treat others as "something else").
     action: &'static str,
     /// Why: the attribute that forces a replacement, `no longer in configuration`, ...
     reason: Option<&'a str>,
@@ -70,6 +72,8 @@ struct JsonChange<'a> {
     changes: Vec<JsonAttrChange<'a>>,
     /// For `replace` and `delete`: the objects that go with it.
     blast_radius: &'a [String],
+    /// The address a `moved` block says the object had before, when the live object was found
+    /// under it; `null` otherwise.
     moved_from: Option<&'a str>,
 }
 

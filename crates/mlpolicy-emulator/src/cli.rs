@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::realism::Profile;
-use crate::{EmulatorConfig, Throttle};
+use crate::{EmulatorConfig, Limits, Throttle};
 
 /// A local Azure: the ARM, Microsoft Graph and token endpoints, over HTTP.
 #[derive(Debug, clap::Args)]
@@ -13,9 +13,13 @@ pub struct Args {
     /// Address to listen on; port 0 picks a free port (printed on the ready line).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
-    /// YAML state: loaded at start when it exists, saved after every change.
+    /// YAML state: loaded at start when it exists, saved after every change; locked
+    /// (`FILE.lock`) for one emulator at a time.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// How long to wait for another emulator to release `--state` before failing.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub lock_timeout: Duration,
     /// Tenant id (default: the state's, or a fixed one).
     #[arg(long, value_name = "ID")]
     pub tenant: Option<String>,
@@ -56,6 +60,16 @@ pub struct Args {
     /// Accept only applications and subscriptions present in the state.
     #[arg(long)]
     pub strict_auth: bool,
+    /// Connections open at once; more wait to be accepted.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
+    pub max_connections: usize,
+    /// Close a connection that has not sent a complete request head in this time (also the
+    /// keep-alive limit between requests).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Close a connection that moves no byte for this long while no request is being handled.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
 }
 
 impl Args {
@@ -85,6 +99,13 @@ impl Args {
             realism.token_lifetime_s = d.as_secs().max(1);
         }
         realism.seed = args.random_seed;
+        realism.validate()?;
+        let limits = Limits {
+            max_connections: args.max_connections,
+            header_read_timeout: args.header_read_timeout,
+            idle_timeout: args.idle_timeout,
+        };
+        limits.validate()?;
         Ok(EmulatorConfig {
             listen: args.listen,
             state_file: args.state.clone(),
@@ -93,6 +114,8 @@ impl Args {
             strict_auth: args.strict_auth,
             tls: args.tls,
             realism,
+            lock_timeout: args.lock_timeout,
+            limits,
         })
     }
 }

@@ -6,6 +6,7 @@ mod audit;
 mod azure;
 mod cli;
 mod codes;
+mod concurrency;
 mod examples;
 mod export;
 mod golden;

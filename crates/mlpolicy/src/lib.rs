@@ -3,4 +3,5 @@
 
 pub mod cli;
 pub mod connect;
+pub mod fuzz;
 pub mod render;

@@ -639,3 +639,16 @@ fn every_seed_passes_its_target() {
         mlpolicy::fuzz::azure_response(&seed);
     }
 }
+
+// ---- Regressions: every input a fuzzing run found, kept forever ---------------------------
+
+/// `mlpolicy.yaml` whose only key is a tagged empty scalar: locating the key `""` for the
+/// E0021 diagnostic searched past the end of the text and panicked (`validate` crashed).
+/// Found by `fuzz_settings` after about 100,000 cases (docs/fuzzing.md).
+#[test]
+fn regression_settings_empty_key_in_flow_search() {
+    let dir = tempfile::tempdir().unwrap();
+    for input in [&b"!!binary : subscriptions:{"[..], b": {", b"{\xc3\xa9", b"vars: {a: 1}\n: {"] {
+        mlpolicy::fuzz::settings(dir.path(), input);
+    }
+}

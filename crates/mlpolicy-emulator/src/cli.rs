@@ -99,7 +99,18 @@ impl Args {
             realism.token_lifetime_s = d.as_secs().max(1);
         }
         realism.seed = args.random_seed;
-        realism.validate()?;
+        // The flags' names for the fields `Realism::validate` names.
+        realism.validate().map_err(|e| {
+            [
+                ("`latency_ms`", "--latency"),
+                ("`page_size`", "--page-size"),
+                ("`replication_delay_ms`", "--replication-delay (in ms)"),
+                ("`token_lifetime_s`", "--token-lifetime (in s)"),
+                ("`throttle.", "--throttle `"),
+            ]
+            .iter()
+            .fold(e, |e, (field, flag)| e.replace(field, flag))
+        })?;
         let limits = Limits {
             max_connections: args.max_connections,
             header_read_timeout: args.header_read_timeout,
@@ -126,4 +137,42 @@ fn millis(d: std::time::Duration) -> u64 {
 
 fn probability(flag: &str, rate: f64) -> Result<f64, String> {
     if (0.0..=1.0).contains(&rate) { Ok(rate) } else { Err(format!("{flag} must be between 0 and 1, got {rate}")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Args;
+    use crate::{DEFAULT_LOCK_TIMEOUT, Limits};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn config(flags: &[&str]) -> Result<crate::EmulatorConfig, String> {
+        Cli::try_parse_from(std::iter::once("emulator").chain(flags.iter().copied())).unwrap().args.config()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_out_of_range_flags_are_refused_by_name() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.lock_timeout, DEFAULT_LOCK_TIMEOUT);
+        let c = config(&["--lock-timeout", "5s", "--max-connections", "8", "--idle-timeout", "2s"]).unwrap();
+        assert_eq!((c.lock_timeout.as_secs(), c.limits.max_connections, c.limits.idle_timeout.as_secs()), (5, 8, 2));
+        for (flags, expect) in [
+            (&["--latency", "2m"][..], "--latency must be at most 60000 ms"),
+            (&["--page-size", "20000"], "--page-size must be at most 10000"),
+            (&["--fault-rate", "1.5"], "--fault-rate must be between 0 and 1"),
+            (&["--throttle", "read=0/1"], "arm_read_capacity"),
+            (&["--max-connections", "0"], "connection limit"),
+            (&["--header-read-timeout", "0s"], "header read timeout"),
+        ] {
+            let e = config(flags).unwrap_err();
+            assert!(e.contains(expect), "{flags:?}: {e}");
+        }
+    }
 }

@@ -644,7 +644,7 @@ fn every_seed_passes_its_target() {
 
 /// `mlpolicy.yaml` whose only key is a tagged empty scalar: locating the key `""` for the
 /// E0021 diagnostic searched past the end of the text and panicked (`validate` crashed).
-/// Found by `fuzz_settings` after about 100,000 cases (docs/fuzzing.md).
+/// Found by `fuzz_settings` in a 150,000-case run (docs/fuzzing.md).
 #[test]
 fn regression_settings_empty_key_in_flow_search() {
     let dir = tempfile::tempdir().unwrap();

@@ -52,6 +52,17 @@ fn wait_for_line(child: &mut Child, marker: &str) -> std::thread::JoinHandle<Str
     })
 }
 
+/// Kills a child that runs until stopped (an emulator) when dropped, so that a failing
+/// assertion leaves no process behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 struct Done {
     ok: bool,
     stdout: String,
@@ -157,14 +168,17 @@ fn a_held_state_fails_clearly_after_the_wait_and_a_killed_holder_releases_it() {
     let dir = quickstart();
     std::fs::create_dir(dir.path().join(".mlpolicy")).unwrap();
     // A standalone emulator on the directory's state file holds it while it runs.
-    let mut holder =
-        spawn(dir.path(), &["emulator", "--state", ".mlpolicy/emulator.yaml", "--seed", "emulator-seed.yaml"], &[]);
-    let holder_out = wait_for_line(&mut holder, "listening on");
+    let mut holder = KillOnDrop(spawn(
+        dir.path(),
+        &["emulator", "--state", ".mlpolicy/emulator.yaml", "--seed", "emulator-seed.yaml"],
+        &[],
+    ));
+    let holder_out = wait_for_line(&mut holder.0, "listening on");
     let started = Instant::now();
     let run = finish(spawn(dir.path(), &APPLY, &[("MLPOLICY_EMULATOR_LOCK_TIMEOUT", "1s")]), None);
     assert!(!run.ok, "{}", run.stdout);
     assert!(started.elapsed() >= Duration::from_secs(1));
-    let pid = format!("pid {}", holder.id());
+    let pid = format!("pid {}", holder.0.id());
     let said = flat(&run.stderr);
     assert!(said.contains("waiting up to 1s"), "{said}");
     assert!(said.contains(&format!("is still in use by another emulator ({pid}) after waiting 1s")), "{said}");
@@ -176,8 +190,8 @@ fn a_held_state_fails_clearly_after_the_wait_and_a_killed_holder_releases_it() {
     );
     assert!(!second.ok && flat(&second.stderr).contains("still in use"), "{}", second.stderr);
     // SIGKILL: the operating system drops the lock with the process.
-    holder.kill().unwrap();
-    holder.wait().unwrap();
+    holder.0.kill().unwrap();
+    holder.0.wait().unwrap();
     drop(holder_out);
     let run = finish(spawn(dir.path(), &APPLY, &[("MLPOLICY_EMULATOR_LOCK_TIMEOUT", "5s")]), None);
     assert!(run.ok, "{}\n{}", run.stdout, run.stderr);

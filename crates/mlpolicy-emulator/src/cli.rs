@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::realism::Profile;
-use crate::{EmulatorConfig, Throttle};
+use crate::{EmulatorConfig, Limits, Throttle};
 
 /// A local Azure: the ARM, Microsoft Graph and token endpoints, over HTTP.
 #[derive(Debug, clap::Args)]
@@ -13,9 +13,13 @@ pub struct Args {
     /// Address to listen on; port 0 picks a free port (printed on the ready line).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
-    /// YAML state: loaded at start when it exists, saved after every change.
+    /// YAML state: loaded at start when it exists, saved after every change; locked
+    /// (`FILE.lock`) for one emulator at a time.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+    /// How long to wait for another emulator to release `--state` before failing.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub lock_timeout: Duration,
     /// Tenant id (default: the state's, or a fixed one).
     #[arg(long, value_name = "ID")]
     pub tenant: Option<String>,
@@ -56,6 +60,16 @@ pub struct Args {
     /// Accept only applications and subscriptions present in the state.
     #[arg(long)]
     pub strict_auth: bool,
+    /// Connections open at once; more wait to be accepted.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
+    pub max_connections: usize,
+    /// Close a connection that has not sent a complete request head in this time (also the
+    /// keep-alive limit between requests).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Close a connection that moves no byte for this long while no request is being handled.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
 }
 
 impl Args {
@@ -85,6 +99,24 @@ impl Args {
             realism.token_lifetime_s = d.as_secs().max(1);
         }
         realism.seed = args.random_seed;
+        // The flags' names for the fields `Realism::validate` names.
+        realism.validate().map_err(|e| {
+            [
+                ("`latency_ms`", "--latency"),
+                ("`page_size`", "--page-size"),
+                ("`replication_delay_ms`", "--replication-delay (in ms)"),
+                ("`token_lifetime_s`", "--token-lifetime (in s)"),
+                ("`throttle.", "--throttle `"),
+            ]
+            .iter()
+            .fold(e, |e, (field, flag)| e.replace(field, flag))
+        })?;
+        let limits = Limits {
+            max_connections: args.max_connections,
+            header_read_timeout: args.header_read_timeout,
+            idle_timeout: args.idle_timeout,
+        };
+        limits.validate()?;
         Ok(EmulatorConfig {
             listen: args.listen,
             state_file: args.state.clone(),
@@ -93,6 +125,8 @@ impl Args {
             strict_auth: args.strict_auth,
             tls: args.tls,
             realism,
+            lock_timeout: args.lock_timeout,
+            limits,
         })
     }
 }
@@ -103,4 +137,42 @@ fn millis(d: std::time::Duration) -> u64 {
 
 fn probability(flag: &str, rate: f64) -> Result<f64, String> {
     if (0.0..=1.0).contains(&rate) { Ok(rate) } else { Err(format!("{flag} must be between 0 and 1, got {rate}")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Args;
+    use crate::{DEFAULT_LOCK_TIMEOUT, Limits};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn config(flags: &[&str]) -> Result<crate::EmulatorConfig, String> {
+        Cli::try_parse_from(std::iter::once("emulator").chain(flags.iter().copied())).unwrap().args.config()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_out_of_range_flags_are_refused_by_name() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.lock_timeout, DEFAULT_LOCK_TIMEOUT);
+        let c = config(&["--lock-timeout", "5s", "--max-connections", "8", "--idle-timeout", "2s"]).unwrap();
+        assert_eq!((c.lock_timeout.as_secs(), c.limits.max_connections, c.limits.idle_timeout.as_secs()), (5, 8, 2));
+        for (flags, expect) in [
+            (&["--latency", "2m"][..], "--latency must be at most 60000 ms"),
+            (&["--page-size", "20000"], "--page-size must be at most 10000"),
+            (&["--fault-rate", "1.5"], "--fault-rate must be between 0 and 1"),
+            (&["--throttle", "read=0/1"], "arm_read_capacity"),
+            (&["--max-connections", "0"], "connection limit"),
+            (&["--header-read-timeout", "0s"], "header read timeout"),
+        ] {
+            let e = config(flags).unwrap_err();
+            assert!(e.contains(expect), "{flags:?}: {e}");
+        }
+    }
 }

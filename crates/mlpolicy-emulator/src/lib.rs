@@ -5,17 +5,23 @@
 //! injected faults (`docs/emulator.md` lists what is served; Microsoft's references are
 //! <https://learn.microsoft.com/rest/api/azure/> and <https://learn.microsoft.com/graph/api/overview>).
 //! Connections are served with hyper directly so that a "dropped connection" fault can close
-//! the socket without an answer. State lives in one [`state::Tenant`] behind a mutex and is
-//! saved atomically after every change when a state file is configured.
+//! the socket without an answer ([`server`]: connection limit, header-read and idle timeouts).
+//! State lives in one [`state::Tenant`] behind a mutex and is saved atomically after every
+//! change when a state file is configured; the file is locked for one emulator at a time
+//! ([`lock`]).
 
 mod arm;
 pub mod cli;
+mod control;
 mod graph;
+pub mod lock;
 pub mod realism;
 pub mod recordings;
 pub mod roles;
+pub mod server;
 mod shapes;
 pub mod state;
+pub mod strict;
 mod tls;
 mod token;
 mod util;
@@ -26,7 +32,6 @@ mod tests;
 mod tests_arm;
 
 use std::collections::{HashMap, HashSet};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -34,13 +39,16 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
+pub use control::parse_realism;
+pub use lock::DEFAULT_LOCK_TIMEOUT;
 pub use realism::{Profile, Realism, Throttle};
+pub use server::Limits;
 pub use state::Tenant;
 
 use realism::{BucketKind, Buckets, Counter, Fault, Rng, Stats};
@@ -66,6 +74,11 @@ pub struct EmulatorConfig {
     pub tls: bool,
     /// Realism switches.
     pub realism: Realism,
+    /// How long to wait for another emulator to release the state file
+    /// ([`DEFAULT_LOCK_TIMEOUT`] by default).
+    pub lock_timeout: Duration,
+    /// Connection limit and timeouts.
+    pub limits: Limits,
 }
 
 impl Default for EmulatorConfig {
@@ -78,6 +91,8 @@ impl Default for EmulatorConfig {
             strict_auth: false,
             tls: false,
             realism: Realism::default(),
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            limits: Limits::default(),
         }
     }
 }
@@ -99,6 +114,9 @@ pub enum EmulatorError {
     /// The TLS certificate could not be made or written.
     #[error("cannot set up tls: {0}")]
     Tls(String),
+    /// A realism value or a server limit is out of range.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The default tenant id when neither the flag nor the state names one.
@@ -114,8 +132,17 @@ pub struct Emulator {
 }
 
 impl Emulator {
-    /// Loads state, binds the port and starts serving.
+    /// Takes the state file's lock (waiting up to `lock_timeout` for another emulator to
+    /// release it), loads state, binds the port and starts serving.
     pub async fn start(cfg: EmulatorConfig) -> Result<Emulator, EmulatorError> {
+        cfg.realism.validate().map_err(EmulatorError::Config)?;
+        cfg.limits.validate().map_err(EmulatorError::Config)?;
+        let state_lock = match &cfg.state_file {
+            Some(path) => {
+                Some(lock::StateLock::acquire(path, cfg.lock_timeout, &|m| eprintln!("mlpolicy emulator: {m}")).await?)
+            }
+            None => None,
+        };
         let mut tenant = match (&cfg.state_file, &cfg.seed_file) {
             (Some(state), _) if state.exists() => Tenant::load(state)?,
             (_, Some(seed)) => Tenant::load(seed)?,
@@ -154,10 +181,12 @@ impl Emulator {
             issued: Mutex::new(Vec::new()),
             generation: std::sync::atomic::AtomicU64::new(0),
             identity_index: Mutex::new(None),
+            closed: std::sync::atomic::AtomicBool::new(false),
+            state_lock: Mutex::new(state_lock),
         });
         let (shutdown, rx) = watch::channel(false);
         let acceptor = tls.map(|t| t.acceptor);
-        let task = tokio::spawn(accept_loop(listener, acceptor, Arc::clone(&shared), rx));
+        let task = tokio::spawn(server::accept_loop(listener, acceptor, Arc::clone(&shared), cfg.limits, rx));
         Ok(Emulator { base_url, ca_pem, shared, shutdown, task })
     }
 
@@ -181,10 +210,16 @@ impl Emulator {
         lock(&self.shared.issued).clone()
     }
 
-    /// Stops serving and closes every connection.
+    /// Stops serving, closes every connection, saves the state a last time and releases the
+    /// state file's lock: after this no write of this emulator reaches the file.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        let state = self.shared.state.lock().await;
+        // A handler cancelled by the shutdown may have changed the state without saving it.
+        self.shared.persist(&state).await;
+        self.shared.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        drop(lock(&self.shared.state_lock).take());
     }
 }
 
@@ -195,55 +230,6 @@ pub async fn run_cli(cfg: EmulatorConfig) -> Result<(), EmulatorError> {
     let _ = tokio::signal::ctrl_c().await;
     emulator.shutdown().await;
     Ok(())
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.changed() => return,
-        };
-        let Ok((stream, _)) = accepted else { continue };
-        let shared = Arc::clone(&shared);
-        let stop = shutdown.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            match tls {
-                None => serve_connection(stream, shared, stop).await,
-                Some(acceptor) => {
-                    if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
-                    {
-                        serve_connection(stream, shared, stop).await;
-                    }
-                }
-            }
-        });
-    }
-}
-
-/// Serves HTTP/1.1 on one connection until it closes, a fault drops it, or shutdown.
-async fn serve_connection<S>(stream: S, shared: Arc<Shared>, mut stop: watch::Receiver<bool>)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let kill = Arc::new(Notify::new());
-    let conn_kill = Arc::clone(&kill);
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let shared = Arc::clone(&shared);
-        let kill = Arc::clone(&conn_kill);
-        async move { Ok::<_, Infallible>(serve(shared, kill, req).await) }
-    });
-    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-    tokio::select! {
-        _ = conn => {}
-        () = kill.notified() => {}
-        _ = stop.changed() => {}
-    }
 }
 
 /// State shared by every request.
@@ -267,6 +253,10 @@ pub(crate) struct Shared {
     pub generation: std::sync::atomic::AtomicU64,
     /// Identities and federated credentials by parent, for the generation it was built at.
     pub identity_index: Mutex<Option<(u64, Arc<arm::IdentityIndex>)>>,
+    /// Set (under the state lock) once shut down: nothing is saved any more.
+    pub closed: std::sync::atomic::AtomicBool,
+    /// The state file's lock, released at shutdown (or when the last handle drops).
+    pub state_lock: Mutex<Option<lock::StateLock>>,
 }
 
 /// Locks a std mutex, ignoring poisoning (no handler panics while holding one).
@@ -293,10 +283,11 @@ impl Shared {
         self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Saves the state when a state file is configured. Errors are reported on stderr: the
-    /// in-memory state stays authoritative.
+    /// Saves the state when a state file is configured, unless shut down (call it with the
+    /// state lock held). Errors are reported on stderr: the in-memory state stays authoritative.
     pub async fn persist(&self, tenant: &Tenant) {
         if let Some(path) = &self.state_file
+            && !self.closed.load(std::sync::atomic::Ordering::SeqCst)
             && let Err(e) = tenant.save(path).await
         {
             eprintln!("mlpolicy emulator: {e}");
@@ -484,19 +475,43 @@ fn classify(segs: &[String]) -> Surface {
     }
 }
 
-async fn serve(shared: Arc<Shared>, kill: Arc<Notify>, req: Request<Incoming>) -> Response<Body> {
+/// The largest request body read; a larger one answers 413.
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Reads a request body: 413 past [`MAX_BODY`], 400 when it cannot be read (a malformed
+/// chunked encoding, a connection cut mid-body). Either answer closes the connection.
+async fn read_body(body: Incoming) -> Result<Bytes, Response<Body>> {
+    match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) => {
+            let reply = if e.is::<http_body_util::LengthLimitError>() {
+                Reply::arm_error(413, "RequestEntityTooLarge", "The request body is too large.")
+            } else {
+                Reply::arm_error(400, "InvalidRequestContent", format!("The request body could not be read: {e}."))
+            };
+            Err(reply.header("Connection", "close").into_response())
+        }
+    }
+}
+
+async fn serve(
+    shared: Arc<Shared>,
+    kill: Arc<Notify>,
+    activity: Arc<server::Activity>,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let request_id = shared.uuid();
-    let Ok(bytes) = axum::body::to_bytes(Body::new(body), 16 * 1024 * 1024).await else {
-        {
-            return Reply::arm_error(413, "RequestEntityTooLarge", "The request body is too large.").into_response();
-        }
+    let bytes = match read_body(body).await {
+        Ok(b) => b,
+        Err(answer) => return answer,
     };
+    let _busy = activity.busy();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let mut ctx = Ctx::new(parts.method, &path, parts.headers, bytes, request_id);
     let surface = classify(&ctx.segs);
     if surface == Surface::Control {
-        return control(&shared, &ctx).await.into_response();
+        return control::handle(&shared, &ctx).await.into_response();
     }
     let realism = shared.realism();
     let is_write = !ctx.is_read();
@@ -774,46 +789,4 @@ fn authenticate(shared: &Shared, ctx: &Ctx, aud: Audience) -> Result<Caller, Rep
             shared.base_url, shared.tenant_id
         ),
     ))
-}
-
-async fn control(shared: &Shared, ctx: &Ctx) -> Reply {
-    let rest: Vec<&str> = ctx.segs.iter().skip(1).map(String::as_str).collect();
-    match (ctx.method.as_str(), rest.as_slice()) {
-        ("GET", ["realism"]) => Reply::json(200, serde_json::to_value(shared.realism()).unwrap_or(Value::Null)),
-        ("PUT", ["realism"]) => match serde_json::from_slice::<Realism>(&ctx.body) {
-            Ok(r) => {
-                if let Some(seed) = r.seed {
-                    *lock(&shared.rng) = Rng::new(Some(seed));
-                }
-                *lock(&shared.realism) = r.clone();
-                Reply::json(200, serde_json::to_value(r).unwrap_or(Value::Null))
-            }
-            Err(e) => Reply::arm_error(400, "InvalidRequestContent", format!("invalid realism: {e}")),
-        },
-        ("GET", ["stats"]) => Reply::json(200, shared.stats.to_json()),
-        ("POST", ["stats", "reset"]) => {
-            shared.stats.reset();
-            Reply::empty(204)
-        }
-        ("GET", ["state"]) => {
-            let yaml = shared.state.lock().await.to_yaml();
-            Reply { status: 200, headers: Vec::new(), body: ReplyBody::Text("application/yaml", yaml), key_order: None }
-        }
-        ("PUT", ["state"]) => {
-            let text = String::from_utf8_lossy(&ctx.body);
-            match Tenant::from_yaml(&text, "request body") {
-                Ok(mut t) => {
-                    t.tenant_id.clone_from(&shared.tenant_id);
-                    t.normalize();
-                    let mut state = shared.state.lock().await;
-                    *state = t;
-                    shared.state_changed();
-                    shared.persist(&state).await;
-                    Reply::empty(204)
-                }
-                Err(e) => Reply::arm_error(400, "InvalidRequestContent", e.to_string()),
-            }
-        }
-        _ => Reply::arm_error(404, "NotFound", format!("unknown control endpoint `{}`", ctx.path)),
-    }
 }

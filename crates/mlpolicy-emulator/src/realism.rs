@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 /// Runtime behaviour switches, settable at start and through `PUT /_emulator/realism`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Realism {
     /// Added latency per request, in milliseconds.
     pub latency_ms: u64,
@@ -91,7 +91,40 @@ impl Profile {
     }
 }
 
+/// The largest added latency, replication delay and list page a realism may ask for.
+pub const MAX_LATENCY_MS: u64 = 60_000;
+/// See [`MAX_LATENCY_MS`].
+pub const MAX_REPLICATION_DELAY_MS: u64 = 3_600_000;
+/// See [`MAX_LATENCY_MS`].
+pub const MAX_PAGE_SIZE: usize = 10_000;
+
+/// `Ok` when `rate` is a probability.
+fn rate(name: &str, rate: f64) -> Result<(), String> {
+    if (0.0..=1.0).contains(&rate) { Ok(()) } else { Err(format!("`{name}` must be between 0 and 1, not {rate}")) }
+}
+
+fn at_most(name: &str, value: u64, max: u64, unit: &str) -> Result<(), String> {
+    if value <= max { Ok(()) } else { Err(format!("`{name}` must be at most {max}{unit}, not {value}")) }
+}
+
 impl Realism {
+    /// Refuses values no test of a real tenant needs and that would make the emulator hang,
+    /// fail every request or answer absurd pages: rates outside 0..=1, latency over 60 s,
+    /// a replication delay over an hour, a page over 10,000 items, and bad throttle buckets.
+    pub fn validate(&self) -> Result<(), String> {
+        rate("fault_rate", self.fault_rate)?;
+        rate("drop_rate", self.drop_rate)?;
+        at_most("latency_ms", self.latency_ms, MAX_LATENCY_MS, " ms")?;
+        at_most("replication_delay_ms", self.replication_delay_ms, MAX_REPLICATION_DELAY_MS, " ms")?;
+        at_most("page_size", u64::try_from(self.page_size).unwrap_or(u64::MAX), 10_000, "")?;
+        at_most("token_lifetime_s", self.token_lifetime_s, 86_400, " s")?;
+        at_most("lro_polls", u64::from(self.lro_polls), 1_000, "")?;
+        if let Some(t) = &self.throttle {
+            t.validate()?;
+        }
+        Ok(())
+    }
+
     /// Effective page size.
     pub fn page(&self) -> usize {
         if self.page_size == 0 { 100 } else { self.page_size }
@@ -105,7 +138,7 @@ impl Realism {
 
 /// Token-bucket parameters, Azure's by default.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Throttle {
     /// ARM read bucket size per subscription.
     pub arm_read_capacity: u32,
@@ -137,6 +170,31 @@ impl Default for Throttle {
     }
 }
 
+impl Throttle {
+    /// Bucket sizes 1 to 1,000,000, refills 0 to 1,000,000 per second, `random_rate` 0 to 1.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, cap) in [
+            ("arm_read_capacity", self.arm_read_capacity),
+            ("arm_write_capacity", self.arm_write_capacity),
+            ("graph_capacity", self.graph_capacity),
+        ] {
+            if !(1..=1_000_000).contains(&cap) {
+                return Err(format!("`throttle.{name}` must be 1 to 1000000, not {cap}"));
+            }
+        }
+        for (name, refill) in [
+            ("arm_read_refill", self.arm_read_refill),
+            ("arm_write_refill", self.arm_write_refill),
+            ("graph_refill", self.graph_refill),
+        ] {
+            if !(0.0..=1_000_000.0).contains(&refill) {
+                return Err(format!("`throttle.{name}` must be 0 to 1000000 per second, not {refill}"));
+            }
+        }
+        rate("throttle.random_rate", self.random_rate)
+    }
+}
+
 impl std::str::FromStr for Throttle {
     type Err = String;
 
@@ -163,6 +221,7 @@ impl std::str::FromStr for Throttle {
                 other => return Err(format!("unknown throttle key `{other}`")),
             }
         }
+        t.validate()?;
         Ok(t)
     }
 }
@@ -406,6 +465,43 @@ mod tests {
         assert!((t.random_rate - 0.1).abs() < 1e-9);
         assert_eq!("azure".parse::<Throttle>().unwrap(), Throttle::default());
         assert!("nope=1".parse::<Throttle>().is_err());
+    }
+
+    #[test]
+    fn realism_out_of_range_is_refused_by_name() {
+        assert_eq!(Realism::default().validate(), Ok(()));
+        assert_eq!(Profile::Azure.realism().validate(), Ok(()));
+        for (r, field) in [
+            (Realism { fault_rate: 1.5, ..Realism::default() }, "`fault_rate`"),
+            (Realism { drop_rate: -0.1, ..Realism::default() }, "`drop_rate`"),
+            (Realism { fault_rate: f64::NAN, ..Realism::default() }, "`fault_rate`"),
+            (Realism { latency_ms: 60_001, ..Realism::default() }, "`latency_ms`"),
+            (Realism { page_size: 10_001, ..Realism::default() }, "`page_size`"),
+            (Realism { replication_delay_ms: u64::MAX, ..Realism::default() }, "`replication_delay_ms`"),
+            (
+                Realism {
+                    throttle: Some(Throttle { arm_read_capacity: 0, ..Throttle::default() }),
+                    ..Realism::default()
+                },
+                "`throttle.arm_read_capacity`",
+            ),
+            (
+                Realism {
+                    throttle: Some(Throttle { graph_refill: -1.0, ..Throttle::default() }),
+                    ..Realism::default()
+                },
+                "`throttle.graph_refill`",
+            ),
+            (
+                Realism { throttle: Some(Throttle { random_rate: 2.0, ..Throttle::default() }), ..Realism::default() },
+                "`throttle.random_rate`",
+            ),
+        ] {
+            let e = r.validate().unwrap_err();
+            assert!(e.contains(field), "{e}");
+        }
+        assert!("random=1.5".parse::<Throttle>().unwrap_err().contains("random_rate"));
+        assert!("read=0/1".parse::<Throttle>().unwrap_err().contains("arm_read_capacity"));
     }
 
     #[test]

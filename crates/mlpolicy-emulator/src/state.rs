@@ -25,7 +25,7 @@ pub fn stable_id(kind: &str, key: &str) -> String {
 
 /// The whole emulated tenant.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Tenant {
     /// Directory (tenant) id; the `--tenant` flag overrides it.
     pub tenant_id: String,
@@ -92,7 +92,7 @@ impl std::fmt::Debug for DirectoryIndex {
 
 /// A subscription.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Subscription {
     /// Subscription GUID; minted from `display_name` when absent in a seed.
     pub id: String,
@@ -102,7 +102,7 @@ pub struct Subscription {
 
 /// A resource group.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ResourceGroup {
     /// Subscription id.
     pub subscription: String,
@@ -144,7 +144,7 @@ pub struct CustomRole {
 
 /// An Azure ML workspace.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Workspace {
     /// Subscription id.
     pub subscription: String,
@@ -199,7 +199,7 @@ pub struct SystemData {
 
 /// A user-assigned managed identity.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Identity {
     /// Subscription id.
     pub subscription: String,
@@ -231,7 +231,7 @@ impl Identity {
 
 /// A federated identity credential on a user-assigned identity.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct FederatedCredential {
     /// Full id of the parent identity (a bare identity name is accepted in seeds).
     pub identity: String,
@@ -247,7 +247,7 @@ pub struct FederatedCredential {
 
 /// A role assignment.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct RoleAssignment {
     /// The assignment GUID (minted from scope, principal and role when absent in a seed).
     pub name: String,
@@ -280,7 +280,7 @@ pub struct RoleAssignment {
 
 /// A directory user.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct User {
     /// Object id (minted from the UPN when absent).
     pub id: String,
@@ -296,7 +296,7 @@ pub struct User {
 
 /// A directory group.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Group {
     /// Object id (minted from `unique_name` or `display_name` when absent).
     pub id: String,
@@ -324,7 +324,7 @@ pub struct Group {
 
 /// A service principal.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServicePrincipal {
     /// Object id.
     pub id: String,
@@ -344,7 +344,7 @@ pub struct ServicePrincipal {
 
 /// An app registration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Application {
     /// Object id.
     pub id: String,
@@ -367,7 +367,7 @@ pub struct Application {
 
 /// A client secret of an app registration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct PasswordCredential {
     /// Key id.
     pub key_id: String,
@@ -400,6 +400,18 @@ pub enum StateError {
         /// The parser's message.
         message: String,
     },
+    /// Another emulator still holds the state file after the wait.
+    #[error(
+        "the emulator state `{path}` is still in use by another emulator ({holder}) after waiting {waited}; let that command finish first (the wait is `--lock-timeout` for `mlpolicy emulator`, `MLPOLICY_EMULATOR_LOCK_TIMEOUT` for `--emulator` commands)"
+    )]
+    Locked {
+        /// The state file.
+        path: String,
+        /// `pid N`, or `another process`.
+        holder: String,
+        /// How long this process waited, e.g. `2m`.
+        waited: String,
+    },
 }
 
 /// The kind of a directory object.
@@ -428,12 +440,19 @@ impl ObjectKind {
 }
 
 impl Tenant {
-    /// Parses YAML (state or seed format).
+    /// Parses YAML (state or seed format), strictly: an unknown key, a value of the wrong type
+    /// or a YAML tag is an error with its line and column, and an empty document (nothing but
+    /// whitespace and comments, or `null`) is refused: an empty tenant is written `{}`.
     pub fn from_yaml(text: &str, path: &str) -> Result<Tenant, StateError> {
-        if text.trim().is_empty() {
-            return Ok(Tenant::default());
+        let err = |message: String| StateError::Yaml { path: path.to_owned(), message };
+        if let Some(tag) = crate::strict::find_tag(text) {
+            return Err(err(tag));
         }
-        serde_norway::from_str(text).map_err(|e| StateError::Yaml { path: path.to_owned(), message: e.to_string() })
+        match serde_norway::from_str::<Option<Tenant>>(text) {
+            Ok(Some(t)) => Ok(t),
+            Ok(None) => Err(err("the document is empty; an empty tenant is written `{}`".to_owned())),
+            Err(e) => Err(err(e.to_string())),
+        }
     }
 
     /// Serializes to YAML.
@@ -448,7 +467,9 @@ impl Tenant {
         Tenant::from_yaml(&text, &shown)
     }
 
-    /// Saves atomically: write `FILE.tmp`, then rename over `FILE`.
+    /// Saves atomically: write `FILE.tmp`, then rename over `FILE`, so that a reader sees the
+    /// old state or the new one, never half of one. Two processes never save the same file
+    /// at once: each holds the file's lock (see [`crate::lock`]) while it runs.
     pub async fn save(&self, path: &Path) -> Result<(), StateError> {
         let text = self.to_yaml();
         let mut tmp = path.as_os_str().to_owned();
@@ -888,5 +909,36 @@ role_assignments:
     #[test]
     fn bad_yaml_is_an_error() {
         assert!(Tenant::from_yaml("users: 3", "x").is_err());
+    }
+
+    fn refused(text: &str) -> String {
+        match Tenant::from_yaml(text, "seed.yaml") {
+            Ok(t) => panic!("{text:?} was accepted: {t:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn unknown_keys_wrong_types_tags_and_empty_documents_are_refused_with_a_line() {
+        let e = refused("users:\n  - user_principal_name: a@b.c\n    upn: a@b.c\n");
+        assert!(e.contains("unknown field `upn`") && e.contains("line 3 column 5"), "{e}");
+        let e = refused("tenant_id: x\nsubscriptionz: []\n");
+        assert!(e.contains("unknown field `subscriptionz`") && e.contains("line 2"), "{e}");
+        let e = refused("groups:\n  - display_name: g\n    security_enabled: maybe\n");
+        assert!(e.contains("expected a boolean") && e.contains("line 3"), "{e}");
+        let e = refused(
+            "applications:\n  - display_name: a\n    password_credentials:\n      - secret_text: !!binary czNjcmV0\n",
+        );
+        assert!(e.contains("line 4 column 22") && e.contains("`!!binary`"), "{e}");
+        let e = refused("users: !!python/object/apply:os.system [ls]\n");
+        assert!(e.contains("line 1") && e.contains("!!python/object/apply:os.system"), "{e}");
+        for empty in ["", "  \n", "# only a comment\n", "~\n", "null\n"] {
+            let e = refused(empty);
+            assert!(e.contains("empty") && e.contains("`{}`"), "{empty:?}: {e}");
+        }
+        assert_eq!(Tenant::from_yaml("{}", "x").unwrap(), Tenant::default());
+        // A seed's aliases for role assignments stay accepted.
+        let t = Tenant::from_yaml("role_assignments:\n  - {scope: /, role: Reader, principal: a}\n", "x").unwrap();
+        assert_eq!(t.role_assignments[0].role_definition_id, "Reader");
     }
 }

@@ -1,7 +1,9 @@
 //! How a command reaches Azure: the cloud and tenant of `mlpolicy.yaml` with a credential from
 //! the environment, or — with `--emulator` — an in-process emulator on a free loopback port whose
 //! state lives in `.mlpolicy/emulator.yaml` under the configuration directory, seeded from
-//! `emulator-seed.yaml` there. Both are the same client over real HTTP.
+//! `emulator-seed.yaml` there. Both are the same client over real HTTP. The emulator locks its
+//! state for the whole command, so a second `--emulator` command on the same directory waits
+//! for the first (up to `MLPOLICY_EMULATOR_LOCK_TIMEOUT`, default 2m) and sees its writes.
 //! Codes: E0601 (cannot connect).
 
 use std::path::Path;
@@ -99,6 +101,8 @@ pub async fn connect(dir: &Path, settings: &Settings, opts: &ConnectOptions) -> 
             seed_file,
             tenant: settings.tenant.clone().unwrap_or_default(),
             realism: opts.emulator_profile.realism(),
+            lock_timeout: duration_env("MLPOLICY_EMULATOR_LOCK_TIMEOUT")?
+                .unwrap_or(mlpolicy_emulator::DEFAULT_LOCK_TIMEOUT),
             ..EmulatorConfig::default()
         };
         let emulator = Emulator::start(cfg).await.map_err(|e| fail(format!("cannot start the emulator: {e}")))?;

@@ -3,5 +3,6 @@
 
 pub mod cli;
 pub mod connect;
+pub mod fuzz;
 pub mod publish;
 pub mod render;

@@ -164,7 +164,7 @@ async fn add_extras(state: &Path) {
         ..Default::default()
     });
     let status = reqwest::Client::new()
-        .put(format!("{}/_emulator/state", emu.base_url()))
+        .put(format!("{}/_emulator/state?replace=true", emu.base_url()))
         .body(serde_norway::to_string(&t).unwrap())
         .send()
         .await

@@ -7,6 +7,7 @@ mod azure;
 mod ci_templates;
 mod cli;
 mod codes;
+mod concurrency;
 mod docs_examples;
 mod examples;
 mod export;

@@ -98,7 +98,7 @@ fn locate_in(text: &str, from: usize, to: usize, key: &str) -> Option<(usize, us
     }
     let region = &text[from..to];
     let mut search = 0;
-    while let Some(i) = region[search..].find(key) {
+    while let Some(i) = region.get(search..).and_then(|r| r.find(key)) {
         let at = from + search + i;
         let quoted = at > from && matches!(text.as_bytes()[at - 1], b'"' | b'\'');
         let start = if quoted { at - 1 } else { at };
@@ -107,7 +107,11 @@ fn locate_in(text: &str, from: usize, to: usize, key: &str) -> Option<(usize, us
         {
             return Some((start, end));
         }
-        search += i + key.len().max(1);
+        // An empty key (YAML's `: value`, or a tagged empty scalar) matches everywhere: step
+        // over one whole character, and stop past the end.
+        let step =
+            if key.is_empty() { region[search + i..].chars().next().map_or(1, char::len_utf8) } else { key.len() };
+        search += i + step;
     }
     None
 }
@@ -158,4 +162,23 @@ pub(super) fn scalar_after_key(text: &str, key_end: usize) -> Option<(usize, usi
     };
     let start = value_start + lead;
     Some((start, start + value[..end_in_value].trim_end().len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::locate_key;
+
+    /// Found by fuzzing (docs/fuzzing.md): an empty key searched in flow style stepped past
+    /// the end of the text, or into the middle of a character.
+    #[test]
+    fn an_empty_key_is_searched_without_leaving_the_text() {
+        for text in ["!!binary : subscriptions:{", ": {", "{é", "a: {x: 1}\né", "{, : é}"] {
+            let found = locate_key(text, &[""]);
+            if let Some((start, end)) = found {
+                assert!(start <= end && end <= text.len() && text.is_char_boundary(start), "{text:?}: {found:?}");
+            }
+            let _ = locate_key(text, &["subscriptions", ""]);
+        }
+        assert_eq!(locate_key("{a: 1, : 2}", &[""]), Some((6, 6)));
+    }
 }

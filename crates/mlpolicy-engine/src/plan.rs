@@ -296,6 +296,29 @@ pub struct Plan {
     pub fingerprints: Fingerprints,
 }
 
+#[cfg(test)]
+impl Change {
+    /// A bare change for tests: no attributes, no live facts, no dependencies.
+    pub(crate) fn for_test(address: &str, kind: ObjectKind, azure_id: &str, action: Action) -> Change {
+        Change {
+            address: address.into(),
+            kind,
+            azure_id: azure_id.into(),
+            display: address.into(),
+            action,
+            reason: None,
+            before: None,
+            after: None,
+            changes: vec![],
+            blast_radius: vec![],
+            desired: None,
+            live_ref: LiveRef::default(),
+            depends_on: None,
+            moved_from: None,
+        }
+    }
+}
+
 impl Plan {
     /// Changes that do something (no-ops and adoptions left out).
     pub fn actions(&self) -> impl Iterator<Item = &Change> {

@@ -137,7 +137,6 @@ impl Audit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::LiveRef;
 
     /// Accepts `room` bytes, then fails as a full disk does.
     struct Disk {
@@ -160,22 +159,7 @@ mod tests {
     }
 
     fn change(address: &str) -> Change {
-        Change {
-            address: address.into(),
-            kind: crate::plan::ObjectKind::Group,
-            azure_id: "u".into(),
-            display: address.into(),
-            action: Action::Create,
-            reason: None,
-            before: None,
-            after: None,
-            changes: vec![],
-            blast_radius: vec![],
-            desired: None,
-            live_ref: LiveRef::default(),
-            depends_on: None,
-            moved_from: None,
-        }
+        Change::for_test(address, crate::plan::ObjectKind::Group, "u", Action::Create)
     }
 
     fn disk(room: usize) -> (Box<dyn Write + Send>, std::sync::Arc<std::sync::Mutex<Vec<u8>>>) {

@@ -404,22 +404,7 @@ mod tests {
     use super::*;
 
     fn change(address: &str, kind: ObjectKind, id: &str, action: Action) -> Change {
-        Change {
-            address: address.into(),
-            kind,
-            azure_id: id.into(),
-            display: address.into(),
-            action,
-            reason: None,
-            before: None,
-            after: None,
-            changes: vec![],
-            blast_radius: vec![],
-            desired: None,
-            live_ref: crate::plan::LiveRef::default(),
-            depends_on: None,
-            moved_from: None,
-        }
+        Change::for_test(address, kind, id, action)
     }
 
     /// The order operations start in when one runs at a time.

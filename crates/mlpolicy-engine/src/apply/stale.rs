@@ -228,22 +228,7 @@ mod tests {
     }
 
     fn change(address: &str, kind: ObjectKind, azure_id: &str) -> Change {
-        Change {
-            address: address.into(),
-            kind,
-            azure_id: azure_id.into(),
-            display: address.into(),
-            action: Action::Create,
-            reason: None,
-            before: None,
-            after: None,
-            changes: vec![],
-            blast_radius: vec![],
-            desired: None,
-            live_ref: LiveRef::default(),
-            depends_on: None,
-            moved_from: None,
-        }
+        Change::for_test(address, kind, azure_id, Action::Create)
     }
 
     fn grant(principal_id: Option<&str>) -> Change {
